@@ -1,0 +1,24 @@
+"""Lowercase, unpadded RFC 4648 base32: case-insensitive and safe in URLs, DNS and shells."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+
+def b32encode(data: bytes) -> str:
+    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
+
+
+def b32decode(text: str) -> bytes:
+    """Decode; raises ValueError on any character outside the alphabet or a bad length."""
+    s = text.strip().upper()
+    if not s.isascii():
+        raise ValueError("non-ASCII character")
+    pad = (-len(s)) % 8
+    if pad in (1, 3, 6):
+        raise ValueError("impossible length")
+    try:
+        return base64.b32decode(s + "=" * pad)
+    except binascii.Error as e:
+        raise ValueError(str(e)) from e

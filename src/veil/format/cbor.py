@@ -1,0 +1,65 @@
+"""Canonical CBOR (RFC 8949 §4.2.1 core deterministic encoding) with a strict, bounded decoder.
+
+Only these types exist on the wire: int, bytes, str, bool, None, list, dict (keys str or int).
+Decoding checks the size bound first, rejects tags, floats and indefinite lengths, and
+re-encodes to prove the input was canonical, so one value has exactly one encoding and
+hashes/signatures over encodings are unambiguous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from veil.errors import IntegrityError
+
+Value = Any  # int | bytes | str | bool | None | list[Value] | dict[str | int, Value]
+
+MAX_DEPTH = 16
+
+
+def encode(value: Value) -> bytes:
+    """The canonical encoding of ``value`` (which must use only the wire types)."""
+    _check_types(value, 0)
+    return bytes(cbor2.dumps(value, canonical=True))
+
+
+def decode(data: bytes | bytearray | memoryview, max_size: int) -> Value:
+    """Decode canonical CBOR of at most ``max_size`` bytes, or raise IntegrityError."""
+    if len(data) > max_size:
+        raise IntegrityError(f"encoded object is {len(data)} bytes, over the {max_size}-byte limit")
+    raw = bytes(data)
+    try:
+        value = cbor2.loads(raw)
+    except Exception as e:  # cbor2 raises several unrelated types on bad input
+        raise IntegrityError("malformed CBOR") from e
+    try:
+        _check_types(value, 0)
+    except ValueError as e:
+        raise IntegrityError(f"malformed CBOR: {e}") from e
+    if cbor2.dumps(value, canonical=True) != raw:
+        raise IntegrityError("CBOR is not in canonical form")
+    return value
+
+
+def _check_types(value: Value, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    if value is None or isinstance(value, bool | str | bytes):
+        return
+    if isinstance(value, int):
+        if not -(2**64) <= value < 2**64:
+            raise ValueError("integer out of range")
+        return
+    if isinstance(value, list):
+        for v in value:
+            _check_types(v, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, bool) or not isinstance(k, str | int):
+                raise ValueError("map keys must be strings or integers")
+            _check_types(v, depth + 1)
+        return
+    raise ValueError(f"type {type(value).__name__} is not allowed")

@@ -1,0 +1,182 @@
+"""Pinned HTTPS client for talking to nodes: keep-alive connection pool per peer, bounded reads.
+
+Wire errors become VeilErrors here, so callers above never see sockets, ssl or http.client.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from veil.errors import (
+    IntegrityError,
+    LedgerError,
+    NotFoundError,
+    PaymentRequiredError,
+    RemoteError,
+    StorageFullError,
+    UnavailableError,
+    VeilError,
+)
+from veil.format import cbor
+from veil.net.tls import check_pin, client_context
+
+DEFAULT_TIMEOUT = 30.0
+MAX_SMALL_RESPONSE = 4 << 20
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def cbor(self, max_size: int = MAX_SMALL_RESPONSE) -> Any:
+        return cbor.decode(self.body, max_size)
+
+
+class NodeUnreachable(UnavailableError):
+    """A node could not be reached (refused, timed out, or the connection broke)."""
+
+
+class _Conn(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, pin: bytes | None, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=client_context())
+        self.pin = pin
+        self.peer_id: bytes | None = None
+
+    def connect(self) -> None:
+        super().connect()
+        assert isinstance(self.sock, ssl.SSLSocket)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.peer_id = check_pin(self.sock, self.pin, f"{self.host}:{self.port}")
+
+
+def raise_for_reply(status: int, body: bytes, where: str) -> None:
+    """Translate an error reply into the matching VeilError."""
+    code, message = "error", f"HTTP {status}"
+    try:
+        v = cbor.decode(body, 64 * 1024)
+        if isinstance(v, dict):
+            code = str(v.get("error", code))[:64]
+            message = str(v.get("message", message))[:500]
+    except VeilError:
+        pass
+    text = f"{where}: {message}"
+    if status == 404:
+        raise NotFoundError(text)
+    if status == 507:
+        raise StorageFullError(text)
+    if status == 402:
+        raise PaymentRequiredError(text)
+    if status == 400 and code not in ("bad_request", "error", "too_large"):
+        raise LedgerError(text, code)
+    raise RemoteError(f"{text} ({code})")
+
+
+class PeerClient:
+    """Requests to one node, pinned to its node id (or learning it when ``node_id`` is None)."""
+
+    def __init__(self, host: str, port: int, node_id: bytes | None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.host = host
+        self.port = port
+        self.node_id = node_id
+        self.timeout = timeout
+        self._idle: list[_Conn] = []
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"node {self.host}:{self.port}"
+
+    def _get(self) -> _Conn:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _Conn(self.host, self.port, self.node_id, self.timeout)
+
+    def _put(self, c: _Conn) -> None:
+        with self._lock:
+            if len(self._idle) < 8:
+                self._idle.append(c)
+                return
+        c.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._idle:
+                c.close()
+            self._idle.clear()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | memoryview | None = None,
+        headers: dict[str, str] | None = None,
+        max_response: int = MAX_SMALL_RESPONSE,
+        into: memoryview | None = None,
+        check: bool = True,
+    ) -> Reply:
+        """One request. With ``into``, a 200 body is read straight into that buffer (it must fit)."""
+        conn = self._get()
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            length = resp.getheader("Content-Length")
+            n = int(length) if length and length.isdigit() else -1
+            if n < 0:
+                raise RemoteError(f"{self.where}: reply without Content-Length")
+            if resp.status == 200 and into is not None:
+                if n > len(into):
+                    raise RemoteError(f"{self.where}: reply of {n} bytes is larger than expected")
+                got = 0
+                while got < n:
+                    r = resp.readinto(into[got:n])
+                    if not r:
+                        raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+                    got += r
+                data = b""
+            else:
+                if n > max_response:
+                    raise RemoteError(f"{self.where}: reply of {n} bytes exceeds the {max_response}-byte limit")
+                data = resp.read(n)
+                if len(data) != n:
+                    raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+            reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+            if resp.will_close:
+                conn.close()
+            else:
+                self._put(conn)
+                conn = None  # type: ignore[assignment]
+        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError, http.client.HTTPException, OSError) as e:
+            raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {e}") from e
+        except IntegrityError:
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+        if check and reply.status >= 300:
+            raise_for_reply(reply.status, reply.body, self.where)
+        return reply
+
+    def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE) -> Any:
+        """A CBOR request/response round trip."""
+        body = cbor.encode(value) if value is not None else None
+        hdrs = {"Content-Type": "application/cbor"} if body is not None else {}
+        return self.request(method, path, body, hdrs, max_response).cbor(max_response)
+
+    def learn_node_id(self) -> bytes:
+        """Connect once and return the node id the peer proved (for bootstrap by address only)."""
+        conn = _Conn(self.host, self.port, self.node_id, self.timeout)
+        try:
+            conn.connect()
+        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError, OSError) as e:
+            raise NodeUnreachable(f"{self.where} unreachable: {e}") from e
+        assert conn.peer_id is not None
+        self._put(conn)
+        return conn.peer_id

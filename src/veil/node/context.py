@@ -1,0 +1,37 @@
+"""What every role of a node can see: its data dir, identity, address and configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from veil.crypto.sign import SigningKey
+from veil.net.server import Router
+
+
+@dataclass
+class NodeContext:
+    data_dir: Path
+    key: SigningKey
+    host: str
+    port: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def node_id(self) -> bytes:
+        from veil.crypto.sign import node_id
+
+        return node_id(self.key.public_key)
+
+
+class Role(Protocol):
+    name: str
+
+    def attach(self, ctx: NodeContext, router: Router) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...

@@ -16,7 +16,7 @@ def b32decode(text: str) -> bytes:
     if not s.isascii():
         raise ValueError("non-ASCII character")
     pad = (-len(s)) % 8
-    if pad in (1, 3, 6):
+    if pad in (2, 5, 7):
         raise ValueError("impossible length")
     try:
         return base64.b32decode(s + "=" * pad)

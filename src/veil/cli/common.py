@@ -1,0 +1,70 @@
+"""Shared CLI plumbing: network option, progress bars, size parsing, logging set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from veil.client.network import Network, load_network
+from veil.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+err_console = Console(stderr=True)
+
+
+def network_option(f: F) -> F:
+    return click.option(
+        "--network", "network_path", type=click.Path(path_type=Path), default=None,
+        help="Network file listing the nodes (default: $VEIL_NETWORK, else $VEIL_HOME/devnet/network.json).",
+    )(f)
+
+
+def open_network(path: Path | None) -> Network:
+    return load_network(path)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    ) as p:
+        task = p.add_task(label, total=total)
+        yield lambda n: p.advance(task, n)
+
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower().replace(" ", "")
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = t[len(num):]
+    if not num.isdigit() or unit not in _UNITS:
+        raise UsageError(f"bad size {text!r} (examples: 500MB, 2GiB, 1048576)")
+    return int(num) * _UNITS[unit]
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")

@@ -1,0 +1,58 @@
+"""`veil devnet up|down|status`: a local network of node processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from veil.devnet.manager import Devnet
+
+from .common import human
+
+
+def _dir_option(f):  # type: ignore[no-untyped-def]
+    return click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Devnet directory (default: $VEIL_DEVNET, else $VEIL_HOME/devnet).")(f)
+
+
+@click.group()
+def devnet() -> None:
+    """A local Veil network on 127.0.0.1 (real node processes over TLS)."""
+
+
+@devnet.command()
+@click.option("--nodes", default=10, show_default=True, help="Storage nodes to create (for a new devnet).")
+@click.option("--capacity", default=None, help="Per-node capacity for new nodes (e.g. 1GB).")
+@_dir_option
+def up(nodes: int, capacity: str | None, root: Path | None) -> None:
+    """Start the devnet; an existing one restarts with all its data."""
+    d = Devnet(root)
+    args = ["--capacity", capacity] if capacity else []
+    net, started = d.up(nodes, ["storage"], args)
+    click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
+    click.echo(f"network file: {d.network_path}")
+
+
+@devnet.command()
+@_dir_option
+def down(root: Path | None) -> None:
+    """Stop every node of the devnet (data is kept)."""
+    stopped = Devnet(root).down()
+    click.echo(f"devnet: stopped {len(stopped)} nodes")
+
+
+@devnet.command()
+@_dir_option
+def status(root: Path | None) -> None:
+    """List the nodes with their health and the space they hold."""
+    rows = Devnet(root).status()
+    for r in rows:
+        st = r.get("roles_status", {}).get("storage", {})
+        space = f"{st.get('shares', 0)} shares, {human(st.get('used', 0))}" if st else ""
+        click.echo(f"{r['name']:<10} {r['addr']:<17} {r.get('node_id', '?')[:16]:<17} {r['health']:<8} {space}")
+    up_count = sum(1 for r in rows if r["health"] == "up")
+    click.echo(f"{up_count} of {len(rows)} nodes up")
+
+
+commands = [devnet]

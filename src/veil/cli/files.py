@@ -1,0 +1,129 @@
+"""`veil put`, `veil get`, `veil info`, `veil check`: files in and out of the network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from veil.client import check as check_mod
+from veil.client.download import download, open_file
+from veil.client.output import AtomicOutput
+from veil.client.upload import upload_path
+from veil.errors import UsageError
+from veil.format.caps import parse_read_cap, parse_verify_cap
+
+from .common import human, network_option, open_network, progress_bar
+
+
+def _warn(lines: list[str]) -> None:
+    for w in lines:
+        click.echo(f"veil: warning: {w}", err=True)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read the file.")
+@click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made.")
+@click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the read cap.")
+@network_option
+def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, network_path: Path | None) -> None:
+    """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file")
+    net = open_network(network_path)
+    size = file.stat().st_size
+    with progress_bar(f"uploading {file.name}", size, quiet) as bar:
+        res = upload_path(net, str(file), progress=bar, k=k, n=n, happy=happy)
+    _warn(res.warnings)
+    if quiet:
+        click.echo(res.cap.to_string())
+        return
+    click.echo(f"read cap:   {res.cap.to_string()}")
+    click.echo(f"verify cap: {res.cap.verify_cap().to_string()}")
+    click.echo(f"link:       {res.cap.link(net.gateway)}")
+
+
+def _parse_range(text: str) -> tuple[int, int]:
+    a, sep, b = text.partition("-")
+    if not sep or not a.isdigit() or (b and not b.isdigit()):
+        raise UsageError(f"bad range {text!r}: use START-END (bytes, END exclusive; END may be left out)")
+    return int(a), int(b) if b else 2**62
+
+
+@click.command()
+@click.argument("cap")
+@click.option("-o", "--output", default=None, help="Where to write ('-' for stdout; default: the file's name).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--range", "byte_range", default=None, help="Fetch only bytes START-END (END exclusive).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@network_option
+def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, network_path: Path | None) -> None:
+    """Download, verify and decrypt the file behind CAP (a read cap or share link)."""
+    rc = parse_read_cap(cap)
+    rng = _parse_range(byte_range) if byte_range else None
+    net = open_network(network_path)
+    meta: dict[str, Any] = {}
+    if output is None:
+        _, meta = open_file(net, rc)
+        output = os.path.basename(str(meta["name"])) or "veil-download"
+        if output in (".", ".."):
+            output = "veil-download"
+    sink = AtomicOutput(output, force)
+    with sink as f, progress_bar("downloading", 0, quiet or output == "-") as bar:
+        res = download(net, rc, f, rng, progress=bar)
+    _warn(res.warnings)
+    if not quiet and output != "-":
+        click.echo(f"{output}: {human(res.written)} ({res.meta['type']}) verified and decrypted", err=True)
+
+
+@click.command()
+@click.argument("cap")
+@network_option
+def info(cap: str, network_path: Path | None) -> None:
+    """Show a file's name, size, type, parameters and share locations, without downloading it."""
+    rc = parse_read_cap(cap)
+    net = open_network(network_path)
+    loc, meta = open_file(net, rc)
+    m = loc.manifest
+    click.echo(f"name:        {meta['name']}")
+    click.echo(f"size:        {meta['size']} bytes ({human(meta['size'])})")
+    click.echo(f"type:        {meta['type']}")
+    click.echo(f"encoding:    {m.k}-of-{m.n} ({m.codec}), happy {m.happy}, {m.nseg} segments of {m.segsize} bytes")
+    click.echo(f"storage idx: {m.si.hex()}")
+    click.echo(f"verify cap:  {rc.verify_cap().to_string()}")
+    click.echo(f"shares:      {len(loc.holders)} of {m.n} found on {loc.asked} nodes asked")
+    for shnum in sorted(loc.holders):
+        click.echo(f"  share {shnum:>3}: " + ", ".join(n.label for n in loc.holders[shnum]))
+    for u in loc.unreachable:
+        click.echo(f"  unreachable: {u}")
+
+
+@click.command()
+@click.argument("verifycap")
+@click.option("--full", is_flag=True, help="Verify every block of every share, not a sample.")
+@network_option
+def check(verifycap: str, full: bool, network_path: Path | None) -> None:
+    """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy."""
+    vc = parse_verify_cap(verifycap)
+    net = open_network(network_path)
+    rep = check_mod.check(net, vc, full=full)
+    m = rep.manifest
+    for s in sorted(rep.shares, key=lambda s: s.shnum):
+        click.echo(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}")
+    click.echo(
+        f"healthy: {len(rep.healthy_shares)} of {m.n} shares (k={m.k}); missing: {rep.missing or 'none'}; "
+        f"corrupt: {len(rep.corrupt)}; unreachable nodes: {len(rep.unreachable)}"
+    )
+    if not rep.recoverable:
+        click.echo("veil: error: the file cannot be recovered: fewer than k healthy shares", err=True)
+        sys.exit(5)
+    if not rep.healthy:
+        sys.exit(1)
+
+
+commands = [put, get, info, check]

@@ -1,0 +1,3 @@
+"""Request/response schemas of the node API and their checks. Pure: no I/O.
+Imports from: errors, crypto, erasure, format.
+"""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -10,8 +12,10 @@ from veil.devnet.manager import Devnet
 
 from .common import human
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _dir_option(f):  # type: ignore[no-untyped-def]
+
+def _dir_option(f: F) -> F:
     return click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Devnet directory (default: $VEIL_DEVNET, else $VEIL_HOME/devnet).")(f)
 

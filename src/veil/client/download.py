@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from veil.erasure import Codec
 from veil.errors import IntegrityError, UnavailableError, UsageError, VeilError
-from veil.format.caps import ReadCap
+from veil.format.caps import ReadCap, VerifyCap
 from veil.format.manifest import Manifest
 from veil.format.merkle import verify_range
 from veil.format.segments import SegmentCipher, open_metadata
@@ -135,13 +135,39 @@ def download(
         return DownloadResult(meta, man, 0, warnings)
     s0 = start // man.segsize
     s1 = max(s0, (end - 1) // man.segsize) if end > start else s0
-    written = _Fetcher(net, cap, loc, warnings).run(s0, s1, start, end, out, progress)
+    cipher = SegmentCipher(cap.file_key, man.nseg)
+    pbuf = bytearray(man.segsize)
+    written = 0
+    for seg_index, ct in Fetcher(net, cap.storage_index, loc, warnings).segments(s0, s1):
+        n = cipher.open_into(seg_index, ct, memoryview(pbuf)[: len(ct) - 16])
+        seg_off = seg_index * man.segsize
+        lo = max(start, seg_off) - seg_off
+        hi = min(end, seg_off + n) - seg_off
+        if hi > lo:
+            out.write(memoryview(pbuf)[lo:hi])
+            written += hi - lo
+            progress(hi - lo)
     return DownloadResult(meta, man, written, warnings)
 
 
-class _Fetcher:
-    def __init__(self, net: Network, cap: ReadCap, loc: Located, warnings: list[str]) -> None:
-        self.net, self.cap, self.loc, self.warnings = net, cap, loc, warnings
+def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None = None,
+                     warnings: list[str] | None = None) -> tuple[Located, Iterator[tuple[int, bytes]]]:
+    """Sealed segments s0..s1 of a file, verified against its manifest, with only the verify cap.
+
+    For the gateway (the browser decrypts) and the repairer (it re-encodes, never decrypts).
+    """
+    loc = locate(net, vcap.storage_index, vcap.manifest_hash)
+    last = loc.manifest.nseg - 1 if s1 is None else min(s1, loc.manifest.nseg - 1)
+    if not 0 <= s0 <= last:
+        raise UsageError("segment range outside the file")
+    return loc, Fetcher(net, vcap.storage_index, loc, warnings if warnings is not None else []).segments(s0, last)
+
+
+class Fetcher:
+    """Fetches, verifies and decodes the sealed segments of one located file."""
+
+    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str]) -> None:
+        self.net, self.si, self.loc, self.warnings = net, si, loc, warnings
         self.man = loc.manifest
         self.codec = Codec(self.man.k, self.man.n, self.man.codec)
         self.results: queue.Queue[tuple[Source, Batch, Any]] = queue.Queue()
@@ -151,13 +177,14 @@ class _Fetcher:
         # One source per (share, node); data shares first (systematic code: no decoding math),
         # and each share's first holder before any second holder.
         seen_nodes: set[bytes] = set()
-        first, rest = [], []
+        first: list[tuple[int, NodeInfo]] = []
+        rest: list[tuple[int, NodeInfo]] = []
         for shnum in sorted(loc.holders):
             for j, node in enumerate(loc.holders[shnum]):
                 (first if j == 0 and node.node_id not in seen_nodes else rest).append((shnum, node))
                 seen_nodes.add(node.node_id)
         for shnum, node in first + rest:
-            s = Source(len(self.sources), shnum, node, net.client(node), self.man, cap.storage_index, self.results)
+            s = Source(len(self.sources), shnum, node, net.client(node), self.man, si, self.results)
             self.sources.append(s)
 
     def _alive(self) -> list[Source]:
@@ -191,7 +218,8 @@ class _Fetcher:
         if len(asked_shares) < self.man.k:
             raise self._too_few()
 
-    def run(self, s0: int, s1: int, start: int, end: int, out: BinaryIO, progress: Progress) -> int:
+    def segments(self, s0: int, s1: int) -> Iterator[tuple[int, bytes]]:
+        """Verified sealed segments s0..s1 (inclusive), in order."""
         man = self.man
         if len({s.shnum for s in self.sources}) < man.k:
             raise self._too_few()
@@ -199,10 +227,7 @@ class _Fetcher:
         batches = self.batches = [Batch(i, st, min(per, s1 + 1 - st)) for i, st in enumerate(range(s0, s1 + 1, per))]
         for s in self.sources:
             s.start()
-        cipher = SegmentCipher(self.cap.file_key, man.nseg)
-        pbuf = bytearray(man.segsize)
-        written = 0
-        nxt = 0  # next batch to write
+        nxt = 0  # next batch to hand out
         try:
             while nxt < len(batches):
                 while self.dispatched < len(batches) and self.dispatched < nxt + WINDOW:
@@ -212,21 +237,12 @@ class _Fetcher:
                 while not b.done:
                     self._take_result()
                 assert b.plain is not None
-                for seg_index, ct in zip(range(b.start, b.start + b.count), b.plain, strict=True):
-                    n = cipher.open_into(seg_index, ct, memoryview(pbuf)[: len(ct) - 16])
-                    seg_off = seg_index * man.segsize
-                    lo = max(start, seg_off) - seg_off
-                    hi = min(end, seg_off + n) - seg_off
-                    if hi > lo:
-                        out.write(memoryview(pbuf)[lo:hi])
-                        written += hi - lo
-                        progress(hi - lo)
+                yield from zip(range(b.start, b.start + b.count), b.plain, strict=True)
                 b.plain = None
                 nxt += 1
         finally:
             for s in self.sources:
                 s.tasks.put(None)
-        return written
 
     def _take_result(self) -> None:
         src, b, res = self.results.get()

@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from veil.erasure import CODEC, Codec
 from veil.errors import UnavailableError, UsageError, VeilError
@@ -87,6 +87,157 @@ def _begin(client: PeerClient, req: UploadRequest) -> str:
     return uid
 
 
+class ShareUploader:
+    """Takes sealed segments in order and streams their erasure-coded blocks to the nodes.
+
+    Knows nothing of keys: the CLI feeds it segments it sealed itself, the gateway feeds it
+    segments a browser sealed.
+    """
+
+    def __init__(
+        self, net: Network, si: bytes, size: int, k: int = 3, n: int = 10, happy: int | None = None,
+        segment_size: int = SEGMENT_SIZE,
+    ) -> None:
+        if not 1 <= k <= n <= 255:
+            raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
+        self.happy = min(n, max(k, happy if happy is not None else min(n, k + 4)))
+        self.net, self.si, self.size, self.k, self.n, self.segment_size = net, si, size, k, n, segment_size
+        nodes = net.storage_nodes()
+        if not nodes:
+            raise UnavailableError("the network lists no storage nodes")
+        self.codec = Codec(k, n)
+        self.nseg = segment_count(size, segment_size)
+        self.last_plain = size - segment_size * (self.nseg - 1)
+        self.bsize = self.codec.block_size(segment_size + 16)
+        self.lbsize = self.codec.block_size(self.last_plain + 16)
+        self.senders = self._place([nodes[i] for i in permuted(si, [x.node_id for x in nodes])])
+        self.seg_leaves: list[bytes] = []
+        self.batch_segs = max(1, BATCH_BYTES // self.bsize)
+        self.pending: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in self.senders}
+        self.batch_start = 0
+        self.closed = False
+        for snd in self.senders.values():
+            snd.start()
+
+    def _place(self, order: list[NodeInfo]) -> dict[int, _Sender]:
+        """Share i to the i-th node in rendezvous order; a refusal falls to the next node."""
+        senders: dict[int, _Sender] = {}
+        problems: list[str] = []
+        candidates = list(order)
+        used: list[NodeInfo] = []
+        for shnum in range(self.n):
+            req = UploadRequest(self.si, shnum, self.nseg, self.bsize, self.lbsize)
+            while True:
+                if candidates:
+                    node = candidates.pop(0)
+                elif used:
+                    node = min(used, key=lambda u: sum(1 for s in senders.values() if s.node is u))
+                else:
+                    break
+                try:
+                    uid = _begin(self.net.client(node), req)
+                except VeilError as e:
+                    problems.append(f"{node.label}: {e}")
+                    if node in used:
+                        used.remove(node)
+                    continue
+                senders[shnum] = _Sender(shnum, node, self.net.client(node), uid)
+                if node not in used:
+                    used.append(node)
+                break
+        distinct = {s.node.node_id for s in senders.values()}
+        if len(distinct) < self.happy or len(senders) < self.n:
+            _abort_all(senders.values())
+            detail = "; ".join(problems[-5:])
+            raise UnavailableError(
+                f"could place shares on only {len(distinct)} distinct nodes, {self.happy} needed"
+                + (f" ({detail})" if detail else "")
+            )
+        return senders
+
+    def ciphertext_len(self, index: int) -> int:
+        return (self.segment_size if index < self.nseg - 1 else self.last_plain) + 16
+
+    def add_segment(self, ct: bytes | memoryview) -> None:
+        """Add the next sealed segment (exactly ``ciphertext_len(index)`` bytes)."""
+        i = len(self.seg_leaves)
+        if i >= self.nseg:
+            raise UsageError("more segments than the file size allows")
+        if len(ct) != self.ciphertext_len(i):
+            raise UsageError(f"segment {i} has {len(ct)} bytes, expected {self.ciphertext_len(i)}")
+        seg_leaf = SEGMENT_TREE.leaf(ct)
+        self.seg_leaves.append(seg_leaf)
+        blocks = self.codec.encode(ct)
+        for shnum in self.senders:
+            self.pending[shnum].append((seg_leaf, blocks[shnum]))
+        if len(self.pending[0]) >= self.batch_segs or i == self.nseg - 1:
+            live = {s.node.node_id for s in self.senders.values() if s.error is None}
+            if len(live) < self.happy:
+                raise _too_few(self.senders, self.happy)
+            for shnum, snd in self.senders.items():
+                snd.q.put((self.batch_start, self.pending[shnum]))
+                self.pending[shnum] = []
+            self.batch_start = i + 1
+
+    def abort(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for snd in self.senders.values():
+            snd.q.put(None)
+        _abort_all(self.senders.values())
+
+    def finish(self, meta: bytes, payout: bytes | None = None) -> tuple[Manifest, list[str]]:
+        """Commit every share, then publish the manifest; returns it and any warnings."""
+        if len(self.seg_leaves) != self.nseg:
+            raise UsageError(f"upload incomplete: {len(self.seg_leaves)} of {self.nseg} segments")
+        self.closed = True
+        senders = self.senders
+        for snd in senders.values():
+            snd.q.put(None)
+        for snd in senders.values():
+            snd.join()
+        segroot = Levels.build(SEGMENT_TREE, self.seg_leaves).root()
+        roots = {shnum: Levels.build(BLOCK_TREE, snd.leaves).root() for shnum, snd in senders.items()}
+        warnings: list[str] = []
+        for shnum, snd in senders.items():
+            if snd.error is not None:
+                warnings.append(f"share {shnum} on {snd.node.label} failed: {snd.error}")
+                continue
+            try:
+                got = snd.client.call("POST", f"/v1/uploads/{snd.uid}/commit", {"root": roots[shnum], "segroot": segroot})
+            except VeilError as e:
+                warnings.append(f"share {shnum} on {snd.node.label} failed at commit: {e}")
+                snd.error = e
+                continue
+            if not isinstance(got, dict) or got.get("root") != roots[shnum]:
+                warnings.append(f"share {shnum} on {snd.node.label}: node kept a different share")
+                snd.error = UnavailableError("conflict")
+        holders = {snd.node.node_id: snd.node for snd in senders.values() if snd.error is None}
+        if len(holders) < self.happy:
+            raise _too_few(senders, self.happy)
+        man = Manifest(
+            si=self.si, k=self.k, n=self.n, happy=self.happy, segsize=self.segment_size, size=self.size,
+            bsize=self.bsize, lbsize=self.lbsize, roots=tuple(roots[i] for i in range(self.n)), segroot=segroot,
+            meta=meta, payout=payout, codec=CODEC,
+        )
+        mbytes = man.to_bytes()
+        stored = 0
+        for node in holders.values():
+            try:
+                self.net.client(node).request("PUT", f"/v1/manifests/{self.si.hex()}", mbytes)
+                stored += 1
+            except VeilError as e:
+                warnings.append(f"manifest on {node.label} failed: {e}")
+        if stored == 0:
+            raise UnavailableError("no node accepted the manifest")
+        return man, warnings
+
+    @property
+    def placement(self) -> dict[int, NodeInfo]:
+        return {shnum: snd.node for shnum, snd in self.senders.items()}
+
+
 def upload(
     net: Network,
     src: BinaryIO,
@@ -102,142 +253,29 @@ def upload(
     file_key: bytes | None = None,
     mtime: int | None = None,
 ) -> UploadResult:
-    if not 1 <= k <= n <= 255:
-        raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
-    happy = min(n, max(k, happy if happy is not None else min(n, k + 4)))
-    nodes = net.storage_nodes()
-    if not nodes:
-        raise UnavailableError("the network lists no storage nodes")
-    codec = Codec(k, n)
+    """Encrypt ``size`` bytes from ``src`` and upload them; returns the read cap."""
     key = file_key or caps.new_file_key()
-    si = caps.storage_index(key)
-    nseg = segment_count(size, segment_size)
-    last_plain = size - segment_size * (nseg - 1)
-    bsize = codec.block_size(segment_size + 16)
-    lbsize = codec.block_size(last_plain + 16)
-
-    # Placement: share i to the i-th node in rendezvous order; refusals fall to the next node.
-    order = [nodes[i] for i in permuted(si, [x.node_id for x in nodes])]
-    senders: dict[int, _Sender] = {}
-    problems: list[str] = []
-    candidates = list(order)
-    used: list[NodeInfo] = []
-    for shnum in range(n):
-        req = UploadRequest(si, shnum, nseg, bsize, lbsize)
-        placed = False
-        while not placed:
-            if candidates:
-                node = candidates.pop(0)
-            elif used:
-                node = min(used, key=lambda u: sum(1 for s in senders.values() if s.node is u))
-            else:
-                break
-            try:
-                uid = _begin(net.client(node), req)
-            except VeilError as e:
-                problems.append(f"{node.label}: {e}")
-                if node in used:
-                    used.remove(node)
-                continue
-            senders[shnum] = _Sender(shnum, node, net.client(node), uid)
-            if node not in used:
-                used.append(node)
-            placed = True
-    distinct = {s.node.node_id for s in senders.values()}
-    if len(distinct) < happy or len(senders) < n:
-        _abort_all(senders.values())
-        detail = "; ".join(problems[-5:])
-        raise UnavailableError(
-            f"could place shares on only {len(distinct)} distinct nodes, {happy} needed"
-            + (f" ({detail})" if detail else "")
-        )
-    for s in senders.values():
-        s.start()
-
-    cipher = SegmentCipher(key, nseg)
-    seg_leaves: list[bytes] = []
-    batch_segs = max(1, BATCH_BYTES // bsize)
+    up = ShareUploader(net, caps.storage_index(key), size, k, n, happy, segment_size)
+    cipher = SegmentCipher(key, up.nseg)
     pbuf = bytearray(segment_size)
     cbuf = bytearray(segment_size + 16)
-    pending: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in senders}
-    batch_start = 0
     try:
-        for i in range(nseg):
-            plen = segment_size if i < nseg - 1 else last_plain
+        for i in range(up.nseg):
+            plen = up.ciphertext_len(i) - 16
             _read_exact(src, memoryview(pbuf)[:plen], i * segment_size)
             clen = cipher.seal_into(i, memoryview(pbuf)[:plen], memoryview(cbuf)[: plen + 16])
-            ct = memoryview(cbuf)[:clen]
-            seg_leaf = SEGMENT_TREE.leaf(ct)
-            seg_leaves.append(seg_leaf)
-            blocks = codec.encode(ct)
-            for shnum in senders:
-                pending[shnum].append((seg_leaf, blocks[shnum]))
-            if len(pending[0]) >= batch_segs or i == nseg - 1:
-                live = [s for s in senders.values() if s.error is None]
-                if len({s.node.node_id for s in live}) < happy:
-                    raise _too_few(senders, happy)
-                for shnum, s in senders.items():
-                    s.q.put((batch_start, pending[shnum]))
-                    pending[shnum] = []
-                batch_start = i + 1
+            up.add_segment(memoryview(cbuf)[:clen])
             progress(plen)
     except BaseException:
-        for s in senders.values():
-            s.q.put(None)
-        _abort_all(senders.values())
+        up.abort()
         raise
-    for s in senders.values():
-        s.q.put(None)
-    for s in senders.values():
-        s.join()
-
-    segroot = Levels.build(SEGMENT_TREE, seg_leaves).root()
-    roots = {shnum: Levels.build(BLOCK_TREE, s.leaves).root() for shnum, s in senders.items()}
-    warnings: list[str] = []
-    for shnum, s in senders.items():
-        if s.error is not None:
-            warnings.append(f"share {shnum} on {s.node.label} failed: {s.error}")
-            continue
-        root = roots[shnum]
-        try:
-            got = s.client.call("POST", f"/v1/uploads/{s.uid}/commit", {"root": root, "segroot": segroot})
-        except VeilError as e:
-            warnings.append(f"share {shnum} on {s.node.label} failed at commit: {e}")
-            s.error = e
-            continue
-        if not isinstance(got, dict) or got.get("root") != root:
-            warnings.append(f"share {shnum} on {s.node.label}: node kept a different share")
-            s.error = UnavailableError("conflict")
-            continue
-    ok = {s.node.node_id for s in senders.values() if s.error is None}
-    if len(ok) < happy:
-        raise _too_few(senders, happy)
-
-    all_roots = tuple(roots[i] for i in range(n))
-    meta = {"name": name, "type": mime or mimetypes.guess_type(name)[0] or "application/octet-stream", "size": size}
+    meta: dict[str, Any] = {
+        "name": name, "type": mime or mimetypes.guess_type(name)[0] or "application/octet-stream", "size": size,
+    }
     if mtime is not None:
         meta["mtime"] = mtime
-    man = Manifest(
-        si=si, k=k, n=n, happy=happy, segsize=segment_size, size=size, bsize=bsize, lbsize=lbsize,
-        roots=all_roots, segroot=segroot, meta=seal_metadata(key, meta), payout=payout, codec=CODEC,
-    )
-    mbytes = man.to_bytes()
-    stored = 0
-    holders = {s.node.node_id: s.node for s in senders.values() if s.error is None}
-    for node in holders.values():
-        try:
-            net.client(node).request("PUT", f"/v1/manifests/{si.hex()}", mbytes)
-            stored += 1
-        except VeilError as e:
-            warnings.append(f"manifest on {node.label} failed: {e}")
-    if stored == 0:
-        raise UnavailableError("no node accepted the manifest")
-    return UploadResult(
-        cap=caps.ReadCap(key, man.hash()),
-        manifest=man,
-        placement={shnum: s.node for shnum, s in senders.items()},
-        warnings=warnings,
-    )
+    man, warnings = up.finish(seal_metadata(key, meta), payout)
+    return UploadResult(caps.ReadCap(key, man.hash()), man, up.placement, warnings)
 
 
 def _too_few(senders: dict[int, _Sender], happy: int) -> UnavailableError:
@@ -267,7 +305,7 @@ def _read_exact(src: BinaryIO, mv: memoryview, offset: int) -> None:
 
 def upload_path(net: Network, path: str, progress: Progress = nothing, **kw: object) -> UploadResult:
     try:
-        f = open(path, "rb")  # noqa: SIM115
+        f = open(path, "rb")
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
     with f:

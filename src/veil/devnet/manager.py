@@ -119,7 +119,7 @@ class Devnet:
             sys.executable, "-m", "veil.cli.main", "node", "run",
             "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles), *spec.args,
         ]
-        log = open(d / "node.log", "ab")  # noqa: SIM115
+        log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
 

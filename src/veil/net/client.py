@@ -153,7 +153,7 @@ class PeerClient:
             else:
                 self._put(conn)
                 conn = None  # type: ignore[assignment]
-        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError, http.client.HTTPException, OSError) as e:
+        except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError) as e:
             raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {e}") from e
         except IntegrityError:
             raise
@@ -175,7 +175,7 @@ class PeerClient:
         conn = _Conn(self.host, self.port, self.node_id, self.timeout)
         try:
             conn.connect()
-        except (ConnectionError, TimeoutError, socket.timeout, ssl.SSLError, OSError) as e:
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as e:
             raise NodeUnreachable(f"{self.where} unreachable: {e}") from e
         assert conn.peer_id is not None
         self._put(conn)

@@ -17,7 +17,7 @@ from typing import Any
 
 from veil import __version__
 from veil.errors import UsageError
-from veil.net.server import Request, Response, Router, cbor_response, serve
+from veil.net.server import HTTPSServer, Request, Response, Router, cbor_response, serve
 from veil.net.tls import server_context
 from veil.node.context import NodeContext, Role
 from veil.node.identity import load_or_create
@@ -60,7 +60,7 @@ class Node:
         self.router.add("GET", "/v1/node", self._status)
         for role in self.roles:
             role.attach(self.ctx, self.router)
-        self.server = None
+        self.server: HTTPSServer | None = None
         self.stopped = threading.Event()
 
     def _status(self, req: Request) -> Response:
@@ -76,8 +76,8 @@ class Node:
 
     def start(self) -> None:
         ctx = server_context(self.ctx.key, self.data_dir / "tls")
-        self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx)
-        self.ctx.port = self.server.server_address[1]
+        server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx)
+        self.ctx.port = int(server.server_address[1])
         for role in self.roles:
             role.start()
         write_json_atomic(

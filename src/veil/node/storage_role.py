@@ -23,10 +23,10 @@ _local = threading.local()
 
 
 def _chunk_buffer() -> memoryview:
-    buf = getattr(_local, "buf", None)
+    buf: memoryview | None = getattr(_local, "buf", None)
     if buf is None:
         buf = _local.buf = memoryview(bytearray(CHUNK))
-    return buf  # type: ignore[no-any-return]
+    return buf
 
 
 def _upload_buffer(n: int) -> memoryview:

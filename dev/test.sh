@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start, step 2: install everything the tests need, then lint, type-check and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash dev/setup.sh
+bash dev/system-deps.sh
+.venv/bin/ruff check src tests
+.venv/bin/mypy
+.venv/bin/python -m pytest -q "$@"

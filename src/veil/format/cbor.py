@@ -43,9 +43,21 @@ def decode(data: bytes | bytearray | memoryview, max_size: int) -> Value:
     return value
 
 
+_EXACT_SCALARS = frozenset({str, bytes, bool, type(None)})
+_INT_MIN, _INT_END = -(2**64), 2**64
+
+
 def _check_types(value: Value, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ValueError("nested too deeply")
+    # Fast path on exact types (what cbor2 returns); subclasses fall through to the checks below.
+    t = type(value)
+    if t in _EXACT_SCALARS:
+        return
+    if t is int:
+        if not _INT_MIN <= value < _INT_END:
+            raise ValueError("integer out of range")
+        return
     if value is None or isinstance(value, bool | str | bytes):
         return
     if isinstance(value, int):

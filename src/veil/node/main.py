@@ -27,6 +27,7 @@ log = logging.getLogger("veil.node")
 # role name -> "module:factory"; a factory takes no arguments and returns a Role.
 ROLE_FACTORIES: dict[str, str] = {
     "storage": "veil.node.storage_role:StorageRole",
+    "validator": "veil.node.validator_role:ValidatorRole",
 }
 
 

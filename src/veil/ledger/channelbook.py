@@ -1,0 +1,143 @@
+"""A node's (payee's) book of payment channels: checks each incoming cheque in microseconds
+and persists the latest one *before* the caller acknowledges it or serves what it pays for.
+
+The book is pure apart from the injected ``ChequeStore`` (SQLite in a node, a dict in tests
+and simulations). What the book knows of each channel (payer key, deposit, expiry) comes
+from the ledger via ``track``; the rules are the same ``cheque.check_successor`` the ledger
+applies at settlement, so a cheque the book accepts is one the ledger will honour, as long
+as the node settles before the channel's expiry plus the challenge window.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from veil.crypto.sign import SigningKey
+from veil.errors import LedgerError
+from veil.ledger import tx as txm
+from veil.ledger.cheque import Cheque, Settled, Settlement, check_successor, decode_cheque
+from veil.ledger.params import Params
+from veil.ledger.state import OPEN, Channel
+
+
+class ChequeStore(Protocol):
+    def save(self, channel: bytes, cheque: bytes) -> None:
+        """Durably record ``cheque`` as the latest for ``channel`` (on disk when it returns)."""
+
+    def load(self) -> Iterable[tuple[bytes, bytes]]:
+        """Every (channel, latest cheque) recorded."""
+
+    def forget(self, channel: bytes) -> None:
+        """Drop a channel that has been settled and closed."""
+
+
+class MemoryChequeStore:
+    def __init__(self) -> None:
+        self.latest: dict[bytes, bytes] = {}
+
+    def save(self, channel: bytes, cheque: bytes) -> None:
+        self.latest[channel] = cheque
+
+    def load(self) -> Iterable[tuple[bytes, bytes]]:
+        return list(self.latest.items())
+
+    def forget(self, channel: bytes) -> None:
+        self.latest.pop(channel, None)
+
+
+class Receipt(NamedTuple):
+    cheque: Cheque
+    delta: Settlement  # what this cheque adds over the previous accepted one
+
+
+@dataclass
+class _Entry:
+    channel: Channel
+    accepted: Settled  # the latest accepted cheque (or what the ledger has settled)
+    latest: Cheque | None = None
+
+
+class ChannelBook:
+    """Thread-safe; ``accept`` is the hot path (one signature check, one store write)."""
+
+    def __init__(self, params: Params, payee: bytes, store: ChequeStore, expiry_margin: int = 0) -> None:
+        self.params = params
+        self.payee = payee
+        self.store = store
+        # Refuse cheques this close to expiry: the node needs time to get its settlement in.
+        self.expiry_margin = expiry_margin
+        self._entries: dict[bytes, _Entry] = {}
+        self._pending: dict[bytes, Cheque] = {}
+        self._lock = threading.Lock()
+        for cid, raw in store.load():
+            self._pending[cid] = decode_cheque(raw)
+
+    def track(self, cid: bytes, channel: Channel) -> None:
+        """Learn (or refresh, after a top-up or settlement) a channel from the ledger."""
+        if channel.payee != self.payee:
+            raise LedgerError("that channel pays another node", "not_channel_party")
+        with self._lock:
+            e = self._entries.get(cid)
+            on_ledger = channel.settled()
+            if e is None:
+                e = _Entry(channel, on_ledger, self._pending.pop(cid, None))
+                if e.latest is not None and e.latest.seq > on_ledger.seq:
+                    e.accepted = Settled.of(e.latest)
+                else:
+                    e.latest = None
+                self._entries[cid] = e
+            else:
+                e.channel = channel
+                if on_ledger.seq > e.accepted.seq:
+                    e.accepted, e.latest = on_ledger, None
+
+    def forget(self, cid: bytes) -> None:
+        with self._lock:
+            self._entries.pop(cid, None)
+        self.store.forget(cid)
+
+    def accept(self, raw: bytes, now: int) -> Receipt:
+        """Check a cheque and persist it as the channel's latest; LedgerError if it fails a rule."""
+        c = decode_cheque(raw)
+        with self._lock:
+            e = self._entries.get(c.channel)
+            if e is None:
+                raise LedgerError("cheque for a channel this node does not know", "unknown_channel")
+            ch = e.channel
+            if ch.status != OPEN or now + self.expiry_margin >= ch.expires:
+                raise LedgerError("the channel is expired or closing; open a new one", "channel_expired")
+            delta = check_successor(
+                e.accepted,
+                c,
+                chain=self.params.chain_id,
+                channel=c.channel,
+                payer=ch.payer,
+                total_deposit=ch.total_deposit,
+                params=self.params,
+            )
+            c.verify(ch.payer_pub)
+            self.store.save(c.channel, raw)
+            e.accepted, e.latest = Settled.of(c), c
+            return Receipt(c, delta)
+
+    def latest(self, cid: bytes) -> Cheque | None:
+        with self._lock:
+            e = self._entries.get(cid)
+            return None if e is None else e.latest
+
+    def channel(self, cid: bytes) -> Channel | None:
+        with self._lock:
+            e = self._entries.get(cid)
+            return None if e is None else e.channel
+
+    def unsettled(self) -> list[tuple[bytes, Cheque]]:
+        """Channels holding a cheque newer than what the ledger has settled."""
+        with self._lock:
+            return [(cid, e.latest) for cid, e in self._entries.items() if e.latest is not None]
+
+    def settle_tx(self, key: SigningKey, nonce: int, fee: int, cid: bytes, close: bool) -> bytes:
+        """The payee's channel_settle transaction carrying the latest cheque (if any)."""
+        return txm.channel_settle(key, self.params.chain_id, nonce, fee, cid, self.latest(cid), close)

@@ -1,0 +1,198 @@
+"""Transactions: canonical CBOR, signed by the sending account's Ed25519 key.
+
+Wire: envelope ``["veil-tx", 1, body, sig]`` (envelope.py). Every body has ``chain``,
+``type``, ``pub`` (the sender's 32-byte public key; the sender's address is its tagged
+hash), ``nonce`` (the sender's next nonce) and ``fee``; the other keys depend on the type:
+
+=====================  ========================================================
+type                   fields
+=====================  ========================================================
+transfer               to (address), amount, memo (optional text <= 256)
+channel_open           payee (address), deposit, expires (unix seconds)
+channel_topup          channel (id), amount, expires (optional; may only grow)
+channel_settle         channel, cheque (bytes, optional), close (bool)
+channel_close_start    channel
+channel_finalize       channel
+=====================  ========================================================
+
+The transaction id is ``H("veil/tx-id/v1", wire bytes)``. Decoding checks structure only;
+``verify_signature`` (or ``crypto.sigbatch.verify_many`` over ``signature_item()``) checks
+the signature, and ``state.apply_tx`` the rules that depend on the ledger's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from veil.crypto import labels
+from veil.crypto.hashes import TaggedHash
+from veil.crypto.sigbatch import verify_fast
+from veil.crypto.sign import PUBLIC_KEY_SIZE, SigningKey
+from veil.errors import LedgerError
+from veil.ledger.address import ADDRESS_SIZE, address_of
+from veil.ledger.cheque import MAX_CHEQUE_SIZE, Cheque, decode_cheque
+from veil.ledger.envelope import (
+    open_envelope,
+    seal,
+    sig_prefix,
+    want_amount,
+    want_bytes,
+    want_fields,
+    want_int,
+)
+
+MAGIC = "veil-tx"
+VERSION = 1
+MAX_TX_SIZE = MAX_CHEQUE_SIZE + 1024
+MAX_MEMO = 256
+MAX_EXPIRY = 2**40
+_SIG_PREFIX = sig_prefix(labels.TX_SIG)
+_H_TXID = TaggedHash(labels.TX_ID)
+
+TRANSFER = "transfer"
+CHANNEL_OPEN = "channel_open"
+CHANNEL_TOPUP = "channel_topup"
+CHANNEL_SETTLE = "channel_settle"
+CHANNEL_CLOSE_START = "channel_close_start"
+CHANNEL_FINALIZE = "channel_finalize"
+
+_COMMON = frozenset({"chain", "type", "pub", "nonce", "fee"})
+_SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    TRANSFER: (_COMMON | {"to", "amount"}, frozenset({"memo"})),
+    CHANNEL_OPEN: (_COMMON | {"payee", "deposit", "expires"}, frozenset()),
+    CHANNEL_TOPUP: (_COMMON | {"channel", "amount"}, frozenset({"expires"})),
+    CHANNEL_SETTLE: (_COMMON | {"channel", "close"}, frozenset({"cheque"})),
+    CHANNEL_CLOSE_START: (_COMMON | {"channel"}, frozenset()),
+    CHANNEL_FINALIZE: (_COMMON | {"channel"}, frozenset()),
+}
+TX_TYPES = frozenset(_SHAPES)
+
+
+@dataclass(slots=True)
+class Tx:
+    raw: bytes
+    body: bytes
+    sig: bytes
+    txid: bytes
+    chain: str
+    kind: str
+    pub: bytes
+    sender: bytes
+    nonce: int
+    fee: int
+    to: bytes = b""  # transfer: recipient; channel_open: payee
+    amount: int = 0  # transfer / topup amount; channel_open deposit
+    memo: str | None = None
+    channel: bytes = b""
+    expires: int = 0  # channel_open; channel_topup (0 = unchanged)
+    cheque: Cheque | None = None
+    close: bool = False
+
+    def signature_item(self) -> tuple[bytes, bytes, bytes]:
+        return self.pub, _SIG_PREFIX + self.body, self.sig
+
+    def verify_signature(self) -> None:
+        if not verify_fast(*self.signature_item()):
+            raise LedgerError("transaction signature does not verify", "bad_signature")
+
+    def recipients(self) -> tuple[bytes, ...]:
+        """Accounts other than the sender this transaction names (for history indexes)."""
+        return (self.to,) if self.to else ()
+
+
+def tx_id(raw: bytes) -> bytes:
+    return _H_TXID(raw)
+
+
+def decode_tx(raw: bytes) -> Tx:
+    """Parse and schema-check; LedgerError ``oversized``, ``malformed`` or ``bad_amount``."""
+    what = "transaction"
+    m, body, sig = open_envelope(raw, MAGIC, VERSION, MAX_TX_SIZE, what)
+    kind = m.get("type")
+    shape = _SHAPES.get(kind) if isinstance(kind, str) else None
+    if shape is None:
+        raise LedgerError(f"unknown transaction type {str(kind)[:32]!r}", "malformed")
+    assert isinstance(kind, str)
+    want_fields(m, what, *shape)
+    chain = m["chain"]
+    if not isinstance(chain, str) or not 0 < len(chain) <= 64:
+        raise LedgerError("transaction: bad chain id", "malformed")
+    pub = want_bytes(m, "pub", what, PUBLIC_KEY_SIZE)
+    tx = Tx(
+        raw=raw,
+        body=body,
+        sig=sig,
+        txid=_H_TXID(raw),
+        chain=chain,
+        kind=kind,
+        pub=pub,
+        sender=address_of(pub),
+        nonce=want_int(m, "nonce", what),
+        fee=want_amount(m, "fee", what, allow_zero=True),
+    )
+    if kind == TRANSFER:
+        tx.to = want_bytes(m, "to", what, ADDRESS_SIZE)
+        tx.amount = want_amount(m, "amount", what)
+        memo = m.get("memo")
+        if memo is not None and (not isinstance(memo, str) or len(memo) > MAX_MEMO):
+            raise LedgerError(f"transaction: memo must be text of at most {MAX_MEMO} characters", "malformed")
+        tx.memo = memo
+    elif kind == CHANNEL_OPEN:
+        tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
+        tx.amount = want_amount(m, "deposit", what)
+        tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
+    else:
+        tx.channel = want_bytes(m, "channel", what, 32)
+        if kind == CHANNEL_TOPUP:
+            tx.amount = want_amount(m, "amount", what)
+            if "expires" in m:
+                tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
+        elif kind == CHANNEL_SETTLE:
+            close = m["close"]
+            if not isinstance(close, bool):
+                raise LedgerError("transaction: close must be true or false", "malformed")
+            tx.close = close
+            if "cheque" in m:
+                tx.cheque = decode_cheque(want_bytes(m, "cheque", what, max_size=MAX_CHEQUE_SIZE))
+    return tx
+
+
+def build_tx(key: SigningKey, chain: str, kind: str, nonce: int, fee: int, **fields: Any) -> bytes:
+    """Sign a transaction (the wallet side); ``fields`` are the type's keys from the table above."""
+    if kind not in _SHAPES:
+        raise ValueError(f"unknown transaction type {kind!r}")
+    body: dict[str, Any] = {"chain": chain, "type": kind, "pub": key.public_key, "nonce": nonce, "fee": fee}
+    body.update({k: v for k, v in fields.items() if v is not None})
+    raw, _, _ = seal(MAGIC, VERSION, body, key, labels.TX_SIG)
+    return raw
+
+
+def transfer(key: SigningKey, chain: str, nonce: int, fee: int, to: bytes, amount: int, memo: str | None = None) -> bytes:
+    return build_tx(key, chain, TRANSFER, nonce, fee, to=to, amount=amount, memo=memo)
+
+
+def channel_open(key: SigningKey, chain: str, nonce: int, fee: int, payee: bytes, deposit: int, expires: int) -> bytes:
+    return build_tx(key, chain, CHANNEL_OPEN, nonce, fee, payee=payee, deposit=deposit, expires=expires)
+
+
+def channel_topup(
+    key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes, amount: int, expires: int | None = None
+) -> bytes:
+    return build_tx(key, chain, CHANNEL_TOPUP, nonce, fee, channel=channel, amount=amount, expires=expires)
+
+
+def channel_settle(
+    key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes, cheque: Cheque | None, close: bool
+) -> bytes:
+    return build_tx(
+        key, chain, CHANNEL_SETTLE, nonce, fee, channel=channel, cheque=cheque.raw if cheque else None, close=close
+    )
+
+
+def channel_close_start(key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes) -> bytes:
+    return build_tx(key, chain, CHANNEL_CLOSE_START, nonce, fee, channel=channel)
+
+
+def channel_finalize(key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes) -> bytes:
+    return build_tx(key, chain, CHANNEL_FINALIZE, nonce, fee, channel=channel)

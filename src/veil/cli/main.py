@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "veil.cli.node",
     "veil.cli.devnet",
     "veil.cli.bench",
+    "veil.cli.sim",
 ]
 
 

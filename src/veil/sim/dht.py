@@ -1,0 +1,207 @@
+"""`veil sim dht`: lookups over N simulated nodes running the real routing code.
+
+The network is built the way real nodes join: each new node contacts one node already in
+the network and looks up its own id (``DhtNode.bootstrap``), which is also how the nodes it
+meets learn about it (after a verification ping). Joins run in concurrent batches on the
+virtual clock. Then ``lookups`` lookups of random keys from random nodes are measured against
+the brute-force truth: a lookup succeeds when the nearest live node it reports is the true
+nearest live node to the key. The churn phase repeats the measurement while ``churn`` x N
+nodes are killed without warning and as many new nodes join, spread over the phase.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from veil.dht.node import DhtConfig, DhtNode, OpDone
+from veil.testing.dhtnet import DhtNetwork
+
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+@dataclass
+class PhaseStats:
+    lookups: int
+    success_rate: float  # nearest live node found
+    recall_k: float  # mean fraction of the true k nearest live nodes found
+    hops_median: float
+    hops_p99: float
+    messages_mean: float
+    messages_median: float
+    timeouts_per_lookup: float
+    latency_median_s: float  # virtual seconds
+    nodes_replaced: int = 0
+
+
+@dataclass
+class DhtSimResult:
+    nodes: int
+    seed: int
+    k: int
+    alpha: int
+    paths: int
+    join_wall_s: float
+    join_messages_per_node: float
+    stable: PhaseStats
+    churn: PhaseStats | None
+    churn_fraction: float
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _percentile(xs: list[int], q: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    i = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
+    return float(s[i])
+
+
+class _Measure:
+    """Starts measured lookups and scores each against the live nodes when it finishes."""
+
+    def __init__(self, net: DhtNetwork, k: int, members: dict[int, DhtNode]) -> None:
+        self.net = net
+        self.members = members
+        self.k = k
+        self.pending: dict[tuple[int, int], float] = {}
+        self.ok = 0
+        self.recall: list[float] = []
+        self.hops: list[int] = []
+        self.msgs: list[int] = []
+        self.fails: list[int] = []
+        self.latency: list[float] = []
+        net.listeners.append(self._done)
+
+    def start(self, node: DhtNode, target: bytes) -> None:
+        def start(n: DhtNode, now: float) -> None:
+            # Registered before the network sees the node's output: a lookup can end at once.
+            self.pending[(n.contact.key, n.find_node(target, now))] = now
+
+        self.net.act(node, start)
+
+    def _done(self, node: DhtNode, ev: OpDone) -> None:
+        started = self.pending.pop((node.contact.key, ev.op_id), None)
+        if started is None:
+            return
+        t = int.from_bytes(ev.target, "big")
+        own = node.contact.key
+        # The truth is over nodes that are alive and have finished joining: a node still
+        # joining is not yet expected to be found.
+        alive = self.members
+        truth = heapq.nsmallest(self.k, (x for x in alive if x != own), key=lambda x: x ^ t)
+        found = [c.key for c in ev.closest if c.key in alive]
+        if found and truth and found[0] == truth[0]:
+            self.ok += 1
+        self.recall.append(len(set(found) & set(truth)) / max(1, len(truth)))
+        self.hops.append(ev.hops)
+        self.msgs.append(ev.messages)
+        self.fails.append(ev.failures)
+        self.latency.append(ev.finished - started)
+
+    def stats(self, replaced: int = 0) -> PhaseStats:
+        n = len(self.hops)
+        return PhaseStats(
+            lookups=n,
+            success_rate=self.ok / n if n else 0.0,
+            recall_k=statistics.fmean(self.recall) if n else 0.0,
+            hops_median=statistics.median(self.hops) if n else 0.0,
+            hops_p99=_percentile(self.hops, 0.99),
+            messages_mean=statistics.fmean(self.msgs) if n else 0.0,
+            messages_median=statistics.median(self.msgs) if n else 0.0,
+            timeouts_per_lookup=statistics.fmean(self.fails) if n else 0.0,
+            latency_median_s=statistics.median(self.latency) if n else 0.0,
+            nodes_replaced=replaced,
+        )
+
+    def close(self) -> None:
+        self.net.listeners.remove(self._done)
+
+
+def _join(net: DhtNetwork, rng: random.Random, members: list[DhtNode]) -> DhtNode:
+    node = net.add_node()
+    via = members[rng.randrange(len(members))].contact
+    net.act(node, lambda n, now: n.bootstrap([via], now))
+    return node
+
+
+def run(
+    nodes: int = 10_000,
+    churn: float = 0.2,
+    lookups: int = 1000,
+    seed: int = 1,
+    paths: int = 3,
+    batch: int = 50,
+    wire: bool = False,
+    progress: Progress | None = None,
+) -> DhtSimResult:
+    if nodes < 2 or lookups < 1 or not 0 <= churn < 1:
+        raise ValueError("need at least 2 nodes, 1 lookup and 0 <= churn < 1")
+    t0 = time.monotonic()
+    cfg = DhtConfig(paths=paths)
+    net = DhtNetwork(seed=seed, config=cfg, wire=wire)
+    rng = random.Random(seed ^ 0x5EED)
+    report = progress or (lambda phase, done, total: None)
+
+    # Join, in concurrent batches; a batch's nodes become bootstrap choices once it finished.
+    members = [net.add_node()]
+    while len(members) < nodes:
+        wave = [_join(net, rng, members) for _ in range(min(batch, nodes - len(members)))]
+        net.run()
+        members.extend(wave)
+        report("join", len(members), nodes)
+    joined = {n.contact.key: n for n in members}
+    join_wall = time.monotonic() - t0
+    join_msgs = net.messages / nodes
+
+    def measure(n_lookups: int, replace_total: int) -> PhaseStats:
+        m = _Measure(net, cfg.k, joined)
+        started = 0
+        replaced = 0
+        rounds = max(1, -(-n_lookups // batch))
+        phase = "churn" if replace_total else "lookups"
+        for r in range(rounds):
+            # Churn: kill nodes without warning and let newcomers join, spread over the phase.
+            due = replace_total * (r + 1) // rounds - replaced
+            for _ in range(due):
+                victim = members.pop(rng.randrange(len(members)))
+                del joined[victim.contact.key]
+                net.kill(victim)
+            newcomers = [_join(net, rng, members) for _ in range(due)]
+            replaced += due
+            for _ in range(min(batch, n_lookups - started)):
+                src = members[rng.randrange(len(members))]
+                m.start(src, rng.randbytes(32))
+                started += 1
+            net.run()
+            for n in newcomers:
+                members.append(n)
+                joined[n.contact.key] = n
+            report(phase, started, n_lookups)
+        m.close()
+        return m.stats(replaced)
+
+    stable = measure(lookups, 0)
+    churned = measure(lookups, round(churn * nodes)) if churn > 0 else None
+    return DhtSimResult(
+        nodes=nodes,
+        seed=seed,
+        k=cfg.k,
+        alpha=cfg.alpha,
+        paths=cfg.paths,
+        join_wall_s=round(join_wall, 2),
+        join_messages_per_node=round(join_msgs, 1),
+        stable=stable,
+        churn=churned,
+        churn_fraction=churn,
+        wall_s=round(time.monotonic() - t0, 2),
+    )

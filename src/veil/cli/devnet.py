@@ -59,4 +59,18 @@ def status(root: Path | None) -> None:
     click.echo(f"{up_count} of {len(rows)} nodes up")
 
 
+@devnet.command()
+@click.argument("address")
+@click.argument("amount")
+@_dir_option
+def faucet(address: str, amount: str, root: Path | None) -> None:
+    """Pay AMOUNT of test money to ADDRESS from the devnet faucet."""
+    from veil.devnet.ledger import faucet as pay
+    from veil.ledger.address import decode_address
+    from veil.ledger.amount import format_amount, parse_amount
+
+    txid = pay(Devnet(root), decode_address(address), parse_amount(amount))
+    click.echo(f"faucet: sent {format_amount(parse_amount(amount))} VEIL to {address} (tx {txid.hex()})")
+
+
 commands = [devnet]

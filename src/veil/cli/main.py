@@ -17,6 +17,9 @@ COMMAND_MODULES = [
     "veil.cli.devnet",
     "veil.cli.bench",
     "veil.cli.sim",
+    "veil.cli.wallet",
+    "veil.cli.channel",
+    "veil.cli.ledger",
 ]
 
 

@@ -170,6 +170,9 @@ class Devnet:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started)."""
         if not self.exists():
             self.add_specs(nodes, roles, args)
+            from veil.devnet.ledger import add_validator  # the ledger's validator + faucet genesis
+
+            add_validator(self)
         specs = self.specs()
         started = []
         for spec in specs:

@@ -88,6 +88,7 @@ class Tx:
     expires: int = 0  # channel_open; channel_topup (0 = unchanged)
     cheque: Cheque | None = None
     close: bool = False
+    parties: tuple[bytes, ...] = ()  # set by a validator: the channel's payer and payee, for history
 
     def signature_item(self) -> tuple[bytes, bytes, bytes]:
         return self.pub, _SIG_PREFIX + self.body, self.sig
@@ -98,7 +99,7 @@ class Tx:
 
     def recipients(self) -> tuple[bytes, ...]:
         """Accounts other than the sender this transaction names (for history indexes)."""
-        return (self.to,) if self.to else ()
+        return ((self.to,) if self.to else ()) + self.parties
 
 
 def tx_id(raw: bytes) -> bytes:

@@ -99,6 +99,8 @@ class ValidatorCore:
                 dropped.append(seq)
                 continue
             self._open.merge(child)
+            if tx.channel and (ch := self._open.get_channel(tx.channel)) is not None:
+                tx.parties = (ch.payer, ch.payee)
             self._ids[tx.txid] = len(self._txs)
             self._txs.append(tx)
             self._upto = seq
@@ -136,11 +138,14 @@ class ValidatorCore:
                 if t.txid in self._ids or t.txid in seen or self.store.tx_location(t.txid):
                     out[i] = Verdict(t.txid)  # already accepted: submitting again is harmless
                     continue
+                ch = child.get_channel(t.channel) if t.channel else None
                 try:
                     apply_tx(child, t, env)
                 except LedgerError as e:
                     out[i] = Verdict(t.txid, e)
                     continue
+                if ch is not None:
+                    t.parties = (ch.payer, ch.payee)
                 accepted.append(t)
                 seen.add(t.txid)
                 out[i] = Verdict(t.txid)

@@ -1,0 +1,187 @@
+"""`veil channel open|list|cheque|close`: payment channels from this wallet.
+
+A channel locks a deposit for one payee (a node). The payer hands the payee cumulative
+cheques off-ledger (`veil channel cheque`, or the client during downloads); the payee closes
+with the latest cheque at any time; the payer can close alone only after expiry, then waits
+out the challenge window (in which the payee can still settle) and finalizes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from veil.client.channels import PayerChannels
+from veil.errors import LedgerError, UsageError
+from veil.ledger import tx as txm
+from veil.ledger.amount import parse_amount, parse_size
+from veil.ledger.cheque import decode_cheque
+from veil.ledger.state import CLOSING, OPEN, channel_id
+
+from .common import human
+from .ledger_opts import (
+    addr_text,
+    connect,
+    money,
+    parse_addr,
+    parse_duration,
+    unlock,
+    validator_option,
+    wallet_option,
+    when,
+)
+from .ledger_opts import wallet_path as resolve_wallet
+
+
+def _cid(text: str) -> bytes:
+    try:
+        b = bytes.fromhex(text.strip())
+    except ValueError:
+        b = b""
+    if len(b) != 32:
+        raise UsageError(f"bad channel id {text!r}: 64 hex characters (see `veil channel list`)")
+    return b
+
+
+@click.group()
+def channel() -> None:
+    """Payment channels: pay a node per block off-ledger, settle once."""
+
+
+@channel.command("open")
+@click.argument("payee")
+@click.argument("deposit")
+@click.option("--expires-in", default="7d", show_default=True, help="Lifetime (e.g. 12h, 7d).")
+@wallet_option
+@validator_option
+def open_cmd(
+    payee: str, deposit: str, expires_in: str, wallet_path: Path | None, validator: str | None, network_path: Path | None
+) -> None:
+    """Lock DEPOSIT for PAYEE; prints the channel id."""
+    to = parse_addr(payee)
+    amount = parse_amount(deposit)
+    life = parse_duration(expires_in)
+    w = unlock(wallet_path)
+    c = connect(validator, network_path)
+    try:
+        params = c.genesis().params
+        nonce = c.next_nonce(w.address)
+        expires = int(c.info()["now"]) + life
+        txid = c.submit(txm.channel_open(w.key, params.chain_id, nonce, params.min_fee, to, amount, expires))
+        st = c.wait_committed(txid)
+        cid = channel_id(w.address, nonce)
+        ch = c.channel(cid)
+        if ch is None:
+            raise LedgerError("the channel was opened but is not visible; check `veil channel list`", "unknown_channel")
+        book = PayerChannels(w.channels_path, w.key)
+        book.record(cid, params.chain_id, ch)
+        book.close()
+    finally:
+        c.close()
+    click.echo(f"channel {cid.hex()} open in block {st['height']}: {money(amount)} to {payee}, expires {when(expires)}")
+
+
+@channel.command("list")
+@wallet_option
+@validator_option
+def list_cmd(wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
+    """Open channels this wallet pays into or is paid from."""
+    from veil.client.wallet import wallet_address
+
+    addr = wallet_address(resolve_wallet(wallet_path))
+    c = connect(validator, network_path)
+    try:
+        chans = c.account(addr)["channels"]
+    finally:
+        c.close()
+    if not chans:
+        click.echo("no open channels")
+    for cid, ch in chans:
+        mine = ch.payer == addr
+        other = addr_text(ch.payee if mine else ch.payer)
+        state = f"closing, final after {when(ch.close_at)}" if ch.status == CLOSING else f"expires {when(ch.expires)}"
+        click.echo(
+            f"{cid.hex()}  {'to' if mine else 'from'} {other}\n"
+            f"    deposit {money(ch.deposit)} locked, {money(ch.paid)} settled, {human(ch.free_bytes)} free settled; {state}"
+        )
+
+
+@channel.command()
+@click.argument("channel_id_hex", metavar="ID")
+@click.argument("amount")
+@click.option("--free-bytes", default="0", help="Free-allowance bytes this cheque adds (e.g. 50MB).")
+@click.option("--paid-bytes", default="0", help="Paid bytes this cheque adds (bookkeeping).")
+@click.option("--uploader", default=None, help="Uploader address owed a share of AMOUNT.")
+@wallet_option
+def cheque(
+    channel_id_hex: str, amount: str, free_bytes: str, paid_bytes: str, uploader: str | None, wallet_path: Path | None
+) -> None:
+    """Sign the next cumulative cheque adding AMOUNT; prints it as hex for the payee."""
+    cid = _cid(channel_id_hex)
+    w = unlock(wallet_path)
+    book = PayerChannels(w.channels_path, w.key)
+    try:
+        up = parse_addr(uploader) if uploader else None
+        c = book.pay(cid, parse_amount(amount), parse_size(free_bytes), parse_size(paid_bytes), up)
+    finally:
+        book.close()
+    click.echo(c.raw.hex())
+
+
+@channel.command()
+@click.argument("channel_id_hex", metavar="ID")
+@click.option("--cheque", "cheque_hex", default=None, help="Payee: the payer's latest cheque (hex) to settle with.")
+@wallet_option
+@validator_option
+def close(
+    channel_id_hex: str, cheque_hex: str | None, wallet_path: Path | None, validator: str | None, network_path: Path | None
+) -> None:
+    """Close channel ID.
+
+    As payee: settles the given cheque (if any) and closes at once, refunding the payer the rest.
+    As payer: after expiry, starts a unilateral close; once the challenge window is over, run it
+    again to get the deposit back.
+    """
+    cid = _cid(channel_id_hex)
+    w = unlock(wallet_path)
+    c = connect(validator, network_path)
+    try:
+        params = c.genesis().params
+        ch = c.channel(cid)
+        if ch is None:
+            raise LedgerError("no such open channel", "unknown_channel")
+        nonce = c.next_nonce(w.address)
+        fee = params.min_fee
+        now = int(c.info()["now"])
+        if ch.payee == w.address:
+            chq = decode_cheque(bytes.fromhex(cheque_hex)) if cheque_hex else None
+            raw = txm.channel_settle(w.key, params.chain_id, nonce, fee, cid, chq, True)
+            done = "closed"
+        elif ch.payer != w.address:
+            raise UsageError("this wallet is neither the payer nor the payee of that channel")
+        elif cheque_hex:
+            raise UsageError("--cheque is for the payee; the payer closes without one")
+        elif ch.status == OPEN:
+            if now < ch.expires:
+                raise UsageError(
+                    f"the channel runs until {when(ch.expires)}; before that only the payee can close it"
+                )
+            raw = txm.channel_close_start(w.key, params.chain_id, nonce, fee, cid)
+            done = f"closing: the payee may still settle until {when(now + params.challenge_seconds)}; run this again then"
+        else:
+            if now < ch.close_at:
+                raise UsageError(f"the challenge window is open until {when(ch.close_at)}; run this again then")
+            raw = txm.channel_finalize(w.key, params.chain_id, nonce, fee, cid)
+            done = "closed, deposit returned"
+        st = c.wait_committed(c.submit(raw))
+        if done.startswith("closed"):
+            book = PayerChannels(w.channels_path, w.key)
+            book.forget(cid)
+            book.close()
+    finally:
+        c.close()
+    click.echo(f"channel {cid.hex()[:16]} {done} (block {st['height']})")
+
+
+commands = [channel]

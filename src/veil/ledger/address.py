@@ -47,7 +47,8 @@ def decode_address(text: str) -> bytes:
     if len(raw) != ADDRESS_SIZE + _CHECKSUM_SIZE:
         raise AddressError(f"not a Veil address (wrong length): {text[:80]!r}")
     addr, check = raw[:ADDRESS_SIZE], raw[ADDRESS_SIZE:]
-    if _H_CHECKSUM(addr)[:_CHECKSUM_SIZE] != check:
+    if _H_CHECKSUM(addr)[:_CHECKSUM_SIZE] != check or encode_address(addr) != s:
+        # The second test rejects non-zero padding bits in the last character: one address, one spelling.
         raise AddressError(f"address checksum does not match (mistyped?): {text[:80]!r}")
     return addr
 

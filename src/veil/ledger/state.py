@@ -237,7 +237,10 @@ def apply_tx(ov: Overlay, tx: Tx, env: BlockEnv) -> None:
         raise LedgerError(f"fee {tx.fee} is below the minimum {params.min_fee}", "fee_too_low")
     sender = ov.get_account(tx.sender)
     if sender is None:
-        raise LedgerError("the sending account has no funds", "insufficient_funds")
+        if tx.kind != txm.CHANNEL_SETTLE:
+            raise LedgerError("the sending account has no funds", "insufficient_funds")
+        # A payee (a fresh node) may settle before it holds anything: the fee comes out of the payout.
+        sender = Account()
     if tx.nonce != sender.nonce:
         kind = "replayed" if tx.nonce < sender.nonce else "out of order (gap)"
         raise LedgerError(f"nonce {tx.nonce} is {kind}; the account's next nonce is {sender.nonce}", "bad_nonce")
@@ -347,15 +350,20 @@ def _settle(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
         for addr, amt in to_up:
             if _would_overflow(ov, addr, amt):
                 raise LedgerError("uploader payout would overflow a balance", "bad_amount")
-    if _would_overflow(ov, tx.sender, to_payee + free_pay):
+    got = to_payee + free_pay
+    if _would_overflow(ov, tx.sender, got):
         raise LedgerError("payout would overflow the payee's balance", "bad_amount")
-    _charge(ov, tx, env, sender, 0)
+    if sender.balance + got < tx.fee:
+        raise LedgerError("the settlement pays less than its fee", "insufficient_funds")
+    if tx.fee and env.validator != tx.sender and _would_overflow(ov, env.validator, tx.fee):
+        raise LedgerError("fee would overflow the validator's balance", "bad_amount")
     # All checks passed: write.
     if charged:
         used = payer.used if payer.epoch == env.epoch else 0
         ov.accounts[ch.payer] = payer._replace(epoch=env.epoch, used=used + charged)
-    _debit(ov, tx, env, ov.get_account(tx.sender) or sender, 0)
-    _credit(ov, tx.sender, to_payee + free_pay)
+    ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
+    if tx.fee:
+        _credit(ov, env.validator, tx.fee)
     for addr, amt in to_up:
         _credit(ov, addr, amt)
     if free_pay:

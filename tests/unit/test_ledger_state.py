@@ -212,7 +212,8 @@ def test_random_sequences_keep_supply_and_replay(seq: list[tuple[str, int, int, 
                 cheque_seq += 1
                 c = make_cheque(KEYS[payer], CHAIN, cid, cheque_seq, max(0, amount) % 5000,
                                 free_bytes=abs(amount) % (3 * GB), uploaders={D: min(max(0, amount) % 2000, max(0, amount) % 5000)} if payer != 3 else {})  # fmt: skip
-                raw = T.channel_settle(k, CHAIN, nonce, 1, cid, c, flag)
+                signer = KEYS[payee] if i < 3 else k  # mostly the payee, sometimes a stranger
+                raw = T.channel_settle(signer, CHAIN, ch.nonce(address_of(signer.public_key)), 1, cid, c, flag)
             elif op == "close_start":
                 raw = T.channel_close_start(k, CHAIN, nonce, 1, cid)
             else:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "veil.cli.wallet",
     "veil.cli.channel",
     "veil.cli.ledger",
+    "veil.cli.gateway",
 ]
 
 

@@ -1,0 +1,68 @@
+"""`veil gateway`: serve the web app and the browser API in front of a network."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from veil.errors import UsageError
+
+from .common import network_option, setup_logging
+from .node import parse_listen
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve HTTP on.")
+@click.option("--tenants", "tenants_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="White-label tenants file (TOML); without it every host gets the default Veil brand.")
+@click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read an uploaded file.")
+@click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made per uploaded file.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request on stderr (method, path, status; never a key: keys never reach us).")
+@network_option
+@click.option("-v", "--verbose", is_flag=True)
+def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, network_path: Path | None,
+            verbose: bool) -> None:
+    """Serve the web app: browsers encrypt before upload and decrypt after download.
+
+    Put TLS in front of it (a reverse proxy) for anything but 127.0.0.1/localhost: browsers
+    only give pages WebCrypto on secure origins.
+    """
+    from veil.gateway.app import Gateway, GatewayConfig
+    from veil.gateway.tenants import load_tenants
+
+    setup_logging(verbose)
+    if access_log:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        acc = logging.getLogger("veil.gateway.access")
+        acc.setLevel(logging.INFO)
+        acc.addHandler(h)
+        acc.propagate = False
+    if not 1 <= k <= n <= 255:
+        raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
+    host, port = parse_listen(listen)
+    gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n))
+    try:
+        gw.start(host, port)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    click.echo(f"gateway: serving {gw.url}", err=True)
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stopped.wait()
+    gw.stop()
+
+
+commands = [gateway]

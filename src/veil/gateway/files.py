@@ -1,0 +1,76 @@
+"""Reading files for browsers: manifests and verified sealed-segment ranges, by verify cap only.
+
+Locating a file asks every node, so the result is cached briefly per verify cap; a range read
+then goes straight to the holders. The gateway erasure-decodes and checks every segment
+against the manifest's segment tree (client.download.Fetcher) but cannot decrypt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from veil.client.download import Fetcher
+from veil.client.locate import Located, locate
+from veil.client.network import Network
+from veil.errors import UsageError
+from veil.format.caps import VerifyCap
+
+LOCATE_TTL = 30.0
+CACHE_SIZE = 256
+MAX_RANGE_SEGMENTS = 1 << 20  # a whole file may be asked in one streamed response
+
+
+class FileReader:
+    def __init__(self, network: Callable[[], Network], clock: Callable[[], float] = time.monotonic) -> None:
+        self._network = network
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[VerifyCap, tuple[float, Located]] = OrderedDict()
+
+    def located(self, vcap: VerifyCap) -> Located:
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(vcap)
+            if hit is not None and now - hit[0] < LOCATE_TTL:
+                self._cache.move_to_end(vcap)
+                return hit[1]
+        loc = locate(self._network(), vcap.storage_index, vcap.manifest_hash)
+        with self._lock:
+            self._cache[vcap] = (now, loc)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return loc
+
+    def forget(self, vcap: VerifyCap) -> None:
+        with self._lock:
+            self._cache.pop(vcap, None)
+
+    def segment_range(self, vcap: VerifyCap, start: int, count: int | None) -> tuple[int, int, int, Iterator[bytes]]:
+        """(first, last, byte length, iterator of sealed segments) for segments [start, start+count)."""
+        loc = self.located(vcap)
+        man = loc.manifest
+        if start < 0 or start >= man.nseg:
+            raise UsageError(f"segment {start} is outside the file ({man.nseg} segments)")
+        last = man.nseg - 1 if count is None else min(man.nseg - 1, start + count - 1)
+        if count is not None and count < 1:
+            raise UsageError("count must be at least 1")
+        length = sum(man.ciphertext_len(i) for i in range(start, last + 1))
+        segments = Fetcher(self._network(), vcap.storage_index, loc, []).segments(start, last)
+        # The first segment is fetched before answering, so "too few shares" is a clean 503
+        # rather than a response cut off after its headers.
+        _, first = next(segments)
+
+        def body() -> Iterator[bytes]:
+            try:
+                yield first
+                for _, ct in segments:
+                    yield ct
+            finally:
+                close = getattr(segments, "close", None)  # a generator: stop its fetch threads now
+                if close is not None:
+                    close()
+
+        return start, last, length, body()

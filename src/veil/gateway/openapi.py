@@ -1,0 +1,143 @@
+"""The gateway's HTTP API as an OpenAPI 3.0 document (served at /api/openapi.json).
+
+Written by hand, next to the handlers in app.py, and checked against them by the fuzz test
+(tests/integration/test_gateway_fuzz.py): every documented operation answers malformed input
+with a 4xx, never a 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from veil.gateway.uploads import MAX_BATCH_BYTES
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_VERIFY = {
+    "name": "verify", "in": "path", "required": True,
+    "description": "The verify part of a share link: base32(storage index[16] || manifest hash[32] || check[4]).",
+    "schema": {"type": "string", "pattern": "^[a-z2-7]{84}$", "maxLength": 200},
+}
+_UID = {"name": "uid", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+
+
+def _err(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def spec() -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Veil gateway API",
+            "version": "1",
+            "description": (
+                "Ciphertext in, ciphertext out. The browser encrypts and seals segments and metadata "
+                "(docs/specs/gateway.md); the gateway erasure-codes and spreads them over storage nodes, "
+                "and on the way back fetches, verifies and decodes sealed segments. It never receives a key."
+            ),
+        },
+        "paths": {
+            "/api/tenant": {"get": {
+                "operationId": "getTenant", "summary": "The tenant this host serves: name, limits, allowance.",
+                "responses": {"200": {"description": "tenant", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Tenant"}}}}, "404": _err("unknown host")},
+            }},
+            "/api/uploads": {"post": {
+                "operationId": "beginUpload", "summary": "Start an upload of one file.",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/BeginUpload"}}}},
+                "responses": {
+                    "201": {"description": "upload session", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/UploadSession"}}}},
+                    "400": _err("malformed request"), "413": _err("file larger than the tenant allows"),
+                    "415": _err("not JSON"), "503": _err("not enough storage nodes, or too many uploads"),
+                },
+            }},
+            "/api/uploads/{uid}/segments": {"put": {
+                "operationId": "putSegments",
+                "summary": "Append sealed segments start, start+1, … (whole segments only, in order).",
+                "parameters": [_UID, {"name": "start", "in": "query", "required": True,
+                                      "schema": {"type": "integer", "minimum": 0}}],
+                "requestBody": {"required": True, "content": {"application/octet-stream": binary},
+                                "description": f"Concatenated sealed segments, at most {MAX_BATCH_BYTES} bytes."},
+                "responses": {
+                    "200": {"description": "accepted", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"next": {"type": "integer"}}, "required": ["next"]}}}},
+                    "400": _err("not whole segments"), "404": _err("no such upload"),
+                    "409": _err("out of order, or the upload is not open"), "413": _err("batch too large"),
+                    "503": _err("storage nodes failed"),
+                },
+            }},
+            "/api/uploads/{uid}/finish": {"post": {
+                "operationId": "finishUpload",
+                "summary": "Commit the shares and publish the manifest; returns the manifest bytes.",
+                "parameters": [_UID],
+                "responses": {
+                    "200": {"description": "manifest (b\"VLMF\" 0x01 canonical CBOR)",
+                            "content": {"application/vnd.veil.manifest": binary}},
+                    "400": _err("finish takes no body"), "404": _err("no such upload"),
+                    "409": _err("segments missing"), "503": _err("too few nodes took their shares"),
+                },
+            }},
+            "/api/uploads/{uid}": {"delete": {
+                "operationId": "abortUpload", "summary": "Abandon an upload; the nodes drop its partial shares.",
+                "parameters": [_UID],
+                "responses": {"204": {"description": "aborted"}, "404": _err("no such upload")},
+            }},
+            "/api/files/{verify}/manifest": {"get": {
+                "operationId": "getManifest",
+                "summary": "The manifest, checked against the hash in the verify part (check it again yourself).",
+                "parameters": [_VERIFY],
+                "responses": {"200": {"description": "manifest", "content": {"application/vnd.veil.manifest": binary}},
+                              "400": _err("garbled link"), "404": _err("no node has this file"),
+                              "503": _err("nodes unreachable")},
+            }},
+            "/api/files/{verify}/segments": {"get": {
+                "operationId": "getSegments",
+                "summary": "Sealed segments [start, start+count), erasure-decoded and checked against the manifest.",
+                "parameters": [
+                    _VERIFY,
+                    {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    {"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                     "description": "default: to the end of the file"},
+                ],
+                "responses": {"200": {"description": "sealed segments, concatenated",
+                                      "headers": {"X-Veil-Segments": {"schema": {"type": "string"},
+                                                                      "description": "first-last segment index"}},
+                                      "content": {"application/octet-stream": binary}},
+                              "400": _err("garbled link or range outside the file"),
+                              "404": _err("no node has this file"), "503": _err("too few shares reachable")},
+            }},
+            "/api/openapi.json": {"get": {
+                "operationId": "getOpenApi", "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {
+                    "type": "object"}}}}},
+            }},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "message"],
+                      "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+            "BeginUpload": {
+                "type": "object", "additionalProperties": False, "required": ["si", "size", "segsize", "meta"],
+                "properties": {
+                    "si": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                           "description": "storage index: first 16 bytes of H('veil/storage-index/v1', file key)"},
+                    "size": {"type": "integer", "minimum": 0, "maximum": 2**53},
+                    "segsize": {"type": "integer", "minimum": 4096, "maximum": 16 << 20},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 255},
+                    "n": {"type": "integer", "minimum": 1, "maximum": 255},
+                    "meta": {"type": "string", "format": "byte", "description": "sealed metadata, base64"},
+                },
+            },
+            "UploadSession": {"type": "object", "required": ["id", "nseg", "k", "n", "max_batch_bytes"], "properties": {
+                "id": {"type": "string"}, "nseg": {"type": "integer"}, "k": {"type": "integer"},
+                "n": {"type": "integer"}, "max_batch_bytes": {"type": "integer"}}},
+            "Tenant": {"type": "object", "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"}, "max_file_size": {"type": "integer"},
+                "allowed_types": {"type": "array", "items": {"type": "string"}},
+                "embed_origins": {"type": "array", "items": {"type": "string"}},
+                "allowance": {"type": "object"}, "defaults": {"type": "object"},
+                "max_batch_bytes": {"type": "integer"}}},
+        }},
+    }

@@ -1,0 +1,82 @@
+// Streaming download helper (scope /dl/). The page hands over one download at a time by
+// postMessage (never over the network): token, verify part, key, sizes, name. A navigation
+// to /dl/<token> is then answered with a stream that fetches sealed segments from the
+// gateway and decrypts each as it arrives, so files larger than memory save to disk.
+
+import { SegmentCipher, VeilError, chunksOf, openSegments, segmentCount } from "/static/veil-format.js";
+
+const jobs = new Map();
+
+self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
+
+self.addEventListener("message", (e) => {
+  const m = e.data;
+  if (!m || m.type !== "download" || !/^[0-9a-f]{32}$/.test(m.token) || !e.ports[0]) return;
+  jobs.set(m.token, { ...m, port: e.ports[0] });
+  // Forget jobs nobody started, so keys do not linger.
+  setTimeout(() => jobs.delete(m.token), 60000);
+  e.ports[0].postMessage({ type: "ready" });
+});
+
+self.addEventListener("fetch", (e) => {
+  const url = new URL(e.request.url);
+  const match = url.origin === self.location.origin && /^\/dl\/([0-9a-f]{32})$/.exec(url.pathname);
+  const job = match && jobs.get(match[1]);
+  if (!job) return; // the gateway answers with a page explaining what to do
+  jobs.delete(match[1]);
+  e.respondWith(respond(job));
+});
+
+function disposition(name) {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
+async function respond(job) {
+  const { port, size, segsize } = job;
+  const cipher = await SegmentCipher.create(job.key, segmentCount(size, segsize));
+  let segments = null;
+  let done = 0;
+  const stream = new ReadableStream({
+    async start() {
+      const r = await fetch(`/api/files/${encodeURIComponent(job.verify)}/segments?start=0`, { cache: "no-store", credentials: "omit" });
+      if (!r.ok) {
+        let message = `the gateway answered ${r.status}`;
+        try { message = (await r.json()).message || message; } catch { /* not JSON */ }
+        port.postMessage({ type: "error", kind: r.status === 404 ? "notfound" : "unavailable", message });
+        throw new VeilError("unavailable", message);
+      }
+      segments = openSegments(chunksOf(r.body), cipher, size, segsize);
+      port.postMessage({ type: "started" });
+    },
+    async pull(controller) {
+      try {
+        const { value, done: end } = await segments.next();
+        if (end) {
+          controller.close();
+          port.postMessage({ type: "done", done });
+          return;
+        }
+        done += value.length;
+        controller.enqueue(value);
+        port.postMessage({ type: "progress", done });
+      } catch (err) {
+        port.postMessage({ type: "error", kind: err.kind || "unavailable", message: err.message || String(err) });
+        controller.error(err);
+      }
+    },
+    cancel() {
+      if (segments) segments.return();
+      port.postMessage({ type: "error", kind: "unavailable", message: "the download was cancelled" });
+    },
+  }, { highWaterMark: 4 });
+  return new Response(stream, {
+    headers: {
+      "Content-Type": "application/octet-stream",
+      "Content-Disposition": disposition(job.name),
+      "Content-Length": String(size),
+      "X-Content-Type-Options": "nosniff",
+    },
+  });
+}

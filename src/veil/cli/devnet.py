@@ -36,6 +36,7 @@ def up(nodes: int, capacity: str | None, root: Path | None) -> None:
     net, started = d.up(nodes, ["storage"], args)
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}")
+    click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
 
 
 @devnet.command()

@@ -29,8 +29,12 @@ def node() -> None:
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to serve on.")
 @click.option("--role", "roles", default="storage", show_default=True, help="Comma-separated roles to run.")
 @click.option("--capacity", default=None, help="Most bytes of shares to keep (e.g. 10GB; default: the disk's free space).")
+@click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
+@click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
+@click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
 @click.option("-v", "--verbose", is_flag=True)
-def run(data_dir: Path, listen: str, roles: str, capacity: str | None, verbose: bool) -> None:
+def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
+        network_path: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
 
@@ -39,6 +43,9 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, verbose: 
     config: dict[str, Any] = {}
     if capacity:
         config["capacity"] = parse_size(capacity)
+    for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path)):
+        if value:
+            config[key] = value
     run_node(data_dir, host, port, [r.strip() for r in roles.split(",") if r.strip()], config)
 
 

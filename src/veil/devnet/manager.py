@@ -173,6 +173,8 @@ class Devnet:
             from veil.devnet.ledger import add_validator  # the ledger's validator + faucet genesis
 
             add_validator(self)
+        if not any("gateway" in s.roles for s in self.specs()):
+            self.add_gateway()
         specs = self.specs()
         started = []
         for spec in specs:
@@ -181,6 +183,14 @@ class Devnet:
                 started.append(spec.name)
         ids = self.wait_ready(specs)
         return self.write_network(ids), started
+
+    def add_gateway(self) -> NodeSpec:
+        """Add a gateway node; its browser URL becomes the network's gateway (share links)."""
+        port = free_port()
+        args = ["--gateway-listen", f"127.0.0.1:{port}", "--network", str(self.network_path)]
+        spec = self.add_specs(1, ["gateway"], args, prefix="gateway")[0]
+        self._save_specs(self.specs(), {"gateway": f"http://127.0.0.1:{port}"})
+        return spec
 
     def stop_node(self, spec: NodeSpec, sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:
         pid = self.pid_of(spec)

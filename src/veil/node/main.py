@@ -28,6 +28,7 @@ log = logging.getLogger("veil.node")
 ROLE_FACTORIES: dict[str, str] = {
     "storage": "veil.node.storage_role:StorageRole",
     "validator": "veil.node.validator_role:ValidatorRole",
+    "gateway": "veil.node.gateway_role:GatewayRole",
 }
 
 

@@ -1,0 +1,60 @@
+"""The gateway role: the web gateway (veil.gateway) run inside a node process.
+
+It serves plain HTTP for browsers on its own listener, apart from the node's pinned-TLS
+port (browsers cannot pin node ids). Config keys (from `veil node run`):
+``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
+TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``.
+
+This module is the one place in ``node`` that imports ``gateway``, lazily, when the role is
+made (node/main.py ROLE_FACTORIES).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from veil.errors import UsageError
+from veil.net.server import Router
+from veil.node.context import NodeContext
+
+
+class GatewayRole:
+    name = "gateway"
+
+    def __init__(self) -> None:
+        self.gw: Any = None
+        self.host = "127.0.0.1"
+        self.port = 8080
+
+    def attach(self, ctx: NodeContext, router: Router) -> None:
+        from veil.gateway.app import Gateway, GatewayConfig
+        from veil.gateway.tenants import load_tenants
+
+        listen = str(ctx.config.get("gateway_listen") or "127.0.0.1:8080")
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise UsageError(f"bad gateway listen address {listen!r}: use HOST:PORT")
+        self.host, self.port = host or "127.0.0.1", int(port)
+        tenants = ctx.config.get("tenants")
+        network = ctx.config.get("network")
+        self.gw = Gateway(GatewayConfig(
+            network_path=Path(network) if network else None,
+            tenants=load_tenants(Path(tenants) if tenants else None),
+            k=int(ctx.config.get("k", 3)), n=int(ctx.config.get("n", 10)),
+        ))
+
+    def start(self) -> None:
+        try:
+            self.gw.start(self.host, self.port)
+        except OSError as e:
+            raise UsageError(f"gateway cannot listen on {self.host}:{self.port}: {e.strerror or e}") from e
+
+    def stop(self) -> None:
+        if self.gw is not None:
+            self.gw.stop()
+
+    def status(self) -> dict[str, Any]:
+        if self.gw is None or self.gw.server is None:
+            return {"url": None, "uploads": 0}
+        return {"url": self.gw.url, "uploads": self.gw.uploads.count()}

@@ -32,9 +32,10 @@ def node() -> None:
 @click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
+@click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
-        network_path: str | None, verbose: bool) -> None:
+        network_path: str | None, bootstrap: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
 
@@ -46,7 +47,12 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
     for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path)):
         if value:
             config[key] = value
-    run_node(data_dir, host, port, [r.strip() for r in roles.split(",") if r.strip()], config)
+    role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if bootstrap:
+        config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
+        if "dht" not in role_list:
+            role_list.append("dht")
+    run_node(data_dir, host, port, role_list, config)
 
 
 commands = [node]

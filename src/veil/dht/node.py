@@ -133,8 +133,12 @@ class DhtNode:
         config: DhtConfig | None = None,
         now: float = 0.0,
         rng: random.Random | None = None,
+        announce: bool = True,
     ) -> None:
+        """``announce=False`` is for clients that do not serve: their requests carry no ``from``,
+        so nobody tries to add them to a routing table."""
         self.key = key
+        self.announce = announce
         self.config = cfg = config or DhtConfig()
         self.node_id = node_id(key.public_key)
         self.contact = Contact(self.node_id, address)
@@ -155,6 +159,10 @@ class DhtNode:
         self._next_expire = now + cfg.expire_interval
         self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0}
 
+    @property
+    def _from(self) -> Contact | None:
+        return self.contact if self.announce else None
+
     # -- the driver's side -------------------------------------------------------------
 
     def take_outgoing(self) -> list[Send]:
@@ -164,6 +172,11 @@ class DhtNode:
     def take_events(self) -> list[OpDone]:
         out, self._events = self._events, []
         return out
+
+    @property
+    def providing(self) -> int:
+        """How many storage indexes this node announces and republishes."""
+        return len(self._provided)
 
     @property
     def busy(self) -> bool:
@@ -218,7 +231,7 @@ class DhtNode:
             return
         self._verifying.add(key)
         self.stats["verify_pings"] += 1
-        self._send(_PING_VERIFY, sender, Ping(self.contact), 0)
+        self._send(_PING_VERIFY, sender, Ping(self._from), 0)
 
     # -- operations ----------------------------------------------------------------------
 
@@ -257,7 +270,7 @@ class DhtNode:
         """Store this node's signed record at the nodes closest to its id; republished on schedule."""
         rec = self._own_node_record(now)
         self._node_record_due = now + self.config.republish_interval
-        return self._start("publish_node", self.node_id, now, store=StoreNode(rec.raw, self.contact))
+        return self._start("publish_node", self.node_id, now, store=StoreNode(rec.raw, self._from))
 
     def tick(self, now: float) -> None:
         """Run what is due: republishing, record expiry, refreshing buckets nobody looked into."""
@@ -296,7 +309,7 @@ class DhtNode:
     def _start_provide(self, si: bytes, now: float) -> int:
         rec = sign_provider_record(self.key, si, self.contact.address, self._provided[si], int(now) + self.config.record_ttl)
         self.store.add_provider(rec, now)
-        return self._start("provide", si, now, store=AddProvider(rec.raw, self.contact))
+        return self._start("provide", si, now, store=AddProvider(rec.raw, self._from))
 
     def _start(
         self,
@@ -432,18 +445,18 @@ class DhtNode:
 
     def _ping_evict(self, ping: PingNeeded) -> None:
         self.stats["evict_pings"] += 1
-        self._send(_PING_EVICT, ping.contact, Ping(self.contact), 0)
+        self._send(_PING_EVICT, ping.contact, Ping(self._from), 0)
 
     def _advance(self, op: _Op, now: float) -> None:
         lk = op.lookup
         if op.pending_stores < 0:
             if not lk.finished:
                 if op.kind == "find_node" or op.kind == "join" or op.kind == "refresh" or op.store_msg is not None:
-                    msg_for: Request = FindNode(lk.target, self.contact)
+                    msg_for: Request = FindNode(lk.target, self._from)
                 elif op.kind == "find_value":
-                    msg_for = FindValue(lk.target, self.contact)
+                    msg_for = FindValue(lk.target, self._from)
                 else:
-                    msg_for = FindProviders(lk.target, self.contact)
+                    msg_for = FindProviders(lk.target, self._from)
                 for c in lk.next_queries():
                     self._send(_LOOKUP, c, msg_for, op.id)
                 if not lk.finished:

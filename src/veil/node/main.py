@@ -29,6 +29,7 @@ ROLE_FACTORIES: dict[str, str] = {
     "storage": "veil.node.storage_role:StorageRole",
     "validator": "veil.node.validator_role:ValidatorRole",
     "gateway": "veil.node.gateway_role:GatewayRole",
+    "dht": "veil.node.dht_role:DhtRole",
 }
 
 

@@ -1,0 +1,241 @@
+"""Runs a sans-I/O DhtNode (veil.dht.node) over the pinned HTTPS transport.
+
+The DhtNode is not thread-safe, so every call into it happens under one lock; requests it
+wants sent go to a small thread pool of PeerClient calls (pinned to the contact's node id),
+and their replies or failures are fed back under the lock. A background thread runs
+``tick`` (republish, expiry, refresh) once a second. Blocking helpers (``find_providers``,
+``find_node`` ...) start an operation and wait for its ``OpDone``.
+
+Used by the node's ``dht`` role (veil.node.dht_role, which also serves ``POST /v1/dht/rpc``)
+and, with ``announce=False``, by clients that look things up without serving.
+Imports from: veil.errors, veil.crypto, veil.dht, veil.net.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from veil.crypto.sign import SigningKey
+from veil.dht.ids import Contact
+from veil.dht.messages import (
+    MAX_MESSAGE_SIZE,
+    Refused,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
+from veil.dht.records import NodeRecord, ProviderRecord
+from veil.errors import RemoteError, UnavailableError, UsageError, VeilError
+from veil.net.client import PeerClient
+
+log = logging.getLogger("veil.dht")
+
+RPC_PATH = "/v1/dht/rpc"
+RPC_TIMEOUT = 5.0
+MAX_CLIENTS = 256
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"bad node address {address!r}: use HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class DhtDriver:
+    def __init__(
+        self,
+        key: SigningKey,
+        address: str,
+        *,
+        config: DhtConfig | None = None,
+        announce: bool = True,
+        rpc_timeout: float = RPC_TIMEOUT,
+        workers: int = 16,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.node = DhtNode(key, address, config, now=clock(), announce=announce)
+        self.rpc_timeout = rpc_timeout
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dht-rpc")
+        self._clients: OrderedDict[tuple[str, bytes], PeerClient] = OrderedDict()
+        self._waiters: dict[int, Future[OpDone]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.joined = threading.Event()
+
+    # -- serving -------------------------------------------------------------------------
+
+    def handle_rpc(self, body: bytes, peer: str) -> tuple[int, bytes]:
+        """Answer one encoded request from ``peer`` (its IP address); IntegrityError if malformed."""
+        msg = decode_request(body)
+        with self._lock:
+            resp = self.node.handle(msg, self.clock(), peer)
+        self._flush()
+        status = 429 if isinstance(resp, Refused) and resp.reason == "rate_limited" else 200
+        return status, encode_response(resp)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, tick_interval: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(tick_interval):
+                try:
+                    with self._lock:
+                        self.node.tick(self.clock())
+                    self._flush()
+                except Exception:
+                    log.exception("DHT tick failed")
+
+        self._thread = threading.Thread(target=loop, name="dht-tick", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+            waiters = list(self._waiters.values())
+            self._waiters.clear()
+        for c in clients:
+            c.close()
+        for f in waiters:
+            if not f.done():
+                f.set_exception(UnavailableError("the DHT was stopped"))
+
+    # -- operations ----------------------------------------------------------------------
+
+    def join(self, addresses: list[str], timeout: float = 60.0) -> OpDone:
+        """Join through any of ``addresses`` (HOST:PORT; their ids are learnt from TLS)."""
+        seeds = []
+        for address in addresses:
+            host, port = parse_address(address)
+            try:
+                nid = PeerClient(host, port, None, timeout=self.rpc_timeout).learn_node_id()
+            except VeilError as e:
+                log.info("bootstrap node %s unreachable: %s", address, e)
+                continue
+            if nid != self.node.node_id:
+                seeds.append(Contact(nid, address))
+        if not seeds and addresses:
+            raise UnavailableError(f"none of the bootstrap nodes answered: {', '.join(addresses)}")
+        done = self._run(lambda n, now: n.bootstrap(seeds, now), timeout)
+        with self._lock:
+            now = self.clock()
+            self.node.refresh_all(now)
+            if self.node.announce:
+                self.node.publish_node_record(now)
+        self._flush()
+        self.joined.set()
+        return done
+
+    def find_node(self, target: bytes, timeout: float = 30.0) -> OpDone:
+        return self._run(lambda n, now: n.find_node(target, now), timeout)
+
+    def find_providers(self, storage_index: bytes, want: int = 20, timeout: float = 30.0) -> list[ProviderRecord]:
+        """Signed, verified provider records for ``storage_index`` (possibly none)."""
+        done = self._run(lambda n, now: n.find_providers(storage_index, now, want), timeout)
+        return list(done.providers)
+
+    def find_node_record(self, nid: bytes, timeout: float = 30.0) -> NodeRecord | None:
+        return self._run(lambda n, now: n.find_value(nid, now), timeout).record
+
+    def provide(self, storage_index: bytes, shares: tuple[int, ...]) -> None:
+        """Announce (and keep republishing) that this node holds ``shares`` of ``storage_index``."""
+        with self._lock:
+            self.node.provide(storage_index, tuple(sorted(set(shares))), self.clock())
+        self._flush()
+
+    def unprovide(self, storage_index: bytes) -> None:
+        with self._lock:
+            self.node.unprovide(storage_index)
+
+    def contacts(self) -> list[Contact]:
+        with self._lock:
+            return list(self.node.routing.contacts())
+
+    def status(self) -> dict[str, int | bool]:
+        with self._lock:
+            return {
+                "contacts": len(self.node.routing),
+                "records": len(self.node.store),
+                "providing": self.node.providing,
+                "joined": self.joined.is_set(),
+            }
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _run(self, start: Callable[[DhtNode, float], int], timeout: float) -> OpDone:
+        fut: Future[OpDone] = Future()
+        with self._lock:
+            op = start(self.node, self.clock())
+            self._waiters[op] = fut
+        self._flush()
+        try:
+            return fut.result(timeout)
+        except FutureTimeout as e:
+            with self._lock:
+                self._waiters.pop(op, None)
+            raise UnavailableError(f"DHT lookup did not finish within {timeout:g} s") from e
+
+    def _flush(self) -> None:
+        with self._lock:
+            out = self.node.take_outgoing()
+            events = self.node.take_events()
+            finished = [(self._waiters.pop(ev.op_id, None), ev) for ev in events]
+        for fut, ev in finished:
+            if fut is not None and not fut.done():
+                fut.set_result(ev)
+        for send in out:
+            try:
+                self._pool.submit(self._call, send)
+            except RuntimeError:  # shut down
+                return
+
+    def _client(self, to: Contact) -> PeerClient:
+        key = (to.address, to.node_id)
+        with self._lock:
+            c = self._clients.get(key)
+            if c is not None:
+                self._clients.move_to_end(key)
+                return c
+            host, port = parse_address(to.address)
+            c = self._clients[key] = PeerClient(host, port, to.node_id, timeout=self.rpc_timeout)
+            if len(self._clients) > MAX_CLIENTS:
+                _, old = self._clients.popitem(last=False)
+                old.close()
+            return c
+
+    def _call(self, send: Send) -> None:
+        try:
+            reply = self._client(send.to).request(
+                "POST",
+                RPC_PATH,
+                encode_request(send.message),
+                {"Content-Type": "application/cbor"},
+                max_response=MAX_MESSAGE_SIZE,
+                check=False,
+            )
+            if reply.status not in (200, 429):
+                raise RemoteError(f"DHT request to {send.to.address} answered HTTP {reply.status}")
+            resp = decode_response(reply.body)
+        except (VeilError, ValueError) as e:
+            log.debug("DHT request to %s failed: %s", send.to.address, e)
+            with self._lock:
+                self.node.on_timeout(send.request_id, self.clock())
+        else:
+            with self._lock:
+                self.node.on_reply(send.request_id, resp, self.clock())
+        self._flush()

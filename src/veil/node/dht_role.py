@@ -1,0 +1,90 @@
+"""The ``dht`` role: serves ``POST /v1/dht/rpc`` and keeps this node in the Kademlia DHT.
+
+Config keys (from `veil node run`): ``bootstrap`` (list of HOST:PORT to join through; none for
+the first node of a network), ``dht_advertise`` (HOST:PORT others should use; default the
+listen address). Other roles reach the DHT through ``DhtRole.driver`` (veil.net.dht_driver).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from veil.dht.messages import MAX_MESSAGE_SIZE
+from veil.errors import VeilError
+from veil.net.dht_driver import RPC_PATH, DhtDriver
+from veil.net.server import HTTPError, Request, Response, Router
+from veil.node.context import NodeContext
+
+log = logging.getLogger("veil.dht")
+
+JOIN_RETRY_MAX = 30.0
+
+
+class DhtRole:
+    name = "dht"
+
+    def __init__(self) -> None:
+        self.ctx: NodeContext | None = None
+        self.driver: DhtDriver | None = None
+        self._stop = threading.Event()
+        self._joiner: threading.Thread | None = None
+        self._last_error = ""
+
+    def attach(self, ctx: NodeContext, router: Router) -> None:
+        self.ctx = ctx
+        router.add("POST", RPC_PATH, self._rpc)
+
+    def start(self) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        address = str(ctx.config.get("dht_advertise") or f"{ctx.host}:{ctx.port}")
+        self.driver = DhtDriver(ctx.key, address)
+        self.driver.start()
+        bootstrap = [str(a) for a in ctx.config.get("bootstrap") or []]
+        self._joiner = threading.Thread(target=self._join, args=(bootstrap,), name="dht-join", daemon=True)
+        self._joiner.start()
+
+    def _join(self, bootstrap: list[str]) -> None:
+        driver = self.driver
+        assert driver is not None
+        if not bootstrap:
+            with driver._lock:
+                driver.node.publish_node_record(driver.clock())
+            driver.joined.set()
+            return
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                driver.join(bootstrap)
+                contacts = len(driver.contacts())
+                if contacts:
+                    log.info("joined the DHT: %d contacts", contacts)
+                    return
+                self._last_error = "no node answered the join lookup"
+            except VeilError as e:
+                self._last_error = str(e)
+                log.info("joining the DHT failed (%s); retrying", e)
+            self._stop.wait(delay)
+            delay = min(JOIN_RETRY_MAX, delay * 2)
+
+    def _rpc(self, req: Request) -> Response:
+        if self.driver is None:
+            raise HTTPError(503, "unavailable", "the DHT is starting")
+        body = req.read_body(MAX_MESSAGE_SIZE)
+        status, data = self.driver.handle_rpc(body, str(req.peer[0]))
+        return Response(status=status, body=data, content_type="application/cbor")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.driver is not None:
+            self.driver.stop()
+
+    def status(self) -> dict[str, Any]:
+        if self.driver is None:
+            return {"joined": False}
+        st: dict[str, Any] = dict(self.driver.status())
+        if self._last_error and not st["joined"]:
+            st["last_error"] = self._last_error[:200]
+        return st

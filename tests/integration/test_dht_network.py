@@ -1,0 +1,103 @@
+"""The DHT over real TLS on 127.0.0.1: nodes join through one bootstrap node, a provider
+record is found from another node and from a client that does not serve, and a real
+`veil node run --bootstrap` process joins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from veil.crypto.sign import SigningKey
+from veil.net.client import PeerClient
+from veil.net.dht_driver import DhtDriver
+from veil.node.dht_role import DhtRole
+from veil.node.main import Node
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(cond: object, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def dht_of(node: Node) -> DhtDriver:
+    role = next(r for r in node.roles if isinstance(r, DhtRole))
+    assert role.driver is not None
+    return role.driver
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
+    root = tmp_path_factory.mktemp("dht")
+    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], {})
+    first.start()
+    boot = f"127.0.0.1:{first.ctx.port}"
+    started = [first]
+    try:
+        for i in range(1, 8):
+            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], {"bootstrap": [boot]})
+            n.start()
+            started.append(n)
+        for n in started:
+            wait_for(lambda n=n: dht_of(n).joined.is_set() and dht_of(n).contacts())
+        yield started
+    finally:
+        for n in started:
+            n.stop()
+
+
+def test_nodes_find_each_other_through_one_bootstrap_node(nodes: list[Node]) -> None:
+    last = dht_of(nodes[-1])
+    done = last.find_node(nodes[3].ctx.node_id)
+    assert nodes[3].ctx.node_id in [c.node_id for c in done.closest]
+    rec = last.find_node_record(nodes[2].ctx.node_id)
+    assert rec is not None and rec.address == f"127.0.0.1:{nodes[2].ctx.port}"
+
+
+def test_provider_record_found_by_node_and_by_client(nodes: list[Node]) -> None:
+    si = bytes(range(32))
+    dht_of(nodes[4]).provide(si, (2, 5))
+    want = (nodes[4].ctx.node_id, (2, 5))
+    wait_for(lambda: [(p.provider_id, p.shares) for p in dht_of(nodes[1]).find_providers(si, want=1)] == [want])
+    client = DhtDriver(SigningKey.generate(), "client:1", announce=False)
+    try:
+        client.join([f"127.0.0.1:{nodes[0].ctx.port}"])
+        recs = client.find_providers(si)
+        assert [(p.provider_id, p.shares, p.address) for p in recs] == [(*want, f"127.0.0.1:{nodes[4].ctx.port}")]
+    finally:
+        client.stop()
+
+
+def test_node_run_with_bootstrap_joins(nodes: list[Node], tmp_path: Path) -> None:
+    data = tmp_path / "proc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data), "--role", "dht",
+         "--bootstrap", f"127.0.0.1:{nodes[0].ctx.port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: (data / "node.json").exists())
+        info = json.loads((data / "node.json").read_text())
+        peer = PeerClient("127.0.0.1", info["port"], bytes.fromhex(info["node_id"]))
+
+        def joined() -> bool:
+            st = peer.call("GET", "/v1/node")["roles"]["dht"]
+            return bool(st["joined"] and st["contacts"] > 0)
+
+        wait_for(joined)
+        found = dht_of(nodes[5]).find_node(bytes.fromhex(info["node_id"]))
+        assert bytes.fromhex(info["node_id"]) in [c.node_id for c in found.closest]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -388,7 +388,11 @@ async function main() {
   embedSnippet();
   try {
     if (mode === "upload" || mode === "embed") setupUpload();
-    else if (mode === "file") await openLink();
+    else if (mode === "file") {
+      // A pasted key changes only the fragment, which does not reload the page: start over.
+      window.addEventListener("hashchange", () => location.reload());
+      await openLink();
+    }
     else if (mode === "notfound") $("notfound-view").hidden = false;
     else if (mode === "nohelper") $("nohelper-view").hidden = false;
   } catch (e) {

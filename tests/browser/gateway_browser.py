@@ -1,0 +1,111 @@
+"""Helpers for the gateway's browser tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.sync_api import Page
+
+from veil.client.network import Network
+from veil.devnet.manager import Devnet
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).parents[2] / "artifacts"
+
+
+@dataclass
+class Env:
+    home: Path
+    devnet: Devnet
+    net: Network
+    env: dict[str, str]
+    gateway: str  # the devnet's gateway node
+    branded: str  # the tenants gateway, as http://127.0.0.1:PORT
+    branded_port: int
+    branded_log: Path
+    embed_origin: str
+
+    def veil(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        p = subprocess.run([sys.executable, "-m", "veil.cli.main", *args], env=self.env, capture_output=True,
+                           timeout=600)
+        if check and p.returncode != 0:
+            raise AssertionError(f"veil {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
+        return p
+
+    def put(self, path: Path) -> str:
+        """`veil put` a file; returns its share link."""
+        out = self.veil("put", str(path)).stdout.decode()
+        return next(line.split()[1] for line in out.splitlines() if line.startswith("link:"))
+
+    def host_url(self, host: str) -> str:
+        return f"http://{host}:{self.branded_port}"
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def upload_in_page(page: Page, files: list[Path], timeout: float = 300_000) -> list[str]:
+    """Choose ``files`` in the page's file input; wait until each upload ends; return their links."""
+    page.wait_for_selector("body[data-loaded='1']")
+    before = page.locator("li.upload").count()
+    page.set_input_files("#file-input", [str(f) for f in files])
+    for i in range(before, before + len(files)):
+        page.wait_for_selector(f"li.upload:nth-child({i + 1})[data-state]", timeout=timeout)
+    items = page.locator("li.upload")
+    links = []
+    for i in range(before, before + len(files)):
+        li = items.nth(i)
+        assert li.get_attribute("data-state") == "done", li.inner_text()
+        links.append(li.get_attribute("data-link") or "")
+    return links
+
+
+def download_in_page(page: Page, link: str, dest: Path, timeout: float = 300_000) -> Path:
+    """Open ``link`` and save what the Download button streams to ``dest``."""
+    page.goto(link)
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    with page.expect_download(timeout=timeout) as dl:
+        page.click("#download")
+    dl.value.save_as(dest)
+    page.wait_for_selector("body[data-downloaded='1']", timeout=timeout)
+    return dest
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def random_file(path: Path, size: int, seed: int = 1) -> Path:
+    """A file of ``size`` pseudo-random bytes (fast: one random MiB repeated with a counter)."""
+    block = random.Random(seed).randbytes(1 << 20)
+    with open(path, "wb") as f:
+        left, i = size, 0
+        while left > 0:
+            chunk = i.to_bytes(8, "big") + block[8:]
+            f.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+            i += 1
+    return path

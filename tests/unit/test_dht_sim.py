@@ -45,3 +45,9 @@ def test_cli() -> None:
     assert r.exit_code == 0 and "without repair" in r.output, r.output
     r = CliRunner().invoke(sim, ["durability", "--nodes", "5", "-n", "10"])
     assert r.exit_code != 0
+
+
+def test_dht_sim_attack_phase() -> None:
+    res = dht.run(nodes=300, churn=0.0, lookups=100, seed=5, liars=0.3)
+    assert res.attack is not None and res.attack.lookups == 100
+    assert res.attack.success_rate >= 0.9

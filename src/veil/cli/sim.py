@@ -35,10 +35,14 @@ def _progress(enabled: bool) -> Progress:
               help="Fraction of nodes killed and replaced during the churn phase (0 skips it).")
 @click.option("--lookups", default=1000, show_default=True, type=click.IntRange(1), help="Lookups measured per phase.")
 @click.option("--paths", default=3, show_default=True, type=click.IntRange(1, 8), help="Disjoint lookup paths (1 = plain Kademlia).")
+@click.option("--liars", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Then measure again with this fraction of nodes lying in every answer (0 skips it).")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--wire", is_flag=True, help="Encode and strictly decode every message (slower, checks the wire format too).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def sim_dht(nodes: int, churn: float, lookups: int, paths: int, seed: int, wire: bool, as_json: bool) -> None:
+def sim_dht(
+    nodes: int, churn: float, lookups: int, paths: int, liars: float, seed: int, wire: bool, as_json: bool
+) -> None:
     """Lookups over NODES simulated DHT nodes running the real routing code.
 
     Prints the lookup success rate (the true nearest live node was found), hops, messages per
@@ -55,7 +59,9 @@ def sim_dht(nodes: int, churn: float, lookups: int, paths: int, seed: int, wire:
             bar.update(tasks[phase], completed=done)
 
         try:
-            res = dht.run(nodes=nodes, churn=churn, lookups=lookups, seed=seed, paths=paths, wire=wire, progress=report)
+            res = dht.run(
+                nodes=nodes, churn=churn, lookups=lookups, seed=seed, paths=paths, wire=wire, liars=liars, progress=report
+            )
         except ValueError as e:
             raise UsageError(str(e)) from e
     if as_json:
@@ -64,6 +70,7 @@ def sim_dht(nodes: int, churn: float, lookups: int, paths: int, seed: int, wire:
     click.echo(f"{res.nodes} nodes, k={res.k} alpha={res.alpha} paths={res.paths}, seed {res.seed}")
     click.echo(f"  join: {res.join_wall_s:.1f} s wall, {res.join_messages_per_node:.1f} messages per joining node")
     phases = [("stable", res.stable)] + ([(f"churn {res.churn_fraction:.0%}", res.churn)] if res.churn else [])
+    phases += [(f"{res.liar_fraction:.0%} liars (nearest honest node on any path)", res.attack)] if res.attack else []
     for name, st in phases:
         assert st is not None
         extra = f", {st.nodes_replaced} nodes replaced" if st.nodes_replaced else ""

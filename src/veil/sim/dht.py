@@ -6,7 +6,8 @@ meets learn about it (after a verification ping). Joins run in concurrent batche
 virtual clock. Then ``lookups`` lookups of random keys from random nodes are measured against
 the brute-force truth: a lookup succeeds when the nearest live node it reports is the true
 nearest live node to the key. The churn phase repeats the measurement while ``churn`` x N
-nodes are killed without warning and as many new nodes join, spread over the phase.
+nodes are killed without warning and as many new nodes join, spread over the phase. The
+optional attack phase turns a fraction of the nodes into liars (veil.testing.dhtnet.colluding).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from veil.dht.node import DhtConfig, DhtNode, OpDone
-from veil.testing.dhtnet import DhtNetwork
+from veil.testing.dhtnet import DhtNetwork, colluding
 
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
@@ -51,6 +52,8 @@ class DhtSimResult:
     stable: PhaseStats
     churn: PhaseStats | None
     churn_fraction: float
+    attack: PhaseStats | None
+    liar_fraction: float
     wall_s: float
     notes: list[str] = field(default_factory=list)
 
@@ -69,9 +72,10 @@ def _percentile(xs: list[int], q: float) -> float:
 class _Measure:
     """Starts measured lookups and scores each against the live nodes when it finishes."""
 
-    def __init__(self, net: DhtNetwork, k: int, members: dict[int, DhtNode]) -> None:
+    def __init__(self, net: DhtNetwork, k: int, members: dict[int, DhtNode], any_path: bool = False) -> None:
         self.net = net
         self.members = members
+        self.any_path = any_path
         self.k = k
         self.pending: dict[tuple[int, int], float] = {}
         self.ok = 0
@@ -100,7 +104,11 @@ class _Measure:
         alive = self.members
         truth = heapq.nsmallest(self.k, (x for x in alive if x != own), key=lambda x: x ^ t)
         found = [c.key for c in ev.closest if c.key in alive]
-        if found and truth and found[0] == truth[0]:
+        if self.any_path:
+            # Under attack: did any path reach the nearest honest node?
+            if truth and any(c.key == truth[0] for path in ev.paths for c in path):
+                self.ok += 1
+        elif found and truth and found[0] == truth[0]:
             self.ok += 1
         self.recall.append(len(set(found) & set(truth)) / max(1, len(truth)))
         self.hops.append(ev.hops)
@@ -142,10 +150,13 @@ def run(
     paths: int = 3,
     batch: int = 50,
     wire: bool = False,
+    liars: float = 0.0,
     progress: Progress | None = None,
 ) -> DhtSimResult:
-    if nodes < 2 or lookups < 1 or not 0 <= churn < 1:
-        raise ValueError("need at least 2 nodes, 1 lookup and 0 <= churn < 1")
+    """Join ``nodes``, measure ``lookups`` lookups, then the same under ``churn``, then (when
+    ``liars`` > 0) with that fraction of nodes answering only with each other."""
+    if nodes < 2 or lookups < 1 or not 0 <= churn < 1 or not 0 <= liars < 1:
+        raise ValueError("need at least 2 nodes, 1 lookup, 0 <= churn < 1 and 0 <= liars < 1")
     t0 = time.monotonic()
     cfg = DhtConfig(paths=paths)
     net = DhtNetwork(seed=seed, config=cfg, wire=wire)
@@ -192,6 +203,26 @@ def run(
 
     stable = measure(lookups, 0)
     churned = measure(lookups, round(churn * nodes)) if churn > 0 else None
+    attack = None
+    if liars > 0:
+        # The liars answer every lookup with the colluders nearest the target, never with an
+        # honest node; success is the nearest honest node showing up on any path.
+        bad = rng.sample(members, round(liars * len(members)))
+        behave = colluding([n.contact for n in bad], cfg.k)
+        for n in bad:
+            net.behaviours[n.contact.key] = behave
+        bad_keys = {n.contact.key for n in bad}
+        honest = [n for n in members if n.contact.key not in bad_keys]
+        m = _Measure(net, cfg.k, {n.contact.key: n for n in honest}, any_path=True)
+        started = 0
+        while started < lookups:
+            for _ in range(min(batch, lookups - started)):
+                m.start(honest[rng.randrange(len(honest))], rng.randbytes(32))
+                started += 1
+            net.run()
+            report("liars", started, lookups)
+        m.close()
+        attack = m.stats()
     return DhtSimResult(
         nodes=nodes,
         seed=seed,
@@ -203,5 +234,7 @@ def run(
         stable=stable,
         churn=churned,
         churn_fraction=churn,
+        attack=attack,
+        liar_fraction=liars,
         wall_s=round(time.monotonic() - t0, 2),
     )

@@ -10,4 +10,11 @@ def bench() -> None:
     """Benchmarks that measure this machine's ceilings in the same run and print ratios."""
 
 
+def _register() -> None:
+    from veil.bench.ledger import ledger_cmd
+
+    bench.add_command(ledger_cmd)
+
+
+_register()
 commands = [bench]

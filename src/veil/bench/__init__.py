@@ -1,0 +1,1 @@
+"""What `veil bench` runs: benchmarks that measure this machine's ceilings in the same run."""

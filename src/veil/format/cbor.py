@@ -47,6 +47,23 @@ _EXACT_SCALARS = frozenset({str, bytes, bool, type(None)})
 _INT_MIN, _INT_END = -(2**64), 2**64
 
 
+def decode_for_schema(data: bytes | bytearray | memoryview, max_size: int) -> Value:
+    """``decode`` without the generic type walk, for hot paths whose caller then checks the
+    exact type of every field and rejects unknown ones (so a float or tag still fails there).
+    Size bound and canonical form are checked as in ``decode``."""
+    if len(data) > max_size:
+        raise IntegrityError(f"encoded object is {len(data)} bytes, over the {max_size}-byte limit")
+    raw = bytes(data)
+    try:
+        value = cbor2.loads(raw)
+        canonical = cbor2.dumps(value, canonical=True) == raw
+    except Exception as e:  # cbor2 raises several unrelated types on bad input
+        raise IntegrityError("malformed CBOR") from e
+    if not canonical:
+        raise IntegrityError("CBOR is not in canonical form")
+    return value
+
+
 def _check_types(value: Value, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ValueError("nested too deeply")

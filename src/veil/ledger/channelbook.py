@@ -100,28 +100,44 @@ class ChannelBook:
         self.store.forget(cid)
 
     def accept(self, raw: bytes, now: int) -> Receipt:
-        """Check a cheque and persist it as the channel's latest; LedgerError if it fails a rule."""
+        """Check a cheque and persist it as the channel's latest; LedgerError if it fails a rule.
+
+        The signature is checked outside the lock, so concurrent downloads verify on every
+        core; the rules are checked again under the lock in case another cheque won meanwhile.
+        """
         c = decode_cheque(raw)
+        payer_pub = self._check(c, now).payer_pub
+        c.verify(payer_pub)
+        with self._lock:
+            e = self._entries.get(c.channel)
+            if e is None or e.channel.payer_pub != payer_pub:
+                raise LedgerError("cheque for a channel this node does not know", "unknown_channel")
+            delta = self._successor(e, c, now)
+            self.store.save(c.channel, raw)
+            e.accepted, e.latest = Settled.of(c), c
+            return Receipt(c, delta)
+
+    def _check(self, c: Cheque, now: int) -> Channel:
         with self._lock:
             e = self._entries.get(c.channel)
             if e is None:
                 raise LedgerError("cheque for a channel this node does not know", "unknown_channel")
-            ch = e.channel
-            if ch.status != OPEN or now + self.expiry_margin >= ch.expires:
-                raise LedgerError("the channel is expired or closing; open a new one", "channel_expired")
-            delta = check_successor(
-                e.accepted,
-                c,
-                chain=self.params.chain_id,
-                channel=c.channel,
-                payer=ch.payer,
-                total_deposit=ch.total_deposit,
-                params=self.params,
-            )
-            c.verify(ch.payer_pub)
-            self.store.save(c.channel, raw)
-            e.accepted, e.latest = Settled.of(c), c
-            return Receipt(c, delta)
+            self._successor(e, c, now)
+            return e.channel
+
+    def _successor(self, e: _Entry, c: Cheque, now: int) -> Settlement:
+        ch = e.channel
+        if ch.status != OPEN or now + self.expiry_margin >= ch.expires:
+            raise LedgerError("the channel is expired or closing; open a new one", "channel_expired")
+        return check_successor(
+            e.accepted,
+            c,
+            chain=self.params.chain_id,
+            channel=c.channel,
+            payer=ch.payer,
+            total_deposit=ch.total_deposit,
+            params=self.params,
+        )
 
     def latest(self, cid: bytes) -> Cheque | None:
         with self._lock:

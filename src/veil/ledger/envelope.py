@@ -32,17 +32,18 @@ def open_envelope(raw: bytes, magic: str, version: int, max_size: int, what: str
     if len(raw) > max_size:
         raise LedgerError(f"{what} is {len(raw)} bytes, over the {max_size}-byte limit", "oversized")
     try:
-        outer = cbor.decode(raw, max_size)
+        # Every field is type-checked below and by the caller's schema, so the generic walk is skipped.
+        outer = cbor.decode_for_schema(raw, max_size)
         if not isinstance(outer, list) or len(outer) != 4:
             raise LedgerError(f"{what}: not a signed envelope", "malformed")
         m, v, body_bytes, sig = outer
         if m != magic:
             raise LedgerError(f"{what}: wrong magic {str(m)[:20]!r}", "malformed")
-        if v != version:
+        if type(v) is not int or v != version:
             raise LedgerError(f"{what}: version {v!r} is not supported", "malformed")
         if not isinstance(body_bytes, bytes) or not isinstance(sig, bytes) or len(sig) != SIGNATURE_SIZE:
             raise LedgerError(f"{what}: malformed envelope", "malformed")
-        body = cbor.decode(body_bytes, max_size)
+        body = cbor.decode_for_schema(body_bytes, max_size)
     except IntegrityError as e:
         raise LedgerError(f"{what}: {e}", "malformed") from e
     if not isinstance(body, dict):

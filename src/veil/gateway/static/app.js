@@ -182,8 +182,10 @@ async function uploadFile(file, ui) {
         off += sealed.length;
       }
       while (inflight.size >= IN_FLIGHT) await Promise.race(inflight);
+      // A Blob body, not the Uint8Array: chromium hands a Blob to its network process in one
+      // piece, but streams an ArrayBuffer body through a small pipe (measured 6x slower).
       const put = call(`${base}/segments?start=${start}`, {
-        method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body,
+        method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body: new Blob([body]),
       }).then(() => { sent += hi - lo; ui.advance(sent); }, (e) => { failure = failure || e; });
       const tracked = put.finally(() => inflight.delete(tracked));
       inflight.add(tracked);

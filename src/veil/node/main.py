@@ -28,7 +28,7 @@ log = logging.getLogger("veil.node")
 ROLE_FACTORIES: dict[str, str] = {
     "storage": "veil.node.storage_role:StorageRole",
     "validator": "veil.node.validator_role:ValidatorRole",
-    "gateway": "veil.node.gateway_role:GatewayRole",
+    "gateway": "veil.gateway.role:GatewayRole",
     "dht": "veil.node.dht_role:DhtRole",
 }
 

@@ -5,8 +5,9 @@ port (browsers cannot pin node ids). Config keys (from `veil node run`):
 ``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
 TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``.
 
-This module is the one place in ``node`` that imports ``gateway``, lazily, when the role is
-made (node/main.py ROLE_FACTORIES).
+It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
+gateway, tests/unit/test_layers.py): node/main.py names it by string in ROLE_FACTORIES and
+imports it only when a node is asked to run the role.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from veil.errors import UsageError
+from veil.gateway.app import Gateway, GatewayConfig
+from veil.gateway.tenants import load_tenants
 from veil.net.server import Router
 from veil.node.context import NodeContext
 
@@ -23,14 +26,11 @@ class GatewayRole:
     name = "gateway"
 
     def __init__(self) -> None:
-        self.gw: Any = None
+        self.gw: Gateway | None = None
         self.host = "127.0.0.1"
         self.port = 8080
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        from veil.gateway.app import Gateway, GatewayConfig
-        from veil.gateway.tenants import load_tenants
-
         listen = str(ctx.config.get("gateway_listen") or "127.0.0.1:8080")
         host, sep, port = listen.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -45,6 +45,7 @@ class GatewayRole:
         ))
 
     def start(self) -> None:
+        assert self.gw is not None
         try:
             self.gw.start(self.host, self.port)
         except OSError as e:

@@ -2,40 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from veil.client.network import Network
-from veil.devnet.manager import Devnet
-
-
-class RunningDevnet:
-    def __init__(self, root: Path, home: Path) -> None:
-        self.devnet = Devnet(root)
-        self.home = home
-        self.env = {**os.environ, "VEIL_HOME": str(home), "VEIL_DEVNET": str(root)}
-        self.net: Network | None = None
-
-    def up(self, nodes: int = 10, args: list[str] | None = None) -> Network:
-        self.net, _ = self.devnet.up(nodes, ["storage"], args or [])
-        return self.net
-
-    def veil(self, *args: str, input: bytes | None = None, check: bool = False) -> subprocess.CompletedProcess[bytes]:
-        """Run the real `veil` CLI against this devnet."""
-        p = subprocess.run(
-            [sys.executable, "-m", "veil.cli.main", *args], env=self.env, input=input, capture_output=True, timeout=300
-        )
-        if check and p.returncode != 0:
-            raise AssertionError(f"veil {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
-        return p
-
-    def node(self, name: str) -> object:
-        return next(s for s in self.devnet.specs() if s.name == name)
+from devnet_helpers import RunningDevnet
 
 
 @pytest.fixture(scope="module")

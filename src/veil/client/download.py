@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -55,6 +56,7 @@ class Source(threading.Thread):
         self.tasks: queue.Queue[Batch | None] = queue.Queue()
         self.results = results
         self.dead: str | None = None
+        self.busy = False
         self.pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
 
     def run(self) -> None:
@@ -64,10 +66,13 @@ class Source(threading.Thread):
                 return
             if b.done or self.dead:
                 continue
+            self.busy = True
             try:
                 self.results.put((self, b, self.fetch(b)))
             except VeilError as e:
                 self.results.put((self, b, e))
+            finally:
+                self.busy = False
 
     def fetch(self, b: Batch) -> tuple[list[memoryview], list[bytes], bytearray]:
         man = self.man
@@ -240,12 +245,27 @@ class Fetcher:
                 yield from zip(range(b.start, b.start + b.count), b.plain, strict=True)
                 b.plain = None
                 nxt += 1
+            self._collect_stragglers()
         finally:
             for s in self.sources:
                 s.tasks.put(None)
 
-    def _take_result(self) -> None:
-        src, b, res = self.results.get()
+    def _collect_stragglers(self, grace: float = 2.0) -> None:
+        """Let the requests still in flight finish (briefly), so a bad node is named even when
+        the good ones were faster; their data is no longer needed."""
+        deadline = time.monotonic() + grace
+        while True:
+            try:
+                item = self.results.get(timeout=max(0.0, deadline - time.monotonic()) if self._busy() else 0)
+            except queue.Empty:
+                return
+            self._take_result(item)
+
+    def _busy(self) -> bool:
+        return any(s.busy for s in self.sources)
+
+    def _take_result(self, item: tuple[Source, Batch, Any] | None = None) -> None:
+        src, b, res = item if item is not None else self.results.get()
         if isinstance(res, VeilError):
             if src.dead is None:
                 src.dead = str(res)

@@ -109,6 +109,8 @@ class Devnet:
             os.kill(pid, 0)
         except OSError:
             return None
+        if _reap_or_zombie(pid):
+            return None
         return pid
 
     def start_node(self, spec: NodeSpec) -> None:
@@ -193,31 +195,39 @@ class Devnet:
         return spec
 
     def stop_node(self, spec: NodeSpec, sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:
-        pid = self.pid_of(spec)
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        return bool(self.stop_nodes([spec], sig, timeout))
+
+    def stop_nodes(self, specs: list[NodeSpec], sig: int = signal.SIGTERM, timeout: float = 10.0) -> list[str]:
+        """Signal every running node in ``specs`` at once, then wait for all (SIGKILL after timeout)."""
+        pids: dict[str, int] = {}
+        for spec in specs:
+            pid = self.pid_of(spec)
+            if pid is None:
+                continue
             try:
-                os.kill(pid, 0)
+                os.kill(pid, sig)
+                pids[spec.name] = pid
             except ProcessLookupError:
-                return True
-            if _is_zombie(pid):
-                return True
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        return True
+                pass
+        deadline = time.monotonic() + timeout
+        waiting = dict(pids)
+        while waiting and time.monotonic() < deadline:
+            for name, pid in list(waiting.items()):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    del waiting[name]
+                    continue
+                if _reap_or_zombie(pid):
+                    del waiting[name]
+            time.sleep(0.02)
+        for pid in waiting.values():
+            os.kill(pid, signal.SIGKILL)
+            _reap_or_zombie(pid)
+        return list(pids)
 
     def down(self) -> list[str]:
-        stopped = []
-        for spec in self.specs():
-            if self.stop_node(spec):
-                stopped.append(spec.name)
-        return stopped
+        return self.stop_nodes(self.specs())
 
     def status(self) -> list[dict[str, Any]]:
         net = load_network(self.network_path) if self.network_path.exists() else Network(nodes=[])
@@ -239,7 +249,14 @@ class Devnet:
         return rows
 
 
-def _is_zombie(pid: int) -> bool:
+def _reap_or_zombie(pid: int) -> bool:
+    """True if ``pid`` has exited (reaping it when it is our own child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return True
+    except ChildProcessError:
+        pass
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] == "Z"

@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "veil.cli.channel",
     "veil.cli.ledger",
     "veil.cli.gateway",
+    "veil.cli.account",
+    "veil.cli.node_pay",
 ]
 
 

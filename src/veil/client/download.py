@@ -27,6 +27,7 @@ from veil.protocol.storage import parse_range_head
 
 from .locate import Located, locate
 from .network import Network, NodeInfo
+from .payer import Payer
 from .progress import Progress, nothing
 
 BATCH_BYTES = 2 << 20
@@ -50,9 +51,10 @@ class Source(threading.Thread):
     """One (share, node) pair and the worker thread fetching its blocks."""
 
     def __init__(self, sid: int, shnum: int, node: NodeInfo, client: PeerClient, man: Manifest, si: bytes,
-                 results: queue.Queue[tuple[Source, Batch, Any]]) -> None:
+                 results: queue.Queue[tuple[Source, Batch, Any]], payer: Payer | None = None) -> None:
         super().__init__(name=f"fetch-{shnum}", daemon=True)
         self.sid, self.shnum, self.node, self.client, self.man, self.si = sid, shnum, node, client, man, si
+        self.payer = payer
         self.tasks: queue.Queue[Batch | None] = queue.Queue()
         self.results = results
         self.dead: str | None = None
@@ -85,7 +87,10 @@ class Source(threading.Thread):
             buf = bytearray(want + HEAD_ROOM)
         mv = memoryview(buf)
         path = f"/v1/shares/{self.si.hex()}/{self.shnum}?start={b.start}&count={b.count}"
-        self.client.request("GET", path, into=mv)
+        if self.payer is None:
+            self.client.request("GET", path, into=mv)
+        else:  # a node that charges is paid for exactly these blocks before it sends them
+            self.payer.fetch(self.client, self.node, path, want, man.payout, mv)
         head = parse_range_head(mv)
         if head.start != b.start or head.count != b.count:
             raise IntegrityError("node answered a different block range than asked")
@@ -124,6 +129,7 @@ def download(
     byte_range: tuple[int, int] | None = None,
     progress: Progress = nothing,
     on_meta: Callable[[dict[str, Any], int], None] | None = None,
+    payer: Payer | None = None,
 ) -> DownloadResult:
     """Write the file (or bytes [start, end) of it) to ``out``."""
     loc, meta = open_file(net, cap)
@@ -143,7 +149,7 @@ def download(
     cipher = SegmentCipher(cap.file_key, man.nseg)
     pbuf = bytearray(man.segsize)
     written = 0
-    for seg_index, ct in Fetcher(net, cap.storage_index, loc, warnings).segments(s0, s1):
+    for seg_index, ct in Fetcher(net, cap.storage_index, loc, warnings, payer).segments(s0, s1):
         n = cipher.open_into(seg_index, ct, memoryview(pbuf)[: len(ct) - 16])
         seg_off = seg_index * man.segsize
         lo = max(start, seg_off) - seg_off
@@ -171,7 +177,7 @@ def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None 
 class Fetcher:
     """Fetches, verifies and decodes the sealed segments of one located file."""
 
-    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str]) -> None:
+    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str], payer: Payer | None = None) -> None:
         self.net, self.si, self.loc, self.warnings = net, si, loc, warnings
         self.man = loc.manifest
         self.codec = Codec(self.man.k, self.man.n, self.man.codec)
@@ -189,7 +195,7 @@ class Fetcher:
                 (first if j == 0 and node.node_id not in seen_nodes else rest).append((shnum, node))
                 seen_nodes.add(node.node_id)
         for shnum, node in first + rest:
-            s = Source(len(self.sources), shnum, node, net.client(node), self.man, si, self.results)
+            s = Source(len(self.sources), shnum, node, net.client(node), self.man, si, self.results, payer)
             self.sources.append(s)
 
     def _alive(self) -> list[Source]:

@@ -46,6 +46,13 @@ class Verdict:
         return {"id": self.txid}
 
 
+def _parties(tx: Tx, payer: bytes, payee: bytes) -> tuple[bytes, ...]:
+    """Who a channel transaction concerns, for history: payer, payee and, for a settle, the
+    uploaders its cheque rewards (so `veil account` can show what an uploader earned)."""
+    ups = tuple(a for a, _ in tx.cheque.uploaders if a not in (payer, payee)) if tx.cheque is not None else ()
+    return (payer, payee, *ups)
+
+
 class ValidatorCore:
     def __init__(
         self, store: LedgerStore, key: SigningKey, clock: Callable[[], float] = time.time, max_block_txs: int = MAX_BLOCK_TXS
@@ -100,7 +107,7 @@ class ValidatorCore:
                 continue
             self._open.merge(child)
             if tx.channel and (ch := self._open.get_channel(tx.channel)) is not None:
-                tx.parties = (ch.payer, ch.payee)
+                tx.parties = _parties(tx, ch.payer, ch.payee)
             self._ids[tx.txid] = len(self._txs)
             self._txs.append(tx)
             self._upto = seq
@@ -145,7 +152,7 @@ class ValidatorCore:
                     out[i] = Verdict(t.txid, e)
                     continue
                 if ch is not None:
-                    t.parties = (ch.payer, ch.payee)
+                    t.parties = _parties(t, ch.payer, ch.payee)
                 accepted.append(t)
                 seen.add(t.txid)
                 out[i] = Verdict(t.txid)

@@ -1,0 +1,80 @@
+"""`veil account`: allowance left and when it renews, balance, open channels, money spent on
+downloads, and money earned as an uploader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from veil.client.channels import PayerChannels
+from veil.client.ledger_client import LedgerClient
+from veil.ledger import tx as txm
+from veil.ledger.params import Params
+from veil.ledger.state import CLOSING
+
+from .common import human
+from .ledger_opts import addr_text, connect, money, unlock, validator_option, wallet_option, when
+from .ledger_opts import wallet_path as resolve_wallet
+
+
+def uploader_earnings(client: LedgerClient, addr: bytes, params: Params, limit: int = 1000) -> int:
+    """What ``addr`` received as uploader: per channel, its share of the highest cumulative amount
+    a settled cheque attributed to it (shares of cumulative amounts telescope)."""
+    best: dict[bytes, int] = {}
+    for row in client.history(addr, limit):
+        if row.get("height") is None:
+            continue
+        t = txm.decode_tx(row["tx"])
+        if t.kind != txm.CHANNEL_SETTLE or t.cheque is None:
+            continue
+        for a, v in t.cheque.uploaders:
+            if a == addr:
+                best[t.channel] = max(best.get(t.channel, 0), v)
+    return sum(params.uploader_share(v) for v in best.values())
+
+
+@click.command()
+@click.option("--unlock", "do_unlock", is_flag=True, help="Also show money promised in cheques (needs the passphrase).")
+@wallet_option
+@validator_option
+def account(do_unlock: bool, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
+    """Your account: free allowance left and when it renews, balance, channels, spent and earned."""
+    from veil.client.wallet import wallet_address
+
+    path = resolve_wallet(wallet_path)
+    addr = wallet_address(path)
+    c = connect(validator, network_path)
+    try:
+        a = c.account(addr)
+        params = c.genesis().params
+        earned = uploader_earnings(c, addr, params)
+    finally:
+        c.close()
+    click.echo(f"address:    {addr_text(addr)}")
+    click.echo(f"allowance:  {human(a['allowance_left'])} of {human(params.allowance_bytes)} free downloads left "
+               f"(renews {when(a['epoch_ends'])})")  # fmt: skip
+    click.echo(f"balance:    {money(a['balance'])}")
+    mine = [(cid, ch) for cid, ch in a["channels"] if ch.payer == addr]
+    settled_spent = sum(ch.paid for _, ch in mine)
+    locked = sum(ch.deposit for _, ch in mine)
+    click.echo(f"channels:   {len(mine)} open to nodes, {money(locked)} locked")
+    for cid, ch in mine:
+        state = "closing" if ch.status == CLOSING else f"open until {when(ch.expires)}"
+        click.echo(f"  {cid.hex()[:16]} to {addr_text(ch.payee)[:20]}…  {money(ch.deposit)} left, "
+                   f"{money(ch.paid)} settled, {human(ch.free_bytes)} free settled; {state}")  # fmt: skip
+    spent = settled_spent
+    if do_unlock:
+        w = unlock(wallet_path)
+        book = PayerChannels(w.channels_path, w.key)
+        try:
+            spent = sum(pc.amount for pc in book.all())
+        finally:
+            book.close()
+        click.echo(f"spent:      {money(spent)} in cheques on open channels ({money(settled_spent)} settled by nodes)")
+    else:
+        click.echo(f"spent:      {money(spent)} settled by nodes on open channels (--unlock: include unsettled cheques)")
+    click.echo(f"earned:     {money(earned)} as uploader (from others' paid downloads)")
+
+
+commands = [account]

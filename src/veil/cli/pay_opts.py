@@ -1,0 +1,86 @@
+"""Payment plumbing for `veil put` and `veil get`: payout address, spending limit, the payer
+and a progress bar that shows the free allowance used and the money spent."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from veil.client.config import payment_setting
+from veil.client.ledger_client import LedgerClient
+from veil.client.network import Network
+from veil.client.payer import Payer
+from veil.client.wallet import Wallet, default_wallet_path, open_wallet, wallet_address
+from veil.errors import UsageError
+from veil.ledger.address import decode_address
+from veil.ledger.amount import format_amount, parse_amount
+
+from .common import err_console, human
+from .ledger_opts import passphrase
+
+
+def payout_address(payout: str | None, wallet: Path | None) -> bytes | None:
+    """``--payout ADDR``, else this user's wallet address (no passphrase needed), else none."""
+    if payout is not None:
+        return None if payout.lower() == "none" else decode_address(payout)
+    path = wallet or default_wallet_path()
+    if not path.exists():
+        return None
+    try:
+        return wallet_address(path)
+    except UsageError:
+        return None
+
+
+def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Payer | None:
+    """A payer when the network has a ledger; the wallet is unlocked only if a node charges."""
+    validators = [n for n in net.nodes if "validator" in n.roles]
+    if not validators:
+        return None
+    v = validators[0]
+    limit = parse_amount(max_spend) if max_spend is not None else payment_setting("max_spend")
+    path = wallet or default_wallet_path()
+
+    def unlock() -> Wallet:
+        wallet_address(path)  # a clear "no wallet, create one" before any passphrase prompt
+        return open_wallet(path, passphrase())
+
+    return Payer(
+        unlock,
+        LedgerClient(v.host, v.port, v.node_id),
+        max_spend=limit,
+        deposit=max(1, min(limit, payment_setting("deposit"))),
+    )
+
+
+@contextlib.contextmanager
+def download_bar(label: str, total: int, quiet: bool, payer: Payer | None) -> Iterator[Callable[[int], None]]:
+    """Like common.progress_bar, with the allowance used and money spent in the description."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err_console, transient=True,
+    ) as p:
+        task = p.add_task(label, total=total or None)
+
+        def advance(n: int) -> None:
+            if payer is not None and (payer.free_used or payer.spent):
+                desc = f"{label} · free {human(payer.free_used)} · spent {format_amount(payer.spent)} VEIL"
+                p.update(task, advance=n, description=desc)
+            else:
+                p.advance(task, n)
+
+        yield advance
+
+
+def spend_summary(payer: Payer | None) -> str:
+    if payer is None or not (payer.free_used or payer.spent or payer.paid_bytes):
+        return ""
+    return (f"; allowance used {human(payer.free_used)}, paid {human(payer.paid_bytes)} "
+            f"for {format_amount(payer.spent)} VEIL")  # fmt: skip

@@ -1,0 +1,238 @@
+"""Pay as you download on a real devnet: a validator and 10 charging storage nodes (real
+processes over TLS), an 8 MB allowance through genesis, and the real `veil` CLI.
+
+Prices are 1 VEIL per GB = 1 unit per byte, both what nodes charge and what the allowance
+pool pays for free bytes, so every expected balance below is exact integer arithmetic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devnet_helpers import RunningDevnet, put
+
+from veil.client.channels import PayerChannels
+from veil.client.ledger_client import LedgerClient
+from veil.client.wallet import Wallet, create_wallet
+from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
+from veil.devnet.manager import NodeSpec
+from veil.ledger.address import address_of, encode_address
+from veil.ledger.amount import UNIT, format_amount
+from veil.ledger.cheque import decode_cheque
+from veil.ledger.params import Params
+from veil.ledger.state import Channel
+from veil.node.identity import load_or_create
+
+pytestmark = pytest.mark.integration
+
+ALLOWANCE = 8_000_000
+PARAMS = Params(chain_id=DEVNET_CHAIN, allowance_bytes=ALLOWANCE, price_per_gb=10**9, uploader_share_bp=2_000)
+CHARGE = ["--price-per-gb", "1", "--free-credit", "4MB", "--lease-price-per-gb-day", "1"]
+PASS = "correct horse"
+
+
+class PaidDevnet(RunningDevnet):
+    def wallet(self, name: str, fund: int = 0) -> Wallet:
+        w = create_wallet(self.home / f"{name}.wallet", PASS, m_cost_kib=1024)
+        if fund:
+            faucet(self.devnet, w.address, fund)
+        return w
+
+    def as_user(self, w: Wallet, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
+        env = {**self.env, "VEIL_WALLET": str(w.path), "VEIL_PASSPHRASE": PASS}
+        p = subprocess.run([sys.executable, "-m", "veil.cli.main", *args], env=env, capture_output=True, timeout=300)
+        if check and p.returncode != 0:
+            raise AssertionError(f"veil {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
+        return p
+
+    def ledger(self) -> LedgerClient:
+        return devnet_ledger_client(self.devnet)
+
+    def storage(self) -> list[NodeSpec]:
+        return [s for s in self.devnet.specs() if "storage" in s.roles]
+
+    def node_addr(self, spec: NodeSpec) -> bytes:
+        return address_of(load_or_create(self.devnet.node_dir(spec) / "identity.key").public_key)
+
+    def settle_all(self) -> None:
+        for s in self.storage():
+            if self.devnet.pid_of(s) is not None:
+                self.veil("node", "earnings", "--data", str(self.devnet.node_dir(s)), check=True)
+
+
+@pytest.fixture(scope="module")
+def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaidDevnet]:
+    home = tmp_path_factory.mktemp("veil-paid")
+    d = PaidDevnet(home / "devnet", home)
+    d.net, _ = d.devnet.up(10, ["storage"], [], params=PARAMS, charge=CHARGE)
+    try:
+        yield d
+    finally:
+        d.devnet.down()
+
+
+def channels_of(c: LedgerClient, payer: bytes) -> list[tuple[bytes, Channel]]:
+    return [(cid, ch) for cid, ch in c.account(payer)["channels"] if ch.payer == payer]
+
+
+def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevnet, tmp_path: Path) -> None:
+    a = paid.wallet("a", fund=10 * UNIT)
+    b = paid.wallet("b", fund=10 * UNIT)
+    src = tmp_path / "movie.bin"
+    src.write_bytes(os.urandom(12_000_000))
+    p = paid.as_user(a, "put", str(src), check=True)
+    cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
+    c = paid.ledger()
+    info0 = c.info()
+    a_before = c.account(a.address)["balance"]
+    node_addrs = {s.name: paid.node_addr(s) for s in paid.storage()}
+
+    out = tmp_path / "out.bin"
+    g = paid.as_user(b, "get", cap, "-o", str(out), "--max-spend", "5", check=True)
+    assert out.read_bytes() == src.read_bytes()
+    assert b"allowance used" in g.stderr and b"VEIL" in g.stderr
+    paid.settle_all()
+
+    chans = channels_of(c, b.address)
+    assert chans, "B opened channels to the nodes it fetched from"
+    free = sum(ch.free_bytes for _, ch in chans)
+    paid_amount = sum(ch.paid for _, ch in chans)
+    paid_bytes = sum(ch.paid_bytes for _, ch in chans)
+    # The allowance went first and entirely, then the deposits paid, at 1 unit per byte.
+    assert free == ALLOWANCE
+    assert c.account(b.address)["allowance_left"] == 0
+    assert paid_bytes > 0 and paid_amount == paid_bytes
+    assert free + paid_bytes >= 12_000_000  # at least k shares' worth of blocks
+    # Everything B paid is attributed to A, and A got exactly the uploader share of it.
+    for _, ch in chans:
+        assert dict(ch.uploaders) == ({a.address: ch.paid} if ch.paid else {})
+    a_gain = c.account(a.address)["balance"] - a_before
+    assert a_gain == sum(PARAMS.uploader_share(ch.paid) for _, ch in chans) > 0
+    # Each node earned exactly what it served times the price (the uploader's cut out of the paid part).
+    by_payee = {ch.payee: ch for _, ch in chans}
+    for name, addr in node_addrs.items():
+        acct = c.account(addr)
+        ch = by_payee.get(addr)
+        expect = 0 if ch is None else ch.free_bytes + ch.paid - PARAMS.uploader_share(ch.paid)
+        assert acct["balance"] + acct["nonce"] * PARAMS.min_fee == expect, name
+        st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(paid.node(name))), "--no-settle")  # type: ignore[arg-type]
+        assert st.returncode == 0
+    # B's cheques on disk say the same as the ledger (every cheque B signed was settled).
+    book = PayerChannels(b.channels_path, b.key)
+    try:
+        local = {pc.id: pc for pc in book.all()}
+    finally:
+        book.close()
+    for cid, ch in chans:
+        assert (local[cid].free_bytes, local[cid].amount) == (ch.free_bytes, ch.paid)
+    # `veil account` shows it; money was only moved: a full replay checks the supply.
+    acc = paid.as_user(a, "account", check=True).stdout.decode()
+    assert f"earned:     {format_amount(a_gain)} VEIL as uploader" in acc
+    info1 = c.info()
+    assert info1["minted"] == info0["minted"]
+    assert info0["pool"] - info1["pool"] == free  # the pool paid the free bytes, at 1 unit per byte
+    v = paid.veil("ledger", "verify", check=True)
+    assert b"intact" in v.stdout
+    c.close()
+
+
+def test_downloading_own_file_earns_nothing(paid: PaidDevnet, tmp_path: Path) -> None:
+    a = paid.wallet("own", fund=10 * UNIT)
+    src = tmp_path / "mine.bin"
+    src.write_bytes(os.urandom(6_000_000))
+    cap = put(paid, src, "--payout", encode_address(a.address))["read cap"]
+    c = paid.ledger()
+    for i in range(3):  # past the 8 MB allowance: the later downloads are paid
+        out = tmp_path / f"o{i}"
+        paid.as_user(a, "get", cap, "-o", str(out), check=True)
+        assert out.read_bytes() == src.read_bytes()
+    paid.settle_all()
+    chans = channels_of(c, a.address)
+    assert sum(ch.paid for _, ch in chans) > 0, "A paid for its own downloads past the allowance"
+    assert all(ch.uploaders == () for _, ch in chans), "no uploader share for one's own file"
+    acc = paid.as_user(a, "account", check=True).stdout.decode()
+    assert "earned:     0 VEIL" in acc
+    c.close()
+
+
+def test_max_spend_stops_and_says_so(paid: PaidDevnet, tmp_path: Path) -> None:
+    up = paid.wallet("up2")
+    d = paid.wallet("frugal", fund=10 * UNIT)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(14_000_000))
+    cap = put(paid, src, "--payout", encode_address(up.address))["read cap"]
+    out = tmp_path / "never.bin"
+    g = paid.as_user(d, "get", cap, "-o", str(out), "--max-spend", "0.001")
+    assert g.returncode == 7, g.stderr
+    assert b"spending limit" in g.stderr and b"--max-spend" in g.stderr
+    assert not out.exists()
+    # It spent no more than the limit.
+    book = PayerChannels(d.channels_path, d.key)
+    try:
+        assert sum(pc.amount for pc in book.all()) <= 1_000_000
+    finally:
+        book.close()
+
+
+def test_no_wallet_gets_a_clear_error(paid: PaidDevnet, tmp_path: Path) -> None:
+    src = tmp_path / "x.bin"
+    src.write_bytes(os.urandom(100_000))
+    cap = put(paid, src)["read cap"]
+    env = {**paid.env, "VEIL_WALLET": str(tmp_path / "no-such-wallet")}
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "get", cap, "-o", str(tmp_path / "o")], env=env,
+                       capture_output=True, stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    assert p.returncode == 7
+    assert b"veil wallet create" in p.stderr
+
+
+def _latest_cheque(db: Path) -> dict[bytes, int]:
+    con = sqlite3.connect(str(db))
+    try:
+        return {bytes(cid): decode_cheque(bytes(raw)).seq for cid, raw in con.execute("SELECT channel, raw FROM cheques")}
+    finally:
+        con.close()
+
+
+def test_node_killed_mid_download_settles_after_restart(paid: PaidDevnet, tmp_path: Path) -> None:
+    u = paid.wallet("killer", fund=10 * UNIT)
+    src = tmp_path / "k.bin"
+    src.write_bytes(os.urandom(24_000_000))
+    cap = put(paid, src)["read cap"]
+    # The node holding share 0 (a data share: always fetched first).
+    lines = paid.veil("info", cap, check=True).stdout.decode().splitlines()
+    victim_name = next(x for x in lines if x.strip().startswith("share   0:")).split(":", 1)[1].strip()
+    victim = next(s for s in paid.storage() if s.name == victim_name)
+    db = paid.devnet.node_dir(victim) / "payments" / "cheques.db"
+    env = {**paid.env, "VEIL_WALLET": str(u.path), "VEIL_PASSPHRASE": PASS}
+    proc = subprocess.Popen([sys.executable, "-m", "veil.cli.main", "get", cap, "-o", str(tmp_path / "k.out")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        while not (db.exists() and any(_latest_cheque(db))) and proc.poll() is None:
+            time.sleep(0.01)
+        paid.devnet.stop_node(victim, signal.SIGKILL)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert (tmp_path / "k.out").read_bytes() == src.read_bytes()
+    owed = _latest_cheque(db)  # what the node had accepted (and persisted) when it died
+    assert owed
+    paid.devnet.up(10, ["storage"], [])  # restarts the killed node only
+    c = paid.ledger()
+    deadline = time.monotonic() + 60
+    while True:  # it settles what it is owed by itself on start
+        settled = {cid: (ch.seq if ch is not None else -1) for cid in owed for ch in [c.channel(cid)]}
+        if all(settled[cid] >= seq for cid, seq in owed.items()):
+            break
+        assert time.monotonic() < deadline, f"not settled after restart: {settled} vs {owed}"
+        time.sleep(0.2)
+    assert settled == owed
+    c.close()

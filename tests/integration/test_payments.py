@@ -46,7 +46,7 @@ class PaidDevnet(RunningDevnet):
         return w
 
     def as_user(self, w: Wallet, *args: str, check: bool = False) -> subprocess.CompletedProcess[bytes]:
-        env = {**self.env, "VEIL_WALLET": str(w.path), "VEIL_PASSPHRASE": PASS}
+        env = {**self.env, "VEIL_WALLET": str(w.path), "VEIL_PASSPHRASE": PASS, "VEIL_DEPOSIT": "0.1"}
         p = subprocess.run([sys.executable, "-m", "veil.cli.main", *args], env=env, capture_output=True, timeout=300)
         if check and p.returncode != 0:
             raise AssertionError(f"veil {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
@@ -235,4 +235,48 @@ def test_node_killed_mid_download_settles_after_restart(paid: PaidDevnet, tmp_pa
         assert time.monotonic() < deadline, f"not settled after restart: {settled} vs {owed}"
         time.sleep(0.2)
     assert settled == owed
+    c.close()
+
+
+def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(paid: PaidDevnet, tmp_path: Path) -> None:
+    u = paid.wallet("lessor", fund=10 * UNIT)
+    src = tmp_path / "keep.bin"
+    src.write_bytes(os.urandom(3_000_000))
+    out = paid.as_user(u, "put", str(src), "--lease", "30", check=True).stdout.decode()
+    assert "leases:     10 of 10 shares for 30 days" in out
+    vcap = next(x.split()[-1] for x in out.splitlines() if x.startswith("verify cap"))
+    c = paid.ledger()
+    leases = {lid: c.lease(lid) for lid in c.leases_of(u.address)}
+    assert len(leases) == 10 and all(le is not None for le in leases.values())
+    ok = paid.as_user(u, "audit", vcap, "--rounds", "2")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # One node loses its share.
+    victim_lid, victim = next((lid, le) for lid, le in leases.items() if le is not None and le.shnum == 0)
+    spec = next(s for s in paid.storage() if paid.node_addr(s) == victim.payee)
+    share = paid.devnet.node_dir(spec) / "storage" / "shares" / victim.si.hex()[:2] / victim.si.hex() / "0"
+    share.unlink()
+    before = c.account(u.address)["balance"]
+    bad = paid.as_user(u, "audit", vcap)
+    assert bad.returncode == 1
+    text = bad.stdout.decode()
+    assert "share   0" in text and "FAILED" in text and "reported on the ledger" in text and "9 passed, 1 failed" in text
+    failed = c.lease(victim_lid)
+    assert failed is not None and failed.status == 1 and failed.failed_at > 0
+    # The part not yet earned went back to the uploader (less the report's fee), at once.
+    refund = victim.amount - failed.accrued(failed.failed_at)
+    assert c.account(u.address)["balance"] - before == refund - PARAMS.min_fee
+    # The node earns nothing more from that lease, however long it waits; the others keep earning.
+    assert failed.accrued(failed.end) == failed.accrued(failed.failed_at)
+    other = next(le for le in leases.values() if le is not None and le.shnum != 0)
+    assert other.accrued(other.end) == other.amount
+    # Its claim pays at most what it had earned before the failure.
+    node_before = c.account(victim.payee)
+    paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(spec)), check=True)
+    node_after = c.account(victim.payee)
+    gained = node_after["balance"] - node_before["balance"] + (node_after["nonce"] - node_before["nonce"]) * PARAMS.min_fee
+    assert gained <= failed.accrued(failed.failed_at) + sum(  # plus any serving settled meanwhile
+        ch.free_bytes + ch.paid for cid, ch in c.account(victim.payee)["channels"])
+    # A failed lease is not challenged again.
+    again = paid.as_user(u, "audit", vcap)
+    assert again.returncode == 0 and "9 passed, 0 failed" in again.stdout.decode()
     c.close()

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "veil.cli.gateway",
     "veil.cli.account",
     "veil.cli.node_pay",
+    "veil.cli.lease",
 ]
 
 

@@ -12,6 +12,7 @@ from veil.errors import LedgerError, NotFoundError, RemoteError, UnavailableErro
 from veil.format import cbor
 from veil.ledger.address import ADDRESS_SIZE
 from veil.ledger.genesis import Genesis, decode_genesis
+from veil.ledger.lease import Lease
 from veil.ledger.state import Channel
 from veil.net.client import PeerClient
 
@@ -107,6 +108,22 @@ class LedgerClient:
             return _channel(self._get(f"/v1/ledger/channel/{cid.hex()}"))[1]
         except NotFoundError:
             return None
+
+    def lease(self, lid: bytes) -> Lease | None:
+        try:
+            v = self._get(f"/v1/ledger/lease/{lid.hex()}")
+        except NotFoundError:
+            return None
+        try:
+            return Lease.from_wire(v["lease"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise RemoteError(f"validator sent a malformed lease: {e}") from e
+
+    def leases_of(self, addr: bytes) -> list[bytes]:
+        ids = self._get(f"/v1/ledger/leases/{addr.hex()}").get("leases")
+        if not isinstance(ids, list) or not all(isinstance(i, bytes) and len(i) == 32 for i in ids):
+            raise RemoteError(f"{self.peer.where}: malformed lease list")
+        return ids
 
     def tx(self, txid: bytes) -> dict[str, Any]:
         return self._get(f"/v1/ledger/tx/{txid.hex()}")

@@ -42,6 +42,7 @@ GENESIS = b"veil/genesis/v1"
 STATE = b"veil/state/v1"
 STATE_CHANGES = b"veil/state-changes/v1"
 WALLET_AAD = b"veil/wallet/v1"
+LEASE_ID = b"veil/lease-id/v1"
 
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"

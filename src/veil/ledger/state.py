@@ -29,6 +29,9 @@ from veil.format import cbor
 from veil.ledger import tx as txm
 from veil.ledger.amount import MAX_AMOUNT, format_amount
 from veil.ledger.cheque import Settled, check_successor
+from veil.ledger.lease import ACTIVE as LEASE_ACTIVE
+from veil.ledger.lease import FAILED as LEASE_FAILED
+from veil.ledger.lease import Lease, lease_id
 from veil.ledger.params import Params
 from veil.ledger.tx import Tx
 
@@ -127,16 +130,19 @@ class StateReader(Protocol):
 
     def get_supply(self) -> Supply: ...
 
+    def get_lease(self, lid: bytes) -> Lease | None: ...
+
 
 class Overlay:
     """Pending writes over a reader; ``merge`` folds a child overlay in, ``changes`` lists them."""
 
-    __slots__ = ("accounts", "base", "channels", "supply")
+    __slots__ = ("accounts", "base", "channels", "leases", "supply")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
         self.accounts: dict[bytes, Account] = {}
         self.channels: dict[bytes, Channel | None] = {}  # None: deleted
+        self.leases: dict[bytes, Lease | None] = {}  # None: deleted
         self.supply: Supply | None = None
 
     def get_account(self, addr: bytes) -> Account | None:
@@ -151,19 +157,26 @@ class Overlay:
     def get_supply(self) -> Supply:
         return self.supply if self.supply is not None else self.base.get_supply()
 
+    def get_lease(self, lid: bytes) -> Lease | None:
+        if lid in self.leases:
+            return self.leases[lid]
+        return self.base.get_lease(lid)
+
     def merge(self, child: Overlay) -> None:
         self.accounts.update(child.accounts)
         self.channels.update(child.channels)
+        self.leases.update(child.leases)
         if child.supply is not None:
             self.supply = child.supply
 
     def is_empty(self) -> bool:
-        return not self.accounts and not self.channels and self.supply is None
+        return not self.accounts and not self.channels and not self.leases and self.supply is None
 
     def entries(self) -> Iterator[bytes]:
         """Every changed record's canonical encoding, sorted (what the state hash covers)."""
         out: list[bytes] = [b"A" + k + _ACCOUNT.pack(*v) for k, v in self.accounts.items()]
         out.extend(b"C" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.channels.items())
+        out.extend(b"L" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.leases.items())
         if self.supply is not None:
             out.append(b"S" + struct.pack(">QQ", *self.supply))
         out.sort()
@@ -188,6 +201,7 @@ class MemoryState:
     def __init__(self) -> None:
         self.accounts: dict[bytes, Account] = {}
         self.channels: dict[bytes, Channel] = {}
+        self.leases: dict[bytes, Lease] = {}
         self.supply = Supply()
         self.state_hash = ZERO_HASH
 
@@ -200,6 +214,9 @@ class MemoryState:
     def get_supply(self) -> Supply:
         return self.supply
 
+    def get_lease(self, lid: bytes) -> Lease | None:
+        return self.leases.get(lid)
+
     def commit(self, ov: Overlay) -> bytes:
         """Fold ``ov`` in and advance the state hash; returns the new hash."""
         self.state_hash = next_state_hash(self.state_hash, ov)
@@ -209,13 +226,23 @@ class MemoryState:
                 self.channels.pop(k, None)
             else:
                 self.channels[k] = v
+        for k, lv in ov.leases.items():
+            if lv is None:
+                self.leases.pop(k, None)
+            else:
+                self.leases[k] = lv
         if ov.supply is not None:
             self.supply = ov.supply
         return self.state_hash
 
     def total_held(self) -> int:
-        """Balances + deposits + pool: equals ``supply.minted`` whenever the rules held."""
-        return sum(a.balance for a in self.accounts.values()) + sum(c.deposit for c in self.channels.values()) + self.supply.pool
+        """Balances + deposits + lease escrows + pool: equals ``supply.minted`` whenever the rules held."""
+        return (
+            sum(a.balance for a in self.accounts.values())
+            + sum(c.deposit for c in self.channels.values())
+            + sum(le.escrow for le in self.leases.values())
+            + self.supply.pool
+        )
 
 
 def _credit(ov: Overlay, addr: bytes, amount: int) -> None:
@@ -237,7 +264,7 @@ def apply_tx(ov: Overlay, tx: Tx, env: BlockEnv) -> None:
         raise LedgerError(f"fee {tx.fee} is below the minimum {params.min_fee}", "fee_too_low")
     sender = ov.get_account(tx.sender)
     if sender is None:
-        if tx.kind != txm.CHANNEL_SETTLE:
+        if tx.kind not in (txm.CHANNEL_SETTLE, txm.LEASE_CLAIM):
             raise LedgerError("the sending account has no funds", "insufficient_funds")
         # A payee (a fresh node) may settle before it holds anything: the fee comes out of the payout.
         sender = Account()
@@ -405,6 +432,64 @@ def _finalize(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     ov.channels[tx.channel] = None
 
 
+def _lease_open(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    if tx.to == tx.sender:
+        raise LedgerError("a lease pays another account (the node)", "bad_lease")
+    if tx.expires <= env.time:
+        raise LedgerError("the lease would already be over", "bad_lease")
+    _charge(ov, tx, env, sender, tx.amount)
+    lid = lease_id(tx.sender, tx.nonce)
+    _debit(ov, tx, env, sender, tx.amount)
+    ov.leases[lid] = Lease(
+        payer=tx.sender, payee=tx.to, auditor=tx.auditor or tx.sender, si=tx.si, shnum=tx.shnum, root=tx.root,
+        size=tx.size, start=env.time, end=tx.expires, amount=tx.amount, escrow=tx.amount,
+    )  # fmt: skip
+
+
+def _lease(ov: Overlay, tx: Tx) -> Lease:
+    le = ov.get_lease(tx.lease)
+    if le is None:
+        raise LedgerError(f"no lease {tx.lease.hex()[:16]}…", "unknown_lease")
+    return le
+
+
+def _lease_claim(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    le = _lease(ov, tx)
+    if le.payee != tx.sender:
+        raise LedgerError("only the lease's node can claim it", "not_lease_party")
+    got = le.claimable(env.time)
+    if _would_overflow(ov, tx.sender, got):
+        raise LedgerError("payout would overflow the node's balance", "bad_amount")
+    if sender.balance + got < tx.fee:
+        raise LedgerError("the claim pays less than its fee", "insufficient_funds")
+    if tx.fee and env.validator != tx.sender and _would_overflow(ov, env.validator, tx.fee):
+        raise LedgerError("fee would overflow the validator's balance", "bad_amount")
+    ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
+    if tx.fee:
+        _credit(ov, env.validator, tx.fee)
+    upd = le._replace(escrow=le.escrow - got, claimed=le.claimed + got)
+    ov.leases[tx.lease] = None if upd.done(env.time) else upd
+
+
+def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    le = _lease(ov, tx)
+    if tx.sender not in (le.payer, le.auditor):
+        raise LedgerError("only the lease's payer or auditor can report a failed audit", "not_lease_party")
+    if le.status != LEASE_ACTIVE:
+        raise LedgerError("the lease has already failed", "lease_failed")
+    if env.time >= le.end:
+        raise LedgerError("the lease is over; there is nothing left to stop", "bad_lease")
+    failed = le._replace(status=LEASE_FAILED, failed_at=env.time)
+    refund = le.amount - failed.accrued(env.time)
+    if _would_overflow(ov, le.payer, refund + (tx.fee if le.payer == env.validator else 0)):
+        raise LedgerError("refund would overflow the payer's balance", "bad_amount")
+    _charge(ov, tx, env, sender, 0)
+    _debit(ov, tx, env, sender, 0)
+    _credit(ov, le.payer, refund)
+    upd = failed._replace(escrow=le.escrow - refund)
+    ov.leases[tx.lease] = None if upd.done(env.time) else upd
+
+
 _HANDLERS = {
     txm.TRANSFER: _transfer,
     txm.CHANNEL_OPEN: _open,
@@ -412,4 +497,7 @@ _HANDLERS = {
     txm.CHANNEL_SETTLE: _settle,
     txm.CHANNEL_CLOSE_START: _close_start,
     txm.CHANNEL_FINALIZE: _finalize,
+    txm.LEASE_OPEN: _lease_open,
+    txm.LEASE_CLAIM: _lease_claim,
+    txm.LEASE_FAIL: _lease_fail,
 }

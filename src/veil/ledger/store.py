@@ -20,6 +20,7 @@ from veil.errors import LedgerError
 from veil.format import cbor
 from veil.ledger.block import BlockHeader
 from veil.ledger.genesis import Genesis, decode_genesis
+from veil.ledger.lease import Lease
 from veil.ledger.state import Account, Channel, Overlay, Supply
 from veil.ledger.tx import Tx
 
@@ -38,6 +39,9 @@ CREATE TABLE IF NOT EXISTS txs (id BLOB PRIMARY KEY, height INTEGER NOT NULL, id
 CREATE TABLE IF NOT EXISTS addr_txs (
     addr BLOB NOT NULL, height INTEGER NOT NULL, idx INTEGER NOT NULL,
     PRIMARY KEY (addr, height, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    id BLOB PRIMARY KEY, payer BLOB NOT NULL, payee BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leases_payee ON leases (payee);
 CREATE TABLE IF NOT EXISTS mempool (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, raw BLOB NOT NULL);
 """
 
@@ -114,6 +118,15 @@ class LedgerStore:
             self._supply = Supply() if raw is None else Supply(*cbor.decode(bytes(raw), 64))
         return self._supply
 
+    def get_lease(self, lid: bytes) -> Lease | None:
+        row = self.db.execute("SELECT data FROM leases WHERE id = ?", (lid,)).fetchone()
+        return None if row is None else Lease.from_wire(cbor.decode(row[0], 1 << 16))
+
+    def leases_of(self, addr: bytes) -> list[bytes]:
+        rows = self.db.execute("SELECT id FROM leases WHERE payer = ? UNION SELECT id FROM leases WHERE payee = ?",
+                               (addr, addr))  # fmt: skip
+        return [bytes(r[0]) for r in rows]
+
     def channels_of(self, addr: bytes) -> list[tuple[bytes, Channel]]:
         rows = self.db.execute(
             "SELECT id, data FROM channels WHERE payer = ? UNION SELECT id, data FROM channels WHERE payee = ?",
@@ -144,6 +157,13 @@ class LedgerStore:
                 self.db.execute(
                     "INSERT OR REPLACE INTO channels VALUES (?, ?, ?, ?)",
                     (cid, ch.payer, ch.payee, cbor.encode(ch.to_wire())),
+                )
+        for lid, le in ov.leases.items():
+            if le is None:
+                self.db.execute("DELETE FROM leases WHERE id = ?", (lid,))
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (lid, le.payer, le.payee, cbor.encode(le.to_wire()))
                 )
         if ov.supply is not None:
             self.db.execute("INSERT OR REPLACE INTO kv VALUES ('supply', ?)", (cbor.encode(list(ov.supply)),))

@@ -13,6 +13,10 @@ channel_topup          channel (id), amount, expires (optional; may only grow)
 channel_settle         channel, cheque (bytes, optional), close (bool)
 channel_close_start    channel
 channel_finalize       channel
+lease_open             payee, auditor (optional address), si (16 bytes), shnum, root (32),
+                       size, expires (the lease's end, unix seconds), amount (the escrow)
+lease_claim            lease (id): the payee takes what has accrued
+lease_fail             lease, evidence (bytes <= 512): the payer or auditor reports a failed audit
 =====================  ========================================================
 
 The transaction id is ``H("veil/tx-id/v1", wire bytes)``. Decoding checks structure only;
@@ -56,6 +60,10 @@ CHANNEL_TOPUP = "channel_topup"
 CHANNEL_SETTLE = "channel_settle"
 CHANNEL_CLOSE_START = "channel_close_start"
 CHANNEL_FINALIZE = "channel_finalize"
+LEASE_OPEN = "lease_open"
+LEASE_CLAIM = "lease_claim"
+LEASE_FAIL = "lease_fail"
+MAX_EVIDENCE = 512
 
 _COMMON = frozenset({"chain", "type", "pub", "nonce", "fee"})
 _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -65,6 +73,9 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     CHANNEL_SETTLE: (_COMMON | {"channel", "close"}, frozenset({"cheque"})),
     CHANNEL_CLOSE_START: (_COMMON | {"channel"}, frozenset()),
     CHANNEL_FINALIZE: (_COMMON | {"channel"}, frozenset()),
+    LEASE_OPEN: (_COMMON | {"payee", "si", "shnum", "root", "size", "expires", "amount"}, frozenset({"auditor"})),
+    LEASE_CLAIM: (_COMMON | {"lease"}, frozenset()),
+    LEASE_FAIL: (_COMMON | {"lease", "evidence"}, frozenset()),
 }
 TX_TYPES = frozenset(_SHAPES)
 
@@ -89,6 +100,13 @@ class Tx:
     cheque: Cheque | None = None
     close: bool = False
     parties: tuple[bytes, ...] = ()  # set by a validator: the channel's payer and payee, for history
+    lease: bytes = b""  # lease_claim / lease_fail: the lease id
+    auditor: bytes = b""  # lease_open (empty: the payer audits)
+    si: bytes = b""
+    shnum: int = 0
+    root: bytes = b""
+    size: int = 0
+    evidence: bytes = b""
 
     def signature_item(self) -> tuple[bytes, bytes, bytes]:
         return self.pub, _SIG_PREFIX + self.body, self.sig
@@ -143,6 +161,20 @@ def decode_tx(raw: bytes) -> Tx:
         tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
         tx.amount = want_amount(m, "deposit", what)
         tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
+    elif kind == LEASE_OPEN:
+        tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
+        if "auditor" in m:
+            tx.auditor = want_bytes(m, "auditor", what, ADDRESS_SIZE)
+        tx.si = want_bytes(m, "si", what, 16)
+        tx.shnum = want_int(m, "shnum", what, 0, 254)
+        tx.root = want_bytes(m, "root", what, 32)
+        tx.size = want_int(m, "size", what, 1, 2**53)
+        tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
+        tx.amount = want_amount(m, "amount", what)
+    elif kind in (LEASE_CLAIM, LEASE_FAIL):
+        tx.lease = want_bytes(m, "lease", what, 32)
+        if kind == LEASE_FAIL:
+            tx.evidence = want_bytes(m, "evidence", what, max_size=MAX_EVIDENCE)
     else:
         tx.channel = want_bytes(m, "channel", what, 32)
         if kind == CHANNEL_TOPUP:
@@ -197,3 +229,19 @@ def channel_close_start(key: SigningKey, chain: str, nonce: int, fee: int, chann
 
 def channel_finalize(key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes) -> bytes:
     return build_tx(key, chain, CHANNEL_FINALIZE, nonce, fee, channel=channel)
+
+
+def lease_open(
+    key: SigningKey, chain: str, nonce: int, fee: int, payee: bytes, si: bytes, shnum: int, root: bytes, size: int,
+    expires: int, amount: int, auditor: bytes | None = None,
+) -> bytes:  # fmt: skip
+    return build_tx(key, chain, LEASE_OPEN, nonce, fee, payee=payee, si=si, shnum=shnum, root=root, size=size,
+                    expires=expires, amount=amount, auditor=auditor)  # fmt: skip
+
+
+def lease_claim(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes) -> bytes:
+    return build_tx(key, chain, LEASE_CLAIM, nonce, fee, lease=lease)
+
+
+def lease_fail(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes, evidence: bytes) -> bytes:
+    return build_tx(key, chain, LEASE_FAIL, nonce, fee, lease=lease, evidence=evidence)

@@ -17,7 +17,10 @@ channels that near their expiry. Config keys: ``price_per_gb``, ``lease_price_pe
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +29,10 @@ from typing import Any
 
 from veil.client.ledger_client import LedgerClient
 from veil.errors import LedgerError, UsageError, VeilError
+from veil.format import cbor
+from veil.format.fields import get_bytes, require_map
 from veil.format.manifest import parse_manifest
+from veil.ledger import tx as txm
 from veil.ledger.address import address_of
 from veil.ledger.channelbook import ChannelBook
 from veil.ledger.cheque import Settled, check_successor, decode_cheque
@@ -87,6 +93,9 @@ class PaymentGate:
         self._thread: threading.Thread | None = None
         self._nonce: int | None = None
         self.stats = GateStats()
+        self._leases_path = ctx.data_dir / "payments" / "leases.json"
+        self.leases: set[bytes] = self._load_leases()
+        self.lease_claimed = 0  # claimed since start
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -241,6 +250,72 @@ class PaymentGate:
                 self._settle_queue.add(payer)
                 self._wake.set()
 
+    # -- leases --------------------------------------------------------------------------------
+
+    def _load_leases(self) -> set[bytes]:
+        try:
+            return {bytes.fromhex(x) for x in json.loads(self._leases_path.read_text())}
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError) as e:
+            log.error("cannot read %s: %s", self._leases_path, e)
+            return set()
+
+    def _save_leases(self) -> None:
+        tmp = self._leases_path.with_name(self._leases_path.name + ".tmp")
+        tmp.write_text(json.dumps(sorted(x.hex() for x in self.leases)))
+        os.replace(tmp, self._leases_path)
+
+    def add_lease(self, lid: bytes, holds: Callable[[bytes, int], bool]) -> None:
+        """An uploader tells the node about a lease paying it; checked on the ledger, then kept."""
+        le = self._ledger_client().lease(lid)
+        if le is None or le.payee != self.address:
+            raise LedgerError("no such lease paying this node", "unknown_lease")
+        if not holds(le.si, le.shnum):
+            raise LedgerError("this node does not hold the leased share", "bad_lease")
+        with self._lock:
+            self.leases.add(lid)
+            self._save_leases()
+
+    def claim_leases(self) -> int:
+        """Claim what every lease has accrued; returns the amount claimed (fees not counted)."""
+        if not self.leases:
+            return 0
+        _, params = self._setup()
+        client = self._ledger_client()
+        total = 0
+        for lid in sorted(self.leases):
+            le = client.lease(lid)
+            if le is None:
+                with self._lock:
+                    self.leases.discard(lid)
+                    self._save_leases()
+                continue
+            got = le.claimable(int(client.info()["now"]))
+            if got <= params.min_fee:
+                continue
+            self._submit_own(functools.partial(txm.lease_claim, self.key, params.chain_id, fee=params.min_fee, lease=lid))
+            total += got
+        self.lease_claimed += total
+        return total
+
+    def _submit_own(self, build: Callable[[int], bytes]) -> None:
+        client = self._ledger_client()
+        for _ in range(5):
+            if self._nonce is None:
+                self._nonce = client.next_nonce(self.address)
+            try:
+                txid = client.submit(build(self._nonce))
+            except LedgerError as e:
+                self._nonce = None
+                if e.code == "bad_nonce":
+                    continue
+                raise
+            self._nonce += 1
+            client.wait_committed(txid)
+            return
+        raise LedgerError("could not get a transaction in (nonce races)", "bad_nonce")
+
     # -- settling ------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -270,6 +345,7 @@ class PaymentGate:
                 if time.monotonic() - last_expiry > EXPIRY_CHECK:
                     last_expiry = time.monotonic()
                     self._close_expiring(book)
+                    self.claim_leases()
             except VeilError as e:
                 log.warning("settling failed, will retry: %s", e)
                 with self._lock:
@@ -340,7 +416,16 @@ class PaymentGate:
             rows.append({"channel": cid, "payer": ch.payer, "free_bytes": s.free_bytes, "paid_bytes": s.paid_bytes,
                          "amount": s.amount, "uploaders": params.uploader_share(sum(v for _, v in s.uploaders)),
                          "settled_seq": ch.seq, "seq": s.seq, "expires": ch.expires})  # fmt: skip
-        return {"channels": rows, "stats": self.advertised(), "pool_price_per_gb": params.price_per_gb}
+        client = self._ledger_client()
+        leases = []
+        now = int(client.info()["now"])
+        for lid in sorted(self.leases):
+            le = client.lease(lid)
+            if le is not None:
+                leases.append({"lease": lid, "si": le.si, "shnum": le.shnum, "amount": le.amount,
+                               "claimed": le.claimed, "claimable": le.claimable(now), "status": le.status,
+                               "end": le.end})  # fmt: skip
+        return {"channels": rows, "leases": leases, "stats": self.advertised(), "pool_price_per_gb": params.price_per_gb}
 
 
 class PaymentsRole:
@@ -348,8 +433,9 @@ class PaymentsRole:
     and serves the payment API:
 
         GET  /v1/pay/terms      this node's Terms (CBOR)
-        GET  /v1/pay/earnings   its channels: cheque totals, settled or not
-        POST /v1/pay/settle     settle every channel holding an unsettled cheque now
+        GET  /v1/pay/earnings   its channels (cheque totals, settled or not) and leases
+        POST /v1/pay/settle     settle every channel holding an unsettled cheque, claim leases, now
+        POST /v1/pay/leases     CBOR {lease: id}: a lease paying this node to keep a share
     """
 
     name = "payments"
@@ -368,6 +454,7 @@ class PaymentsRole:
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
+        router.add("POST", "/v1/pay/leases", self._add_lease)
 
     def _payout(self, si: bytes) -> bytes | None:
         """The uploader payout address in the manifest of the file ``si`` (cached)."""
@@ -403,4 +490,14 @@ class PaymentsRole:
 
     def _settle(self, req: Request) -> Response:
         assert self.gate is not None
-        return cbor_response({"settled": self.gate.settle_all()})
+        return cbor_response({"settled": self.gate.settle_all(), "leases_claimed": self.gate.claim_leases()})
+
+    def _add_lease(self, req: Request) -> Response:
+        assert self.gate is not None
+        m = require_map(cbor.decode(req.read_body(1024), 1024), "lease notice", {"lease"})
+        self.gate.add_lease(get_bytes(m, "lease", "lease notice", 32), self._holds)
+        return cbor_response({})
+
+    def _holds(self, si: bytes, shnum: int) -> bool:
+        store = self.ctx.services.get("store") if self.ctx is not None else None
+        return store is not None and shnum in store.list_shares(si)[0]

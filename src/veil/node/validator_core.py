@@ -235,6 +235,19 @@ class ValidatorCore:
                 "channels": chans,
             }
 
+    def lease(self, lid: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            le = self._open.get_lease(lid)
+            return None if le is None else {"id": lid, "lease": le.to_wire()}
+
+    def leases_of(self, addr: bytes) -> list[bytes]:
+        """Leases ``addr`` pays for or is paid by (committed, plus any the open block created)."""
+        with self._lock:
+            ids = [lid for lid in self.store.leases_of(addr) if self._open.get_lease(lid) is not None]
+            ids += [lid for lid, le in self._open.leases.items()
+                    if le is not None and addr in (le.payer, le.payee) and lid not in ids]  # fmt: skip
+            return ids
+
     def channel(self, cid: bytes) -> dict[str, Any] | None:
         with self._lock:
             ch = self._open.get_channel(cid)

@@ -12,6 +12,8 @@ HTTP API (CBOR bodies; see docs/specs/ledger.md):
   GET  /v1/ledger/tx/{txid-hex}             {"status": pending|committed|unknown, ...}
   GET  /v1/ledger/account/{address}         balance, nonce, allowance left, channels
   GET  /v1/ledger/channel/{id-hex}          one channel
+  GET  /v1/ledger/lease/{id-hex}            one storage lease
+  GET  /v1/ledger/leases/{address}          {"leases": [id, ...]} the address pays or is paid by
   GET  /v1/ledger/block/{height}            {"header", "body"}
   GET  /v1/ledger/blocks?from=N&limit=M     {"headers": [...]}
   GET  /v1/ledger/history/{address}?limit=M {"txs": [...]}
@@ -91,6 +93,8 @@ class ValidatorRole:
         r("GET", "/v1/ledger/tx/{txid}", self._tx)
         r("GET", "/v1/ledger/account/{addr}", self._account)
         r("GET", "/v1/ledger/channel/{cid}", self._channel)
+        r("GET", "/v1/ledger/lease/{lid}", self._lease)
+        r("GET", "/v1/ledger/leases/{addr}", self._leases)
         r("GET", "/v1/ledger/block/{height}", self._block)
         r("GET", "/v1/ledger/blocks", self._blocks)
         r("GET", "/v1/ledger/history/{addr}", self._history)
@@ -163,6 +167,15 @@ class ValidatorRole:
         if ch is None:
             raise NotFoundError("no such open channel")
         return cbor_response(ch)
+
+    def _lease(self, req: Request) -> Response:
+        le = self._core.lease(_hex32(req.params["lid"], "lease id"))
+        if le is None:
+            raise NotFoundError("no such lease (never opened, or fully paid out)")
+        return cbor_response(le)
+
+    def _leases(self, req: Request) -> Response:
+        return cbor_response({"leases": self._core.leases_of(_address(req.params["addr"]))})
 
     def _block(self, req: Request) -> Response:
         h = req.params["height"]

@@ -1,0 +1,82 @@
+"""`veil put --lease DAYS` (paid storage) and `veil audit VERIFYCAP` (challenge leased nodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from veil.client.lease import audit as run_audit
+from veil.client.ledger_client import LedgerClient
+from veil.client.lease import open_leases
+from veil.client.network import Network
+from veil.client.upload import UploadResult
+from veil.errors import UsageError
+from veil.format.caps import parse_verify_cap
+from veil.ledger.amount import format_amount
+
+from .common import network_option, open_network
+from .ledger_opts import unlock
+from .pay_opts import make_payer
+
+
+def _ledger(net: Network) -> LedgerClient:
+    for n in net.nodes:
+        if "validator" in n.roles:
+            return LedgerClient(n.host, n.port, n.node_id)
+    raise UsageError("the network lists no validator: leases need the ledger")
+
+
+def lease_after_upload(net: Network, res: UploadResult, days: int, wallet_path: Path | None, quiet: bool) -> None:
+    """Pay the nodes holding ``res``'s shares to keep them ``days`` days (one escrow per share)."""
+    ledger = _ledger(net)
+    try:
+        receipts = open_leases(net, ledger, unlock(wallet_path), res, days)
+    finally:
+        ledger.close()
+    total = sum(r.amount for r in receipts)
+    leased = [r for r in receipts if r.lease is not None]
+    if not quiet:
+        click.echo(f"leases:     {len(leased)} of {len(receipts)} shares for {days} days, "
+                   f"{format_amount(total)} VEIL in escrow")  # fmt: skip
+    for r in receipts:
+        if r.note:
+            click.echo(f"veil: warning: share {r.shnum} on {r.node.label}: {r.note}", err=True)
+
+
+@click.command()
+@click.argument("verifycap")
+@click.option("--rounds", default=1, show_default=True, help="Random blocks to ask each leased node for.")
+@click.option("--no-report", is_flag=True, help="Do not record failures on the ledger (just show them).")
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The wallet that pays for (or audits) the leases.")
+@network_option
+def audit(verifycap: str, rounds: int, no_report: bool, wallet_path: Path | None, network_path: Path | None) -> None:
+    """Challenge every node leased to keep a share of the file: a random block and its Merkle proof.
+
+    A node that cannot answer is reported on the ledger: its lease stops paying and the rest of
+    the escrow comes back. Exit 0 only if every leased node passed."""
+    vc = parse_verify_cap(verifycap)
+    net = open_network(network_path)
+    w = unlock(wallet_path)
+    ledger = _ledger(net)
+    payer = make_payer(net, None, wallet_path)
+    try:
+        results = run_audit(net, ledger, w, vc, payer, rounds=max(1, rounds), report=not no_report)
+    finally:
+        ledger.close()
+        if payer is not None:
+            payer.close()
+    if not results:
+        click.echo("no active leases of this file paid for or audited by this wallet")
+        return
+    for r in results:
+        what = "ok" if r.ok else f"FAILED: {r.problem}" + (" (reported on the ledger)" if r.reported else "")
+        click.echo(f"share {r.shnum:>3} on {r.node}: block {r.index}: {what}")
+    failed = sum(1 for r in results if not r.ok)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+commands = [audit]

@@ -1,4 +1,4 @@
-"""`veil devnet up|down|status`: a local network of node processes on 127.0.0.1."""
+"""`veil devnet up|down|status|add|kill`: a local network of node processes on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from veil.devnet.manager import Devnet
 
 from .common import human
+from .devnet_pay import pay_options, pay_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,6 +21,23 @@ def _dir_option(f: F) -> F:
                         help="Devnet directory (default: $VEIL_DEVNET, else $VEIL_HOME/devnet).")(f)
 
 
+def _node_options(f: F) -> F:
+    f = click.option("--capacity", default=None, help="Per-node capacity for new nodes (e.g. 1GB).")(f)
+    f = click.option("--repair-interval", type=float, default=None,
+                     help="Seconds between a new node's repair rounds (default 120).")(f)
+    return click.option("--repair-threshold", default=None,
+                        help="New nodes repair files below this many healthy shares: happy (default), n, or a count.")(f)
+
+
+def _node_args(capacity: str | None, repair_interval: float | None, repair_threshold: str | None) -> list[str]:
+    args = ["--capacity", capacity] if capacity else []
+    if repair_interval is not None:
+        args += ["--repair-interval", f"{repair_interval:g}"]
+    if repair_threshold is not None:
+        args += ["--repair-threshold", repair_threshold]
+    return args
+
+
 @click.group()
 def devnet() -> None:
     """A local Veil network on 127.0.0.1 (real node processes over TLS)."""
@@ -27,16 +45,46 @@ def devnet() -> None:
 
 @devnet.command()
 @click.option("--nodes", default=10, show_default=True, help="Storage nodes to create (for a new devnet).")
-@click.option("--capacity", default=None, help="Per-node capacity for new nodes (e.g. 1GB).")
+@_node_options
+@pay_options
 @_dir_option
-def up(nodes: int, capacity: str | None, root: Path | None) -> None:
-    """Start the devnet; an existing one restarts with all its data."""
+def up(nodes: int, capacity: str | None, repair_interval: float | None, repair_threshold: str | None,
+       root: Path | None, **pay: str | None) -> None:
+    """Start the devnet; an existing one restarts with all its data.
+
+    The first storage node starts the DHT and every other joins through it (--bootstrap).
+    With --price-per-gb (new devnets only) every storage node charges for downloads."""
     d = Devnet(root)
-    args = ["--capacity", capacity] if capacity else []
-    net, started = d.up(nodes, ["storage"], args)
+    params, charge = pay_settings(d, **pay)
+    net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
+                        charge=charge)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}")
+    if net.bootstrap:
+        click.echo(f"DHT only:     {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
     click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
+
+
+@devnet.command()
+@click.option("--nodes", default=1, show_default=True, help="Storage nodes to add.")
+@_node_options
+@_dir_option
+def add(nodes: int, capacity: str | None, repair_interval: float | None, repair_threshold: str | None,
+        root: Path | None) -> None:
+    """Add storage nodes; they join the DHT through running nodes."""
+    d = Devnet(root)
+    _, added = d.add(nodes, _node_args(capacity, repair_interval, repair_threshold))
+    click.echo(f"devnet: added {', '.join(added)}")
+
+
+@devnet.command()
+@click.argument("name")
+@click.option("--wipe", is_flag=True, help="Also delete the node's data and drop it from the devnet.")
+@_dir_option
+def kill(name: str, wipe: bool, root: Path | None) -> None:
+    """SIGKILL node NAME (a crash: no drain, no goodbye). `up` restarts it unless --wipe."""
+    killed = Devnet(root).kill(name, wipe)
+    click.echo(f"devnet: {name} {'killed' if killed else 'was not running'}" + (" and wiped" if wipe else ""))
 
 
 @devnet.command()

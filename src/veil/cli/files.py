@@ -1,4 +1,4 @@
-"""`veil put`, `veil get`, `veil info`, `veil check`: files in and out of the network."""
+"""`veil put`, `veil get`, `veil info`, `veil check`, `veil repair`: files in and out of the network."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from veil.client import check as check_mod
+from veil.client import repair as repair_mod
 from veil.client.download import download, open_file
 from veil.client.output import AtomicOutput
 from veil.client.upload import upload_path
@@ -126,4 +127,33 @@ def check(verifycap: str, full: bool, network_path: Path | None) -> None:
         sys.exit(1)
 
 
-commands = [put, get, info, check]
+@click.command()
+@click.argument("verifycap")
+@click.option("--full", is_flag=True, help="Verify every block of every share before deciding, not a sample.")
+@network_option
+def repair(verifycap: str, full: bool, network_path: Path | None) -> None:
+    """Re-create missing and corrupt shares on other nodes, from any k, using only the verify cap.
+
+    Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Exit 0 only if
+    the file has all n healthy shares afterwards."""
+    vc = parse_verify_cap(verifycap)
+    net = open_network(network_path)
+    try:
+        res = repair_mod.repair(net, vc, full=full)
+    finally:
+        net.close()
+    m = res.before.manifest
+    for s in res.before.corrupt:
+        click.echo(f"share {s.shnum:>3} on {s.node.label}: CORRUPT (ignored): {s.problem}")
+    for shnum, node in sorted(res.placed.items()):
+        click.echo(f"share {shnum:>3}: re-created on {node.label}")
+    _warn(res.problems)
+    if not res.needed:
+        click.echo(f"healthy: {m.n} of {m.n} shares; nothing to repair")
+        return
+    click.echo(f"healthy: {res.healthy_before} -> {res.healthy_after} of {m.n} shares (k={m.k})")
+    if res.healthy_after < m.n:
+        sys.exit(1)
+
+
+commands = [put, get, info, check, repair]

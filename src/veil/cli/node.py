@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,14 @@ def node() -> None:
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
+@click.option("--dht-peer-rate", type=float, default=None,
+              help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
+@click.option("--repair-interval", type=float, default=None, help="Repairer role: seconds between checks (default 3600).")
+@click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
-        network_path: str | None, bootstrap: str | None, verbose: bool) -> None:
+        network_path: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
+        repair_threshold: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
 
@@ -44,15 +50,40 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
     config: dict[str, Any] = {}
     if capacity:
         config["capacity"] = parse_size(capacity)
-    for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path)):
+    for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
+                       ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
+                       ("repair_threshold", repair_threshold)):
         if value:
             config[key] = value
+    if repair_threshold:
+        from veil.node.repair_role import parse_threshold
+
+        parse_threshold(repair_threshold)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if bootstrap:
         config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
         if "dht" not in role_list:
             role_list.append("dht")
     run_node(data_dir, host, port, role_list, config)
+
+
+@node.command("drain")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Data directory of the running node to drain.")
+@click.option("--no-stop", is_flag=True, help="Leave the node running (taking no new shares) after the drain.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds to wait for the drain.")
+def drain(data_dir: Path, no_stop: bool, timeout: float) -> None:
+    """Leave the network gracefully: hand every share to other nodes, then stop the node."""
+    from veil.node.drain_control import drain_node
+
+    st = drain_node(data_dir, stop=not no_stop, timeout=timeout)
+    click.echo(f"drain: {st['moved']} shares handed over" + ("" if no_stop else "; node stopped"))
+    for k in st.get("damaged", []):
+        click.echo(f"veil: warning: damaged local share not handed over: {k}", err=True)
+    for k in st.get("kept", []):
+        click.echo(f"veil: warning: kept {k}", err=True)
+    if st.get("kept"):
+        sys.exit(1)
 
 
 commands = [node]

@@ -1,5 +1,10 @@
 """Find a file: ask nodes (in rendezvous order, in parallel) which shares they hold, and get
-a manifest that matches the cap's manifest hash."""
+a manifest that matches the cap's manifest hash.
+
+The nodes asked are the network's candidates for the storage index (every listed node, or
+the DHT's nearest nodes) followed by the nodes whose provider records name the index: shares
+repaired or handed over after churn may sit outside the first candidates. What a node says
+it holds is only a claim; the blocks it serves are verified against the manifest."""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ from dataclasses import dataclass, field
 from veil.errors import IntegrityError, NotFoundError, UnavailableError, VeilError
 from veil.format.fields import require_map
 from veil.format.manifest import Manifest, parse_manifest
-from veil.protocol.placement import permuted
 
 from .network import Network, NodeInfo
 
@@ -29,10 +33,12 @@ class Located:
 
 
 def locate(net: Network, si: bytes, manifest_hash: bytes) -> Located:
-    nodes = net.storage_nodes()
-    if not nodes:
-        raise UnavailableError("the network lists no storage nodes")
-    order = [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+    order = net.storage_nodes_for(si)
+    seen = {n.node_id for n in order}
+    for node, _ in net.providers_of(si):
+        if node.node_id not in seen:
+            seen.add(node.node_id)
+            order.append(node)
 
     def ask(node: NodeInfo) -> tuple[NodeInfo, list[int], bytes | None, str | None]:
         try:

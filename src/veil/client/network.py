@@ -1,8 +1,17 @@
 """The set of nodes a client talks to, and where the client finds it.
 
-A network file (JSON) lists nodes by address and node id; `veil devnet up` writes one at
+A network file (JSON) lists nodes by address and node id, or only ``bootstrap`` addresses
+(HOST:PORT of any DHT nodes); `veil devnet up` writes one at
 ``$VEIL_HOME/devnet/network.json`` and the client finds it there by itself. ``--network``
 or ``VEIL_NETWORK`` point elsewhere.
+
+A ``Network`` answers the placement questions the same way either way:
+``storage_nodes_for(si)`` is the candidate storage nodes in rendezvous order for a storage
+index, ``providers_of(si)`` the nodes that announced (signed provider records) that they hold
+its shares. With a static list the candidates are every listed storage node and there are no
+provider records to ask; when the file lists no storage nodes but bootstrap addresses, the
+candidates are the DHT's ``find_node(si)`` answer (the 20 nodes nearest the index, ranked by
+the placement hash) and providers come from ``find_providers(si)``.
 """
 
 from __future__ import annotations
@@ -13,8 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from veil.errors import UsageError
+from veil.crypto.sign import SigningKey
+from veil.errors import UnavailableError, UsageError
 from veil.net.client import PeerClient
+from veil.net.dht_driver import DhtDriver, parse_address
+from veil.protocol.placement import dht_key, permuted
 
 DEFAULT_GATEWAY = "https://127.0.0.1:8080"
 
@@ -45,15 +57,67 @@ class NodeInfo:
         return self.name or f"{self.addr} ({self.node_id.hex()[:8]})"
 
 
+def node_from_address(address: str, nid: bytes) -> NodeInfo:
+    host, port = parse_address(address)
+    return NodeInfo(host, port, nid)
+
+
 @dataclass
 class Network:
     nodes: list[NodeInfo]
     gateway: str = DEFAULT_GATEWAY
     extra: dict[str, Any] = field(default_factory=dict)
+    bootstrap: list[str] = field(default_factory=list)
+    dht: DhtDriver | None = field(default=None, repr=False)  # given (a node's own) or made on first use
+    _own_dht: bool = field(default=False, repr=False)
     _clients: dict[bytes, PeerClient] = field(default_factory=dict, repr=False)
 
     def storage_nodes(self) -> list[NodeInfo]:
+        """The storage nodes the network file lists (none when discovery goes through the DHT)."""
         return [n for n in self.nodes if "storage" in n.roles]
+
+    @property
+    def discovery(self) -> str:
+        """``static`` (the listed nodes) or ``dht`` (no storage nodes listed; ask the DHT)."""
+        return "static" if self.storage_nodes() or (self.dht is None and not self.bootstrap) else "dht"
+
+    def _driver(self) -> DhtDriver:
+        if self.dht is None:
+            # A client looks up and never serves (announce=False): nobody adds it to a table.
+            drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+            try:
+                drv.join(self.bootstrap)
+            except BaseException:
+                drv.stop()
+                raise
+            self.dht, self._own_dht = drv, True
+        return self.dht
+
+    def storage_nodes_for(self, si: bytes) -> list[NodeInfo]:
+        """Candidate storage nodes for storage index ``si``, in rendezvous (placement) order."""
+        if self.discovery == "static":
+            nodes = self.storage_nodes()
+        else:
+            drv = self._driver()
+            closest = drv.find_node(dht_key(si)).closest
+            nodes = [node_from_address(c.address, c.node_id) for c in closest if c.node_id != drv.node.node_id]
+            if drv.node.announce:  # a node's own Network: it is a candidate too
+                nodes.append(node_from_address(drv.node.contact.address, drv.node.node_id))
+        if not nodes:
+            raise UnavailableError(
+                "the network lists no storage nodes" if self.discovery == "static"
+                else "the DHT knows no storage nodes (are the bootstrap nodes joined?)"
+            )
+        return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+
+    def providers_of(self, si: bytes, want: int = 20) -> list[tuple[NodeInfo, tuple[int, ...]]]:
+        """Nodes whose signed provider records say they hold shares of ``si`` (DHT mode only).
+
+        A record is a claim, not proof: callers ask the node itself and verify what it serves."""
+        if self.discovery == "static":
+            return []
+        recs = self._driver().find_providers(dht_key(si), want=want)
+        return [(node_from_address(r.address, r.provider_id), r.shares) for r in recs]
 
     def client(self, node: NodeInfo, timeout: float = 30.0) -> PeerClient:
         c = self._clients.get(node.node_id)
@@ -65,9 +129,12 @@ class Network:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        if self._own_dht and self.dht is not None:
+            self.dht.stop()
+            self.dht, self._own_dht = None, False
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        value: dict[str, Any] = {
             "gateway": self.gateway,
             "nodes": [
                 {"name": n.name, "host": n.host, "port": n.port, "node_id": n.node_id.hex(), "roles": list(n.roles)}
@@ -75,6 +142,9 @@ class Network:
             ],
             **self.extra,
         }
+        if self.bootstrap:
+            value["bootstrap"] = list(self.bootstrap)
+        return value
 
 
 def network_from_json(value: Any, where: str = "network file") -> Network:
@@ -84,12 +154,15 @@ def network_from_json(value: Any, where: str = "network file") -> Network:
                 host=str(n["host"]), port=int(n["port"]), node_id=bytes.fromhex(n["node_id"]),
                 name=str(n.get("name", "")), roles=tuple(n.get("roles", ["storage"])),
             )
-            for n in value["nodes"]
+            for n in value.get("nodes", [])
         ]
-    except (KeyError, TypeError, ValueError) as e:
+        bootstrap = [str(a) for a in value.get("bootstrap", [])]
+        for a in bootstrap:
+            parse_address(a)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{where} is malformed: {e}") from e
-    extra = {k: v for k, v in value.items() if k not in ("nodes", "gateway")}
-    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra)
+    extra = {k: v for k, v in value.items() if k not in ("nodes", "gateway", "bootstrap")}
+    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra, bootstrap=bootstrap)
 
 
 def load_network(path: Path | None = None) -> Network:

@@ -27,7 +27,6 @@ from veil.format.merkle import Levels
 from veil.format.segments import SegmentCipher, seal_metadata, segment_count
 from veil.format.share import BLOCK_TREE, SEGMENT_TREE
 from veil.net.client import PeerClient
-from veil.protocol.placement import permuted
 from veil.protocol.storage import UploadRequest
 
 from .network import Network, NodeInfo
@@ -102,15 +101,13 @@ class ShareUploader:
             raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
         self.happy = min(n, max(k, happy if happy is not None else min(n, k + 4)))
         self.net, self.si, self.size, self.k, self.n, self.segment_size = net, si, size, k, n, segment_size
-        nodes = net.storage_nodes()
-        if not nodes:
-            raise UnavailableError("the network lists no storage nodes")
+        order = net.storage_nodes_for(si)
         self.codec = Codec(k, n)
         self.nseg = segment_count(size, segment_size)
         self.last_plain = size - segment_size * (self.nseg - 1)
         self.bsize = self.codec.block_size(segment_size + 16)
         self.lbsize = self.codec.block_size(self.last_plain + 16)
-        self.senders = self._place([nodes[i] for i in permuted(si, [x.node_id for x in nodes])])
+        self.senders = self._place(order)
         self.seg_leaves: list[bytes] = []
         self.batch_segs = max(1, BATCH_BYTES // self.bsize)
         self.pending: dict[int, list[tuple[bytes, bytes]]] = {s: [] for s in self.senders}

@@ -47,3 +47,5 @@ LEASE_ID = b"veil/lease-id/v1"
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"
 DHT_PROVIDER_RECORD = b"veil/dht-provider-record/v1"
+# The 256-bit DHT key of a file (storage index -> key): provider records and find_node target it.
+DHT_STORAGE_KEY = b"veil/dht-storage-key/v1"

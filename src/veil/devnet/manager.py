@@ -1,17 +1,24 @@
 """`veil devnet`: start, stop, inspect a network of node processes on 127.0.0.1.
 
-    $VEIL_HOME/devnet/devnet.json    what to run: each node's name, port and roles
-    $VEIL_HOME/devnet/network.json   what clients read: each node's address and node id
-    $VEIL_HOME/devnet/<name>/        a node's data dir (identity, shares, log)
+    $VEIL_HOME/devnet/devnet.json        what to run: each node's name, port, roles and args
+    $VEIL_HOME/devnet/network.json       what clients read: each node's address and node id
+                                         (the static fast path) and bootstrap addresses
+    $VEIL_HOME/devnet/network-dht.json   the same without the storage nodes: clients find
+                                         them through the DHT from the bootstrap addresses
+    $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
-Ports and identities are kept, so `up` on an existing devnet restarts the same nodes with
-their data, and links made before still work.
+Storage nodes run the ``storage``, ``dht`` and ``repairer`` roles. The first one starts the
+DHT; every other joins it through ``--bootstrap`` (the first node's address, or for nodes
+added later, live nodes' addresses): the nodes share no file. Ports and identities are kept,
+so `up` on an existing devnet restarts the same nodes with their data, and links made before
+still work. `add` and `kill` make churn: new nodes join, killed ones vanish (SIGKILL).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,9 +30,15 @@ from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network, veil_home
 from veil.errors import UnavailableError, UsageError, VeilError
+from veil.ledger.params import Params
 from veil.net.client import PeerClient
 
 START_TIMEOUT = 30.0
+STORAGE_ROLES = ["storage", "dht", "repairer"]
+# Every devnet peer is 127.0.0.1, and DHT rate limits are per peer address.
+DEVNET_DHT_RATE = "10000"
+DEFAULT_REPAIR_INTERVAL = "120"
+BOOTSTRAP_COUNT = 3
 
 
 def devnet_dir(path: Path | None = None) -> Path:
@@ -54,6 +67,7 @@ class Devnet:
         self.root = devnet_dir(root)
         self.config_path = self.root / "devnet.json"
         self.network_path = self.root / "network.json"
+        self.dht_network_path = self.root / "network-dht.json"
 
     # -- config ---------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -94,6 +108,30 @@ class Devnet:
             new.append(NodeSpec(name, free_port(), roles, list(args or [])))
         self._save_specs(specs + new)
         return new
+
+    def add_storage_specs(self, count: int, args: list[str]) -> list[NodeSpec]:
+        """Storage nodes that join the DHT through live nodes (the first node of a new devnet
+        starts it); ``args`` go to every new node (capacity, repair interval ...)."""
+        boot = self.bootstrap_addresses()
+        extra = ["--dht-peer-rate", DEVNET_DHT_RATE]
+        if "--repair-interval" not in args:
+            extra += ["--repair-interval", DEFAULT_REPAIR_INTERVAL]
+        new = self.add_specs(count, STORAGE_ROLES, args + extra)
+        if not boot:
+            boot = [f"127.0.0.1:{new[0].port}"]
+        for spec in new:
+            if f"127.0.0.1:{spec.port}" not in boot:
+                spec.args += ["--bootstrap", ",".join(boot)]
+        self._save_specs([s for s in self.specs() if s.name not in {n.name for n in new}] + new)
+        return new
+
+    def bootstrap_addresses(self) -> list[str]:
+        """Addresses of up to BOOTSTRAP_COUNT running DHT nodes (oldest first)."""
+        if not self.exists():
+            return []
+        return [f"127.0.0.1:{s.port}" for s in self.specs() if "dht" in s.roles and self.pid_of(s) is not None][
+            :BOOTSTRAP_COUNT
+        ]
 
     # -- processes ------------------------------------------------------------------------
     def node_dir(self, spec: NodeSpec) -> Path:
@@ -152,12 +190,60 @@ class Devnet:
             except VeilError:
                 pass
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
-        net = Network(nodes=nodes)
+        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses())
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id",)}
         _write_json(self.network_path, net.to_json())
+        if net.bootstrap:
+            dht_only = Network(nodes=[n for n in nodes if "storage" not in n.roles], gateway=net.gateway,
+                               extra=net.extra, bootstrap=net.bootstrap)
+            _write_json(self.dht_network_path, dht_only.to_json())
         return net
+
+    def wait_joined(self, specs: list[NodeSpec], timeout: float = START_TIMEOUT) -> None:
+        """Wait until every DHT node of ``specs`` has joined (knows at least one other node)."""
+        deadline = time.monotonic() + timeout
+        ids = self.known_ids()
+        for spec in specs:
+            if "dht" not in spec.roles or spec.name not in ids:
+                continue
+            peer = PeerClient("127.0.0.1", spec.port, ids[spec.name], timeout=3)
+            alone = len([s for s in self.specs() if "dht" in s.roles]) == 1
+            while True:
+                try:
+                    st = peer.call("GET", "/v1/node")["roles"]["dht"]
+                    if st["joined"] and (alone or st["contacts"] > 0):
+                        break
+                except (VeilError, KeyError, TypeError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise UnavailableError(f"{spec.name} did not join the DHT within {timeout:.0f}s")
+                time.sleep(0.1)
+            peer.close()
+
+    def add(self, count: int, args: list[str] | None = None) -> tuple[Network, list[str]]:
+        """Add ``count`` storage nodes that join through the running ones; start them."""
+        new = self.add_storage_specs(count, list(args or []))
+        for spec in new:
+            self.start_node(spec)
+        self.wait_ready(new)
+        self.wait_joined(new)
+        return self.write_network(self.known_ids()), [s.name for s in new]
+
+    def kill(self, name: str, wipe: bool = False) -> bool:
+        """SIGKILL node ``name`` (a crash). Its data stays (and `up` restarts it) unless ``wipe``:
+        then its data dir is deleted and it leaves the devnet for good."""
+        spec = next((s for s in self.specs() if s.name == name), None)
+        if spec is None:
+            raise UsageError(f"no node named {name!r} in this devnet")
+        killed = self.stop_node(spec, signal.SIGKILL, timeout=5.0)
+        if wipe:
+            shutil.rmtree(self.node_dir(spec), ignore_errors=True)
+            self._save_specs([s for s in self.specs() if s.name != name])
+        ids = self.known_ids()
+        self.write_network(ids)
+        return killed
 
     def known_ids(self) -> dict[str, bytes]:
         ids = {}
@@ -168,13 +254,26 @@ class Devnet:
                 pass
         return ids
 
-    def up(self, nodes: int, roles: list[str], args: list[str]) -> tuple[Network, list[str]]:
-        """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started)."""
+    def up(
+        self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None
+    ) -> tuple[Network, list[str]]:
+        """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
+
+        When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
+        payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge.
+        """
         if not self.exists():
-            self.add_specs(nodes, roles, args)
+            if "storage" in roles:
+                self.add_storage_specs(nodes, args)
+            else:
+                self.add_specs(nodes, roles, args)
             from veil.devnet.ledger import add_validator  # the ledger's validator + faucet genesis
 
-            add_validator(self)
+            validator = add_validator(self, params=params)
+            if charge is not None:
+                from veil.devnet.payments import charge_storage_nodes
+
+                charge_storage_nodes(self, validator, charge)
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()
@@ -184,6 +283,7 @@ class Devnet:
                 self.start_node(spec)
                 started.append(spec.name)
         ids = self.wait_ready(specs)
+        self.wait_joined(specs)
         return self.write_network(ids), started
 
     def add_gateway(self) -> NodeSpec:

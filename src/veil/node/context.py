@@ -1,4 +1,9 @@
-"""What every role of a node can see: its data dir, identity, address and configuration."""
+"""What every role of a node can see: its data dir, identity, address and configuration.
+
+``services`` is where a role offers an object to the node's other roles once it has started
+(``"dht"``: the DhtDriver, ``"store"``: the ShareStore); a consumer looks it up when it needs
+it, since roles start in the order they were named.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ class NodeContext:
     host: str
     port: int
     config: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
 
     @property
     def node_id(self) -> bytes:

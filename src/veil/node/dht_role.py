@@ -2,7 +2,9 @@
 
 Config keys (from `veil node run`): ``bootstrap`` (list of HOST:PORT to join through; none for
 the first node of a network), ``dht_advertise`` (HOST:PORT others should use; default the
-listen address). Other roles reach the DHT through ``DhtRole.driver`` (veil.net.dht_driver).
+listen address), ``dht_peer_rate`` (requests per second allowed from one peer address; raise
+it on a devnet, where every peer is 127.0.0.1). Other roles reach the DHT as
+``ctx.services["dht"]`` (a veil.net.dht_driver.DhtDriver), set once the role has started.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from typing import Any
 
 from veil.dht.messages import MAX_MESSAGE_SIZE
+from veil.dht.node import DhtConfig
 from veil.errors import VeilError
 from veil.net.dht_driver import RPC_PATH, DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router
@@ -20,6 +23,15 @@ from veil.node.context import NodeContext
 log = logging.getLogger("veil.dht")
 
 JOIN_RETRY_MAX = 30.0
+
+
+def dht_config(config: dict[str, Any]) -> DhtConfig:
+    """The DHT parameters for a node's config: the defaults, with ``dht_peer_rate`` if set."""
+    rate = config.get("dht_peer_rate")
+    if not rate:
+        return DhtConfig()
+    r = float(rate)
+    return DhtConfig(request_rate=r, request_burst=10 * r, store_rate=r, store_burst=10 * r)
 
 
 class DhtRole:
@@ -40,8 +52,9 @@ class DhtRole:
         ctx = self.ctx
         assert ctx is not None
         address = str(ctx.config.get("dht_advertise") or f"{ctx.host}:{ctx.port}")
-        self.driver = DhtDriver(ctx.key, address)
+        self.driver = DhtDriver(ctx.key, address, config=dht_config(ctx.config))
         self.driver.start()
+        ctx.services["dht"] = self.driver
         bootstrap = [str(a) for a in ctx.config.get("bootstrap") or []]
         self._joiner = threading.Thread(target=self._join, args=(bootstrap,), name="dht-join", daemon=True)
         self._joiner.start()

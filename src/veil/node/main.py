@@ -30,6 +30,7 @@ ROLE_FACTORIES: dict[str, str] = {
     "validator": "veil.node.validator_role:ValidatorRole",
     "gateway": "veil.gateway.role:GatewayRole",
     "dht": "veil.node.dht_role:DhtRole",
+    "repairer": "veil.node.repair_role:RepairerRole",
 }
 
 

@@ -2,6 +2,9 @@
 
 Nodes are ordered by H("veil/placement/v1", storage index || node id); share i goes to
 the i-th node of that order, so any downloader knows whom to ask without a directory.
+In the DHT a file is found under ``dht_key(si)`` = H("veil/dht-storage-key/v1", si), a
+256-bit key like a node id: its candidates are the nodes nearest that key, and its
+provider records are stored there.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from veil.crypto import labels
 from veil.crypto.hashes import TaggedHash
 
 _h = TaggedHash(labels.PLACEMENT)
+_dht = TaggedHash(labels.DHT_STORAGE_KEY)
 
 T = TypeVar("T")
 
@@ -20,3 +24,8 @@ T = TypeVar("T")
 def permuted(si: bytes, node_ids: Sequence[bytes]) -> list[int]:
     """Indices into ``node_ids`` in the placement order for storage index ``si``."""
     return sorted(range(len(node_ids)), key=lambda i: _h(si, node_ids[i]))
+
+
+def dht_key(si: bytes) -> bytes:
+    """The DHT key (256 bits, like a node id) under which storage index ``si`` is found."""
+    return _dht(si)

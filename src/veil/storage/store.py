@@ -17,6 +17,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,7 @@ class ShareStore:
         shutil.rmtree(self.incoming, ignore_errors=True)
         self.incoming.mkdir(parents=True, exist_ok=True)
         self._uploads: dict[str, Upload] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # commit_upload opens an existing share while holding it
         self._cache: OrderedDict[Path, tuple[ShareHeader, Levels, Levels]] = OrderedDict()
         self._used = self._scan_used()
         self._reserved = 0
@@ -140,6 +141,10 @@ class ShareStore:
             raise NotFoundError("no such upload (it may have expired or the node restarted)")
         up.touched = time.monotonic()
         return up
+
+    def upload_request(self, uid: str) -> UploadRequest:
+        """What an upload in progress is for (storage index, share number, sizes)."""
+        return self._get_upload(uid).req
 
     def write_blocks(self, uid: str, start: int, body: memoryview) -> int:
         """Append blocks [start, start+count) from ``body`` (count x (seg leaf || block))."""
@@ -310,6 +315,34 @@ class ShareStore:
             raise UsageError(f"block range of {length} bytes exceeds the {MAX_RANGE_BYTES}-byte limit")
         head = encode_range_head(start, count, btree.range_proof(start, end), stree.range_proof(start, end))
         return head, hdr.block_offset(start), length, path
+
+    def storage_indexes(self) -> list[bytes]:
+        """Every storage index with a share or manifest here (for a node's repairer and drain)."""
+        out = []
+        for p in self.shares_dir.glob("*/*"):
+            try:
+                out.append(bytes.fromhex(p.name))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def share_blocks(self, si: bytes, shnum: int) -> tuple[ShareHeader, Iterator[tuple[bytes, bytes]]]:
+        """A stored share's header and its (segment leaf, block) pairs in order, read from disk
+        (to hand the share to another node; the receiver re-checks every hash)."""
+        path = self.share_path(si, shnum)
+        hdr, _, stree = self._open_share(path)
+        seg_leaves = stree.levels[0]
+
+        def pairs() -> Iterator[tuple[bytes, bytes]]:
+            with open(path, "rb") as f:
+                for i in range(hdr.nseg):
+                    f.seek(hdr.block_offset(i))
+                    block = f.read(hdr.block_len(i))
+                    if len(block) != hdr.block_len(i):
+                        raise IntegrityError("share file is truncated")
+                    yield seg_leaves[i], block
+
+        return hdr, pairs()
 
     def delete_share(self, si: bytes, shnum: int) -> None:
         path = self.share_path(si, shnum)

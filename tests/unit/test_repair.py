@@ -1,0 +1,103 @@
+"""Repair's pure parts: where re-created shares go, thresholds, the repair leader, and the
+network's two discovery modes behind one interface."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from veil.client.network import Network, NodeInfo, network_from_json
+from veil.client.repair import next_target
+from veil.errors import UsageError
+from veil.format.manifest import Manifest
+from veil.node.repair_role import leader, parse_threshold, threshold_for
+from veil.protocol.placement import dht_key, permuted
+
+
+def _node(i: int) -> NodeInfo:
+    return NodeInfo("127.0.0.1", 1000 + i, bytes([i]) * 32, f"n{i}")
+
+
+NODES = [_node(i) for i in range(1, 9)]
+
+
+def test_next_target_prefers_nodes_without_any_share_in_order() -> None:
+    held = {NODES[0].node_id: {0}, NODES[2].node_id: {2}}
+    assert next_target(NODES, held, 1, set()) is NODES[1]
+    assert next_target(NODES, held, 1, {NODES[1].node_id}) is NODES[3]
+
+
+def test_next_target_falls_back_to_fewest_shares_never_the_same_number() -> None:
+    nodes = NODES[:3]
+    held = {nodes[0].node_id: {0, 3}, nodes[1].node_id: {1}, nodes[2].node_id: {2, 5}}
+    assert next_target(nodes, held, 4, set()) is nodes[1]
+    # nodes[1] already holds share 1 (perhaps corrupt): it is never chosen for share 1.
+    assert next_target(nodes, held, 1, set()) is nodes[0]
+    assert next_target(nodes, {n.node_id: {7} for n in nodes}, 7, set()) is None
+    assert next_target(nodes, {}, 0, {n.node_id for n in nodes}) is None
+
+
+@given(st.lists(st.sets(st.integers(0, 9), max_size=3), min_size=8, max_size=8), st.integers(0, 9))
+def test_next_target_never_picks_a_holder_of_that_share(sets: list[set[int]], shnum: int) -> None:
+    held = {n.node_id: s for n, s in zip(NODES, sets, strict=True) if s}
+    got = next_target(NODES, held, shnum, set())
+    if got is None:
+        assert all(shnum in s for s in sets)
+    else:
+        assert shnum not in held.get(got.node_id, set())
+        if any(not s for s in sets):
+            assert got.node_id not in held
+
+
+def _manifest(k: int, n: int, happy: int) -> Manifest:
+    return Manifest(si=bytes(16), k=k, n=n, happy=happy, segsize=1 << 20, size=10, bsize=10, lbsize=10,
+                    roots=tuple(bytes(32) for _ in range(n)), segroot=bytes(32), meta=b"x")
+
+
+def test_thresholds() -> None:
+    man = _manifest(3, 10, 7)
+    assert threshold_for(man, parse_threshold("happy")) == 7
+    assert threshold_for(man, parse_threshold("N")) == 10
+    assert threshold_for(man, parse_threshold("12")) == 10
+    assert threshold_for(man, parse_threshold("1")) == 3
+    for bad in ("", "0", "256", "most", "-1"):
+        with pytest.raises(UsageError):
+            parse_threshold(bad)
+
+
+def test_leader_is_the_same_for_every_holder_and_follows_placement() -> None:
+    si = os.urandom(16)
+    ids = [n.node_id for n in NODES]
+    first = leader(si, ids)
+    assert first == ids[permuted(si, ids)[0]]
+    assert leader(si, list(reversed(ids))) == first
+    assert leader(si, []) is None
+
+
+def test_dht_key_is_a_256_bit_id_bound_to_the_index() -> None:
+    a, b = os.urandom(16), os.urandom(16)
+    assert len(dht_key(a)) == 32 and dht_key(a) == dht_key(a) and dht_key(a) != dht_key(b)
+
+
+def test_network_discovery_modes() -> None:
+    static = network_from_json({"nodes": [{"host": "127.0.0.1", "port": 1, "node_id": "00" * 32}],
+                                "bootstrap": ["127.0.0.1:5"]})
+    assert static.discovery == "static" and static.bootstrap == ["127.0.0.1:5"]
+    si = os.urandom(16)
+    assert static.storage_nodes_for(si) == static.storage_nodes()
+    assert static.providers_of(si) == []
+    dht = network_from_json({"bootstrap": ["127.0.0.1:5"], "nodes": [
+        {"host": "127.0.0.1", "port": 2, "node_id": "11" * 32, "roles": ["validator"]}]})
+    assert dht.discovery == "dht" and dht.storage_nodes() == []
+    assert network_from_json(dht.to_json()).bootstrap == ["127.0.0.1:5"]
+    with pytest.raises(UsageError):
+        network_from_json({"bootstrap": ["nowhere"]})
+
+
+def test_static_candidates_are_in_rendezvous_order() -> None:
+    net = Network(nodes=list(NODES))
+    si = os.urandom(16)
+    assert net.storage_nodes_for(si) == [NODES[i] for i in permuted(si, [n.node_id for n in NODES])]

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
 from veil.devnet.ledger import DEVNET_CHAIN
+from veil.devnet.manager import Devnet
 from veil.ledger.amount import parse_amount, parse_size
 from veil.ledger.params import Params
 
 from .ledger_opts import parse_duration
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def genesis_params(allowance: str | None, epoch: str | None, price_per_gb: str | None) -> Params | None:
@@ -33,6 +41,27 @@ def charge_options(price_per_gb: str | None, lease_price: str | None, free_credi
     if free_credit is not None:
         opts += ["--free-credit", free_credit]
     return opts
+
+
+def pay_options(f: F) -> F:
+    """`veil devnet up` options for a new devnet's ledger and charging nodes."""
+    f = click.option("--allowance", default=None, help="New devnet: free download bytes per account per epoch (e.g. 50MB).")(f)
+    f = click.option("--epoch", default=None, help="New devnet: epoch length (e.g. 1h, 30d).")(f)
+    f = click.option("--price-per-gb", default=None,
+                     help="New devnet: nodes charge this many VEIL per GB served; the pool pays it for free bytes.")(f)
+    f = click.option("--lease-price-per-gb-day", default=None, help="New devnet: VEIL nodes ask per GB kept per day.")(f)
+    return click.option("--free-credit", default=None,
+                        help="New devnet: unsettled free-tier bytes each node takes per downloader.")(f)
+
+
+def pay_settings(d: Devnet, allowance: str | None = None, epoch: str | None = None, price_per_gb: str | None = None,
+                 lease_price_per_gb_day: str | None = None,
+                 free_credit: str | None = None) -> tuple[Params | None, list[str] | None]:  # fmt: skip
+    params = genesis_params(allowance, epoch, price_per_gb)
+    charge = charge_options(price_per_gb, lease_price_per_gb_day, free_credit)
+    if d.exists() and (params is not None or charge is not None):
+        click.echo("devnet: exists already; payment options apply only when a devnet is created", err=True)
+    return params, charge
 
 
 commands: list[object] = []

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from veil.client.lease import audit as run_audit
-from veil.client.ledger_client import LedgerClient
 from veil.client.lease import open_leases
+from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.client.upload import UploadResult
 from veil.errors import UsageError

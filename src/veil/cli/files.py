@@ -14,7 +14,7 @@ from veil.client import repair as repair_mod
 from veil.client.download import download, open_file
 from veil.client.output import AtomicOutput
 from veil.client.upload import upload_path
-from veil.errors import UsageError
+from veil.errors import UsageError, VeilError
 from veil.format.caps import parse_read_cap, parse_verify_cap
 
 from .common import human, network_option, open_network, progress_bar
@@ -31,16 +31,30 @@ def _warn(lines: list[str]) -> None:
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made.")
 @click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the read cap.")
+@click.option("--payout", default=None, metavar="ADDR",
+              help="Address owed the uploader's share of paid downloads (default: your wallet's; 'none' for none).")
+@click.option("--lease", "lease_days", type=int, default=None, metavar="DAYS",
+              help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, network_path: Path | None) -> None:
+def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, payout: str | None, lease_days: int | None,
+        wallet_path: Path | None, network_path: Path | None) -> None:
     """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
+    from .pay_opts import payout_address
+
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
     net = open_network(network_path)
     size = file.stat().st_size
+    payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
-        res = upload_path(net, str(file), progress=bar, k=k, n=n, happy=happy)
+        res = upload_path(net, str(file), progress=bar, k=k, n=n, happy=happy, payout=payout_addr)
     _warn(res.warnings)
+    if lease_days is not None:
+        from .lease import lease_after_upload
+
+        lease_after_upload(net, res, lease_days, wallet_path, quiet)
     if quiet:
         click.echo(res.cap.to_string())
         return
@@ -62,9 +76,20 @@ def _parse_range(text: str) -> tuple[int, int]:
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--range", "byte_range", default=None, help="Fetch only bytes START-END (END exclusive).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--max-spend", default=None, metavar="AMOUNT",
+              help="Most VEIL to spend past the free allowance (default: [payments] max_spend in config.toml, else 1).")
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, network_path: Path | None) -> None:
-    """Download, verify and decrypt the file behind CAP (a read cap or share link)."""
+def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, max_spend: str | None,
+        wallet_path: Path | None, network_path: Path | None) -> None:
+    """Download, verify and decrypt the file behind CAP (a read cap or share link).
+
+    Nodes that charge are paid from your free allowance first, then from channel deposits."""
+    from veil.client.payer import stop_reason
+
+    from .pay_opts import download_bar, make_payer, spend_summary
+
     rc = parse_read_cap(cap)
     rng = _parse_range(byte_range) if byte_range else None
     net = open_network(network_path)
@@ -75,11 +100,19 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
         if output in (".", ".."):
             output = "veil-download"
     sink = AtomicOutput(output, force)
-    with sink as f, progress_bar("downloading", 0, quiet or output == "-") as bar:
-        res = download(net, rc, f, rng, progress=bar)
+    payer = make_payer(net, max_spend, wallet_path)
+    try:
+        with sink as f, download_bar("downloading", 0, quiet or output == "-", payer) as bar:
+            res = download(net, rc, f, rng, progress=bar, payer=payer)
+    except VeilError as e:
+        raise stop_reason(payer, e) from e
+    finally:
+        if payer is not None:
+            payer.close()
     _warn(res.warnings)
     if not quiet and output != "-":
-        click.echo(f"{output}: {human(res.written)} ({res.meta['type']}) verified and decrypted", err=True)
+        click.echo(f"{output}: {human(res.written)} ({res.meta['type']}) verified and decrypted"
+                   + spend_summary(payer), err=True)  # fmt: skip
 
 
 @click.command()

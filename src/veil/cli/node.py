@@ -38,10 +38,15 @@ def node() -> None:
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
 @click.option("--repair-interval", type=float, default=None, help="Repairer role: seconds between checks (default 3600).")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
+@click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
+@click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
+@click.option("--free-credit", default=None, help="Payments role: unsettled free-tier bytes taken per downloader (e.g. 16MB).")
+@click.option("--validator", default=None, metavar="[NODEID@]HOST:PORT", help="Payments role: the ledger's validator.")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
-        repair_threshold: str | None, verbose: bool) -> None:
+        repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
+        free_credit: str | None, validator: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
 
@@ -64,6 +69,12 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
         if "dht" not in role_list:
             role_list.append("dht")
+    if price_per_gb is not None:
+        from .node_pay import payment_config
+
+        config.update(payment_config(price_per_gb, lease_price_per_gb_day, free_credit, validator))
+        if "payments" not in role_list:
+            role_list.append("payments")
     run_node(data_dir, host, port, role_list, config)
 
 

@@ -233,6 +233,11 @@ class StorageRole:
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
+        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent.
+        gate = self.ctx.services.get("payments") if self.ctx is not None else None
+        refusal: Response | None = gate.charge(req, si, length) if gate is not None else None
+        if refusal is not None:
+            return refusal
         fd = os.open(path, os.O_RDONLY)
 
         def body() -> Iterator[bytes | memoryview]:

@@ -186,6 +186,11 @@ def report(r: dict[str, Any]) -> None:
         click.echo(f"client peak RSS, {int(size) / MiB:.0f} MiB file: {rss:.0f} MB   (target <= 200)")
     if "large_upload_MBps" in r:
         click.echo(f"large file: upload {r['large_upload_MBps']:.1f} MB/s, download {r['large_download_MBps']:.1f} MB/s")
+    if "paid" in r:
+        p = r["paid"]
+        click.echo(f"paid download {p['paid_download_MBps']:7.1f} MB/s vs free {p['free_download_MBps']:.1f} MB/s: "
+                   f"{p['paid_to_free']:.1%} (target >= 90%); {p['paid_cheques']} cheques, "
+                   f"{p['paid_spent_units'] / 1e9:.6f} VEIL")  # fmt: skip
 
 
 @click.command("datapath")
@@ -195,9 +200,15 @@ def report(r: dict[str, Any]) -> None:
 @click.option("-n", "n", default=10, show_default=True)
 @click.option("--nodes", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def datapath_cmd(size: int, large: int, k: int, n: int, nodes: int, as_json: bool) -> None:
+@click.option("--paid", is_flag=True, help="Also download with payments on (allowance spent first) and print the slowdown.")
+def datapath_cmd(size: int, large: int, k: int, n: int, nodes: int, as_json: bool, paid: bool) -> None:
     """Upload and download through a local devnet; print MB/s, ceilings, ratios and peak RSS."""
     r = run(size * MiB, large * MiB if large else None, k, n, nodes)
+    if paid:  # bench/paid.py: a charging devnet, the same file size, in this invocation
+        from veil.bench.paid import paid_report, paid_run
+
+        with tempfile.TemporaryDirectory(prefix="veil-bench-paid-") as t:
+            r["paid"] = paid_report(r, paid_run(size * MiB, nodes, Path(t)))
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:

@@ -1,10 +1,12 @@
 """`veil bench datapath --paid`: the same download with payments on, beside the free one.
 
 A second devnet whose storage nodes charge (0.1 VEIL per GB) and whose allowance is 1 MB is
-started; a funded wallet first downloads a warm-up file, which spends the allowance and opens
-a channel to each node, so the measured download is paid for entirely from deposits: one
+started. A funded wallet downloads the file twice. The first ("cold") download spends the
+allowance and opens a channel to each node it fetches from: each open waits for a ledger block,
+a one-time cost per node. The second ("steady") is paid entirely from those deposits: one
 cheque per block-range request to each node, persisted by the client before signing and by
-the node before serving. The free run is the plain datapath run of the same invocation.
+the node before serving; that is the per-block cost the ≥ 90% target is about. The free run is
+the plain datapath run of the same invocation.
 """
 
 from __future__ import annotations
@@ -38,15 +40,18 @@ def paid_run(size: int, nodes: int, tmp: Path) -> dict[str, Any]:
     d.up(nodes, ["storage"], [], params=params, charge=["--price-per-gb", PRICE, "--free-credit", "1MB"])
     try:
         faucet(d, wallet.address, 10_000 * UNIT)
-        transfer(WARMUP, tmp, env)  # spends the allowance, opens the channels
+        transfer(WARMUP, tmp, env)  # spends most of the allowance
         book = PayerChannels(wallet.channels_path, wallet.key)
         before = sum(pc.amount for pc in book.all()), sum(pc.seq for pc in book.all())
-        r = transfer(size, tmp, env)
+        r = transfer(size, tmp, env, downloads=2)
+        book.close()
+        book = PayerChannels(wallet.channels_path, wallet.key)
         after = sum(pc.amount for pc in book.all()), sum(pc.seq for pc in book.all())
         book.close()
     finally:
         d.down()
     return {"paid_download_MBps": size / r["download_s"] / MB, "paid_upload_MBps": size / r["upload_s"] / MB,
+            "paid_cold_download_MBps": size / r["download_times"][0] / MB,
             "paid_spent_units": after[0] - before[0], "paid_cheques": after[1] - before[1],
             "paid_download_rss_MB": r["download_rss"] / MB}  # fmt: skip
 

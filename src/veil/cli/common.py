@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from veil.client.network import Network, load_network
 from veil.errors import UsageError
@@ -31,18 +38,42 @@ def open_network(path: Path | None) -> Network:
     return load_network(path)
 
 
+class Bar:
+    """What a progress bar gives its user: call it with bytes done; set the total once known."""
+
+    def __init__(self, progress: Progress | None = None, task: TaskID | None = None,
+                 describe: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+        self._p, self._task, self._describe = progress, task, describe
+
+    def __call__(self, n: int) -> None:
+        if self._p is None or self._task is None:
+            return
+        desc = self._describe() if self._describe is not None else None
+        if desc:
+            self._p.update(self._task, advance=n, description=desc)
+        else:
+            self._p.advance(self._task, n)
+
+    def set_total(self, total: int) -> None:
+        if self._p is not None and self._task is not None:
+            self._p.update(self._task, total=total)
+
+
 @contextlib.contextmanager
-def progress_bar(label: str, total: int, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+def progress_bar(
+    label: str, total: int | None, quiet: bool = False, describe: Callable[[], str | None] | None = None
+) -> Iterator[Bar]:
+    """A rich progress bar on stderr when it is a terminal; silent otherwise.
+
+    ``describe`` may return a fresh description (e.g. money spent so far) at each update."""
     if quiet or not sys.stderr.isatty():
-        yield lambda n: None
+        yield Bar()
         return
     with Progress(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), console=err_console, transient=True,
     ) as p:
-        task = p.add_task(label, total=total)
-        yield lambda n: p.advance(task, n)
+        yield Bar(p, p.add_task(label, total=total), describe)
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,

@@ -102,8 +102,8 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
     sink = AtomicOutput(output, force)
     payer = make_payer(net, max_spend, wallet_path)
     try:
-        with sink as f, download_bar("downloading", 0, quiet or output == "-", payer) as bar:
-            res = download(net, rc, f, rng, progress=bar, payer=payer)
+        with sink as f, download_bar("downloading", quiet or output == "-", payer) as bar:
+            res = download(net, rc, f, rng, progress=bar, payer=payer, on_meta=lambda _m, size: bar.set_total(size))
     except VeilError as e:
         raise stop_reason(payer, e) from e
     finally:

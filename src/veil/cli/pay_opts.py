@@ -4,11 +4,7 @@ and a progress bar that shows the free allowance used and the money spent."""
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from veil.client.config import payment_setting
 from veil.client.ledger_client import LedgerClient
@@ -19,7 +15,7 @@ from veil.errors import UsageError
 from veil.ledger.address import decode_address
 from veil.ledger.amount import format_amount, parse_amount
 
-from .common import err_console, human
+from .common import Bar, human, progress_bar
 from .ledger_opts import passphrase
 
 
@@ -57,26 +53,15 @@ def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Paye
     )
 
 
-@contextlib.contextmanager
-def download_bar(label: str, total: int, quiet: bool, payer: Payer | None) -> Iterator[Callable[[int], None]]:
-    """Like common.progress_bar, with the allowance used and money spent in the description."""
-    if quiet or not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
-    ) as p:
-        task = p.add_task(label, total=total or None)
+def download_bar(label: str, quiet: bool, payer: Payer | None) -> contextlib.AbstractContextManager[Bar]:
+    """common.progress_bar, with the allowance used and money spent in the description."""
 
-        def advance(n: int) -> None:
-            if payer is not None and (payer.free_used or payer.spent):
-                desc = f"{label} · free {human(payer.free_used)} · spent {format_amount(payer.spent)} VEIL"
-                p.update(task, advance=n, description=desc)
-            else:
-                p.advance(task, n)
+    def describe() -> str | None:
+        if payer is not None and (payer.free_used or payer.spent):
+            return f"{label} · free {human(payer.free_used)} · spent {format_amount(payer.spent)} VEIL"
+        return None
 
-        yield advance
+    return progress_bar(label, None, quiet, describe)
 
 
 def spend_summary(payer: Payer | None) -> str:

@@ -243,7 +243,7 @@ class Gateway:
 
     def put_segments(self, req: Request, tenant: Tenant) -> Response:
         s = self.uploads.get(req.params["uid"], tenant.id)
-        start = _query_int(req, "start")
+        start = req.int_param("start")
         length = req.content_length
         if length > MAX_BATCH_BYTES:
             raise HTTPError(413, "too_large", f"a batch may hold at most {MAX_BATCH_BYTES} bytes")
@@ -284,8 +284,8 @@ class Gateway:
 
     def segments(self, req: Request, tenant: Tenant) -> Response:
         vcap = _verify(req.params["verify"])
-        start = _query_int(req, "start", 0)
-        count = _query_int(req, "count") if "count" in req.query else None
+        start = req.int_param("start", 0)
+        count = req.int_param("count") if "count" in req.query else None
         try:
             first, last, length, body = self.files.segment_range(vcap, start, count)
         except NotFoundError as e:
@@ -391,17 +391,6 @@ def _b64(m: dict[str, Any], key: str) -> bytes:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError) as e:
         raise HTTPError(400, "bad_request", f"field {key!r} must be base64") from e
-
-
-def _query_int(req: Request, name: str, default: int | None = None) -> int:
-    raw = req.query.get(name)
-    if raw is None:
-        if default is None:
-            raise HTTPError(400, "bad_request", f"missing parameter {name}")
-        return default
-    if not raw.isdigit() or len(raw) > 15:
-        raise HTTPError(400, "bad_request", f"parameter {name} must be a non-negative integer")
-    return int(raw)
 
 
 def _verify(text: str) -> VerifyCap:

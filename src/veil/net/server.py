@@ -83,6 +83,17 @@ class Request:
             raise HTTPError(400, "bad_request", "bad Content-Length")
         return int(raw)
 
+    def int_param(self, name: str, default: int | None = None) -> int:
+        """A non-negative integer query parameter; 400 if malformed, or missing without a default."""
+        raw = self.query.get(name)
+        if raw is None:
+            if default is None:
+                raise HTTPError(400, "bad_request", f"missing parameter {name}")
+            return default
+        if not raw.isdigit() or len(raw) > 15:
+            raise HTTPError(400, "bad_request", f"parameter {name} must be a non-negative integer")
+        return int(raw)
+
     def read_body(self, max_size: int = DEFAULT_MAX_BODY) -> bytes:
         """The whole body; 413 if it is larger than ``max_size``."""
         n = self.remaining

@@ -52,17 +52,6 @@ def _upload_buffer(n: int) -> memoryview:
     return memoryview(buf)[:n]
 
 
-def _int_param(req: Request, name: str, default: int | None = None) -> int:
-    raw = req.query.get(name)
-    if raw is None:
-        if default is None:
-            raise HTTPError(400, "bad_request", f"missing parameter {name}")
-        return default
-    if not raw.isdigit() or len(raw) > 15:
-        raise HTTPError(400, "bad_request", f"parameter {name} must be a non-negative integer")
-    return int(raw)
-
-
 def _shnum(text: str) -> int:
     if not text.isdigit() or int(text) > 254:
         raise HTTPError(400, "bad_request", "share number must be 0..254")
@@ -191,7 +180,7 @@ class StorageRole:
             raise HTTPError(413, "too_large", f"upload body of {n} bytes exceeds {MAX_UPLOAD_BODY}")
         buf = _upload_buffer(n)
         req.readinto_exact(buf)
-        nxt = self._store.write_blocks(req.params["uid"], _int_param(req, "start"), buf)
+        nxt = self._store.write_blocks(req.params["uid"], req.int_param("start"), buf)
         return cbor_response({"next": nxt})
 
     def commit(self, req: Request) -> Response:
@@ -229,7 +218,7 @@ class StorageRole:
         shnum = _shnum(req.params["shnum"])
         try:
             head, offset, length, path = self._store.read_range(
-                si, shnum, _int_param(req, "start", 0), _int_param(req, "count", 1)
+                si, shnum, req.int_param("start", 0), req.int_param("count", 1)
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e

@@ -12,10 +12,12 @@ from veil.devnet.manager import Devnet
 
 
 class RunningDevnet:
-    def __init__(self, root: Path, home: Path) -> None:
+    def __init__(self, root: Path, home: Path, dht: bool = False) -> None:
         self.devnet = Devnet(root)
         self.home = home
         self.env = {**os.environ, "VEIL_HOME": str(home), "VEIL_DEVNET": str(root)}
+        if dht:  # the client knows only bootstrap addresses and finds storage nodes through the DHT
+            self.env["VEIL_NETWORK"] = str(root / "network-dht.json")
         self.net: Network | None = None
 
     def up(self, nodes: int = 10, args: list[str] | None = None) -> Network:

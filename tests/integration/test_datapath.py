@@ -1,8 +1,12 @@
-"""The data path end to end: the real `veil` CLI against real node processes over TLS."""
+"""The data path end to end: the real `veil` CLI against real node processes over TLS.
+
+The client here is given only bootstrap addresses (network-dht.json): every put, get, info and
+check finds its storage nodes and share holders through the DHT."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,17 @@ from devnet_helpers import RunningDevnet, put
 from veil.format.caps import ReadCap, parse_read_cap
 
 SEG = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDevnet]:
+    home = tmp_path_factory.mktemp("veil-dht-home")
+    d = RunningDevnet(home / "devnet", home, dht=True)
+    d.up(10)
+    try:
+        yield d
+    finally:
+        d.devnet.down()
 
 
 @pytest.mark.parametrize("size", [0, 1, SEG - 1, SEG, SEG + 1, 50_000_000])

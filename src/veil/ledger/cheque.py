@@ -9,44 +9,47 @@ payer's allowance for the epoch, paid to the node from the allowance pool) and *
 each uploader receives ``uploader_share_bp`` of its amount. Nothing free ever reaches an
 uploader, and a payer may not name itself.
 
-Wire: envelope ``["veil-cheque", 1, body, sig]`` (see envelope.py); body keys: chain,
-channel (32 bytes), seq (>= 1), amount, free_bytes, paid_bytes, uploaders
-(``[[address, amount], ...]`` sorted by address, no duplicates, amounts > 0, sum <= amount).
+Wire: unlike transactions and blocks (CBOR envelopes), a cheque has a fixed binary layout,
+because a node decodes one per block range it serves and CBOR decoding cost more than a
+quarter of the signature check (docs/specs/ledger.md, "Cheques")::
+
+    "VLCQ" | version u8 = 1 | chain_len u8 | chain (UTF-8, 1..64) | channel (32)
+    | seq u64 | amount u64 | free_bytes u64 | paid_bytes u64 | n u16
+    | n x (uploader address (32) | amount u64) | signature (64)
+
+Integers are big-endian and at most 2^63-1; seq >= 1; uploaders sorted by address, no
+duplicates, amounts > 0, their sum <= amount. The signature covers every byte before it,
+prefixed with the label ``veil/cheque-sig/v1``.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from veil.crypto import labels
 from veil.crypto.sigbatch import verify_fast
 from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError
-from veil.ledger.address import ADDRESS_SIZE
-from veil.ledger.envelope import (
-    open_envelope,
-    seal,
-    sig_prefix,
-    want_amount,
-    want_bytes,
-    want_fields,
-    want_int,
-)
+from veil.ledger.envelope import sig_prefix
 from veil.ledger.params import Params
 
-MAGIC = "veil-cheque"
+MAGIC = b"VLCQ"
 VERSION = 1
 MAX_CHEQUE_SIZE = 6144
 MAX_UPLOADERS = 1024
 _SIG_PREFIX = sig_prefix(labels.CHEQUE_SIG)
-_FIELDS = frozenset({"chain", "channel", "seq", "amount", "free_bytes", "paid_bytes", "uploaders"})
 _MAX_U63 = 2**63 - 1
+_HEAD = struct.Struct(">4sBB")  # magic, version, chain length
+_FIXED = struct.Struct(">32sQQQQH")  # channel, seq, amount, free_bytes, paid_bytes, uploaders
+_UPLOADER = struct.Struct(">32sQ")
+_SIG = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Cheque:
+class Cheque(NamedTuple):
+    """A decoded cheque (immutable; a NamedTuple because nodes decode one per block fetched)."""
+
     raw: bytes
     body: bytes
     sig: bytes
@@ -76,64 +79,62 @@ def make_cheque(
 ) -> Cheque:
     """Sign a cheque (the payer side). The result is checked like any received cheque."""
     ups = sorted((bytes(a), int(v)) for a, v in (uploaders or {}).items() if v)
-    body: dict[str, Any] = {
-        "chain": chain,
-        "channel": channel,
-        "seq": seq,
-        "amount": amount,
-        "free_bytes": free_bytes,
-        "paid_bytes": paid_bytes,
-        "uploaders": [[a, v] for a, v in ups],
-    }
-    raw, _, _ = seal(MAGIC, VERSION, body, key, labels.CHEQUE_SIG)
-    return decode_cheque(raw)
+    cb = chain.encode()
+    if not 0 < len(cb) <= 64 or len(channel) != 32 or len(ups) > MAX_UPLOADERS:
+        raise LedgerError("cheque: bad chain, channel or uploader count", "malformed")
+    try:
+        body = b"".join(
+            [_HEAD.pack(MAGIC, VERSION, len(cb)), cb, _FIXED.pack(channel, seq, amount, free_bytes, paid_bytes, len(ups))]
+            + [_UPLOADER.pack(a, v) for a, v in ups]
+        )
+    except struct.error as e:
+        raise LedgerError(f"cheque: a field is out of range ({e})", "bad_amount") from e
+    return decode_cheque(body + key.sign(_SIG_PREFIX + body))
 
 
 def decode_cheque(raw: bytes) -> Cheque:
-    """Parse and schema-check a cheque (not its signature): LedgerError on anything malformed."""
-    what = "cheque"
-    m, body, sig = open_envelope(raw, MAGIC, VERSION, MAX_CHEQUE_SIZE, what)
-    want_fields(m, what, _FIELDS)
-    chain = m["chain"]
-    if not isinstance(chain, str) or not 0 < len(chain) <= 64:
+    """Parse and check a cheque's layout and fields (not its signature); LedgerError if malformed."""
+    n = len(raw)
+    if n > MAX_CHEQUE_SIZE:
+        raise LedgerError(f"cheque is {n} bytes, over the {MAX_CHEQUE_SIZE}-byte limit", "oversized")
+    if n < _HEAD.size + 1 + _FIXED.size + _SIG:
+        raise LedgerError("cheque: too short", "malformed")
+    magic, version, clen = _HEAD.unpack_from(raw)
+    if magic != MAGIC:
+        raise LedgerError("cheque: wrong magic", "malformed")
+    if version != VERSION:
+        raise LedgerError(f"cheque: version {version} is not supported", "malformed")
+    off = _HEAD.size + clen
+    if not 0 < clen <= 64 or n < off + _FIXED.size + _SIG:
         raise LedgerError("cheque: bad chain id", "malformed")
-    amount = want_amount(m, "amount", what, allow_zero=True)
-    ups_raw = m["uploaders"]
-    if not isinstance(ups_raw, list) or len(ups_raw) > MAX_UPLOADERS:
-        raise LedgerError(f"cheque: uploaders must be a list of at most {MAX_UPLOADERS}", "malformed")
+    try:
+        chain = raw[_HEAD.size : off].decode()
+    except UnicodeDecodeError as e:
+        raise LedgerError("cheque: chain id is not UTF-8", "malformed") from e
+    channel, seq, amount, free_bytes, paid_bytes, nup = _FIXED.unpack_from(raw, off)
+    off += _FIXED.size
+    if n != off + nup * _UPLOADER.size + _SIG or nup > MAX_UPLOADERS:
+        raise LedgerError("cheque: length does not match its uploader count", "malformed")
+    if seq < 1 or max(seq, free_bytes, paid_bytes) > _MAX_U63:
+        raise LedgerError("cheque: seq must be >= 1 and counters < 2^63", "malformed")
+    if amount > _MAX_U63:
+        raise LedgerError(f"cheque: amount {amount} is not a valid amount", "bad_amount")
     ups: list[tuple[bytes, int]] = []
     total = 0
     prev = b""
-    for item in ups_raw:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or not isinstance(item[0], bytes)
-            or len(item[0]) != ADDRESS_SIZE
-            or not isinstance(item[1], int)
-            or isinstance(item[1], bool)
-            or not 0 < item[1] <= _MAX_U63
-        ):
+    for _ in range(nup):
+        addr, v = _UPLOADER.unpack_from(raw, off)
+        off += _UPLOADER.size
+        if not 0 < v <= _MAX_U63:
             raise LedgerError("cheque: each uploader is [32-byte address, amount > 0]", "malformed")
-        if item[0] <= prev:
+        if addr <= prev:
             raise LedgerError("cheque: uploaders must be sorted by address without duplicates", "malformed")
-        prev = item[0]
-        total += item[1]
-        ups.append((item[0], item[1]))
+        prev = addr
+        total += v
+        ups.append((addr, v))
     if total > amount:
         raise LedgerError("cheque: uploader amounts add up to more than the cheque's amount", "bad_cheque")
-    return Cheque(
-        raw=raw,
-        body=body,
-        sig=sig,
-        chain=chain,
-        channel=want_bytes(m, "channel", what, 32),
-        seq=want_int(m, "seq", what, 1),
-        amount=amount,
-        free_bytes=want_int(m, "free_bytes", what),
-        paid_bytes=want_int(m, "paid_bytes", what),
-        uploaders=tuple(ups),
-    )
+    return Cheque(raw, raw[:off], raw[off:], chain, channel, seq, amount, free_bytes, paid_bytes, tuple(ups))
 
 
 class Settled(NamedTuple):

@@ -2,9 +2,9 @@
 real devnet: malformed paths, queries, headers and bodies must get a 4xx, never a 5xx, and
 the gateway must keep answering afterwards.
 
-Hand-rolled rather than schemathesis: the spec is small, and this keeps the test suite's
-dependencies and run time down; the generators below are schema-aware the same way
-(types from the schema, then broken on purpose).
+A hand-rolled, schema-aware generator (types from the schema, then broken on purpose), beside
+schemathesis in test_gateway_schemathesis.py: this one adds the hostile inputs schemathesis does
+not make (path traversal, huge and nested bodies, garbled caps).
 """
 
 from __future__ import annotations

@@ -150,6 +150,7 @@ class Gateway:
                 resp = fn(req, tenant)
             except HTTPError as e:
                 resp = json_error(e.status, e.code, e.message)
+                resp.headers.update(e.headers)
             except UploadBusyError as e:
                 resp = json_error(503, "busy", str(e))
             except UploadGoneError as e:
@@ -339,7 +340,9 @@ class GatewayRouter(Router):
         def miss(req: Request, tenant: Tenant) -> Response:
             if err.status == 404 and method == "GET" and not path.startswith("/api/"):
                 return self._gw.render(tenant, "notfound", 404)
-            return json_error(err.status, err.code, err.message)
+            resp = json_error(err.status, err.code, err.message)
+            resp.headers.update(err.headers)
+            return resp
 
         return self._gw._wrap(miss), {}
 

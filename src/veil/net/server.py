@@ -42,11 +42,12 @@ DEFAULT_MAX_BODY = 1 << 20
 class HTTPError(Exception):
     """Raised by a handler to answer with an error status and a CBOR error body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 @dataclass
@@ -131,15 +132,16 @@ class Router:
         self._routes.append((method, re.compile(regex), handler))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        allowed = False
+        allowed: list[str] = []
         for m, rx, h in self._routes:
             mo = rx.match(path)
             if mo:
                 if m == method:
                     return h, {k: unquote(v) for k, v in mo.groupdict().items()}
-                allowed = True
+                allowed.append(m)
         if allowed:
-            raise HTTPError(405, "method_not_allowed", f"{method} not allowed on {path}")
+            raise HTTPError(405, "method_not_allowed", f"{method} not allowed on {path}",
+                            {"Allow": ", ".join(sorted(set(allowed)))})
         raise HTTPError(404, "no_route", f"no such endpoint: {path}")
 
 
@@ -196,6 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
             resp = handler(req)
         except HTTPError as e:
             resp = cbor_response({"error": e.code, "message": e.message}, e.status)
+            resp.headers.update(e.headers)
         except VeilError as e:
             status, code = error_status(e)
             resp = cbor_response({"error": code, "message": str(e)}, status)
@@ -237,6 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _dispatch
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, PATCH, QUERY, ...) goes through the router too, so a method
+        # an endpoint does not serve is a client error (405), never a server error (501).
+        if name.startswith("do_") and name[3:].isalpha() and len(name) <= 24:
+            return self._dispatch
+        raise AttributeError(name)
 
 
 class HTTPSServer(ThreadingHTTPServer):

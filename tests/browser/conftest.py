@@ -69,7 +69,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     log = open(log_path, "wb")
     gw = subprocess.Popen(
         [sys.executable, "-m", "veil.cli.main", "gateway", "-v", "--listen", f"127.0.0.1:{port}",
-         "--tenants", str(_tenants(home, embed_origin)), "--network", str(devnet.network_path)],
+         "--tenants", str(_tenants(home, embed_origin)), "--network", str(devnet.static_network_path)],
         env=proc_env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
     try:

@@ -207,8 +207,10 @@ def test_node_killed_mid_download_settles_after_restart(paid: PaidDevnet, tmp_pa
     cap = put(paid, src)["read cap"]
     # The node holding share 0 (a data share: always fetched first).
     lines = paid.veil("info", cap, check=True).stdout.decode().splitlines()
-    victim_name = next(x for x in lines if x.strip().startswith("share   0:")).split(":", 1)[1].strip()
-    victim = next(s for s in paid.storage() if s.name == victim_name)
+    holder = next(x for x in lines if x.strip().startswith("share   0:")).split(":", 1)[1].strip()
+    # a node is named by its address when the client found it through the DHT
+    victim = next(s for s in paid.storage() if holder in (s.name, f"127.0.0.1:{s.port}") or
+                  holder.startswith(f"127.0.0.1:{s.port} "))
     db = paid.devnet.node_dir(victim) / "payments" / "cheques.db"
     env = {**paid.env, "VEIL_WALLET": str(u.path), "VEIL_PASSPHRASE": PASS}
     proc = subprocess.Popen([sys.executable, "-m", "veil.cli.main", "get", cap, "-o", str(tmp_path / "k.out")],

@@ -59,9 +59,10 @@ def up(nodes: int, capacity: str | None, repair_interval: float | None, repair_t
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
                         charge=charge)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
-    click.echo(f"network file: {d.network_path}")
+    click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
+    click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")
     if net.bootstrap:
-        click.echo(f"DHT only:     {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
+        click.echo(f"DHT, small:   {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
     click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
 
 

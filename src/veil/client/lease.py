@@ -124,7 +124,11 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
     by_payee: dict[bytes, NodeInfo] = {}
-    for sn in net.storage_nodes():
+    # The nodes to challenge: those that say they hold this file's shares (found through the
+    # DHT or the node list), and any node the network file lists.
+    known = {n.node_id: n for nodes in loc.holders.values() for n in nodes}
+    known.update({n.node_id: n for n in net.storage_nodes()})
+    for sn in known.values():
         t = node_terms(net, sn)
         if t is not None:
             by_payee[t.payee] = sn
@@ -137,7 +141,7 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
         node = by_payee.get(le.payee)
         for _ in range(rounds):
             index = secrets.randbelow(man.nseg)
-            problem = "the node is not in the network" if node is None else _challenge(
+            problem = "the node holds no share of this file any more" if node is None else _challenge(
                 net, node, le, man, index, payer)  # fmt: skip
             label = node.label if node is not None else le.payee.hex()[:16]
             reported = False

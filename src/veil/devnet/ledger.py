@@ -101,7 +101,7 @@ def validator_spec(devnet: Devnet) -> NodeSpec:
 
 
 def devnet_ledger_client(devnet: Devnet) -> LedgerClient:
-    net = load_network(devnet.network_path)
+    net = load_network(devnet.static_network_path)
     for n in net.nodes:
         if "validator" in n.roles:
             return LedgerClient(n.host, n.port, n.node_id)

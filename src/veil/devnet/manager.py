@@ -1,10 +1,13 @@
 """`veil devnet`: start, stop, inspect a network of node processes on 127.0.0.1.
 
     $VEIL_HOME/devnet/devnet.json        what to run: each node's name, port, roles and args
-    $VEIL_HOME/devnet/network.json       what clients read: each node's address and node id
-                                         (the static fast path) and bootstrap addresses
-    $VEIL_HOME/devnet/network-dht.json   the same without the storage nodes: clients find
-                                         them through the DHT from the bootstrap addresses
+    $VEIL_HOME/devnet/network.json       what clients read by default: bootstrap addresses (every
+                                         storage node known when it was written) plus the
+                                         validator and gateway; clients find storage nodes and
+                                         share holders through the DHT
+    $VEIL_HOME/devnet/network-dht.json   the same with only the first few bootstrap addresses
+    $VEIL_HOME/devnet/nodes.json         every node's address and node id: the static list that
+                                         `devnet status` and the devnet's gateway use
     $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
 Storage nodes run the ``storage``, ``dht`` and ``repairer`` roles. The first one starts the
@@ -68,6 +71,7 @@ class Devnet:
         self.config_path = self.root / "devnet.json"
         self.network_path = self.root / "network.json"
         self.dht_network_path = self.root / "network-dht.json"
+        self.static_network_path = self.root / "nodes.json"
 
     # -- config ---------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -157,11 +161,31 @@ class Devnet:
         (d / "node.json").unlink(missing_ok=True)
         cmd = [
             sys.executable, "-m", "veil.cli.main", "node", "run",
-            "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles), *spec.args,
+            "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles),
+            *self._with_live_bootstrap(spec),
         ]
         log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+
+    def _with_live_bootstrap(self, spec: NodeSpec) -> list[str]:
+        """``spec.args``, with the DHT nodes running now added to its bootstrap list.
+
+        A node's routing table is not kept across restarts, so a restarted node must join
+        through someone: the seed node (started with no --bootstrap) or a node whose bootstrap
+        nodes are gone would otherwise stay alone."""
+        if "dht" not in spec.roles:
+            return list(spec.args)
+        own = f"127.0.0.1:{spec.port}"
+        live = [a for a in self.bootstrap_addresses() if a != own]
+        args = list(spec.args)
+        if "--bootstrap" in args:
+            i = args.index("--bootstrap") + 1
+            known = args[i].split(",")
+            args[i] = ",".join(known + [a for a in live if a not in known])
+        elif live:
+            args += ["--bootstrap", ",".join(live)]
+        return args
 
     def wait_ready(self, specs: list[NodeSpec], timeout: float = START_TIMEOUT) -> dict[str, bytes]:
         deadline = time.monotonic() + timeout
@@ -184,9 +208,9 @@ class Devnet:
     def write_network(self, ids: dict[str, bytes]) -> Network:
         specs = self.specs()
         old_gateway = None
-        if self.network_path.exists():
+        if self.static_network_path.exists():
             try:
-                old_gateway = load_network(self.network_path).gateway
+                old_gateway = load_network(self.static_network_path).gateway
             except VeilError:
                 pass
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
@@ -194,11 +218,14 @@ class Devnet:
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id",)}
-        _write_json(self.network_path, net.to_json())
+        _write_json(self.static_network_path, net.to_json())
         if net.bootstrap:
-            dht_only = Network(nodes=[n for n in nodes if "storage" not in n.roles], gateway=net.gateway,
-                               extra=net.extra, bootstrap=net.bootstrap)
-            _write_json(self.dht_network_path, dht_only.to_json())
+            others = [n for n in nodes if "storage" not in n.roles]
+            every = [n.addr for n in nodes if "storage" in n.roles and "dht" in n.roles]
+            for path, boot in ((self.network_path, every), (self.dht_network_path, net.bootstrap)):
+                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot).to_json())
+        else:
+            _write_json(self.network_path, net.to_json())
         return net
 
     def wait_joined(self, specs: list[NodeSpec], timeout: float = START_TIMEOUT) -> None:
@@ -289,7 +316,7 @@ class Devnet:
     def add_gateway(self) -> NodeSpec:
         """Add a gateway node; its browser URL becomes the network's gateway (share links)."""
         port = free_port()
-        args = ["--gateway-listen", f"127.0.0.1:{port}", "--network", str(self.network_path)]
+        args = ["--gateway-listen", f"127.0.0.1:{port}", "--network", str(self.static_network_path)]
         spec = self.add_specs(1, ["gateway"], args, prefix="gateway")[0]
         self._save_specs(self.specs(), {"gateway": f"http://127.0.0.1:{port}"})
         return spec
@@ -330,7 +357,7 @@ class Devnet:
         return self.stop_nodes(self.specs())
 
     def status(self) -> list[dict[str, Any]]:
-        net = load_network(self.network_path) if self.network_path.exists() else Network(nodes=[])
+        net = load_network(self.static_network_path) if self.static_network_path.exists() else Network(nodes=[])
         by_name = {n.name: n for n in net.nodes}
         rows = []
         for spec in self.specs():

@@ -50,10 +50,12 @@ def _ceiling(n: int) -> dict[str, float]:
     msg = os.urandom(200)
     sig = k.sign(msg)
     pk = k.public_key
-    t = time.perf_counter()
-    for _ in range(n):
-        verify_fast(pk, msg, sig)
-    one = n / (time.perf_counter() - t)
+    one = 0.0
+    for _ in range(3):  # best of three: a shared machine's noise only ever lowers a rate
+        t = time.perf_counter()
+        for _ in range(n):
+            verify_fast(pk, msg, sig)
+        one = max(one, n / (time.perf_counter() - t))
     items = [(pk, msg, sig)] * (n * 2)
     t = time.perf_counter()
     verify_many(items)

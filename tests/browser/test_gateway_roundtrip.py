@@ -54,6 +54,8 @@ def test_veil_put_then_browser_download(env: Env, page: Page, tmp_path: Path) ->
     assert page.inner_text("#file-name") == "from-cli.bin"
     assert "5.2 MB" in page.inner_text("#file-size")
     assert "verified and decrypted" in page.inner_text("#download-status")
+    page.wait_for_selector("#file-cost[data-free='1']")
+    assert page.inner_text("#file-cost") == "Free download"
 
 
 def test_image_preview_and_empty_file(env: Env, page: Page, tmp_path: Path) -> None:

@@ -25,16 +25,22 @@ from .node import parse_listen
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made per uploaded file.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (method, path, status; never a key: keys never reach us).")
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Wallet that pays storage nodes which charge for downloads (passphrase: VEIL_PASSPHRASE). "
+                   "Without it, such downloads are refused with 402.")
+@click.option("--max-spend", default=None,
+              help="Most VEIL the gateway spends on downloads while it runs (default: config payments.max_spend).")
 @network_option
 @click.option("-v", "--verbose", is_flag=True)
-def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, network_path: Path | None,
-            verbose: bool) -> None:
+def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
+            max_spend: str | None, network_path: Path | None, verbose: bool) -> None:
     """Serve the web app: browsers encrypt before upload and decrypt after download.
 
     Put TLS in front of it (a reverse proxy) for anything but 127.0.0.1/localhost: browsers
     only give pages WebCrypto on secure origins.
     """
     from veil.gateway.app import Gateway, GatewayConfig
+    from veil.gateway.pay import gateway_wallet
     from veil.gateway.tenants import load_tenants
 
     setup_logging(verbose)
@@ -48,7 +54,9 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     if not 1 <= k <= n <= 255:
         raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
     host, port = parse_listen(listen)
-    gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n))
+    wallet = gateway_wallet(wallet_path, max_spend)
+    gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n,
+                               wallet=wallet))
     try:
         gw.start(host, port)
     except OSError as e:

@@ -33,6 +33,9 @@ def node() -> None:
 @click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
+@click.option("--gateway-wallet", default=None,
+              help="Gateway role: wallet paying nodes that charge for downloads (passphrase: VEIL_PASSPHRASE).")
+@click.option("--gateway-max-spend", default=None, help="Gateway role: most VEIL spent on downloads while running.")
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
@@ -44,7 +47,7 @@ def node() -> None:
 @click.option("--validator", default=None, metavar="[NODEID@]HOST:PORT", help="Payments role: the ledger's validator.")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
-        network_path: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
+        network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
         repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
@@ -56,6 +59,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
     if capacity:
         config["capacity"] = parse_size(capacity)
     for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
+                       ("gateway_wallet", gateway_wallet), ("gateway_max_spend", gateway_max_spend),
                        ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
                        ("repair_threshold", repair_threshold)):
         if value:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from veil.erasure import Codec
-from veil.errors import IntegrityError, UnavailableError, UsageError, VeilError
+from veil.errors import IntegrityError, PaymentRequiredError, UnavailableError, UsageError, VeilError
 from veil.format.caps import ReadCap, VerifyCap
 from veil.format.manifest import Manifest
 from veil.format.merkle import verify_range
@@ -162,16 +162,19 @@ def download(
 
 
 def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None = None,
-                     warnings: list[str] | None = None) -> tuple[Located, Iterator[tuple[int, bytes]]]:
+                     warnings: list[str] | None = None,
+                     payer: Payer | None = None) -> tuple[Located, Iterator[tuple[int, bytes]]]:
     """Sealed segments s0..s1 of a file, verified against its manifest, with only the verify cap.
 
-    For the gateway (the browser decrypts) and the repairer (it re-encodes, never decrypts).
+    For the gateway (the browser decrypts) and the repairer (it re-encodes, never decrypts);
+    ``payer`` pays nodes that charge for downloads.
     """
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     last = loc.manifest.nseg - 1 if s1 is None else min(s1, loc.manifest.nseg - 1)
     if not 0 <= s0 <= last:
         raise UsageError("segment range outside the file")
-    return loc, Fetcher(net, vcap.storage_index, loc, warnings if warnings is not None else []).segments(s0, last)
+    fetcher = Fetcher(net, vcap.storage_index, loc, warnings if warnings is not None else [], payer)
+    return loc, fetcher.segments(s0, last)
 
 
 class Fetcher:
@@ -185,6 +188,7 @@ class Fetcher:
         self.sources: list[Source] = []
         self.batches: list[Batch] = []
         self.dispatched = 0
+        self.refused_payment = False  # a node answered 402: it charges and was not (or could not be) paid
         # One source per (share, node); data shares first (systematic code: no decoding math),
         # and each share's first holder before any second holder.
         seen_nodes: set[bytes] = set()
@@ -273,6 +277,8 @@ class Fetcher:
     def _take_result(self, item: tuple[Source, Batch, Any] | None = None) -> None:
         src, b, res = item if item is not None else self.results.get()
         if isinstance(res, VeilError):
+            if isinstance(res, PaymentRequiredError):
+                self.refused_payment = True
             if src.dead is None:
                 src.dead = str(res)
                 self.warnings.append(f"dropped {src.node.label} (share {src.shnum}): {res}")

@@ -29,6 +29,7 @@ from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
 from veil.gateway.files import FileReader
+from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
 from veil.gateway.uploads import (
@@ -61,6 +62,7 @@ class GatewayConfig:
     happy: int | None = None
     max_uploads: int = 64
     network: Network | None = None  # fixed network (tests); otherwise the file is re-read when it changes
+    wallet: GatewayWallet | None = None  # pays nodes that charge for downloads (--wallet)
 
 
 class NetworkSource:
@@ -103,7 +105,8 @@ class Gateway:
         self.config = config
         self.network = NetworkSource(config.network_path, config.network)
         self.uploads = UploadManager(self.network, config.max_uploads)
-        self.files = FileReader(self.network)
+        self.files = FileReader(self.network, wallet=config.wallet)
+        self.terms = TermsCache()
         self.static = {name: _static_bytes(name) for name in STATIC_FILES}
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
@@ -134,6 +137,7 @@ class Gateway:
         r.add("DELETE", "/api/uploads/{uid}", self._wrap(self.abort_upload))
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
+        r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -283,6 +287,19 @@ class Gateway:
             raise HTTPError(404, "not_found", "no node has this file") from e
         return Response(body=loc.manifest.to_bytes(), content_type="application/vnd.veil.manifest")
 
+    def cost(self, req: Request, tenant: Tenant) -> Response:
+        """What downloading the file costs: the holders' highest advertised price over the bytes fetched."""
+        vcap = _verify(req.params["verify"])
+        try:
+            loc = self.files.located(vcap)
+        except NotFoundError as e:
+            raise HTTPError(404, "not_found", "no node has this file") from e
+        net = self.network()
+        prices = [self.terms.price(net, node) for node in holder_nodes(loc)]
+        wallet = self.config.wallet
+        allowance = wallet.allowance_left(net) if wallet is not None else None
+        return json_response(download_cost(loc.manifest, loc.share_count(), prices, allowance))
+
     def segments(self, req: Request, tenant: Tenant) -> Response:
         vcap = _verify(req.params["verify"])
         start = req.int_param("start", 0)
@@ -322,6 +339,8 @@ class Gateway:
             self.server.server_close()
             self.server = None
         self.uploads.close()
+        if self.config.wallet is not None:
+            self.config.wallet.close()
 
 
 class GatewayRouter(Router):

@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from veil.client.download import Fetcher
 from veil.client.locate import Located, locate
 from veil.client.network import Network
-from veil.errors import UsageError
+from veil.client.payer import stop_reason
+from veil.errors import PaymentRequiredError, UsageError, VeilError
 from veil.format.caps import VerifyCap
+from veil.gateway.pay import NO_WALLET, GatewayWallet
 
 LOCATE_TTL = 30.0
 CACHE_SIZE = 256
@@ -24,8 +26,10 @@ MAX_RANGE_SEGMENTS = 1 << 20  # a whole file may be asked in one streamed respon
 
 
 class FileReader:
-    def __init__(self, network: Callable[[], Network], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, network: Callable[[], Network], clock: Callable[[], float] = time.monotonic,
+                 wallet: GatewayWallet | None = None) -> None:
         self._network = network
+        self.wallet = wallet
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: OrderedDict[VerifyCap, tuple[float, Located]] = OrderedDict()
@@ -58,10 +62,23 @@ class FileReader:
         if count is not None and count < 1:
             raise UsageError("count must be at least 1")
         length = sum(man.ciphertext_len(i) for i in range(start, last + 1))
-        segments = Fetcher(self._network(), vcap.storage_index, loc, []).segments(start, last)
+        net = self._network()
+        payer = self.wallet.payer(net) if self.wallet is not None else None
+        fetcher = Fetcher(net, vcap.storage_index, loc, [], payer)
+        segments = fetcher.segments(start, last)
         # The first segment is fetched before answering, so "too few shares" is a clean 503
-        # rather than a response cut off after its headers.
-        _, first = next(segments)
+        # (402 when the nodes charge and we cannot pay) rather than a response cut off after
+        # its headers.
+        try:
+            _, first = next(segments)
+        except VeilError as e:
+            reason = stop_reason(payer, e)
+            if reason is not e:
+                raise reason from e
+            if fetcher.refused_payment:
+                raise PaymentRequiredError(NO_WALLET if payer is None else f"the nodes holding this file "
+                                           f"charge for downloads and refused this gateway's payment: {e}") from e
+            raise
 
         def body() -> Iterator[bytes]:
             try:

@@ -107,7 +107,18 @@ def spec() -> dict[str, Any]:
                                                                       "description": "first-last segment index"}},
                                       "content": {"application/octet-stream": binary}},
                               "400": _err("garbled link or range outside the file"),
+                              "402": _err("the nodes charge for downloads and this gateway cannot pay "
+                                          "(no wallet, or its spending limit is reached)"),
                               "404": _err("no node has this file"), "503": _err("too few shares reachable")},
+            }},
+            "/api/files/{verify}/cost": {"get": {
+                "operationId": "getCost",
+                "summary": "What downloading the file costs, from the holders' advertised prices.",
+                "parameters": [_VERIFY],
+                "responses": {"200": {"description": "cost estimate", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Cost"}}}},
+                              "400": _err("garbled link"), "404": _err("no node has this file"),
+                              "503": _err("nodes unreachable")},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "getOpenApi", "summary": "This document.",
@@ -133,6 +144,24 @@ def spec() -> dict[str, Any]:
             "UploadSession": {"type": "object", "required": ["id", "nseg", "k", "n", "max_batch_bytes"], "properties": {
                 "id": {"type": "string"}, "nseg": {"type": "integer"}, "k": {"type": "integer"},
                 "n": {"type": "integer"}, "max_batch_bytes": {"type": "integer"}}},
+            "Cost": {
+                "type": "object", "additionalProperties": False,
+                "required": ["size", "fetch_bytes", "price_per_gb", "free", "estimate", "currency", "allowance_left"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 0, "description": "file size in bytes"},
+                    "fetch_bytes": {"type": "integer", "minimum": 0,
+                                    "description": "block bytes a download asks of the nodes (k+1 shares)"},
+                    "price_per_gb": {"type": "integer", "minimum": 0, "description":
+                                     "highest price among the holders, smallest units per 10^9 bytes served"},
+                    "free": {"type": "boolean", "description": "no holder charges"},
+                    "estimate": {"type": "integer", "minimum": 0,
+                                 "description": "fetch_bytes at price_per_gb, smallest units (1 VEIL = 10^9)"},
+                    "currency": {"type": "string", "enum": ["VEIL"]},
+                    "allowance_left": {"type": "integer", "minimum": 0, "nullable": True, "description":
+                                       "free bytes the gateway's wallet has left this epoch (paid first); "
+                                       "null without a wallet"},
+                },
+            },
             "Tenant": {"type": "object", "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"}, "max_file_size": {"type": "integer"},
                 "allowed_types": {"type": "array", "items": {"type": "string"}},

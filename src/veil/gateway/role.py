@@ -3,7 +3,9 @@
 It serves plain HTTP for browsers on its own listener, apart from the node's pinned-TLS
 port (browsers cannot pin node ids). Config keys (from `veil node run`):
 ``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
-TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``.
+TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``,
+``gateway_wallet`` (a wallet that pays nodes which charge for downloads; passphrase from
+VEIL_PASSPHRASE in the node's environment) and ``gateway_max_spend``.
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
 gateway, tests/unit/test_layers.py): node/main.py names it by string in ROLE_FACTORIES and
@@ -17,6 +19,7 @@ from typing import Any
 
 from veil.errors import UsageError
 from veil.gateway.app import Gateway, GatewayConfig
+from veil.gateway.pay import gateway_wallet
 from veil.gateway.tenants import load_tenants
 from veil.net.server import Router
 from veil.node.context import NodeContext
@@ -38,10 +41,13 @@ class GatewayRole:
         self.host, self.port = host or "127.0.0.1", int(port)
         tenants = ctx.config.get("tenants")
         network = ctx.config.get("network")
+        wallet = ctx.config.get("gateway_wallet")
+        max_spend = ctx.config.get("gateway_max_spend")
         self.gw = Gateway(GatewayConfig(
             network_path=Path(network) if network else None,
             tenants=load_tenants(Path(tenants) if tenants else None),
             k=int(ctx.config.get("k", 3)), n=int(ctx.config.get("n", 10)),
+            wallet=gateway_wallet(Path(wallet) if wallet else None, str(max_spend) if max_spend else None),
         ))
 
     def start(self) -> None:

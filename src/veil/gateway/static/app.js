@@ -13,6 +13,12 @@ const AUTO_PREVIEW = 8 << 20;
 const PREVIEW_MAX = 256 << 20;
 let tenant = { name: document.title, max_file_size: 2 ** 53, allowed_types: [], embed_origins: [], defaults: { k: 3, n: 10 } };
 
+/** An amount in smallest units (10^9 per VEIL) in VEIL, to three significant digits below 1. */
+function veil(units) {
+  const opts = units >= 1e9 ? { maximumFractionDigits: 3 } : { maximumSignificantDigits: 3 };
+  return (units / 1e9).toLocaleString("en", opts);
+}
+
 function human(n) {
   const units = ["B", "KB", "MB", "GB", "TB"];
   let u = 0;
@@ -39,6 +45,7 @@ const TITLES = {
   integrity: "The file failed its integrity check",
   unavailable: "The network is not answering",
   refused: "Not accepted here",
+  payment: "This download needs payment",
 };
 
 function showMessage(err) {
@@ -61,7 +68,7 @@ async function call(path, init = {}) {
   let message = `the gateway answered ${r.status}`;
   try { message = (await r.json()).message || message; } catch { /* not JSON */ }
   const kind = r.status === 404 ? "notfound" : r.status === 413 || r.status === 415 ? "refused"
-    : r.status === 400 ? "garbled" : "unavailable";
+    : r.status === 400 ? "garbled" : r.status === 402 ? "payment" : "unavailable";
   throw new vf.VeilError(kind, message);
 }
 
@@ -239,6 +246,7 @@ async function openLink() {
   $("file-size").textContent = `${human(meta.size)} (${meta.size.toLocaleString("en")} bytes)`;
   $("file-type").textContent = meta.type;
   document.title = `${meta.name} – ${tenant.name}`;
+  showCost(link.verify);
   const button = $("download");
   button.disabled = false;
   button.addEventListener("click", () => download(ctx).catch(fail));
@@ -249,6 +257,19 @@ async function openLink() {
     if (meta.size <= AUTO_PREVIEW) { pb.disabled = true; preview(ctx).catch(fail); }
   }
   document.body.dataset.ready = "1";
+}
+
+/** What the download will cost, from the holders' prices; the page works without it. */
+async function showCost(verify) {
+  const box = $("file-cost");
+  try {
+    const c = await (await call(`/api/files/${encodeURIComponent(verify)}/cost`)).json();
+    box.textContent = c.free ? "Free download"
+      : `This download costs about ${veil(c.estimate)} ${c.currency} (the gateway pays from its allowance first)`;
+    box.dataset.free = c.free ? "1" : "0";
+  } catch {
+    box.textContent = "unknown (the gateway could not ask the nodes)";
+  }
 }
 
 function previewKind(type) {

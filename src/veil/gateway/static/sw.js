@@ -44,7 +44,7 @@ async function respond(job) {
       if (!r.ok) {
         let message = `the gateway answered ${r.status}`;
         try { message = (await r.json()).message || message; } catch { /* not JSON */ }
-        port.postMessage({ type: "error", kind: r.status === 404 ? "notfound" : "unavailable", message });
+        port.postMessage({ type: "error", kind: r.status === 404 ? "notfound" : r.status === 402 ? "payment" : "unavailable", message });
         throw new VeilError("unavailable", message);
       }
       segments = openSegments(chunksOf(r.body), cipher, size, segsize);

@@ -47,8 +47,11 @@ class Lease(NamedTuple):
         return self.accrued(now) - self.claimed
 
     def done(self, now: int) -> bool:
-        """Nothing is left to pay or refund: the record can go."""
-        return self.escrow == 0 and (self.status == FAILED or now >= self.end)
+        """Nothing is left to pay or refund and the lease is over: the record can go.
+
+        A failed lease is kept until its original end even when nothing is left locked, so the
+        failure stays on record (and visible to `veil audit` and the uploader) for the whole term."""
+        return self.escrow == 0 and now >= self.end
 
     def to_wire(self) -> list[object]:
         return list(self)

@@ -109,19 +109,25 @@ class Lookup:
                     break
         return out
 
-    def on_reply(self, node_id: bytes, contacts: Sequence[Contact]) -> None:
+    def _settle(self, node_id: bytes, state: int) -> tuple[int, _Path, _Cand] | None:
+        """Mark the in-flight query to ``node_id`` as answered or failed; None if there is none."""
         d = to_int(node_id) ^ self._t
         pi = self._owner.get(d)
         if pi is None:
-            return
+            return None
         p = self._paths[pi]
         c = p.by_dist.get(d)
         if c is None or c.state != _INFLIGHT:
-            return
-        c.state = _DONE
+            return None
+        c.state = state
         p.inflight -= 1
-        if self.stopped:
+        return pi, p, c
+
+    def on_reply(self, node_id: bytes, contacts: Sequence[Contact]) -> None:
+        settled = self._settle(node_id, _DONE)
+        if settled is None or self.stopped:
             return
+        pi, p, c = settled
         depth = c.depth + 1
         owner = self._owner
         for nc in contacts[: self.k * 2]:
@@ -136,17 +142,8 @@ class Lookup:
             self._add(p, nc, depth)
 
     def on_failure(self, node_id: bytes) -> None:
-        d = to_int(node_id) ^ self._t
-        pi = self._owner.get(d)
-        if pi is None:
-            return
-        p = self._paths[pi]
-        c = p.by_dist.get(d)
-        if c is None or c.state != _INFLIGHT:
-            return
-        c.state = _FAILED
-        p.inflight -= 1
-        self.failures += 1
+        if self._settle(node_id, _FAILED) is not None:
+            self.failures += 1
 
     def stop(self) -> None:
         """Finish early (the caller has what it wanted); replies still in flight are ignored."""

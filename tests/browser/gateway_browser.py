@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import random
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
+from veil.bench.testfile import write_test_file
 from veil.client.network import Network
 from veil.devnet.manager import Devnet
 
@@ -100,12 +100,4 @@ def sha256_file(path: Path) -> str:
 
 def random_file(path: Path, size: int, seed: int = 1) -> Path:
     """A file of ``size`` pseudo-random bytes (fast: one random MiB repeated with a counter)."""
-    block = random.Random(seed).randbytes(1 << 20)
-    with open(path, "wb") as f:
-        left, i = size, 0
-        while left > 0:
-            chunk = i.to_bytes(8, "big") + block[8:]
-            f.write(chunk[: min(left, len(chunk))])
-            left -= len(chunk)
-            i += 1
-    return path
+    return write_test_file(path, size, seed)

@@ -18,22 +18,12 @@ from pathlib import Path
 
 import click
 
+from veil.bench.testfile import write_test_file
 from veil.devnet.manager import Devnet
 from veil.errors import UsageError
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _file(path: Path, size: int) -> None:
-    block = os.urandom(1 << 20)
-    with open(path, "wb") as f:
-        left, i = size, 0
-        while left > 0:
-            chunk = i.to_bytes(8, "big") + block[8:]
-            f.write(chunk[: min(left, len(chunk))])
-            left -= len(chunk)
-            i += 1
 
 
 def _digest(path: Path) -> str:
@@ -64,7 +54,7 @@ def gateway_cmd(size_mb: int, nodes: int, chromium: str) -> None:
         net, _ = devnet.up(nodes, ["storage"], [])
         try:
             src = root / "bench.bin"
-            _file(src, size)
+            write_test_file(src, size)
             want = _digest(src)
 
             def veil(*args: str) -> subprocess.CompletedProcess[bytes]:

@@ -9,7 +9,7 @@ SRC = Path(__file__).parents[2] / "src" / "veil"
 
 # Each layer may import itself and any layer with a smaller number.
 LAYERS = {
-    "errors": 0,
+    "errors": 0, "durable": 0,
     "crypto": 1,
     "erasure": 2,
     "format": 3,

@@ -14,8 +14,9 @@ import click
 
 from veil.client.channels import PayerChannels
 from veil.errors import LedgerError, UsageError
+from veil.format.textparse import parse_size
 from veil.ledger import tx as txm
-from veil.ledger.amount import parse_amount, parse_size
+from veil.ledger.amount import parse_amount
 from veil.ledger.cheque import decode_cheque
 from veil.ledger.state import CLOSING, OPEN, channel_id
 

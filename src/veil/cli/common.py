@@ -21,7 +21,6 @@ from rich.progress import (
 )
 
 from veil.client.network import Network, load_network
-from veil.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -74,19 +73,6 @@ def progress_bar(
         TimeRemainingColumn(), console=err_console, transient=True,
     ) as p:
         yield Bar(p, p.add_task(label, total=total), describe)
-
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    t = text.strip().lower().replace(" ", "")
-    num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = t[len(num):]
-    if not num.isdigit() or unit not in _UNITS:
-        raise UsageError(f"bad size {text!r} (examples: 500MB, 2GiB, 1048576)")
-    return int(num) * _UNITS[unit]
 
 
 def human(n: float) -> str:

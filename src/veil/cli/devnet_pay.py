@@ -9,7 +9,8 @@ import click
 
 from veil.devnet.ledger import DEVNET_CHAIN
 from veil.devnet.manager import Devnet
-from veil.ledger.amount import parse_amount, parse_size
+from veil.format.textparse import parse_size
+from veil.ledger.amount import parse_amount
 from veil.ledger.params import Params
 
 from .ledger_opts import parse_duration

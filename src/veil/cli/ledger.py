@@ -8,7 +8,8 @@ import click
 from rich.progress import Progress
 
 from veil.errors import LedgerError, UsageError
-from veil.ledger.amount import parse_amount, parse_size
+from veil.format.textparse import parse_size
+from veil.ledger.amount import parse_amount
 from veil.ledger.block import decode_header
 from veil.ledger.chain import Replayer
 from veil.ledger.params import Params

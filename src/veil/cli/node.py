@@ -8,16 +8,13 @@ from typing import Any
 
 import click
 
-from veil.errors import UsageError
+from veil.format.textparse import parse_hostport, parse_size
 
-from .common import parse_size, setup_logging
+from .common import setup_logging
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"bad --listen {text!r}: use HOST:PORT")
-    return host or "127.0.0.1", int(port)
+    return parse_hostport(text, "--listen", allow_zero=True)
 
 
 @click.group()

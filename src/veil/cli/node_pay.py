@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from veil.errors import UnavailableError, UsageError, VeilError
+from veil.format.textparse import parse_size
 from veil.ledger.address import address_of
-from veil.ledger.amount import parse_amount, parse_size
+from veil.ledger.amount import parse_amount
 from veil.net.client import PeerClient
 from veil.node.identity import load_or_create
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from veil.errors import LedgerError, NotFoundError, RemoteError, UnavailableError, UsageError
 from veil.format import cbor
+from veil.format.textparse import parse_hostport
 from veil.ledger.address import ADDRESS_SIZE
 from veil.ledger.genesis import Genesis, decode_genesis
 from veil.ledger.lease import Lease
@@ -29,10 +30,8 @@ def parse_endpoint(text: str) -> tuple[str, int, bytes | None]:
             pin = b""
         if len(pin) != 32:
             raise UsageError(f"bad validator {text!r}: the node id before '@' must be 64 hex characters")
-    host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"bad validator {text!r}: use HOST:PORT or NODEID@HOST:PORT")
-    return host or "127.0.0.1", int(port), pin
+    host, port = parse_hostport(rest, "validator (use HOST:PORT or NODEID@HOST:PORT)")
+    return host, port, pin
 
 
 def _channel(value: Any) -> tuple[bytes, Channel]:

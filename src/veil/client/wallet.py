@@ -20,6 +20,7 @@ from pathlib import Path
 
 from veil.crypto import labels, passphrase
 from veil.crypto.sign import PUBLIC_KEY_SIZE, SigningKey
+from veil.durable import write_atomic
 from veil.errors import IntegrityError, UsageError
 from veil.format import cbor
 from veil.ledger.address import address_of, encode_address
@@ -65,15 +66,10 @@ def create_wallet(path: Path, secret: str, key: SigningKey | None = None, m_cost
     plain = cbor.encode({"seed": key.seed, "created": int(time.time())})
     kw = {} if m_cost_kib is None else {"m_cost_kib": m_cost_kib}
     blob = MAGIC + bytes([VERSION]) + key.public_key + passphrase.seal(secret, plain, labels.WALLET_AAD + key.public_key, **kw)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.link(tmp, path)  # fails if a wallet appeared meanwhile
-    tmp.unlink()
+    try:
+        write_atomic(path, blob, 0o600, exclusive=True)
+    except FileExistsError as e:
+        raise UsageError(f"a wallet already exists at {path}; move it away first (it may hold money)") from e
     return Wallet(path, key)
 
 

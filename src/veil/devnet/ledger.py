@@ -8,7 +8,6 @@ such a node to a devnet that is being created; ``faucet(devnet, addr, amount)`` 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
 from veil.crypto.sign import SigningKey
 from veil.devnet.manager import Devnet, NodeSpec
+from veil.durable import write_atomic
 from veil.errors import IntegrityError, UsageError
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of
@@ -37,14 +37,7 @@ def ledger_dir(node_dir: Path) -> Path:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, data, 0o600)
 
 
 def load_faucet_key(node_dir: Path) -> SigningKey:

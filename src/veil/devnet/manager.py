@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network, veil_home
+from veil.durable import write_json_atomic
 from veil.errors import UnavailableError, UsageError, VeilError
 from veil.ledger.params import Params
 from veil.net.client import PeerClient
@@ -399,6 +400,4 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, value)

@@ -19,6 +19,11 @@ def b32decode(text: str) -> bytes:
     if pad in (2, 5, 7):
         raise ValueError("impossible length")
     try:
-        return base64.b32decode(s + "=" * pad)
+        raw = base64.b32decode(s + "=" * pad)
     except binascii.Error as e:
         raise ValueError(str(e)) from e
+    # The last character may carry unused bits; only the canonical spelling (zeros) is one
+    # text per value, so a mistyped last character is garbled rather than silently the same.
+    if b32encode(raw) != s.lower():
+        raise ValueError("non-canonical final character")
+    return raw

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.errors import UsageError
+from veil.format.textparse import parse_hostport
 from veil.gateway.app import Gateway, GatewayConfig
 from veil.gateway.pay import gateway_wallet
 from veil.gateway.tenants import load_tenants
@@ -35,10 +36,7 @@ class GatewayRole:
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         listen = str(ctx.config.get("gateway_listen") or "127.0.0.1:8080")
-        host, sep, port = listen.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise UsageError(f"bad gateway listen address {listen!r}: use HOST:PORT")
-        self.host, self.port = host or "127.0.0.1", int(port)
+        self.host, self.port = parse_hostport(listen, "gateway listen address", allow_zero=True)
         tenants = ctx.config.get("tenants")
         network = ctx.config.get("network")
         wallet = ctx.config.get("gateway_wallet")

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from veil.errors import UsageError
+from veil.format import textparse
 
 DEFAULT_MAX_FILE = 100 * 10**9
 MAX_LOGO = 256 * 1024
@@ -41,8 +42,6 @@ DEFAULT_COLORS = {"accent": "#2f5bd3", "background": "#f6f7fb", "text": "#1b1d24
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _MIME_PATTERN = re.compile(r"^(?:\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -110,10 +109,7 @@ def parse_size(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, str):
-        t = value.strip().lower().replace(" ", "")
-        num = t.rstrip("abcdefghijklmnopqrstuvwxyz")
-        if num.isdigit() and t[len(num):] in _SIZE_UNITS:
-            return int(num) * _SIZE_UNITS[t[len(num):]]
+        return textparse.parse_size(value, where)
     raise UsageError(f"{where}: expected a size such as 2GB or 500MiB, got {value!r}")
 
 

@@ -47,16 +47,3 @@ def format_amount(value: int) -> str:
     if not frac:
         return f"{sign}{whole}"
     return f"{sign}{whole}." + str(frac).rjust(DECIMALS, "0").rstrip("0")
-
-
-def parse_size(text: str) -> int:
-    """A byte count such as ``100GB``, ``50MB``, ``1024`` (decimal SI units, as prices are per GB)."""
-    s = text.strip().upper().replace("_", "")
-    mult = 1
-    for suffix, m in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
-        if s.endswith(suffix):
-            s, mult = s[: -len(suffix)].strip(), m
-            break
-    if not s.isascii() or not s.isdigit():
-        raise UsageError(f"not a size (like 100GB or 50MB): {text!r}")
-    return int(s) * mult

@@ -33,7 +33,8 @@ from veil.dht.messages import (
 )
 from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
 from veil.dht.records import NodeRecord, ProviderRecord
-from veil.errors import RemoteError, UnavailableError, UsageError, VeilError
+from veil.errors import RemoteError, UnavailableError, VeilError
+from veil.format.textparse import parse_hostport
 from veil.net.client import PeerClient
 
 log = logging.getLogger("veil.dht")
@@ -44,10 +45,7 @@ MAX_CLIENTS = 256
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"bad node address {address!r}: use HOST:PORT")
-    return host.strip("[]"), int(port)
+    return parse_hostport(address, "node address")
 
 
 class DhtDriver:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from pathlib import Path
 
 from veil.crypto.certs import public_key_from_cert_der, self_signed_cert_pem
 from veil.crypto.sign import SigningKey, node_id
+from veil.durable import write_atomic
 from veil.errors import IntegrityError
 
 
@@ -16,10 +16,8 @@ def server_context(key: SigningKey, cert_dir: Path) -> ssl.SSLContext:
     cert_dir.mkdir(parents=True, exist_ok=True)
     cert_pem, key_pem = self_signed_cert_pem(key)
     cert_path, key_path = cert_dir / "cert.pem", cert_dir / "key.pem"
-    cert_path.write_bytes(cert_pem)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
+    write_atomic(cert_path, cert_pem)
+    write_atomic(key_path, key_pem, 0o600)  # replaced, so an old file's loose mode never survives
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(str(cert_path), str(key_path))

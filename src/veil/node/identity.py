@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from veil.crypto.sign import SigningKey
+from veil.durable import write_atomic
 from veil.errors import IntegrityError
 
 MAGIC = b"VLID\x01"
@@ -18,12 +18,5 @@ def load_or_create(path: Path) -> SigningKey:
             raise IntegrityError(f"{path} is not a Veil identity file")
         return SigningKey(raw[len(MAGIC):])
     key = SigningKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(MAGIC + key.seed)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, MAGIC + key.seed, 0o600, exclusive=True)
     return key

@@ -7,7 +7,6 @@ devnet or a test can find it; ``GET /v1/node`` answers the same plus each role's
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
+from veil.durable import write_json_atomic
 from veil.errors import UsageError
 from veil.net.server import HTTPSServer, Request, Response, Router, cbor_response, serve
 from veil.net.tls import server_context
@@ -43,15 +43,6 @@ def make_role(name: str) -> Role:
     factory = getattr(importlib.import_module(mod), attr)
     role: Role = factory()
     return role
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Node:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from veil.client.ledger_client import LedgerClient
+from veil.durable import write_atomic
 from veil.errors import LedgerError, UsageError, VeilError
 from veil.format import cbor
 from veil.format.fields import get_bytes, require_map
@@ -262,9 +262,7 @@ class PaymentGate:
             return set()
 
     def _save_leases(self) -> None:
-        tmp = self._leases_path.with_name(self._leases_path.name + ".tmp")
-        tmp.write_text(json.dumps(sorted(x.hex() for x in self.leases)))
-        os.replace(tmp, self._leases_path)
+        write_atomic(self._leases_path, json.dumps(sorted(x.hex() for x in self.leases)).encode())
 
     def add_lease(self, lid: bytes, holds: Callable[[bytes, int], bool]) -> None:
         """An uploader tells the node about a lease paying it; checked on the ledger, then kept."""

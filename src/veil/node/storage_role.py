@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from veil.durable import write_atomic
 from veil.errors import IntegrityError, VeilError
 from veil.format import cbor
 from veil.format.fields import get_bytes, require_map
@@ -65,9 +66,7 @@ def _control_token(path: Path) -> bytes:
     except FileNotFoundError:
         pass
     token = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(token)
+    write_atomic(path, token, 0o600, exclusive=True)
     return token
 
 

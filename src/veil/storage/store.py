@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from veil.durable import fsync_dir
 from veil.errors import IntegrityError, NotFoundError, StorageFullError, UsageError, VeilError
 from veil.format.manifest import MAX_MANIFEST, parse_manifest
 from veil.format.merkle import Levels
@@ -35,14 +36,6 @@ class ConflictError(VeilError):
     """Something different is already stored under this name; it is kept, the new one refused."""
 
     exit_code = 6
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _nospace(e: OSError) -> bool:
@@ -210,7 +203,7 @@ class ShareStore:
                     else:
                         os.rename(up.path, final)
                         self._used += hdr.file_len
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
                 return root
             finally:
                 self._abort(up, unreserve=total)
@@ -264,7 +257,7 @@ class ShareStore:
                     raise StorageFullError("no space: the node's disk is full") from e
                 raise
             self._used += len(data)
-        _fsync_dir(d)
+        fsync_dir(d)
 
     # -- reading ------------------------------------------------------------------------
     def list_shares(self, si: bytes) -> tuple[list[int], bytes | None]:

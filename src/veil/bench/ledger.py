@@ -40,7 +40,7 @@ from veil.ledger.genesis import make_genesis
 from veil.ledger.params import Params
 from veil.ledger.state import Channel
 from veil.ledger.store import LedgerStore
-from veil.node.validator_core import ValidatorCore
+from veil.node.validator_core import LedgerMachine as ValidatorCore
 
 CHAIN = "bench"
 

@@ -88,7 +88,7 @@ class Cluster:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._sigq: list[tuple[int, bytes, bytes]] = []
-        self._signed: set[int] = set()
+        self._signed: dict[int, float] = {}  # height -> when this node last sent its signature
         self._membership_busy = False
         machine.on_block = self._on_block
         conf = SyncObjConf(
@@ -156,8 +156,11 @@ class Cluster:
         """Called by the machine for each block it makes: sign it if this node must."""
         vset = self.machine.store.vset_by_hash(header.vset)
         key = self.machine.key
-        if vset is not None and key.public_key in vset.keys and header.height not in self._signed:
-            self._signed.add(header.height)
+        if vset is not None and key.public_key in vset.keys:
+            self._signed[header.height] = time.monotonic()
+            if len(self._signed) > 10_000:
+                for h in sorted(self._signed)[:5000]:
+                    del self._signed[h]
             with self._pending_lock:
                 self._sigq.append((header.height, key.public_key, header.sign(key)))
 
@@ -262,7 +265,8 @@ class Cluster:
                 log.exception("batcher round failed; will retry")
 
     def _resign(self) -> None:
-        """Sign recent blocks that lack this node's signature (e.g. made before a crash)."""
+        """Sign again recent blocks that still lack this node's signature: made before a crash, or
+        the signature entry was lost with a leader that died before replicating it."""
         m = self.machine
         key = m.key.public_key
         with m.lock:
@@ -270,7 +274,7 @@ class Cluster:
             final = m.final_height(head)
             todo = []
             for h in range(max(1, final + 1), head + 1):
-                if h in self._signed or key in m.store.sigs(h):
+                if time.monotonic() - self._signed.get(h, 0.0) < 2 * RESIGN_EVERY or key in m.store.sigs(h):
                     continue
                 raw = m.store.header(h)
                 if raw is not None:

@@ -65,8 +65,8 @@ class Member:
 
     @property
     def node_id(self) -> bytes:
-        from veil.node.identity import load_or_create
         from veil.crypto.sign import node_id
+        from veil.node.identity import load_or_create
 
         return node_id(load_or_create(self.data / "identity.key").public_key)
 

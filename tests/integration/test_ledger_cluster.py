@@ -138,7 +138,7 @@ def test_double_spend_through_two_validators_commits_once(cluster: ClusterUnderT
 def test_majority_down_writes_fail_clearly_reads_answer_stale(cluster: ClusterUnderTest, tmp_path: Path) -> None:
     leader = cluster.wait_leader()
     others = [m for m in cluster.members if m is not leader]
-    survivor = others[0]
+    others[0]
     for m in (leader, others[1]):
         m.signal(signal.SIGKILL)
     try:

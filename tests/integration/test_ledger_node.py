@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from veil.client.wallet import open_wallet, wallet_address
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import load_faucet_key, make_node_genesis
 from veil.devnet.manager import free_port
-from veil.errors import VeilError
 from veil.ledger import tx as T
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT

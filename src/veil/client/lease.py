@@ -74,7 +74,7 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
         amount = max(1, pay.lease_cost(size, days, terms.lease_price_per_gb_day))
         build = functools.partial(_lease_open, wallet, params.chain_id, params.min_fee, terms.payee, man, shnum, size,
                                   expires, amount)  # fmt: skip
-        txid, nonce = ledger.submit_with_nonce(wallet.key, build)
+        _txid, nonce = ledger.submit_with_nonce(wallet.key, build)
         lid = lease_id(wallet.address, nonce)
         note = ""
         try:
@@ -152,7 +152,7 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
                 evidence = cbor.encode({"index": index, "problem": problem[:200]})
                 build = functools.partial(txm.lease_fail, wallet.key, params.chain_id, fee=params.min_fee, lease=lid,
                                           evidence=evidence)  # fmt: skip
-                ledger.submit_with_nonce(wallet.key, lambda n: build(nonce=n))
+                ledger.submit_with_nonce(wallet.key, lambda n, build=build: build(nonce=n))  # type: ignore[misc]
                 reported = True
             results.append(AuditResult(lid, le.shnum, label, index, not problem, problem, reported))
             if problem:

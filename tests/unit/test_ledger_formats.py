@@ -92,8 +92,12 @@ def test_cheque_tamper_every_byte() -> None:
 
 
 def test_block_header_tamper_every_byte() -> None:
-    h = make_header(K, "c", 7, b"\x09" * 32, 123, [b"\x01" * 32, b"\x02" * 32, b"\x03" * 32], b"\x04" * 32)
-    h.verify(K.public_key)
+    from veil.ledger.state import Validator, ValidatorSet
+
+    vset = ValidatorSet(1, (Validator(K.public_key, "127.0.0.1:1", "127.0.0.1:2"),))
+    h = make_header("c", 7, b"\x09" * 32, 123, [b"\x01" * 32, b"\x02" * 32, b"\x03" * 32], b"\x04" * 32, vset.hash)
+    sig = h.sign(K)
+    assert h.check_certificate(vset, [(K.public_key, sig)]) == 1
     assert h.txroot == merkle_root([b"\x01" * 32, b"\x02" * 32, b"\x03" * 32])
     for bad in _flip_each(h.raw):
         try:
@@ -101,7 +105,7 @@ def test_block_header_tamper_every_byte() -> None:
         except LedgerError:
             continue
         with pytest.raises(LedgerError):
-            d.verify(K.public_key)
+            d.check_certificate(vset, [(K.public_key, sig)])
 
 
 def test_merkle_root_binds_order_and_count() -> None:

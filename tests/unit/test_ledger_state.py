@@ -18,16 +18,32 @@ from veil.ledger.params import GB, Params
 from veil.ledger.state import CLOSING, channel_id
 from veil.testing.ledger import MemoryChain
 
-CHAIN = "test-chain"
-PARAMS = Params(chain_id=CHAIN, allowance_bytes=10 * GB, epoch_seconds=1000, price_per_gb=1000, uploader_share_bp=2500,
+PARAMS = Params(chain_id="test-chain", allowance_bytes=10 * GB, epoch_seconds=1000, price_per_gb=1000, uploader_share_bp=2500,
                 min_fee=1, challenge_seconds=50)  # fmt: skip
 KEYS = [SigningKey(bytes([i + 1]) * 32) for i in range(4)]
 A, B, C, D = (address_of(k.public_key) for k in KEYS)
 START = 10**12
 
 
+SPONSOR = SigningKey(b"\x55" * 32)  # stakes for payers and bonds nodes, as an onboarding service would
+E = address_of(SPONSOR.public_key)
+
+
 def chain() -> MemoryChain:
-    return MemoryChain.create(PARAMS, {A: START, B: START, C: START}, pool=10**9)
+    return MemoryChain.create(PARAMS, {A: START, B: START, C: START, E: START}, pool=10**9)
+
+
+CHAIN = chain().genesis.chain  # the chain id: the genesis hash
+
+
+def stake_and_register(ch: MemoryChain, payer: SigningKey, node: SigningKey) -> None:
+    """The payer stakes for its full allowance; the node is registered and bonded by its operator."""
+    from veil.ledger.rules_stake import node_registration_message
+
+    op = SPONSOR
+    ch.submit(T.stake(op, CHAIN, ch.nonce(E), 1, PARAMS.allowance_stake, address_of(payer.public_key)))
+    proof = node.sign(node_registration_message(CHAIN, address_of(op.public_key)))
+    ch.submit(T.node_register(op, CHAIN, ch.nonce(address_of(op.public_key)), 1, node.public_key, PARAMS.min_node_bond, proof))
 
 
 def send(ch: MemoryChain, k: SigningKey, to: bytes, amount: int, fee: int = 1) -> T.Tx:
@@ -45,10 +61,10 @@ def rejected(ch: MemoryChain, raw: bytes, code: str) -> None:
 def test_transfer_moves_money_and_fee() -> None:
     ch = chain()
     send(ch, KEYS[0], D, 500, fee=3)
-    v = address_of(ch.validator.public_key)
+    pool = ch._open.get_supply().pool
     assert ch.account(A).balance == START - 503
     assert ch.account(D).balance == 500
-    assert ch.account(v).balance == 3
+    assert pool == 10**9 + 3  # fees go to the allowance pool
     ch.seal()
     r = ch.replay()
     r.check_supply()
@@ -96,6 +112,7 @@ def open_channel(ch: MemoryChain, payer: SigningKey, payee: bytes, deposit: int,
 
 def test_channel_settlement_free_paid_and_uploader_share() -> None:
     ch = chain()
+    stake_and_register(ch, KEYS[0], KEYS[1])
     cid = open_channel(ch, KEYS[0], B, 10_000)
     assert ch.account(A).balance == START - 10_001
     c1 = make_cheque(KEYS[0], CHAIN, cid, 1, 1000, free_bytes=2 * GB, paid_bytes=GB, uploaders={C: 800})
@@ -119,7 +136,7 @@ def test_channel_settlement_free_paid_and_uploader_share() -> None:
     ch.seal()
     r = ch.replay()
     r.check_supply()
-    assert r.state.get_supply().pool == 10**9 - 10_000
+    assert r.state.get_supply().pool == 10**9 - 10_000 + 5  # plus the five fees of this test
 
 
 def test_cheque_rules_on_ledger() -> None:
@@ -168,6 +185,7 @@ def test_unilateral_close_challenge_and_finalize() -> None:
 
 def test_allowance_renews_each_epoch() -> None:
     ch = chain()
+    stake_and_register(ch, KEYS[0], KEYS[1])
     cid = open_channel(ch, KEYS[0], B, 1000, life=10_000)
     ch.submit(T.channel_settle(KEYS[1], CHAIN, 0, 1, cid, make_cheque(KEYS[0], CHAIN, cid, 1, 0, free_bytes=15 * GB), False))
     assert ch.account(A).used == 10 * GB
@@ -237,3 +255,45 @@ def test_random_sequences_keep_supply_and_replay(seq: list[tuple[str, int, int, 
     r.check_supply()
     assert r.state.state_hash == ch.state.state_hash
     assert r.state.total_held() == ch.genesis.minted
+
+
+def test_free_tier_needs_stake_and_a_bonded_payee() -> None:
+    """Issue 19 item 1: without stake there is no allowance; an unregistered payee gets nothing
+    from the pool; a bonded node gets at most its share of the epoch budget."""
+    ch = chain()
+    cid = open_channel(ch, KEYS[0], B, 1000, life=10_000)
+    pool = ch._open.get_supply().pool
+    ch.submit(T.channel_settle(KEYS[1], CHAIN, 0, 1, cid, make_cheque(KEYS[0], CHAIN, cid, 1, 0, free_bytes=5 * GB), False))
+    assert ch.account(A).used == 0  # no stake: no allowance to charge
+    assert ch._open.get_supply().pool == pool + 1  # only the fee came in; nothing went out
+    stake_and_register(ch, KEYS[0], KEYS[1])
+    ch.submit(T.channel_settle(KEYS[1], CHAIN, 1, 1, cid, make_cheque(KEYS[0], CHAIN, cid, 2, 0, free_bytes=9 * GB), False))
+    assert ch.account(A).used == 4 * GB  # 4 new free GB charged to the staked payer
+    reg = ch._open.get_node(B)
+    assert reg is not None and reg.pool_paid == 4 * 1000
+
+
+def test_free_tier_channel_needs_no_deposit_and_no_fee() -> None:
+    """A downloader with no funds but a (sponsored) stake opens free-tier channels, boundedly."""
+    poor = SigningKey(b"\x44" * 32)
+    ch = chain()
+    stake_and_register(ch, poor, KEYS[1])
+    assert ch.account(address_of(poor.public_key)).balance == 0
+    for i in range(PARAMS.free_opens_per_epoch):
+        ch.submit(T.channel_open(poor, CHAIN, i, 0, B, 0, ch.now + 100))
+    rejected(ch, T.channel_open(poor, CHAIN, PARAMS.free_opens_per_epoch, 0, B, 0, ch.now + 100), "fee_too_low")
+    rejected(ch, T.channel_open(KEYS[3], CHAIN, 0, 0, B, 0, ch.now + 100), "insufficient_funds")
+
+
+def test_unstake_waits_for_the_unbonding_period() -> None:
+    ch = chain()
+    ch.submit(T.stake(KEYS[0], CHAIN, 0, 1, 500))
+    ch.submit(T.unstake(KEYS[0], CHAIN, 1, 1, 200))
+    rejected(ch, T.withdraw(KEYS[0], CHAIN, 2, 1), "not_expired")
+    ch.seal()
+    ch.now += PARAMS.unbond_seconds
+    ch.submit(T.withdraw(KEYS[0], CHAIN, 2, 1))
+    a = ch.account(A)
+    assert (a.stake, a.unbonding, a.balance) == (300, 0, START - 500 + 200 - 3)
+    ch.seal()
+    ch.replay().check_supply()

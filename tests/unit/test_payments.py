@@ -22,12 +22,28 @@ from veil.protocol import payments as pay
 from veil.protocol.payments import PayEvent, PayState
 from veil.testing.ledger import MemoryChain
 
-CHAIN = "unit-pay"
-PARAMS = Params(chain_id=CHAIN, allowance_bytes=10_000, price_per_gb=GB, uploader_share_bp=2000)
+PARAMS = Params(chain_id="unit-pay", allowance_bytes=10_000, price_per_gb=GB, uploader_share_bp=2000)
 PAYER = SigningKey(bytes([7]) * 32)
 NODE = SigningKey(bytes([8]) * 32)
 UPLOADER = address_of(SigningKey(bytes([9]) * 32).public_key)
 PAYER_ADDR = address_of(PAYER.public_key)
+OPERATOR = SigningKey(bytes([10]) * 32)  # stakes for the payer, bonds the node
+
+
+def new_chain() -> MemoryChain:
+    return MemoryChain.create(PARAMS, {PAYER_ADDR: 10**6, address_of(OPERATOR.public_key): 10**15}, pool=10**9)
+
+
+CHAIN = new_chain().genesis.chain
+
+
+def stake_and_register(chain: MemoryChain) -> None:
+    from veil.ledger.rules_stake import node_registration_message
+
+    op = address_of(OPERATOR.public_key)
+    chain.submit(T.stake(OPERATOR, CHAIN, chain.nonce(op), 1, PARAMS.allowance_stake, PAYER_ADDR))
+    proof = NODE.sign(node_registration_message(CHAIN, op))
+    chain.submit(T.node_register(OPERATOR, CHAIN, chain.nonce(op), 1, NODE.public_key, PARAMS.min_node_bond, proof))
 CID = bytes(32)
 PRICE = GB  # one unit per byte
 
@@ -162,7 +178,8 @@ class FakeNode:
 
 
 def _channel(tmp_path: Path, deposit: int) -> tuple[MemoryChain, PayerChannels, bytes]:
-    chain = MemoryChain.create(PARAMS, {PAYER_ADDR: 10**6}, pool=10**9)
+    chain = new_chain()
+    stake_and_register(chain)
     chain.submit(T.channel_open(PAYER, CHAIN, 0, 1, address_of(NODE.public_key), deposit, chain.now + 10_000))
     chain.seal()
     cid = channel_id(PAYER_ADDR, 0)
@@ -219,7 +236,7 @@ def test_settling_pays_node_and_uploader_exactly(tmp_path: Path) -> None:
 
 def test_lease_accrues_fails_on_report_and_keeps_the_supply() -> None:
     payee = address_of(NODE.public_key)
-    chain = MemoryChain.create(PARAMS, {PAYER_ADDR: 10**6}, pool=0)
+    chain = new_chain()
     start = chain.now
     chain.submit(T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 3, bytes(32), 1000, start + 1000, 10_000))
     chain.seal()
@@ -251,7 +268,7 @@ def test_lease_accrues_fails_on_report_and_keeps_the_supply() -> None:
 
 def test_lease_rules_refuse_bad_opens_and_claims() -> None:
     payee = address_of(NODE.public_key)
-    chain = MemoryChain.create(PARAMS, {PAYER_ADDR: 10**6}, pool=0)
+    chain = new_chain()
     for raw, code in (
         (T.lease_open(PAYER, CHAIN, 0, 1, PAYER_ADDR, bytes(16), 0, bytes(32), 1, chain.now + 10, 5), "bad_lease"),
         (T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 0, bytes(32), 1, chain.now, 5), "bad_lease"),

@@ -8,16 +8,19 @@ out the challenge window (in which the payee can still settle) and finalizes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from veil.client.channels import PayerChannels
+from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError, UsageError
 from veil.format.textparse import parse_size
 from veil.ledger import tx as txm
 from veil.ledger.amount import parse_amount
-from veil.ledger.cheque import decode_cheque
+from veil.ledger.cheque import Cheque, decode_cheque
 from veil.ledger.state import CLOSING, OPEN, channel_id
 
 from .common import human
@@ -33,6 +36,15 @@ from .ledger_opts import (
     when,
 )
 from .ledger_opts import wallet_path as resolve_wallet
+
+
+def _settle(key: SigningKey, chain: str, fee: int, cid: bytes, chq: Cheque | None, nonce: int) -> bytes:
+    return txm.channel_settle(key, chain, nonce, fee, cid, chq, True)
+
+
+def _op(fn: Callable[[SigningKey, str, int, int, bytes], bytes], key: SigningKey, chain: str, fee: int, cid: bytes,
+        nonce: int) -> bytes:  # fmt: skip
+    return fn(key, chain, nonce, fee, cid)
 
 
 def _cid(text: str) -> bytes:
@@ -67,9 +79,9 @@ def open_cmd(
     c = connect(validator, network_path)
     try:
         params = c.genesis().params
-        nonce = c.next_nonce(w.address)
         expires = int(c.info()["now"]) + life
-        txid = c.submit(txm.channel_open(w.key, params.chain_id, nonce, params.min_fee, to, amount, expires))
+        txid, nonce = c.submit_with_nonce(
+            w.key, lambda n: txm.channel_open(w.key, params.chain_id, n, params.min_fee, to, amount, expires))
         st = c.wait_committed(txid)
         cid = channel_id(w.address, nonce)
         ch = c.channel(cid)
@@ -152,12 +164,12 @@ def close(
         ch = c.channel(cid)
         if ch is None:
             raise LedgerError("no such open channel", "unknown_channel")
-        nonce = c.next_nonce(w.address)
         fee = params.min_fee
         now = int(c.info()["now"])
+        build: Callable[[int], bytes]
         if ch.payee == w.address:
             chq = decode_cheque(bytes.fromhex(cheque_hex)) if cheque_hex else None
-            raw = txm.channel_settle(w.key, params.chain_id, nonce, fee, cid, chq, True)
+            build = functools.partial(_settle, w.key, params.chain_id, fee, cid, chq)
             done = "closed"
         elif ch.payer != w.address:
             raise UsageError("this wallet is neither the payer nor the payee of that channel")
@@ -168,14 +180,14 @@ def close(
                 raise UsageError(
                     f"the channel runs until {when(ch.expires)}; before that only the payee can close it"
                 )
-            raw = txm.channel_close_start(w.key, params.chain_id, nonce, fee, cid)
+            build = functools.partial(_op, txm.channel_close_start, w.key, params.chain_id, fee, cid)
             done = f"closing: the payee may still settle until {when(now + params.challenge_seconds)}; run this again then"
         else:
             if now < ch.close_at:
                 raise UsageError(f"the challenge window is open until {when(ch.close_at)}; run this again then")
-            raw = txm.channel_finalize(w.key, params.chain_id, nonce, fee, cid)
+            build = functools.partial(_op, txm.channel_finalize, w.key, params.chain_id, fee, cid)
             done = "closed, deposit returned"
-        st = c.wait_committed(c.submit(raw))
+        st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
         if done.startswith("closed"):
             book = PayerChannels(w.channels_path, w.key)
             book.forget(cid)

@@ -45,11 +45,13 @@ def devnet() -> None:
 
 @devnet.command()
 @click.option("--nodes", default=10, show_default=True, help="Storage nodes to create (for a new devnet).")
+@click.option("--validators", default=1, show_default=True, type=click.IntRange(1, 15),
+              help="Ledger validators to create (a Raft cluster; for a new devnet).")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, capacity: str | None, repair_interval: float | None, repair_threshold: str | None,
-       root: Path | None, **pay: str | None) -> None:
+def up(nodes: int, validators: int, capacity: str | None, repair_interval: float | None,
+       repair_threshold: str | None, root: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
 
     The first storage node starts the DHT and every other joins through it (--bootstrap).
@@ -57,13 +59,16 @@ def up(nodes: int, capacity: str | None, repair_interval: float | None, repair_t
     d = Devnet(root)
     params, charge = pay_settings(d, **pay)
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
-                        charge=charge)  # fmt: skip
+                        charge=charge, validators=validators)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")
     if net.bootstrap:
         click.echo(f"DHT, small:   {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
     click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
+    nval = sum(1 for n in net.nodes if "validator" in n.roles)
+    click.echo(f"ledger:       {nval} validator{'s' if nval != 1 else ''}, genesis {net.extra.get('genesis', '?')}"
+               "  (`veil ledger status`)")  # fmt: skip
 
 
 @devnet.command()

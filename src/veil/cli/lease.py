@@ -21,9 +21,9 @@ from .pay_opts import make_payer
 
 
 def _ledger(net: Network) -> LedgerClient:
-    for n in net.nodes:
-        if "validator" in n.roles:
-            return LedgerClient(n.host, n.port, n.node_id)
+    c = LedgerClient.from_network(net)
+    if c is not None:
+        return c
     raise UsageError("the network lists no validator: leases need the ledger")
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from veil.client.ledger_client import LedgerClient
+from veil.client.ledger_client import LedgerClient, parse_endpoints
 from veil.client.network import default_network_path, load_network
 from veil.client.wallet import Wallet, default_wallet_path, open_wallet
 from veil.errors import UsageError
@@ -28,10 +28,22 @@ def wallet_option(f: F) -> F:
     )(f)  # fmt: skip
 
 
+_GENESIS_PIN: list[str] = []
+
+
+def _remember_pin(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        _GENESIS_PIN[:] = [value]
+
+
 def validator_option(f: F) -> F:
     f = click.option(
-        "--validator", default=None, metavar="[NODEID@]HOST:PORT",
-        help="Validator to talk to (default: $VEIL_VALIDATOR, else the validator in the network file).",
+        "--validator", default=None, metavar="NODEID@HOST:PORT[,...]",
+        help="Validators to talk to, pinned by node id (default: $VEIL_VALIDATOR, else the validators in the network file).",
+    )(f)  # fmt: skip
+    f = click.option(
+        "--genesis", default=None, metavar="HASH", expose_value=False, callback=_remember_pin,
+        help="The chain's genesis hash (hex) to pin (default: $VEIL_GENESIS, else the network file's).",
     )(f)  # fmt: skip
     return click.option(
         "--network", "network_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -54,17 +66,32 @@ def unlock(path: Path | None) -> Wallet:
     return open_wallet(wallet_path(path), passphrase())
 
 
-def connect(validator: str | None, network_path: Path | None) -> LedgerClient:
+def _pin(text: str | None) -> bytes | None:
+    if not text:
+        return None
+    try:
+        pin = bytes.fromhex(text.strip())
+    except ValueError:
+        pin = b""
+    if len(pin) != 32:
+        raise UsageError(f"bad genesis hash {text!r}: 64 hex characters")
+    return pin
+
+
+def connect(validator: str | None, network_path: Path | None, genesis: str | None = None) -> LedgerClient:
+    """A client for every validator (pinned), with the genesis hash pinned when one is known."""
+    pin = _pin(genesis or (_GENESIS_PIN[0] if _GENESIS_PIN else None) or os.environ.get("VEIL_GENESIS"))
     spec = validator or os.environ.get("VEIL_VALIDATOR")
     if spec:
-        return LedgerClient.from_endpoint(spec)
+        return LedgerClient(parse_endpoints(spec), pin)
     p = network_path or default_network_path()
     if not p.exists():
-        raise UsageError("no validator given: pass --validator HOST:PORT, set VEIL_VALIDATOR, or run `veil devnet up`")
-    for n in load_network(p).nodes:
-        if "validator" in n.roles:
-            return LedgerClient(n.host, n.port, n.node_id)
-    raise UsageError(f"the network file {p} lists no validator; pass --validator HOST:PORT")
+        raise UsageError("no validator given: pass --validator NODEID@HOST:PORT, set VEIL_VALIDATOR, or run `veil devnet up`")
+    net = load_network(p)
+    eps = [(n.host, n.port, n.node_id) for n in net.nodes if "validator" in n.roles]
+    if not eps:
+        raise UsageError(f"the network file {p} lists no validator; pass --validator NODEID@HOST:PORT")
+    return LedgerClient(eps, pin or _pin(str(net.extra.get("genesis") or "")))
 
 
 def parse_addr(text: str) -> bytes:

@@ -41,12 +41,15 @@ def node() -> None:
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
 @click.option("--free-credit", default=None, help="Payments role: unsettled free-tier bytes taken per downloader (e.g. 16MB).")
-@click.option("--validator", default=None, metavar="[NODEID@]HOST:PORT", help="Payments role: the ledger's validator.")
+@click.option("--validator", default=None, metavar="NODEID@HOST:PORT[,...]",
+              help="Payments role: the ledger's validators (pinned by node id).")
+@click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
+              help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
         repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
-        free_credit: str | None, validator: str | None, verbose: bool) -> None:
+        free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
 
@@ -66,6 +69,13 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
 
         parse_threshold(repair_threshold)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if validators:
+        from veil.client.ledger_client import parse_endpoints
+
+        parse_endpoints(validators)  # pinned, or refused here
+        config["validators"] = [v.strip() for v in validators.split(",") if v.strip()]
+        if "validator" not in role_list:
+            role_list.append("validator")
     if bootstrap:
         config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
         if "dht" not in role_list:

@@ -23,7 +23,10 @@ from .node import node
 def payment_config(price: str, lease_price: str | None, free_credit: str | None, validator: str | None) -> dict[str, Any]:
     """Config keys of the payments role (node/payment_gate.py) from `veil node run` options."""
     if not validator:
-        raise UsageError("--price-per-gb needs --validator [NODEID@]HOST:PORT (the ledger that settles cheques)")
+        raise UsageError("--price-per-gb needs --validator NODEID@HOST:PORT[,...] (the ledger that settles cheques)")
+    from veil.client.ledger_client import parse_endpoints
+
+    parse_endpoints(validator)  # unpinned ledger endpoints are refused
     cfg: dict[str, Any] = {"price_per_gb": parse_amount(price) if price.strip() not in ("0", "") else 0,
                            "validator": validator}  # fmt: skip
     if lease_price:

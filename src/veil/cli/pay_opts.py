@@ -37,7 +37,6 @@ def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Paye
     validators = [n for n in net.nodes if "validator" in n.roles]
     if not validators:
         return None
-    v = validators[0]
     limit = parse_amount(max_spend) if max_spend is not None else payment_setting("max_spend")
     path = wallet or default_wallet_path()
 
@@ -47,7 +46,7 @@ def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Paye
 
     return Payer(
         unlock,
-        LedgerClient(v.host, v.port, v.node_id),
+        LedgerClient([(v.host, v.port, v.node_id) for v in validators], _genesis_pin(net)),
         max_spend=limit,
         deposit=max(1, min(limit, payment_setting("deposit"))),
     )
@@ -69,3 +68,8 @@ def spend_summary(payer: Payer | None) -> str:
         return ""
     return (f"; allowance used {human(payer.free_used)}, paid {human(payer.paid_bytes)} "
             f"for {format_amount(payer.spent)} VEIL")  # fmt: skip
+
+
+def _genesis_pin(net: Network) -> bytes | None:
+    pin = net.extra.get("genesis")
+    return bytes.fromhex(pin) if isinstance(pin, str) and len(pin) == 64 else None

@@ -128,4 +128,31 @@ def sim_durability(
     )
 
 
+@sim.command("economy")
+@click.option("--budget", default="1000", show_default=True, help="The farmer's budget in VEIL.")
+@click.option("--pool", default="100000000", show_default=True, help="The allowance pool in VEIL.")
+@click.option("--honest-nodes", default=100, show_default=True, type=click.IntRange(0), help="Honest bonded nodes.")
+@click.option("--interest", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="What locked money could earn elsewhere per epoch (the farmer's cost of capital).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sim_economy(budget: str, pool: str, honest_nodes: int, interest: float, as_json: bool) -> None:
+    """What a farmer with BUDGET pulls out of the free-download pool per epoch, before and after
+    the stake and bonded-node rules (payments.md, "Free tier economics")."""
+    from veil.ledger.amount import format_amount, parse_amount
+    from veil.sim import economy
+
+    res = economy.run(parse_amount(budget), parse_amount(pool), honest_nodes, interest)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    for name in ("before", "after"):
+        o = res[name]
+        drain = f"drains the pool in {o['epochs_to_drain']:.1f} epochs" if o["epochs_to_drain"] else "never drains it"
+        click.echo(f"{name:>6}: {o['accounts']:,} farmed accounts draw {format_amount(o['pool_drawn'])} VEIL/epoch "
+                   f"for {format_amount(o['cost'])} VEIL/epoch: profit {format_amount(max(o['profit'], 0)) if o['profit'] >= 0 else '-' + format_amount(-o['profit'])} VEIL "
+                   f"({o['roi']:.1%} of the budget per epoch); {drain}")  # fmt: skip
+    click.echo(f"honest bonded node earns {res['honest_node_roi']:.1%} of its bond per epoch from the pool "
+               "(the farmer can do no better than that: farming is just bonding)")
+
+
 commands = [sim]

@@ -93,8 +93,7 @@ def send(
     try:
         params = c.genesis().params
         f = parse_amount(fee) if fee is not None else params.min_fee
-        raw = txm.transfer(w.key, params.chain_id, c.next_nonce(w.address), f, dest, value, memo)
-        txid = c.submit(raw)
+        txid, _ = c.submit_with_nonce(w.key, lambda n: txm.transfer(w.key, params.chain_id, n, f, dest, value, memo))
         if wait:
             st = c.wait_committed(txid)
             click.echo(f"sent {money(value)} to {to} in block {st['height']} (tx {txid.hex()})")

@@ -10,6 +10,7 @@ rest of the escrow goes back to the payer, and the failure is in a block for all
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class LeaseReceipt:
     note: str = ""
 
 
+def _lease_open(wallet: Wallet, chain: str, fee: int, payee: bytes, man: Manifest, shnum: int, size: int, expires: int,
+                amount: int, nonce: int) -> bytes:  # fmt: skip
+    return txm.lease_open(wallet.key, chain, nonce, fee, payee, man.si, shnum, man.roots[shnum], size, expires, amount)
+
+
 def node_terms(net: Network, node: NodeInfo) -> pay.Terms | None:
     try:
         return pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms"))
@@ -59,7 +65,6 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
     man = res.manifest
     size = man.share_len()
     out: list[LeaseReceipt] = []
-    nonce = ledger.next_nonce(wallet.address)
     expires = int(time.time()) + days * DAY
     for shnum, node in sorted(res.placement.items()):
         terms = node_terms(net, node)
@@ -67,12 +72,10 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
             out.append(LeaseReceipt(shnum, node, None, note="the node does not lease storage"))
             continue
         amount = max(1, pay.lease_cost(size, days, terms.lease_price_per_gb_day))
-        raw = txm.lease_open(wallet.key, params.chain_id, nonce, params.min_fee, terms.payee, man.si, shnum,
-                             man.roots[shnum], size, expires, amount)  # fmt: skip
-        txid = ledger.submit(raw)
+        build = functools.partial(_lease_open, wallet, params.chain_id, params.min_fee, terms.payee, man, shnum, size,
+                                  expires, amount)  # fmt: skip
+        _txid, nonce = ledger.submit_with_nonce(wallet.key, build)
         lid = lease_id(wallet.address, nonce)
-        nonce += 1
-        ledger.wait_committed(txid)
         note = ""
         try:
             net.client(node).call("POST", "/v1/pay/leases", {"lease": lid})
@@ -147,9 +150,9 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
             reported = False
             if problem and report:
                 evidence = cbor.encode({"index": index, "problem": problem[:200]})
-                txid = ledger.submit(txm.lease_fail(wallet.key, params.chain_id, ledger.next_nonce(wallet.address),
-                                                    params.min_fee, lid, evidence))  # fmt: skip
-                ledger.wait_committed(txid)
+                build = functools.partial(txm.lease_fail, wallet.key, params.chain_id, fee=params.min_fee, lease=lid,
+                                          evidence=evidence)  # fmt: skip
+                ledger.submit_with_nonce(wallet.key, lambda n, build=build: build(nonce=n))  # type: ignore[misc]
                 reported = True
             results.append(AuditResult(lid, le.shnum, label, index, not problem, problem, reported))
             if problem:

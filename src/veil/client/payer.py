@@ -77,7 +77,6 @@ class Payer:
         self._free_left: int | None = None
         self._wallet: Wallet | None = None
         self._book: PayerChannels | None = None
-        self._nonce: int | None = None
         self._lock = threading.Lock()  # counters, wallet, free budget
         self._tx_lock = threading.Lock()  # nonce order of this wallet's transactions
         self._sessions: dict[bytes, _Session] = {}
@@ -206,31 +205,22 @@ class Payer:
     # -- channels ------------------------------------------------------------------------------
 
     def _submit(self, build: Callable[[int], bytes]) -> dict[str, object]:
-        """Submit a transaction of this wallet (nonce kept here) and wait until it is in a block."""
+        """Submit a transaction of this wallet (the ledger client's nonce helper); it is in a block on return."""
         w, _ = self._wallet_book()
-        for _ in range(5):
-            with self._tx_lock:
-                if self._nonce is None:
-                    self._nonce = self.ledger.next_nonce(w.address)
-                nonce = self._nonce
-                try:
-                    txid = self.ledger.submit(build(nonce))
-                except LedgerError as e:
-                    self._nonce = None
-                    if e.code == "bad_nonce":
-                        continue
-                    if e.code == "insufficient_funds":
-                        self.stopped = PaymentRequiredError(
-                            f"your balance is too low to lock a deposit for this download ({e}); "
-                            "add money to the wallet (devnet: `veil devnet faucet`)"
-                        )
-                        raise self.stopped from e
-                    raise
-                self._nonce = nonce + 1
-            st = self.ledger.wait_committed(txid)
-            st["nonce"] = nonce
-            return st
-        raise LedgerError("could not get a transaction in (nonce races)", "bad_nonce")
+        with self._tx_lock:
+            try:
+                txid, nonce = self.ledger.submit_with_nonce(w.key, build)
+            except LedgerError as e:
+                if e.code == "insufficient_funds":
+                    self.stopped = PaymentRequiredError(
+                        f"your balance is too low to lock a deposit for this download ({e}); "
+                        "add money to the wallet (devnet: `veil devnet faucet`)"
+                    )
+                    raise self.stopped from e
+                raise
+        st = self.ledger.wait_committed(txid)
+        st["nonce"] = nonce
+        return st
 
     def _channel(self, s: _Session, replace: bool) -> None:
         """Reuse an open channel of this wallet to the node, or open one; then PAYING."""
@@ -257,7 +247,11 @@ class Payer:
         if s.cid is None:
             params = self.ledger.genesis().params
             expires = now + max(self.channel_life, 2 * terms.min_life)
-            st = self._submit(lambda n: txm.channel_open(w.key, chain, n, params.min_fee, terms.payee, self.deposit, expires))
+            deposit, fee = self.deposit, params.min_fee
+            acct = self.ledger.account(w.address)
+            if acct["balance"] < deposit + fee and acct["allowance_left"] > 0 and acct.get("free_opens_left", 0) > 0:
+                deposit, fee = 0, 0  # a free-tier channel: free bytes need no deposit and no fee
+            st = self._submit(lambda n: txm.channel_open(w.key, chain, n, fee, terms.payee, deposit, expires))
             cid = channel_id(w.address, int(str(st["nonce"])))
             ch = self.ledger.channel(cid)
             if ch is None:

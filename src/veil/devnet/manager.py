@@ -218,7 +218,7 @@ class Devnet:
         net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses())
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
-        net.extra = {k: v for k, v in cfg.items() if k in ("chain_id",)}
+        net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
         _write_json(self.static_network_path, net.to_json())
         if net.bootstrap:
             others = [n for n in nodes if "storage" not in n.roles]
@@ -283,7 +283,8 @@ class Devnet:
         return ids
 
     def up(
-        self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None
+        self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
+        validators: int = 1,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
@@ -295,13 +296,14 @@ class Devnet:
                 self.add_storage_specs(nodes, args)
             else:
                 self.add_specs(nodes, roles, args)
-            from veil.devnet.ledger import add_validator  # the ledger's validator + faucet genesis
+            from veil.devnet.ledger import add_validators  # the ledger's validators + faucet genesis
 
-            validator = add_validator(self, params=params)
+            add_validators(self, validators, params=params)
             if charge is not None:
                 from veil.devnet.payments import charge_storage_nodes
 
-                charge_storage_nodes(self, validator, charge)
+                charge_storage_nodes(self, charge)
+                self._save_specs(self.specs(), {"charging": True})
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()
@@ -312,7 +314,12 @@ class Devnet:
                 started.append(spec.name)
         ids = self.wait_ready(specs)
         self.wait_joined(specs)
-        return self.write_network(ids), started
+        net = self.write_network(ids)
+        if self.config().get("charging"):
+            from veil.devnet.ledger import register_nodes  # bonded nodes are the pool's payees
+
+            register_nodes(self)
+        return net, started
 
     def add_gateway(self) -> NodeSpec:
         """Add a gateway node; its browser URL becomes the network's gateway (share links)."""

@@ -103,12 +103,11 @@ class GatewayWallet:
         """The gateway's payer; None while the network lists no validator (nothing to pay through)."""
         with self._lock:
             if self._payer is None:
-                validators = [n for n in net.nodes if "validator" in n.roles]
-                if not validators:
+                ledger = LedgerClient.from_network(net)
+                if ledger is None:
                     return None
-                v = validators[0]
                 w = self.wallet
-                self._payer = Payer(lambda: w, LedgerClient(v.host, v.port, v.node_id),
+                self._payer = Payer(lambda: w, ledger,
                                     max_spend=self.max_spend, deposit=max(1, min(self.max_spend, self.deposit)))
             return self._payer
 

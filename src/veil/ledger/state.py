@@ -1,15 +1,17 @@
-"""The ledger's state and its pure transition function ``apply_tx``.
+"""The ledger's state: its records, the overlay transactions write into, and the state hash.
 
-State is three kinds of record: accounts (balance, nonce, allowance epoch and bytes used in
-it), channels, and one supply record (minted, allowance pool). The supply invariant holds
-after every transaction::
+Records: accounts (balance, nonce, allowance epoch and bytes used in it, locked stake,
+unbonding stake and when it is released, free-tier channel opens this epoch), channels,
+leases, node registrations (a node id bound to an operator account and a bond), the
+validator set, and one supply record (minted, allowance pool, total node bonds). The supply
+invariant holds after every transaction::
 
-    sum(balances) + sum(channel deposits) + pool == minted
+    sum(balances + stakes + unbonding) + sum(channel deposits) + sum(lease escrows)
+        + sum(node bonds) + pool == minted
 
-``apply_tx`` works on an ``Overlay`` over any ``StateReader`` (a dict in tests and replay,
-SQLite in the validator). It checks every rule *before* writing anything, so a rejected
-transaction leaves the overlay untouched. Signatures are checked by the caller (in
-batches, see crypto/sigbatch.py) before ``apply_tx`` is called.
+The transition function lives in ``rules.py`` (channels, leases) and ``rules_stake.py``
+(stake, node registration, validator set); it works on an ``Overlay`` over any
+``StateReader`` (a dict here, SQLite in the validator) and checks every rule before it writes.
 
 Each block commits ``state_hash = H(STATE, previous state hash, H(STATE_CHANGES, sorted
 changed records))``: replaying the blocks from genesis must reach the same hash.
@@ -20,25 +22,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from veil.crypto import labels
 from veil.crypto.hashes import TaggedHash
-from veil.errors import LedgerError
 from veil.format import cbor
-from veil.ledger import tx as txm
-from veil.ledger.amount import MAX_AMOUNT, format_amount
-from veil.ledger.cheque import Settled, check_successor
-from veil.ledger.lease import ACTIVE as LEASE_ACTIVE
-from veil.ledger.lease import FAILED as LEASE_FAILED
-from veil.ledger.lease import Lease, lease_id
+from veil.ledger.cheque import Settled
+from veil.ledger.lease import Lease
 from veil.ledger.params import Params
-from veil.ledger.tx import Tx
 
 _H_STATE = TaggedHash(labels.STATE)
 _H_CHANGES = TaggedHash(labels.STATE_CHANGES)
 _H_CHANNEL = TaggedHash(labels.CHANNEL_ID)
-_ACCOUNT = struct.Struct(">QQQQ")
+_H_VSET = TaggedHash(labels.VALIDATOR_SET)
+_ACCOUNT = struct.Struct(">QQQQQQQQ")
 _U32 = struct.Struct(">I")
 ZERO_HASH = bytes(32)
 
@@ -49,8 +46,12 @@ CLOSING = 1
 class Account(NamedTuple):
     balance: int = 0
     nonce: int = 0
-    epoch: int = 0  # the epoch ``used`` counts in
+    epoch: int = 0  # the epoch ``used`` and ``free_opens`` count in
     used: int = 0  # free-allowance bytes charged in ``epoch``
+    stake: int = 0  # locked: earns the allowance and the storage quota
+    unbonding: int = 0  # unstaked, still locked until ``unbond_at``
+    unbond_at: int = 0
+    free_opens: int = 0  # fee-less free-tier channel opens in ``epoch``
 
 
 class Channel(NamedTuple):
@@ -89,9 +90,67 @@ class Channel(NamedTuple):
         return cls(*head)  # type: ignore[arg-type]
 
 
+class NodeReg(NamedTuple):
+    """A storage node bound to an operator account by a bond (keyed by the node's address)."""
+
+    pub: bytes  # the node's Ed25519 key (node id = SHA-256 of it)
+    operator: bytes  # the account that bonded (and gets the bond back)
+    bond: int
+    since: int  # registration time
+    epoch: int = 0  # the epoch ``pool_paid`` counts in
+    pool_paid: int = 0  # what the allowance pool paid this node in ``epoch``
+    unbond_at: int = 0  # 0: bonded; else the bond is released to the operator from then on
+
+    def to_wire(self) -> list[object]:
+        return list(self)
+
+    @classmethod
+    def from_wire(cls, v: list[object]) -> NodeReg:
+        return cls(*v)  # type: ignore[arg-type]
+
+
+class Validator(NamedTuple):
+    pub: bytes  # Ed25519 key: signs blocks; its node id pins the member's TLS
+    raft: str  # HOST:PORT of its Raft (replication) endpoint
+    api: str  # HOST:PORT of its HTTPS ledger API
+
+
+class ValidatorSet(NamedTuple):
+    version: int
+    members: tuple[Validator, ...]  # sorted by key
+
+    def to_wire(self) -> list[object]:
+        return [self.version, [[m.pub, m.raft, m.api] for m in self.members]]
+
+    @classmethod
+    def from_wire(cls, v: list[object]) -> ValidatorSet:
+        ms = v[1]
+        assert isinstance(ms, list)
+        version = v[0]
+        assert isinstance(version, int)
+        return cls(version, tuple(Validator(bytes(p), str(r), str(a)) for p, r, a in ms))
+
+    @property
+    def keys(self) -> frozenset[bytes]:
+        return frozenset(m.pub for m in self.members)
+
+    @property
+    def quorum(self) -> int:
+        """Signatures a block needs: a majority of the members."""
+        return len(self.members) // 2 + 1
+
+    @property
+    def hash(self) -> bytes:
+        return _H_VSET(cbor.encode(self.to_wire()))
+
+    def member(self, pub: bytes) -> Validator | None:
+        return next((m for m in self.members if m.pub == pub), None)
+
+
 class Supply(NamedTuple):
     minted: int = 0
     pool: int = 0  # the allowance pool that pays nodes for free-tier bytes
+    bonded: int = 0  # sum of the bonds of registered nodes not unbonding (splits the pool budget)
 
 
 def channel_id(payer: bytes, open_nonce: int) -> bytes:
@@ -103,10 +162,9 @@ def channel_id(payer: bytes, open_nonce: int) -> bytes:
 class BlockEnv:
     """What a transaction may depend on besides state: the block it lands in."""
 
-    params: Params
+    params: Params  # params.chain_id is the chain id: the genesis hash in hex
     genesis_time: int
     time: int  # the block's time, unix seconds
-    validator: bytes  # the address fees go to
 
     @property
     def epoch(self) -> int:
@@ -118,9 +176,13 @@ def epoch_of(params: Params, genesis_time: int, time: int) -> int:
 
 
 def allowance_left(params: Params, acct: Account | None, epoch: int) -> int:
-    if acct is None or acct.epoch != epoch:
-        return params.allowance_bytes
-    return max(0, params.allowance_bytes - acct.used)
+    """Free download bytes ``acct`` may still use in ``epoch``: its stake's allowance less what it used."""
+    if acct is None:
+        return 0
+    full = params.allowance_for(acct.stake)
+    if acct.epoch != epoch:
+        return full
+    return max(0, full - acct.used)
 
 
 class StateReader(Protocol):
@@ -132,18 +194,24 @@ class StateReader(Protocol):
 
     def get_lease(self, lid: bytes) -> Lease | None: ...
 
+    def get_node(self, addr: bytes) -> NodeReg | None: ...
+
+    def get_validators(self) -> ValidatorSet: ...
+
 
 class Overlay:
     """Pending writes over a reader; ``merge`` folds a child overlay in, ``changes`` lists them."""
 
-    __slots__ = ("accounts", "base", "channels", "leases", "supply")
+    __slots__ = ("accounts", "base", "channels", "leases", "nodes", "supply", "vset")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
         self.accounts: dict[bytes, Account] = {}
         self.channels: dict[bytes, Channel | None] = {}  # None: deleted
         self.leases: dict[bytes, Lease | None] = {}  # None: deleted
+        self.nodes: dict[bytes, NodeReg | None] = {}  # None: deleted
         self.supply: Supply | None = None
+        self.vset: ValidatorSet | None = None
 
     def get_account(self, addr: bytes) -> Account | None:
         a = self.accounts.get(addr)
@@ -162,23 +230,37 @@ class Overlay:
             return self.leases[lid]
         return self.base.get_lease(lid)
 
+    def get_node(self, addr: bytes) -> NodeReg | None:
+        if addr in self.nodes:
+            return self.nodes[addr]
+        return self.base.get_node(addr)
+
+    def get_validators(self) -> ValidatorSet:
+        return self.vset if self.vset is not None else self.base.get_validators()
+
     def merge(self, child: Overlay) -> None:
         self.accounts.update(child.accounts)
         self.channels.update(child.channels)
         self.leases.update(child.leases)
+        self.nodes.update(child.nodes)
         if child.supply is not None:
             self.supply = child.supply
+        if child.vset is not None:
+            self.vset = child.vset
 
     def is_empty(self) -> bool:
-        return not self.accounts and not self.channels and not self.leases and self.supply is None
+        return not (self.accounts or self.channels or self.leases or self.nodes) and self.supply is None and self.vset is None
 
     def entries(self) -> Iterator[bytes]:
         """Every changed record's canonical encoding, sorted (what the state hash covers)."""
         out: list[bytes] = [b"A" + k + _ACCOUNT.pack(*v) for k, v in self.accounts.items()]
         out.extend(b"C" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.channels.items())
         out.extend(b"L" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.leases.items())
+        out.extend(b"N" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.nodes.items())
         if self.supply is not None:
-            out.append(b"S" + struct.pack(">QQ", *self.supply))
+            out.append(b"S" + struct.pack(">QQQ", *self.supply))
+        if self.vset is not None:
+            out.append(b"V" + cbor.encode(self.vset.to_wire()))
         out.sort()
         return iter(out)
 
@@ -202,7 +284,9 @@ class MemoryState:
         self.accounts: dict[bytes, Account] = {}
         self.channels: dict[bytes, Channel] = {}
         self.leases: dict[bytes, Lease] = {}
+        self.nodes: dict[bytes, NodeReg] = {}
         self.supply = Supply()
+        self.vset = ValidatorSet(0, ())
         self.state_hash = ZERO_HASH
 
     def get_account(self, addr: bytes) -> Account | None:
@@ -217,287 +301,39 @@ class MemoryState:
     def get_lease(self, lid: bytes) -> Lease | None:
         return self.leases.get(lid)
 
+    def get_node(self, addr: bytes) -> NodeReg | None:
+        return self.nodes.get(addr)
+
+    def get_validators(self) -> ValidatorSet:
+        return self.vset
+
     def commit(self, ov: Overlay) -> bytes:
         """Fold ``ov`` in and advance the state hash; returns the new hash."""
         self.state_hash = next_state_hash(self.state_hash, ov)
         self.accounts.update(ov.accounts)
-        for k, v in ov.channels.items():
-            if v is None:
-                self.channels.pop(k, None)
-            else:
-                self.channels[k] = v
-        for k, lv in ov.leases.items():
-            if lv is None:
-                self.leases.pop(k, None)
-            else:
-                self.leases[k] = lv
+        _fold(self.channels, ov.channels)
+        _fold(self.leases, ov.leases)
+        _fold(self.nodes, ov.nodes)
         if ov.supply is not None:
             self.supply = ov.supply
+        if ov.vset is not None:
+            self.vset = ov.vset
         return self.state_hash
 
     def total_held(self) -> int:
-        """Balances + deposits + lease escrows + pool: equals ``supply.minted`` whenever the rules held."""
+        """Everything held anywhere: equals ``supply.minted`` whenever the rules held."""
         return (
-            sum(a.balance for a in self.accounts.values())
+            sum(a.balance + a.stake + a.unbonding for a in self.accounts.values())
             + sum(c.deposit for c in self.channels.values())
             + sum(le.escrow for le in self.leases.values())
+            + sum(n.bond for n in self.nodes.values())
             + self.supply.pool
         )
 
 
-def _credit(ov: Overlay, addr: bytes, amount: int) -> None:
-    a = ov.get_account(addr) or Account()
-    ov.accounts[addr] = a._replace(balance=a.balance + amount)
-
-
-def _would_overflow(ov: Overlay, addr: bytes, amount: int) -> bool:
-    a = ov.get_account(addr)
-    return (a.balance if a else 0) + amount > MAX_AMOUNT
-
-
-def apply_tx(ov: Overlay, tx: Tx, env: BlockEnv) -> None:
-    """Apply one signature-checked transaction to ``ov``, or raise LedgerError and change nothing."""
-    params = env.params
-    if tx.chain != params.chain_id:
-        raise LedgerError(f"transaction is for chain {tx.chain!r}, this is {params.chain_id!r}", "wrong_chain")
-    if tx.fee < params.min_fee:
-        raise LedgerError(f"fee {tx.fee} is below the minimum {params.min_fee}", "fee_too_low")
-    sender = ov.get_account(tx.sender)
-    if sender is None:
-        if tx.kind not in (txm.CHANNEL_SETTLE, txm.LEASE_CLAIM):
-            raise LedgerError("the sending account has no funds", "insufficient_funds")
-        # A payee (a fresh node) may settle before it holds anything: the fee comes out of the payout.
-        sender = Account()
-    if tx.nonce != sender.nonce:
-        kind = "replayed" if tx.nonce < sender.nonce else "out of order (gap)"
-        raise LedgerError(f"nonce {tx.nonce} is {kind}; the account's next nonce is {sender.nonce}", "bad_nonce")
-    handler = _HANDLERS[tx.kind]
-    # Each handler checks everything first, then calls ``pay`` to take the fee and spend.
-    handler(ov, tx, env, sender)
-
-
-def _charge(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account, spend: int) -> None:
-    """Check the sender can pay ``spend`` + fee and the validator can receive the fee (no writes)."""
-    if sender.balance < spend + tx.fee:
-        raise LedgerError(
-            f"balance {format_amount(sender.balance)} is less than {format_amount(spend + tx.fee)} needed",
-            "insufficient_funds",
-        )
-    if tx.fee and env.validator != tx.sender and _would_overflow(ov, env.validator, tx.fee):
-        raise LedgerError("fee would overflow the validator's balance", "bad_amount")
-
-
-def _debit(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account, spend: int) -> None:
-    ov.accounts[tx.sender] = sender._replace(balance=sender.balance - spend - tx.fee, nonce=sender.nonce + 1)
-    if tx.fee:
-        _credit(ov, env.validator, tx.fee)
-
-
-def _transfer(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    _charge(ov, tx, env, sender, tx.amount)
-    if tx.to != tx.sender and _would_overflow(ov, tx.to, tx.amount + (tx.fee if tx.to == env.validator else 0)):
-        raise LedgerError("amount would overflow the recipient's balance", "bad_amount")
-    _debit(ov, tx, env, sender, tx.amount)
-    _credit(ov, tx.to, tx.amount)
-
-
-def _open(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    if tx.to == tx.sender:
-        raise LedgerError("a channel's payee must be another account", "bad_channel")
-    if tx.expires <= env.time:
-        raise LedgerError("the channel would already be expired", "bad_channel")
-    _charge(ov, tx, env, sender, tx.amount)
-    cid = channel_id(tx.sender, tx.nonce)
-    _debit(ov, tx, env, sender, tx.amount)
-    ov.channels[cid] = Channel(payer=tx.sender, payer_pub=tx.pub, payee=tx.to, deposit=tx.amount, expires=tx.expires)
-
-
-def _channel(ov: Overlay, tx: Tx) -> Channel:
-    ch = ov.get_channel(tx.channel)
-    if ch is None:
-        raise LedgerError(f"no open channel {tx.channel.hex()[:16]}…", "unknown_channel")
-    return ch
-
-
-def _topup(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    ch = _channel(ov, tx)
-    if ch.payer != tx.sender:
-        raise LedgerError("only the channel's payer can top it up", "not_channel_party")
-    if ch.status != OPEN:
-        raise LedgerError("the channel is closing", "channel_closing")
-    if tx.expires and tx.expires < ch.expires:
-        raise LedgerError("a top-up cannot shorten the channel", "bad_channel")
-    if ch.total_deposit + tx.amount > MAX_AMOUNT:
-        raise LedgerError("deposit would overflow", "bad_amount")
-    _charge(ov, tx, env, sender, tx.amount)
-    _debit(ov, tx, env, sender, tx.amount)
-    ov.channels[tx.channel] = ch._replace(deposit=ch.deposit + tx.amount, expires=max(ch.expires, tx.expires))
-
-
-def _settle(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    ch = _channel(ov, tx)
-    params = env.params
-    if ch.payee != tx.sender:
-        raise LedgerError("only the channel's payee can settle it", "not_channel_party")
-    if tx.cheque is None and not tx.close:
-        raise LedgerError("a settle without a cheque must close the channel", "malformed")
-    supply = ov.get_supply()
-    payer = ov.get_account(ch.payer) or Account()
-    free_pay = 0
-    charged = 0
-    upd = ch
-    to_up: tuple[tuple[bytes, int], ...] = ()
-    to_payee = 0
-    if tx.cheque is not None:
-        c = tx.cheque
-        c.verify(ch.payer_pub)
-        s = check_successor(
-            ch.settled(),
-            c,
-            chain=params.chain_id,
-            channel=tx.channel,
-            payer=ch.payer,
-            total_deposit=ch.total_deposit,
-            params=params,
-        )
-        # The free part is honoured only up to the payer's allowance left this epoch (and the
-        # pool): a node extends free credit at its own risk, never at the network's.
-        epoch = env.epoch
-        charged = min(s.free_bytes, allowance_left(params, payer, epoch))
-        free_pay = min(params.free_payout(charged), supply.pool)
-        to_up, to_payee = s.to_uploaders, s.to_payee
-        upd = ch._replace(
-            deposit=ch.deposit - s.paid,
-            seq=c.seq,
-            paid=c.amount,
-            free_bytes=c.free_bytes,
-            paid_bytes=c.paid_bytes,
-            uploaders=c.uploaders,
-        )
-        for addr, amt in to_up:
-            if _would_overflow(ov, addr, amt):
-                raise LedgerError("uploader payout would overflow a balance", "bad_amount")
-    got = to_payee + free_pay
-    if _would_overflow(ov, tx.sender, got):
-        raise LedgerError("payout would overflow the payee's balance", "bad_amount")
-    if sender.balance + got < tx.fee:
-        raise LedgerError("the settlement pays less than its fee", "insufficient_funds")
-    if tx.fee and env.validator != tx.sender and _would_overflow(ov, env.validator, tx.fee):
-        raise LedgerError("fee would overflow the validator's balance", "bad_amount")
-    # All checks passed: write.
-    if charged:
-        used = payer.used if payer.epoch == env.epoch else 0
-        ov.accounts[ch.payer] = payer._replace(epoch=env.epoch, used=used + charged)
-    ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
-    if tx.fee:
-        _credit(ov, env.validator, tx.fee)
-    for addr, amt in to_up:
-        _credit(ov, addr, amt)
-    if free_pay:
-        ov.supply = supply._replace(pool=supply.pool - free_pay)
-    if tx.close:
-        if upd.deposit:
-            _credit(ov, ch.payer, upd.deposit)
-        ov.channels[tx.channel] = None
-    else:
-        ov.channels[tx.channel] = upd
-
-
-def _close_start(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    ch = _channel(ov, tx)
-    if ch.payer != tx.sender:
-        raise LedgerError("only the channel's payer can start a unilateral close", "not_channel_party")
-    if ch.status != OPEN:
-        raise LedgerError("the channel is already closing", "channel_closing")
-    if env.time < ch.expires:
-        raise LedgerError(f"the channel does not expire until {ch.expires}", "not_expired")
-    _charge(ov, tx, env, sender, 0)
-    _debit(ov, tx, env, sender, 0)
-    ov.channels[tx.channel] = ch._replace(status=CLOSING, close_at=env.time + env.params.challenge_seconds)
-
-
-def _finalize(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    ch = _channel(ov, tx)
-    if ch.payer != tx.sender:
-        raise LedgerError("only the channel's payer can finalize its close", "not_channel_party")
-    if ch.status != CLOSING:
-        raise LedgerError("start a close first (channel_close_start)", "not_closing")
-    if env.time < ch.close_at:
-        raise LedgerError(f"the challenge window is open until {ch.close_at}", "challenge_open")
-    if _would_overflow(ov, tx.sender, ch.deposit):
-        raise LedgerError("refund would overflow the payer's balance", "bad_amount")
-    _charge(ov, tx, env, sender, 0)
-    _debit(ov, tx, env, sender, 0)
-    _credit(ov, tx.sender, ch.deposit)
-    ov.channels[tx.channel] = None
-
-
-def _lease_open(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    if tx.to == tx.sender:
-        raise LedgerError("a lease pays another account (the node)", "bad_lease")
-    if tx.expires <= env.time:
-        raise LedgerError("the lease would already be over", "bad_lease")
-    _charge(ov, tx, env, sender, tx.amount)
-    lid = lease_id(tx.sender, tx.nonce)
-    _debit(ov, tx, env, sender, tx.amount)
-    ov.leases[lid] = Lease(
-        payer=tx.sender, payee=tx.to, auditor=tx.auditor or tx.sender, si=tx.si, shnum=tx.shnum, root=tx.root,
-        size=tx.size, start=env.time, end=tx.expires, amount=tx.amount, escrow=tx.amount,
-    )  # fmt: skip
-
-
-def _lease(ov: Overlay, tx: Tx) -> Lease:
-    le = ov.get_lease(tx.lease)
-    if le is None:
-        raise LedgerError(f"no lease {tx.lease.hex()[:16]}…", "unknown_lease")
-    return le
-
-
-def _lease_claim(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    le = _lease(ov, tx)
-    if le.payee != tx.sender:
-        raise LedgerError("only the lease's node can claim it", "not_lease_party")
-    got = le.claimable(env.time)
-    if _would_overflow(ov, tx.sender, got):
-        raise LedgerError("payout would overflow the node's balance", "bad_amount")
-    if sender.balance + got < tx.fee:
-        raise LedgerError("the claim pays less than its fee", "insufficient_funds")
-    if tx.fee and env.validator != tx.sender and _would_overflow(ov, env.validator, tx.fee):
-        raise LedgerError("fee would overflow the validator's balance", "bad_amount")
-    ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
-    if tx.fee:
-        _credit(ov, env.validator, tx.fee)
-    upd = le._replace(escrow=le.escrow - got, claimed=le.claimed + got)
-    ov.leases[tx.lease] = None if upd.done(env.time) else upd
-
-
-def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    le = _lease(ov, tx)
-    if tx.sender not in (le.payer, le.auditor):
-        raise LedgerError("only the lease's payer or auditor can report a failed audit", "not_lease_party")
-    if le.status != LEASE_ACTIVE:
-        raise LedgerError("the lease has already failed", "lease_failed")
-    if env.time >= le.end:
-        raise LedgerError("the lease is over; there is nothing left to stop", "bad_lease")
-    failed = le._replace(status=LEASE_FAILED, failed_at=env.time)
-    refund = le.amount - failed.accrued(env.time)
-    if _would_overflow(ov, le.payer, refund + (tx.fee if le.payer == env.validator else 0)):
-        raise LedgerError("refund would overflow the payer's balance", "bad_amount")
-    _charge(ov, tx, env, sender, 0)
-    _debit(ov, tx, env, sender, 0)
-    _credit(ov, le.payer, refund)
-    upd = failed._replace(escrow=le.escrow - refund)
-    ov.leases[tx.lease] = None if upd.done(env.time) else upd
-
-
-_HANDLERS = {
-    txm.TRANSFER: _transfer,
-    txm.CHANNEL_OPEN: _open,
-    txm.CHANNEL_TOPUP: _topup,
-    txm.CHANNEL_SETTLE: _settle,
-    txm.CHANNEL_CLOSE_START: _close_start,
-    txm.CHANNEL_FINALIZE: _finalize,
-    txm.LEASE_OPEN: _lease_open,
-    txm.LEASE_CLAIM: _lease_claim,
-    txm.LEASE_FAIL: _lease_fail,
-}
+def _fold(table: dict[bytes, Any], changes: dict[bytes, Any]) -> None:
+    for k, v in changes.items():
+        if v is None:
+            table.pop(k, None)
+        else:
+            table[k] = v

@@ -1,10 +1,10 @@
-"""The validator's SQLite store: committed state, blocks, transaction indexes and mempool.
+"""The validator's SQLite store: committed state, blocks, their signatures, transaction indexes.
 
 WAL journal with ``synchronous=FULL``: a commit is on disk when ``commit_block`` returns, so
-kill -9 at any moment loses no committed block. Each block is one SQLite transaction
-(state rows, block, indexes, and removal of its transactions from the mempool), so a crash
-leaves either all of it or none. Accepted transactions are written to the mempool table
-before they are acknowledged; after a restart the validator re-applies them.
+kill -9 at any moment loses no committed block. Each block is one SQLite transaction (state
+rows, block, indexes, and the index of the replicated-log entry it came from, ``applied``),
+so a crash leaves either all of it or none, and after a restart the validator re-applies the
+log entries after ``applied`` (validator_apply.py).
 
 Not thread-safe on its own: the validator serialises access with its lock.
 """
@@ -21,14 +21,19 @@ from veil.format import cbor
 from veil.ledger.block import BlockHeader
 from veil.ledger.genesis import Genesis, decode_genesis
 from veil.ledger.lease import Lease
-from veil.ledger.state import Account, Channel, Overlay, Supply
+from veil.ledger.state import Account, Channel, NodeReg, Overlay, Supply, ValidatorSet
 from veil.ledger.tx import Tx
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     addr BLOB PRIMARY KEY, balance INTEGER NOT NULL, nonce INTEGER NOT NULL,
-    epoch INTEGER NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID;
+    epoch INTEGER NOT NULL, used INTEGER NOT NULL, stake INTEGER NOT NULL, unbonding INTEGER NOT NULL,
+    unbond_at INTEGER NOT NULL, free_opens INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (addr BLOB PRIMARY KEY, operator BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nodes_operator ON nodes (operator);
+CREATE TABLE IF NOT EXISTS block_sigs (
+    height INTEGER NOT NULL, pub BLOB NOT NULL, sig BLOB NOT NULL, PRIMARY KEY (height, pub)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS channels (
     id BLOB PRIMARY KEY, payer BLOB NOT NULL, payee BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS channels_payer ON channels (payer);
@@ -42,7 +47,6 @@ CREATE TABLE IF NOT EXISTS addr_txs (
 CREATE TABLE IF NOT EXISTS leases (
     id BLOB PRIMARY KEY, payer BLOB NOT NULL, payee BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leases_payee ON leases (payee);
-CREATE TABLE IF NOT EXISTS mempool (seq INTEGER PRIMARY KEY, id BLOB NOT NULL, raw BLOB NOT NULL);
 """
 
 
@@ -56,6 +60,7 @@ class LedgerStore:
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         self._supply: Supply | None = None
+        self._vset: ValidatorSet | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -81,6 +86,8 @@ class LedgerStore:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self._write_state(ov)
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", ("vset:" + g.validators.hash.hex(),
+                                                                       cbor.encode(g.validators.to_wire())))
             self.db.executemany(
                 "INSERT INTO kv VALUES (?, ?)",
                 [
@@ -96,6 +103,7 @@ class LedgerStore:
             self.db.execute("ROLLBACK")
             raise
         self._supply = None
+        self._vset = None
 
     def head(self) -> tuple[int, bytes, int, bytes]:
         """(height, hash, time, state hash) of the last committed block (genesis = height 0)."""
@@ -105,7 +113,8 @@ class LedgerStore:
     # -- StateReader -----------------------------------------------------------------------
 
     def get_account(self, addr: bytes) -> Account | None:
-        row = self.db.execute("SELECT balance, nonce, epoch, used FROM accounts WHERE addr = ?", (addr,)).fetchone()
+        row = self.db.execute("SELECT balance, nonce, epoch, used, stake, unbonding, unbond_at, free_opens "
+                              "FROM accounts WHERE addr = ?", (addr,)).fetchone()  # fmt: skip
         return None if row is None else Account(*row)
 
     def get_channel(self, cid: bytes) -> Channel | None:
@@ -117,6 +126,25 @@ class LedgerStore:
             raw = self._kv("supply")
             self._supply = Supply() if raw is None else Supply(*cbor.decode(bytes(raw), 64))
         return self._supply
+
+    def get_node(self, addr: bytes) -> NodeReg | None:
+        row = self.db.execute("SELECT data FROM nodes WHERE addr = ?", (addr,)).fetchone()
+        return None if row is None else NodeReg.from_wire(cbor.decode(row[0], 1 << 12))
+
+    def nodes_of(self, operator: bytes) -> list[tuple[bytes, NodeReg]]:
+        rows = self.db.execute("SELECT addr, data FROM nodes WHERE operator = ?", (operator,)).fetchall()
+        return [(bytes(a), NodeReg.from_wire(cbor.decode(d, 1 << 12))) for a, d in rows]
+
+    def get_validators(self) -> ValidatorSet:
+        if self._vset is None:
+            raw = self._kv("vset")
+            self._vset = ValidatorSet(0, ()) if raw is None else ValidatorSet.from_wire(cbor.decode(bytes(raw), 1 << 16))
+        return self._vset
+
+    def vset_by_hash(self, h: bytes) -> ValidatorSet | None:
+        """A validator set that was in force at some height, by its hash."""
+        raw = self._kv("vset:" + h.hex())
+        return None if raw is None else ValidatorSet.from_wire(cbor.decode(bytes(raw), 1 << 16))
 
     def get_lease(self, lid: bytes) -> Lease | None:
         row = self.db.execute("SELECT data FROM leases WHERE id = ?", (lid,)).fetchone()
@@ -147,7 +175,7 @@ class LedgerStore:
     def _write_state(self, ov: Overlay) -> None:
         if ov.accounts:
             self.db.executemany(
-                "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(k, *v) for k, v in ov.accounts.items()],
             )
         for cid, ch in ov.channels.items():
@@ -165,19 +193,33 @@ class LedgerStore:
                 self.db.execute(
                     "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (lid, le.payer, le.payee, cbor.encode(le.to_wire()))
                 )
+        for addr, reg in ov.nodes.items():
+            if reg is None:
+                self.db.execute("DELETE FROM nodes WHERE addr = ?", (addr,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", (addr, reg.operator, cbor.encode(reg.to_wire())))
         if ov.supply is not None:
             self.db.execute("INSERT OR REPLACE INTO kv VALUES ('supply', ?)", (cbor.encode(list(ov.supply)),))
+        if ov.vset is not None:
+            raw = cbor.encode(ov.vset.to_wire())
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES ('vset', ?)", (raw,))
+            self.db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", ("vset:" + ov.vset.hash.hex(), raw))
 
-    def load_accounts(self, rows: Iterable[tuple[bytes, int, int, int, int]]) -> None:
-        """Bulk-insert accounts (benchmarks and simulations only: bypasses the rules)."""
+    def load_accounts(self, rows: Iterable[tuple[int | bytes, ...]]) -> None:
+        """Bulk-insert accounts (address + the 8 Account fields; benchmarks and simulations only)."""
         self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.db.execute("COMMIT")
 
-    def commit_block(
-        self, header: BlockHeader, body: bytes, txs: Sequence[Tx], changes: Overlay, mempool_upto: int
-    ) -> None:
-        """Persist one block atomically and durably, dropping its transactions from the mempool."""
+    def applied(self) -> int:
+        """The last replicated-log index applied to this store (0: none)."""
+        return int(self._kv("applied") or 0)
+
+    def set_applied(self, index: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO kv VALUES ('applied', ?)", (index,))
+
+    def commit_block(self, header: BlockHeader, body: bytes, txs: Sequence[Tx], changes: Overlay, applied: int) -> None:
+        """Persist one block atomically and durably, with the log index it came from."""
         h = header.height
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -190,40 +232,44 @@ class LedgerStore:
                 for r in t.recipients():
                     idx.add((r, h, i))
             self.db.executemany("INSERT INTO addr_txs VALUES (?, ?, ?)", idx)
-            self.db.execute("DELETE FROM mempool WHERE seq <= ?", (mempool_upto,))
             self.db.executemany(
                 "INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                [("height", h), ("head_hash", header.hash), ("head_time", header.time), ("state_hash", header.state)],
-            )
+                [("height", h), ("head_hash", header.hash), ("head_time", header.time), ("state_hash", header.state),
+                 ("applied", applied)],
+            )  # fmt: skip
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             self._supply = None
+            self._vset = None
             raise
         if changes.supply is not None:
             self._supply = changes.supply
+        if changes.vset is not None:
+            self._vset = changes.vset
 
-    def mempool_add(self, items: Sequence[tuple[bytes, bytes]]) -> int:
-        """Durably append accepted (txid, raw) pairs; returns the sequence number of the last."""
+    def add_sigs(self, items: Sequence[tuple[int, bytes, bytes]], applied: int) -> None:
+        """Record validator signatures (height, key, signature) of committed blocks."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            base = int(self._kv("mempool_seq") or 0)
-            self.db.executemany("INSERT INTO mempool VALUES (?, ?, ?)", [(base + 1 + i, t, r) for i, (t, r) in enumerate(items)])
-            last = base + len(items)
-            self.db.execute("INSERT OR REPLACE INTO kv VALUES ('mempool_seq', ?)", (last,))
+            self.db.executemany("INSERT OR IGNORE INTO block_sigs VALUES (?, ?, ?)", items)
+            self.set_applied(applied)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return last
 
-    def mempool(self) -> list[tuple[int, bytes]]:
-        return [(int(s), bytes(r)) for s, r in self.db.execute("SELECT seq, raw FROM mempool ORDER BY seq")]
+    def sigs(self, height: int) -> dict[bytes, bytes]:
+        return {bytes(p): bytes(s) for p, s in self.db.execute("SELECT pub, sig FROM block_sigs WHERE height = ?", (height,))}
 
-    def mempool_drop(self, seqs: Iterable[int]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany("DELETE FROM mempool WHERE seq = ?", [(s,) for s in seqs])
-        self.db.execute("COMMIT")
+    def header(self, height: int) -> bytes | None:
+        row = self.db.execute("SELECT header FROM blocks WHERE height = ?", (height,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def sig_counts(self, start: int) -> dict[int, int]:
+        """Signature counts per height from ``start`` on."""
+        rows = self.db.execute("SELECT height, count(*) FROM block_sigs WHERE height >= ? GROUP BY height", (start,))
+        return {int(h): int(n) for h, n in rows}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -238,10 +284,6 @@ class LedgerStore:
     def tx_location(self, txid: bytes) -> tuple[int, int] | None:
         row = self.db.execute("SELECT height, idx FROM txs WHERE id = ?", (txid,)).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
-
-    def in_mempool(self, txid: bytes) -> bytes | None:
-        row = self.db.execute("SELECT raw FROM mempool WHERE id = ?", (txid,)).fetchone()
-        return None if row is None else bytes(row[0])
 
     def history(self, addr: bytes, limit: int) -> list[tuple[int, int]]:
         rows = self.db.execute(

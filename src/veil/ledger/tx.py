@@ -17,7 +17,17 @@ lease_open             payee, auditor (optional address), si (16 bytes), shnum, 
                        size, expires (the lease's end, unix seconds), amount (the escrow)
 lease_claim            lease (id): the payee takes what has accrued
 lease_fail             lease, evidence (bytes <= 512): the payer or auditor reports a failed audit
+stake                  amount, for (optional address; default the sender)
+unstake                amount
+withdraw               (none): released unbonding stake back to the balance
+node_register          node (the node's public key), bond, proof (the node key's signature)
+node_unbond            node (the node's address)
+node_withdraw          node (the node's address)
+validator_change       op ("add" | "remove"), key (public key), raft, api (HOST:PORT), approvals
 =====================  ========================================================
+
+``chain`` is the chain id: the hex of the genesis hash (genesis.py), so a transaction signed
+for one chain can never apply on another, whatever the networks are called.
 
 The transaction id is ``H("veil/tx-id/v1", wire bytes)``. Decoding checks structure only;
 ``verify_signature`` (or ``crypto.sigbatch.verify_many`` over ``signature_item()``) checks
@@ -64,6 +74,17 @@ LEASE_OPEN = "lease_open"
 LEASE_CLAIM = "lease_claim"
 LEASE_FAIL = "lease_fail"
 MAX_EVIDENCE = 512
+STAKE = "stake"
+UNSTAKE = "unstake"
+WITHDRAW = "withdraw"
+NODE_REGISTER = "node_register"
+NODE_UNBOND = "node_unbond"
+NODE_WITHDRAW = "node_withdraw"
+VALIDATOR_CHANGE = "validator_change"
+VALIDATOR_ADD = "add"
+VALIDATOR_REMOVE = "remove"
+MAX_APPROVALS = 64
+MAX_HOSTPORT = 255
 
 _COMMON = frozenset({"chain", "type", "pub", "nonce", "fee"})
 _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -76,6 +97,13 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     LEASE_OPEN: (_COMMON | {"payee", "si", "shnum", "root", "size", "expires", "amount"}, frozenset({"auditor"})),
     LEASE_CLAIM: (_COMMON | {"lease"}, frozenset()),
     LEASE_FAIL: (_COMMON | {"lease", "evidence"}, frozenset()),
+    STAKE: (_COMMON | {"amount"}, frozenset({"for"})),
+    UNSTAKE: (_COMMON | {"amount"}, frozenset()),
+    WITHDRAW: (_COMMON, frozenset()),
+    NODE_REGISTER: (_COMMON | {"node", "bond", "proof"}, frozenset()),
+    NODE_UNBOND: (_COMMON | {"node"}, frozenset()),
+    NODE_WITHDRAW: (_COMMON | {"node"}, frozenset()),
+    VALIDATOR_CHANGE: (_COMMON | {"op", "key", "raft", "api", "approvals"}, frozenset()),
 }
 TX_TYPES = frozenset(_SHAPES)
 
@@ -107,6 +135,12 @@ class Tx:
     root: bytes = b""
     size: int = 0
     evidence: bytes = b""
+    node: bytes = b""  # node_register: the node's public key; validator_change: the validator's key
+    proof: bytes = b""  # node_register: the node key's signature
+    op: str = ""  # validator_change
+    raft: str = ""
+    api: str = ""
+    approvals: tuple[tuple[bytes, bytes], ...] = ()
 
     def signature_item(self) -> tuple[bytes, bytes, bytes]:
         return self.pub, _SIG_PREFIX + self.body, self.sig
@@ -159,7 +193,7 @@ def decode_tx(raw: bytes) -> Tx:
         tx.memo = memo
     elif kind == CHANNEL_OPEN:
         tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
-        tx.amount = want_amount(m, "deposit", what)
+        tx.amount = want_amount(m, "deposit", what, allow_zero=True)  # 0: a free-tier channel
         tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
     elif kind == LEASE_OPEN:
         tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
@@ -175,6 +209,8 @@ def decode_tx(raw: bytes) -> Tx:
         tx.lease = want_bytes(m, "lease", what, 32)
         if kind == LEASE_FAIL:
             tx.evidence = want_bytes(m, "evidence", what, max_size=MAX_EVIDENCE)
+    elif kind in _STAKE_KINDS:
+        _decode_stake(tx, m)
     else:
         tx.channel = want_bytes(m, "channel", what, 32)
         if kind == CHANNEL_TOPUP:
@@ -191,13 +227,49 @@ def decode_tx(raw: bytes) -> Tx:
     return tx
 
 
-def build_tx(key: SigningKey, chain: str, kind: str, nonce: int, fee: int, **fields: Any) -> bytes:
+_STAKE_KINDS = frozenset({STAKE, UNSTAKE, WITHDRAW, NODE_REGISTER, NODE_UNBOND, NODE_WITHDRAW, VALIDATOR_CHANGE})
+
+
+def _decode_stake(tx: Tx, m: dict[str, Any]) -> None:
+    what = "transaction"
+    kind = tx.kind
+    if kind in (STAKE, UNSTAKE):
+        tx.amount = want_amount(m, "amount", what)
+        if "for" in m:
+            tx.to = want_bytes(m, "for", what, ADDRESS_SIZE)
+    elif kind == NODE_REGISTER:
+        tx.node = want_bytes(m, "node", what, PUBLIC_KEY_SIZE)
+        tx.amount = want_amount(m, "bond", what)
+        tx.proof = want_bytes(m, "proof", what, 64)
+    elif kind in (NODE_UNBOND, NODE_WITHDRAW):
+        tx.to = want_bytes(m, "node", what, ADDRESS_SIZE)
+    elif kind == VALIDATOR_CHANGE:
+        op = m["op"]
+        if op not in (VALIDATOR_ADD, VALIDATOR_REMOVE):
+            raise LedgerError("transaction: op must be add or remove", "malformed")
+        tx.op = op
+        tx.node = want_bytes(m, "key", what, PUBLIC_KEY_SIZE)
+        for k in ("raft", "api"):
+            v = m[k]
+            if not isinstance(v, str) or not 0 < len(v) <= MAX_HOSTPORT:
+                raise LedgerError(f"transaction: {k} must be HOST:PORT", "malformed")
+        tx.raft, tx.api = m["raft"], m["api"]
+        apps = m["approvals"]
+        if not isinstance(apps, list) or len(apps) > MAX_APPROVALS or not all(
+            isinstance(a, list) and len(a) == 2 and isinstance(a[0], bytes) and len(a[0]) == PUBLIC_KEY_SIZE
+            and isinstance(a[1], bytes) and len(a[1]) == 64 for a in apps
+        ):
+            raise LedgerError("transaction: approvals must be [[key, signature], ...]", "malformed")
+        tx.approvals = tuple((a[0], a[1]) for a in apps)
+
+
+def build_tx(signer: SigningKey, chain: str, kind: str, nonce: int, fee: int, **fields: Any) -> bytes:
     """Sign a transaction (the wallet side); ``fields`` are the type's keys from the table above."""
     if kind not in _SHAPES:
         raise ValueError(f"unknown transaction type {kind!r}")
-    body: dict[str, Any] = {"chain": chain, "type": kind, "pub": key.public_key, "nonce": nonce, "fee": fee}
+    body: dict[str, Any] = {"chain": chain, "type": kind, "pub": signer.public_key, "nonce": nonce, "fee": fee}
     body.update({k: v for k, v in fields.items() if v is not None})
-    raw, _, _ = seal(MAGIC, VERSION, body, key, labels.TX_SIG)
+    raw, _, _ = seal(MAGIC, VERSION, body, signer, labels.TX_SIG)
     return raw
 
 
@@ -245,3 +317,33 @@ def lease_claim(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes)
 
 def lease_fail(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes, evidence: bytes) -> bytes:
     return build_tx(key, chain, LEASE_FAIL, nonce, fee, lease=lease, evidence=evidence)
+
+
+def stake(key: SigningKey, chain: str, nonce: int, fee: int, amount: int, beneficiary: bytes | None = None) -> bytes:
+    return build_tx(key, chain, STAKE, nonce, fee, amount=amount, **({"for": beneficiary} if beneficiary else {}))
+
+
+def unstake(key: SigningKey, chain: str, nonce: int, fee: int, amount: int) -> bytes:
+    return build_tx(key, chain, UNSTAKE, nonce, fee, amount=amount)
+
+
+def withdraw(key: SigningKey, chain: str, nonce: int, fee: int) -> bytes:
+    return build_tx(key, chain, WITHDRAW, nonce, fee)
+
+
+def node_register(key: SigningKey, chain: str, nonce: int, fee: int, node_pub: bytes, bond: int, proof: bytes) -> bytes:
+    return build_tx(key, chain, NODE_REGISTER, nonce, fee, node=node_pub, bond=bond, proof=proof)
+
+
+def node_unbond(key: SigningKey, chain: str, nonce: int, fee: int, node: bytes) -> bytes:
+    return build_tx(key, chain, NODE_UNBOND, nonce, fee, node=node)
+
+
+def node_withdraw(key: SigningKey, chain: str, nonce: int, fee: int, node: bytes) -> bytes:
+    return build_tx(key, chain, NODE_WITHDRAW, nonce, fee, node=node)
+
+
+def validator_change(key: SigningKey, chain: str, nonce: int, fee: int, op: str, validator: bytes, raft: str, api: str,
+                     approvals: list[tuple[bytes, bytes]]) -> bytes:  # fmt: skip
+    fields = {"op": op, "key": validator, "raft": raft, "api": api, "approvals": [[p, s] for p, s in approvals]}
+    return build_tx(key, chain, VALIDATOR_CHANGE, nonce, fee, **fields)

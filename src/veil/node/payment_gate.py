@@ -12,7 +12,7 @@ payer's allowance, so the node takes at most ``free_credit`` unsettled free byte
 payer, and settles (``channel_settle``, close=false) as soon as half of that is used.
 A settler thread also settles everything left over from before a restart, and closes
 channels that near their expiry. Config keys: ``price_per_gb``, ``lease_price_per_gb_day``,
-``free_credit``, ``validator`` (``[NODEID@]HOST:PORT``), ``min_channel_life``.
+``free_credit``, ``validator`` (``NODEID@HOST:PORT[,...]``, every validator), ``min_channel_life``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ class PaymentGate:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._nonce: int | None = None
         self.stats = GateStats()
         self._leases_path = ctx.data_dir / "payments" / "leases.json"
         self.leases: set[bytes] = self._load_leases()
@@ -298,21 +297,7 @@ class PaymentGate:
         return total
 
     def _submit_own(self, build: Callable[[int], bytes]) -> None:
-        client = self._ledger_client()
-        for _ in range(5):
-            if self._nonce is None:
-                self._nonce = client.next_nonce(self.address)
-            try:
-                txid = client.submit(build(self._nonce))
-            except LedgerError as e:
-                self._nonce = None
-                if e.code == "bad_nonce":
-                    continue
-                raise
-            self._nonce += 1
-            client.wait_committed(txid)
-            return
-        raise LedgerError("could not get a transaction in (nonce races)", "bad_nonce")
+        self._ledger_client().submit_with_nonce(self.key, build)
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -377,29 +362,20 @@ class PaymentGate:
         if latest is None and not close:
             return None
         client = self._ledger_client()
-        for _ in range(5):
-            if self._nonce is None:
-                self._nonce = client.next_nonce(self.address)
-            raw = book.settle_tx(self.key, self._nonce, params.min_fee, cid, close)
-            try:
-                txid = client.submit(raw)
-            except LedgerError as e:
-                self._nonce = None
-                if e.code == "bad_nonce":
-                    continue
-                if e.code in ("stale_cheque", "unknown_channel"):
-                    self._refresh(book, cid)  # already settled (by `veil node earnings`) or gone
-                    return None
-                raise
-            self._nonce += 1
-            st = client.wait_committed(txid)
-            self.stats.settles += 1
-            ch = self._refresh(book, cid)
-            if ch is None:
-                book.forget(cid)
-            log.info("settled channel %s at cheque %s (close=%s)", cid.hex()[:16], latest.seq if latest else "-", close)
-            return {"channel": cid, "seq": latest.seq if latest else 0, "height": st.get("height"), "closed": close}
-        raise LedgerError("could not get a settle transaction in (nonce races)", "bad_nonce")
+        try:
+            txid, _ = client.submit_with_nonce(self.key, lambda n: book.settle_tx(self.key, n, params.min_fee, cid, close))
+        except LedgerError as e:
+            if e.code in ("stale_cheque", "unknown_channel"):
+                self._refresh(book, cid)  # already settled (by `veil node earnings`) or gone
+                return None
+            raise
+        st = client.wait_committed(txid)
+        self.stats.settles += 1
+        ch = self._refresh(book, cid)
+        if ch is None:
+            book.forget(cid)
+        log.info("settled channel %s at cheque %s (close=%s)", cid.hex()[:16], latest.seq if latest else "-", close)
+        return {"channel": cid, "seq": latest.seq if latest else 0, "height": st.get("height"), "closed": close}
 
     def earnings(self) -> dict[str, Any]:
         """What the node's channels hold, settled and not (for `veil node earnings`)."""

@@ -1,14 +1,22 @@
-"""The validator's core, without HTTP: accept transactions into the open block, seal blocks,
-answer queries. The HTTP role (validator_role.py) and the benchmark drive it.
+"""The replicated ledger machine: applies committed log entries to this validator's SQLite
+store, deterministically, and answers queries. No networking: ``validator_raft.py`` feeds it
+the entries the Raft engine committed, in log order, on every validator alike.
 
-The open block has its time fixed when its first transaction arrives, so every transaction
-is checked against exactly the rules (and time) it will be committed under: a submit
-returns the final verdict. An accepted transaction is written to the mempool table before
-the submit returns; ``seal`` then commits the open block in one SQLite transaction. After a
-crash, the mempool is re-applied into a new open block in the order it was accepted.
+Two kinds of log entry (canonical CBOR maps):
 
-Single validator: consensus among several (Raft, DESIGN.md) is a later step; the block
-format already carries the validator key so a cluster can sign the same headers.
+* ``{"k": "txs", "t": unix seconds, "txs": [tx bytes, ...]}``: a batch. Block time =
+  ``max(t, time of the last block)``; each transaction is checked and applied in order against
+  that time (a transaction already in a block, or earlier in the batch, is acknowledged again
+  and not applied twice; a rejected one is skipped with its verdict). If anything was applied,
+  the batch becomes the next block, committed in one SQLite transaction together with the
+  entry's log index. The verdicts are the same on every validator, because the time is part
+  of the entry: what was acknowledged is never re-judged at another time (issue 18 item 6).
+* ``{"k": "sigs", "s": [[height, key, signature], ...]}``: validators' signatures over blocks
+  they applied; a signature is kept if it verifies and its key belongs to the set that must
+  sign that block. A block with signatures from a majority of that set is final.
+
+Entries at or below the store's ``applied`` index are skipped, so replaying the Raft journal
+after a restart is harmless.
 """
 
 from __future__ import annotations
@@ -16,34 +24,47 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from veil.crypto.sigbatch import verify_many
 from veil.crypto.sign import SigningKey
-from veil.errors import LedgerError, UsageError
+from veil.errors import IntegrityError, LedgerError, UsageError
+from veil.format import cbor
 from veil.ledger.address import address_of
-from veil.ledger.block import BlockHeader, decode_body, encode_body, make_header
-from veil.ledger.state import BlockEnv, Overlay, allowance_left, apply_tx, epoch_of, next_state_hash
+from veil.ledger.block import BlockHeader, decode_body, decode_header, encode_body, make_header
+from veil.ledger.rules import apply_tx
+from veil.ledger.state import BlockEnv, Overlay, allowance_left, epoch_of, next_state_hash
 from veil.ledger.store import LedgerStore
 from veil.ledger.tx import Tx, decode_tx
 
 log = logging.getLogger("veil.validator")
 
-MAX_BLOCK_TXS = 50_000
 MAX_BATCH = 10_000
+MAX_ENTRY = 64 << 20
+VERDICT_MEMORY = 4096  # log entries whose verdicts are kept for the submitters waiting on them
 
 
 @dataclass(frozen=True)
 class Verdict:
     txid: bytes | None
     error: LedgerError | None = None
+    height: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         if self.error is not None:
             return {"error": self.error.code, "message": str(self.error)}
-        return {"id": self.txid}
+        return {"id": self.txid, "height": self.height}
+
+
+def txs_entry(t: int, raws: Sequence[bytes]) -> bytes:
+    return cbor.encode({"k": "txs", "t": t, "txs": list(raws)})
+
+
+def sigs_entry(items: Sequence[tuple[int, bytes, bytes]]) -> bytes:
+    return cbor.encode({"k": "sigs", "s": [[h, p, s] for h, p, s in items]})
 
 
 def _parties(tx: Tx, payer: bytes, payee: bytes) -> tuple[bytes, ...]:
@@ -53,228 +74,238 @@ def _parties(tx: Tx, payer: bytes, payee: bytes) -> tuple[bytes, ...]:
     return (payer, payee, *ups)
 
 
-class ValidatorCore:
-    def __init__(
-        self, store: LedgerStore, key: SigningKey, clock: Callable[[], float] = time.time, max_block_txs: int = MAX_BLOCK_TXS
-    ) -> None:
+class LedgerMachine:
+    """The deterministic state machine every validator runs over its own store."""
+
+    def __init__(self, store: LedgerStore, key: SigningKey, clock: Callable[[], float] = time.time) -> None:
         g = store.genesis()
         if g is None:
             raise UsageError("the validator store has no genesis")
-        if g.validator != key.public_key:
-            raise UsageError("this node's key is not the validator named in genesis")
         self.store = store
         self.genesis = g
         self.params = g.params
         self.key = key
-        self.address = address_of(key.public_key)
         self.clock = clock
-        self.max_block_txs = max_block_txs
-        self._lock = threading.RLock()
-        self._reset_open()
-        self._recover()
+        self.lock = threading.RLock()
+        self.verified: OrderedDict[bytes, None] = OrderedDict()  # txids whose signature this node checked
+        self.verdicts: OrderedDict[int, list[Verdict]] = OrderedDict()
+        self.on_block: Callable[[BlockHeader], None] | None = None  # set by the cluster: sign it
 
-    # -- the open block --------------------------------------------------------------------
+    # -- applying the log ------------------------------------------------------------------
 
-    def _reset_open(self) -> None:
-        self._open = Overlay(self.store)
-        self._txs: list[Tx] = []
-        self._ids: dict[bytes, int] = {}
-        self._time: int | None = None
-        self._upto = 0
+    def applied(self) -> int:
+        with self.lock:
+            return self.store.applied()
 
-    def _env(self) -> BlockEnv:
-        if self._time is None:
-            _, _, head_time, _ = self.store.head()
-            self._time = max(int(self.clock()), head_time)
-        return BlockEnv(self.params, self.genesis.time, self._time, self.address)
-
-    def _recover(self) -> None:
-        pending = self.store.mempool()
-        if not pending:
-            return
-        dropped = []
-        for seq, raw in pending:
+    def apply(self, index: int, payload: bytes) -> None:
+        """Apply log entry ``index`` (entries must come in log order)."""
+        with self.lock:
+            if index <= self.store.applied():
+                return
             try:
-                tx = decode_tx(raw)
-                tx.verify_signature()
-                child = Overlay(self._open)
-                apply_tx(child, tx, self._env())
-            except LedgerError as e:
-                # Cannot happen for transactions accepted under the same rules in the same order;
-                # kept so a damaged store does not stop the validator.
-                log.error("mempool transaction %d no longer applies (%s); dropping it", seq, e)
-                dropped.append(seq)
-                continue
-            self._open.merge(child)
-            if tx.channel and (ch := self._open.get_channel(tx.channel)) is not None:
-                tx.parties = _parties(tx, ch.payer, ch.payee)
-            self._ids[tx.txid] = len(self._txs)
-            self._txs.append(tx)
-            self._upto = seq
-        if dropped:
-            self.store.mempool_drop(dropped)
-        log.info("recovered %d pending transactions from the mempool", len(self._txs))
+                m = cbor.decode(payload, MAX_ENTRY)
+                kind = m.get("k") if isinstance(m, dict) else None
+            except IntegrityError:
+                kind = None
+            if kind == "txs" and isinstance(m.get("t"), int) and isinstance(m.get("txs"), list):
+                self._apply_txs(index, int(m["t"]), [r for r in m["txs"] if isinstance(r, bytes)])
+            elif kind == "sigs" and isinstance(m.get("s"), list):
+                self._apply_sigs(index, m["s"])
+            else:  # cannot happen for entries this code wrote; skipped the same way everywhere
+                log.error("log entry %d is not a ledger entry; skipped", index)
 
-    def submit(self, raws: Sequence[bytes]) -> list[Verdict]:
-        """Check and accept a batch; one verdict per transaction, in order."""
-        if len(raws) > MAX_BATCH:
-            raise LedgerError(f"at most {MAX_BATCH} transactions per batch", "oversized")
-        out: list[Verdict | None] = [None] * len(raws)
+    def _apply_txs(self, index: int, t: int, raws: list[bytes]) -> None:
+        height, head_hash, head_time, state_hash = self.store.head()
+        env = BlockEnv(self.params, self.genesis.time, max(t, head_time))
+        verdicts: list[Verdict] = []
         decoded: list[tuple[int, Tx]] = []
-        for i, raw in enumerate(raws):
+        for raw in raws[:MAX_BATCH]:
             try:
-                decoded.append((i, decode_tx(raw)))
+                decoded.append((len(verdicts), decode_tx(raw)))
+                verdicts.append(Verdict(None))
             except LedgerError as e:
-                out[i] = Verdict(None, e)
-        # Signatures outside the lock, on every core.
-        ok = verify_many([t.signature_item() for _, t in decoded])
-        good: list[tuple[int, Tx]] = []
-        for (i, t), v in zip(decoded, ok, strict=True):
-            if v:
-                good.append((i, t))
-            else:
-                out[i] = Verdict(t.txid, LedgerError("transaction signature does not verify", "bad_signature"))
-        with self._lock:
-            if len(self._txs) + len(good) > self.max_block_txs:
-                self._seal_locked()
-            env = self._env()
-            child = Overlay(self._open)
-            accepted: list[Tx] = []
-            seen: set[bytes] = set()
-            for i, t in good:
-                if t.txid in self._ids or t.txid in seen or self.store.tx_location(t.txid):
-                    out[i] = Verdict(t.txid)  # already accepted: submitting again is harmless
-                    continue
-                ch = child.get_channel(t.channel) if t.channel else None
-                try:
-                    apply_tx(child, t, env)
-                except LedgerError as e:
-                    out[i] = Verdict(t.txid, e)
-                    continue
-                if ch is not None:
-                    t.parties = _parties(t, ch.payer, ch.payee)
-                accepted.append(t)
-                seen.add(t.txid)
-                out[i] = Verdict(t.txid)
-            if accepted:
-                self._upto = self.store.mempool_add([(t.txid, t.raw) for t in accepted])
-                self._open.merge(child)
-                for t in accepted:
-                    self._ids[t.txid] = len(self._txs)
-                    self._txs.append(t)
-            elif not self._txs:
-                self._time = None
-        return [v if v is not None else Verdict(None, LedgerError("not processed", "internal")) for v in out]
+                verdicts.append(Verdict(None, e))
+        need = [t for _, t in decoded if t.txid not in self.verified]
+        ok = dict(zip((t.txid for t in need), verify_many([t.signature_item() for t in need]), strict=True))
+        ov = Overlay(self.store)
+        vset_before = self.store.get_validators()
+        accepted: list[Tx] = []
+        seen: set[bytes] = set()
+        for i, tx in decoded:
+            if not ok.get(tx.txid, True):
+                verdicts[i] = Verdict(tx.txid, LedgerError("transaction signature does not verify", "bad_signature"))
+                continue
+            if tx.txid in seen or (loc := self.store.tx_location(tx.txid)) is not None:
+                at = height + 1 if tx.txid in seen else loc[0]  # type: ignore[index]
+                verdicts[i] = Verdict(tx.txid, None, at)  # already in: acknowledging again is harmless
+                continue
+            ch = ov.get_channel(tx.channel) if tx.channel else None
+            child = Overlay(ov)
+            try:
+                apply_tx(child, tx, env)
+            except LedgerError as e:
+                verdicts[i] = Verdict(tx.txid, e)
+                continue
+            ov.merge(child)
+            if ch is not None:
+                tx.parties = _parties(tx, ch.payer, ch.payee)
+            accepted.append(tx)
+            seen.add(tx.txid)
+            verdicts[i] = Verdict(tx.txid, None, height + 1)
+        for txid in seen:
+            self.verified.pop(txid, None)
+        header = None
+        if accepted:
+            header = make_header(self.params.chain_id, height + 1, head_hash, env.time, [t.txid for t in accepted],
+                                 next_state_hash(state_hash, ov), vset_before.hash)  # fmt: skip
+            self.store.commit_block(header, encode_body([t.raw for t in accepted]), accepted, ov, index)
+        self._remember(index, verdicts)
+        if header is not None and self.on_block is not None:
+            self.on_block(header)
 
-    def seal(self) -> BlockHeader | None:
-        """Commit the open block (if it holds anything); returns its header."""
-        with self._lock:
-            return self._seal_locked()
+    def _apply_sigs(self, index: int, items: list[Any]) -> None:
+        good: list[tuple[int, bytes, bytes]] = []
+        for it in items[:4096]:
+            if not (isinstance(it, list) and len(it) == 3 and isinstance(it[0], int) and isinstance(it[1], bytes)
+                    and isinstance(it[2], bytes)):  # fmt: skip
+                continue
+            raw = self.store.header(it[0])
+            if raw is None:
+                continue
+            h = decode_header(raw)
+            vset = self.store.vset_by_hash(h.vset)
+            if vset is not None and it[1] in vset.keys and h.signed_by(it[1], it[2]):
+                good.append((it[0], it[1], it[2]))
+        self.store.add_sigs(good, index)
 
-    def _seal_locked(self) -> BlockHeader | None:
-        if not self._txs:
-            return None
-        height, head_hash, _, state_hash = self.store.head()
-        env = self._env()
-        new_state = next_state_hash(state_hash, self._open)
-        header = make_header(
-            self.key, self.params.chain_id, height + 1, head_hash, env.time, [t.txid for t in self._txs], new_state
-        )
-        self.store.commit_block(header, encode_body([t.raw for t in self._txs]), self._txs, self._open, self._upto)
-        self._reset_open()
-        return header
+    def _remember(self, index: int, verdicts: list[Verdict]) -> None:
+        self.verdicts[index] = verdicts
+        while len(self.verdicts) > VERDICT_MEMORY:
+            self.verdicts.popitem(last=False)
+
+    def take_verdicts(self, index: int) -> list[Verdict] | None:
+        with self.lock:
+            return self.verdicts.pop(index, None)
+
+    def mark_verified(self, txids: Sequence[bytes]) -> None:
+        """Signatures this node checked at admission: not checked again when the entry applies."""
+        with self.lock:
+            for t in txids:
+                self.verified[t] = None
+            while len(self.verified) > 200_000:
+                self.verified.popitem(last=False)
 
     # -- queries ---------------------------------------------------------------------------
 
-    def pending_count(self) -> int:
-        with self._lock:
-            return len(self._txs)
+    def final_height(self, upto: int | None = None) -> int:
+        """The highest height up to which every block carries a majority certificate."""
+        with self.lock:
+            height = self.store.head()[0] if upto is None else upto
+            start = max(1, height - 256)
+            counts = self.store.sig_counts(start)
+            final = start - 1
+            for h in range(start, height + 1):
+                raw = self.store.header(h)
+                if raw is None:
+                    break
+                vset = self.store.vset_by_hash(decode_header(raw).vset)
+                if vset is None or counts.get(h, 0) < vset.quorum:
+                    break
+                final = h
+            return final
 
     def info(self) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             height, head_hash, head_time, state_hash = self.store.head()
-            supply = self._open.get_supply()
+            supply = self.store.get_supply()
+            vset = self.store.get_validators()
             return {
                 "chain": self.params.chain_id,
+                "name": self.genesis.name,
                 "genesis_hash": self.genesis.hash,
                 "genesis_time": self.genesis.time,
-                "validator": self.key.public_key,
+                "validators": [[m.pub, m.raft, m.api] for m in vset.members],
+                "vset_version": vset.version,
                 "height": height,
+                "final": self.final_height(height),
                 "head_hash": head_hash,
                 "head_time": head_time,
                 "state_hash": state_hash,
+                "applied": self.store.applied(),
                 "minted": supply.minted,
                 "pool": supply.pool,
-                "pending": len(self._txs),
+                "bonded": supply.bonded,
                 "params": self.params.to_wire(),
                 "now": int(self.clock()),
             }
 
     def account(self, addr: bytes) -> dict[str, Any]:
-        """An account as of the last accepted transaction (the open block included)."""
-        with self._lock:
-            a = self._open.get_account(addr)
+        with self.lock:
+            a = self.store.get_account(addr)
             now = max(int(self.clock()), self.store.head()[2])
             epoch = epoch_of(self.params, self.genesis.time, now)
-            chans = []
-            for cid, _ in self.store.channels_of(addr):
-                ch = self._open.get_channel(cid)
-                if ch is not None:
-                    chans.append({"id": cid, "channel": ch.to_wire()})
-            for cid, ch in self._open.channels.items():
-                if ch is not None and addr in (ch.payer, ch.payee) and all(c["id"] != cid for c in chans):
-                    chans.append({"id": cid, "channel": ch.to_wire()})
+            chans = [{"id": cid, "channel": ch.to_wire()} for cid, ch in self.store.channels_of(addr)]
+            stake = a.stake if a else 0
             return {
                 "address": addr,
                 "exists": a is not None,
                 "balance": a.balance if a else 0,
                 "nonce": a.nonce if a else 0,
+                "stake": stake,
+                "unbonding": a.unbonding if a else 0,
+                "unbond_at": a.unbond_at if a else 0,
                 "epoch": epoch,
                 "epoch_ends": self.genesis.time + (epoch + 1) * self.params.epoch_seconds,
+                "allowance": self.params.allowance_for(stake),
                 "allowance_left": allowance_left(self.params, a, epoch),
+                "storage_quota": self.params.storage_quota_for(stake),
+                "free_opens_left": max(0, self.params.free_opens_per_epoch - (a.free_opens if a and a.epoch == epoch else 0)),
                 "channels": chans,
+                "nodes": [{"node": n, "reg": r.to_wire()} for n, r in self.store.nodes_of(addr)],
             }
 
+    def node(self, addr: bytes) -> dict[str, Any] | None:
+        with self.lock:
+            reg = self.store.get_node(addr)
+            return None if reg is None else {"node": addr, "reg": reg.to_wire()}
+
     def lease(self, lid: bytes) -> dict[str, Any] | None:
-        with self._lock:
-            le = self._open.get_lease(lid)
+        with self.lock:
+            le = self.store.get_lease(lid)
             return None if le is None else {"id": lid, "lease": le.to_wire()}
 
     def leases_of(self, addr: bytes) -> list[bytes]:
-        """Leases ``addr`` pays for or is paid by (committed, plus any the open block created)."""
-        with self._lock:
-            ids = [lid for lid in self.store.leases_of(addr) if self._open.get_lease(lid) is not None]
-            ids += [lid for lid, le in self._open.leases.items()
-                    if le is not None and addr in (le.payer, le.payee) and lid not in ids]  # fmt: skip
-            return ids
+        with self.lock:
+            return self.store.leases_of(addr)
 
     def channel(self, cid: bytes) -> dict[str, Any] | None:
-        with self._lock:
-            ch = self._open.get_channel(cid)
+        with self.lock:
+            ch = self.store.get_channel(cid)
             return None if ch is None else {"id": cid, "channel": ch.to_wire()}
 
     def tx_status(self, txid: bytes) -> dict[str, Any]:
-        with self._lock:
-            i = self._ids.get(txid)
-            if i is not None:
-                return {"status": "pending", "tx": self._txs[i].raw}
+        with self.lock:
             loc = self.store.tx_location(txid)
-        if loc is None:
-            return {"status": "unknown"}
-        blk = self.store_block(loc[0])
+            if loc is None:
+                return {"status": "unknown"}
+            blk = self.store.block(loc[0])
         assert blk is not None
         return {"status": "committed", "height": loc[0], "index": loc[1], "tx": decode_body(blk[1])[loc[1]]}
 
-    def store_block(self, height: int) -> tuple[bytes, bytes] | None:
-        with self._lock:
-            return self.store.block(height)
+    def block(self, height: int) -> dict[str, Any] | None:
+        with self.lock:
+            blk = self.store.block(height)
+            if blk is None:
+                return None
+            sigs = self.store.sigs(height)
+        return {"header": blk[0], "body": blk[1], "sigs": cbor.encode([[k, v] for k, v in sorted(sigs.items())])}
 
     def headers(self, start: int, limit: int) -> list[bytes]:
-        with self._lock:
+        with self.lock:
             return self.store.headers(start, limit)
 
     def history(self, addr: bytes, limit: int) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             locs = self.store.history(addr, limit)
             out: list[dict[str, Any]] = []
             cache: dict[int, list[bytes]] = {}
@@ -284,5 +315,8 @@ class ValidatorCore:
                     assert blk is not None
                     cache[h] = decode_body(blk[1])
                 out.append({"height": h, "index": i, "tx": cache[h][i]})
-            pending = [{"height": None, "index": None, "tx": t.raw} for t in self._txs if addr in (t.sender, *t.recipients())]
-        return pending[::-1] + out
+        return out
+
+    @property
+    def address(self) -> bytes:
+        return address_of(self.key.public_key)

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from veil.crypto.sigbatch import verify_fast
 from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError
-from veil.ledger.address import address_of
-from veil.ledger.block import encode_body, make_header
+from veil.ledger.block import encode_body, encode_sigs, make_header
 from veil.ledger.chain import Replayer
 from veil.ledger.genesis import Genesis, make_genesis
 from veil.ledger.params import Params
-from veil.ledger.state import Account, BlockEnv, Channel, MemoryState, Overlay, apply_tx
+from veil.ledger.rules import apply_tx
+from veil.ledger.state import Account, BlockEnv, Channel, MemoryState, Overlay
 from veil.ledger.tx import Tx, decode_tx
 
 
@@ -24,7 +24,7 @@ class MemoryChain:
     validator: SigningKey
     now: int
     state: MemoryState = field(init=False)
-    blocks: list[tuple[bytes, bytes]] = field(default_factory=list)
+    blocks: list[tuple[bytes, bytes, bytes]] = field(default_factory=list)
     _open: Overlay = field(init=False)
     _txs: list[Tx] = field(default_factory=list)
     _time: int | None = None
@@ -51,7 +51,7 @@ class MemoryChain:
         # The open block's time is fixed by its first accepted transaction.
         when = self.now if self._time is None else self._time
         child = Overlay(self._open)
-        apply_tx(child, tx, BlockEnv(self.params, self.genesis.time, when, address_of(self.validator.public_key)))
+        apply_tx(child, tx, BlockEnv(self.params, self.genesis.time, when))
         self._time = when
         self._open.merge(child)
         self._txs.append(tx)
@@ -61,12 +61,13 @@ class MemoryChain:
         if not self._txs:
             return
         assert self._time is not None
+        vset = self.state.vset.hash
         new_hash = self.state.commit(self._open)
         h = make_header(
-            self.validator, self.params.chain_id, len(self.blocks) + 1, self._head, self._time,
-            [t.txid for t in self._txs], new_hash,
+            self.params.chain_id, len(self.blocks) + 1, self._head, self._time, [t.txid for t in self._txs], new_hash, vset,
         )  # fmt: skip
-        self.blocks.append((h.raw, encode_body([t.raw for t in self._txs])))
+        sigs = encode_sigs({self.validator.public_key: h.sign(self.validator)})
+        self.blocks.append((h.raw, encode_body([t.raw for t in self._txs]), sigs))
         self._head = h.hash
         self._open, self._txs, self._time = Overlay(self.state), [], None
 
@@ -81,6 +82,6 @@ class MemoryChain:
 
     def replay(self) -> Replayer:
         r = Replayer(self.genesis)
-        for h, b in self.blocks:
-            r.apply_block(h, b)
+        for h, b, sg in self.blocks:
+            r.apply_block(h, b, sg)
         return r

@@ -19,17 +19,15 @@ from veil.errors import IntegrityError, PaymentRequiredError, VeilError
 from veil.format import cbor
 from veil.format.caps import VerifyCap
 from veil.format.manifest import Manifest
-from veil.format.merkle import verify_range
-from veil.format.share import BLOCK_TREE
 from veil.ledger import tx as txm
 from veil.ledger.lease import ACTIVE, Lease, lease_id
 from veil.protocol import payments as pay
-from veil.protocol.storage import parse_range_head, range_reply_max
 
 from .ledger_client import LedgerClient
 from .locate import locate
 from .network import Network, NodeInfo
 from .payer import Payer
+from .ranges import read_blocks
 from .upload import UploadResult
 from .wallet import Wallet
 
@@ -98,20 +96,10 @@ class AuditResult:
 
 def _challenge(net: Network, node: NodeInfo, le: Lease, man: Manifest, index: int, payer: Payer | None) -> str:
     """'' if the node proved it holds block ``index`` of the leased share, else what went wrong."""
-    path = f"/v1/shares/{le.si.hex()}/{le.shnum}?start={index}&count=1"
-    n = man.block_len(index)
-    buf = memoryview(bytearray(range_reply_max(1, n)))
-    client = net.client(node)
     try:
-        if payer is None:
-            client.request("GET", path, into=buf)
-        else:  # a charging node is paid for the challenge block like for any other
-            payer.fetch(client, node, path, n, man.payout, buf)
-        head = parse_range_head(buf)
-        if head.start != index or head.count != 1:
-            return "answered another block than asked"
-        block = buf[head.size : head.size + n]
-        verify_range(BLOCK_TREE, le.root, man.nseg, index, [BLOCK_TREE.leaf(block)], head.bproof)
+        if le.root != man.roots[le.shnum]:
+            return "the lease names another share root than the manifest"
+        read_blocks(net.transport, node, man, man.hash(), le.shnum, index, 1, payer)
         return ""
     except PaymentRequiredError:
         raise

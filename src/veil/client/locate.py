@@ -1,23 +1,38 @@
-"""Find a file: ask nodes (in rendezvous order, in parallel) which shares they hold, and get
-a manifest that matches the cap's manifest hash.
+"""Find a file: ask nodes (in rendezvous order, in parallel) which shares of its slot they hold,
+and get a manifest that matches the cap's manifest hash.
 
 The nodes asked are the network's candidates for the storage index (every listed node, or
 the DHT's nearest nodes) followed by the nodes whose provider records name the index: shares
 repaired or handed over after churn may sit outside the first candidates. What a node says
-it holds is only a claim; the blocks it serves are verified against the manifest."""
+it holds is only a claim; the blocks it serves are verified against the manifest.
+
+Stragglers never hold a caller: the whole locate has a deadline (``LOCATE_TIMEOUT``), and it
+returns early once it has a verified manifest and enough holders: every share number found
+(then a short settle for second copies), or k of them and a grace as long again as that took
+(at least ``GRACE``). Nodes that had not answered are named in ``unreachable``.
+"""
 
 from __future__ import annotations
 
+import queue
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from veil.errors import IntegrityError, NotFoundError, UnavailableError, VeilError
-from veil.format.fields import require_map
 from veil.format.manifest import Manifest, parse_manifest
+from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.transport import CONTROL_TIMEOUT, SlotListing
 
-from .network import Network, NodeInfo
+from .network import Network
 
 LOCATE_TIMEOUT = 10.0
+GRACE = 0.25  # after k shares are found, wait at least this long (or as long again) for more
+SETTLE = 0.05  # after every share number is found, wait this long for second copies
+
+# Shared by every locate of the process: a straggler's thread ends at its own deadline and
+# never delays the caller, who stops waiting for it.
+POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="locate")
 
 
 @dataclass
@@ -32,44 +47,75 @@ class Located:
         return len(self.holders)
 
 
-def locate(net: Network, si: bytes, manifest_hash: bytes) -> Located:
+def candidates(net: Network, si: bytes) -> list[NodeInfo]:
+    """Rendezvous candidates, then provider-record holders not among them."""
     order = net.storage_nodes_for(si)
     seen = {n.node_id for n in order}
     for node, _ in net.providers_of(si):
         if node.node_id not in seen:
             seen.add(node.node_id)
             order.append(node)
+    return order
 
-    def ask(node: NodeInfo) -> tuple[NodeInfo, list[int], bytes | None, str | None]:
+
+def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCATE_TIMEOUT,
+           order: list[NodeInfo] | None = None) -> Located:  # fmt: skip
+    order = candidates(net, si) if order is None else order
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    replies: queue.SimpleQueue[tuple[NodeInfo, SlotListing | None, str | None]] = queue.SimpleQueue()
+
+    def ask(node: NodeInfo) -> None:
         try:
-            v = net.client(node).call("GET", f"/v1/shares/{si.hex()}")
-            m = require_map(v, "share list", {"shares", "manifest"})
-            shares = m.get("shares")
-            man = m.get("manifest")
-            if not isinstance(shares, list) or not all(isinstance(s, int) and 0 <= s < 255 for s in shares):
-                raise IntegrityError("malformed share list")
-            if man is not None and not isinstance(man, bytes):
-                raise IntegrityError("malformed manifest field")
-            return node, shares, man, None
+            ls = net.transport.list_slot(node, si, manifest_hash, timeout=min(CONTROL_TIMEOUT, timeout))
+            replies.put((node, ls, None))
         except VeilError as e:
-            return node, [], None, str(e)
+            replies.put((node, None, str(e)))
 
+    for node in order:
+        POOL.submit(ask, node)
     holders: dict[int, list[NodeInfo]] = {}
     manifest: Manifest | None = None
     unreachable: list[str] = []
     bad: list[str] = []
-    with ThreadPoolExecutor(max_workers=min(16, len(order))) as ex:
-        for node, shares, man, err in ex.map(ask, order):
-            if err is not None:
-                unreachable.append(err)
-                continue
-            for s in shares:
-                holders.setdefault(s, []).append(node)
-            if man is not None and manifest is None:
-                try:
-                    manifest = parse_manifest(man, manifest_hash)
-                except IntegrityError as e:
-                    bad.append(f"{node.label}: {e}")
+    answered: set[bytes] = set()
+    enough_at: float | None = None
+    full_at: float | None = None
+    while len(answered) < len(order):
+        now = time.monotonic()
+        wake = deadline
+        if enough_at is not None:
+            wake = min(wake, enough_at + max(GRACE, enough_at - t0))
+        if full_at is not None:
+            wake = min(wake, full_at + SETTLE)
+        if now >= wake:
+            break
+        try:
+            node, ls, err = replies.get(timeout=wake - now)
+        except queue.Empty:
+            break
+        answered.add(node.node_id)
+        if err is not None or ls is None:
+            unreachable.append(err or f"{node.label}: no answer")
+            continue
+        for s in ls.shares:
+            holders.setdefault(s, []).append(node)
+        if ls.manifest is not None and manifest is None:
+            try:
+                manifest = parse_manifest(ls.manifest, manifest_hash)
+            except IntegrityError as e:
+                bad.append(f"{node.label}: {e}")
+        if manifest is not None:
+            found = len([s for s in holders if s < manifest.n])
+            now = time.monotonic()
+            if enough_at is None and found >= manifest.k:
+                enough_at = now
+            if full_at is None and found >= manifest.n:
+                full_at = now
+    waited = time.monotonic() - t0
+    for node in order:
+        if node.node_id not in answered:
+            unreachable.append(f"{node.label}: no answer within {waited:.1f} s (not waited for)")
     if manifest is None:
         if bad:
             raise IntegrityError(

@@ -1,6 +1,11 @@
 """Pinned HTTPS client for talking to nodes: keep-alive connection pool per peer, bounded reads.
 
 Wire errors become VeilErrors here, so callers above never see sockets, ssl or http.client.
+Every request has a deadline for the whole exchange (``deadline`` seconds, by default the
+client's ``timeout``): connect, send and every read share it, and the watchdog of
+net/deadline.py shuts the socket down when it passes, so a peer dripping one byte at a time
+cannot hold a caller longer than that. Remote error text is sanitised here
+(format/remote_text.py) before anything above can print it.
 """
 
 from __future__ import annotations
@@ -9,11 +14,11 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from veil.errors import (
-    IntegrityError,
     LedgerError,
     NotFoundError,
     PaymentRequiredError,
@@ -23,6 +28,8 @@ from veil.errors import (
     VeilError,
 )
 from veil.format import cbor
+from veil.format.remote_text import clean
+from veil.net.deadline import WATCHDOG
 from veil.net.tls import check_pin, client_context
 
 DEFAULT_TIMEOUT = 30.0
@@ -43,15 +50,21 @@ class NodeUnreachable(UnavailableError):
     """A node could not be reached (refused, timed out, or the connection broke)."""
 
 
+class DeadlineExceeded(NodeUnreachable):
+    """A node did not finish answering within the deadline for the whole exchange."""
+
+
 class _Conn(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int, pin: bytes | None, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=client_context())
         self.pin = pin
         self.peer_id: bytes | None = None
+        self.fd = -1
 
     def connect(self) -> None:
         super().connect()
         assert isinstance(self.sock, ssl.SSLSocket)
+        self.fd = self.sock.fileno()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peer_id = check_pin(self.sock, self.pin, f"{self.host}:{self.port}")
 
@@ -62,11 +75,11 @@ def raise_for_reply(status: int, body: bytes, where: str) -> None:
     try:
         v = cbor.decode(body, 64 * 1024)
         if isinstance(v, dict):
-            code = str(v.get("error", code))[:64]
-            message = str(v.get("message", message))[:500]
+            code = clean(v.get("error", code), 64)
+            message = clean(v.get("message", message))
     except VeilError:
         pass
-    text = f"{where}: {message}"
+    text = f"{clean(where)}: {message}"
     if status == 404:
         raise NotFoundError(text)
     if status == 507:
@@ -121,10 +134,21 @@ class PeerClient:
         max_response: int = MAX_SMALL_RESPONSE,
         into: memoryview | None = None,
         check: bool = True,
+        deadline: float | None = None,
     ) -> Reply:
-        """One request. With ``into``, a 200 body is read straight into that buffer (it must fit)."""
+        """One request. With ``into``, a 200 body is read straight into that buffer (it must fit).
+
+        ``deadline``: seconds for the whole exchange (default: this client's timeout)."""
+        limit = self.timeout if deadline is None else deadline
+        watch = WATCHDOG.watch(time.monotonic() + limit)
         conn = self._get()
         try:
+            if conn.sock is None:
+                conn.timeout = min(self.timeout, limit)
+                conn.connect()
+            else:
+                conn.sock.settimeout(min(self.timeout, limit))
+            WATCHDOG.arm(watch, conn.fd)
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
             length = resp.getheader("Content-Length")
@@ -148,14 +172,23 @@ class PeerClient:
                 if len(data) != n:
                     raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
             reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+            WATCHDOG.release(watch)
+            if watch.fired:
+                raise NodeUnreachable(f"{self.where}: deadline passed")
             if resp.will_close:
                 conn.close()
             else:
                 self._put(conn)
                 conn = None  # type: ignore[assignment]
-        except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError) as e:
-            raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {e}") from e
-        except IntegrityError:
+        except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError, ValueError) as e:
+            WATCHDOG.release(watch)
+            if watch.fired:
+                raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from e
+            raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {clean(e)}") from e
+        except VeilError:
+            WATCHDOG.release(watch)
+            if watch.fired:
+                raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from None
             raise
         finally:
             if conn is not None:
@@ -164,11 +197,12 @@ class PeerClient:
             raise_for_reply(reply.status, reply.body, self.where)
         return reply
 
-    def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE) -> Any:
+    def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE,
+             deadline: float | None = None) -> Any:  # fmt: skip
         """A CBOR request/response round trip."""
         body = cbor.encode(value) if value is not None else None
         hdrs = {"Content-Type": "application/cbor"} if body is not None else {}
-        return self.request(method, path, body, hdrs, max_response).cbor(max_response)
+        return self.request(method, path, body, hdrs, max_response, deadline=deadline).cbor(max_response)
 
     def learn_node_id(self) -> bytes:
         """Connect once and return the node id the peer proved (for bootstrap by address only)."""

@@ -24,7 +24,7 @@ from typing import Any
 from veil.client.locate import locate
 from veil.client.network import Network, NodeInfo
 from veil.client.repair import next_target
-from veil.client.share_writer import ShareMismatch, ShareWriter, put_manifest
+from veil.client.share_writer import ShareMismatch, ShareWriter
 from veil.errors import IntegrityError, VeilError
 from veil.format.manifest import manifest_hash
 from veil.net.dht_driver import DhtDriver
@@ -118,12 +118,12 @@ class Drainer:
             writer: ShareWriter | None = None
             try:
                 hdr, pairs = self.store.share_blocks(si, shnum)
-                if mbytes is not None:
-                    put_manifest(self.net, node, si, mbytes)
+                if mbytes is None:  # storage protocol v2: a share travels only with its manifest
+                    break
                 writer = ShareWriter(self.net, node, UploadRequest(si, shnum, hdr.nseg, hdr.bsize, hdr.lbsize))
                 for leaf, block in _local(pairs):
                     writer.add(leaf, block)
-                writer.commit(hdr.root, hdr.segroot)
+                writer.commit(hdr.root, hdr.segroot, mbytes)
                 return node
             except (ShareMismatch, OSError) as e:
                 if writer is not None:

@@ -52,6 +52,8 @@ def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str],
     deadline = t0 + timeout
     replies: queue.SimpleQueue[tuple[int, NodeInfo, bytes | None, str]] = queue.SimpleQueue()
 
+    answered_by: set[int] = set()
+
     def ask(shnum: int, node: NodeInfo) -> None:
         try:
             ans = net.transport.read_range(node, si, mhash, shnum, 0, 1, timeout=timeout, manifest=True,
@@ -99,6 +101,7 @@ def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str],
                 progress_at = time.monotonic()
             continue
         answered += 1
+        answered_by.add(shnum)
         progress_at = time.monotonic()
         if margin is None:
             margin = max(LAG_MIN, 2 * (progress_at - t0))
@@ -125,6 +128,10 @@ def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str],
                     good[sh] = (got.blocks[0], got.head.sproof)
                 except IntegrityError as e:
                     warnings.append(f"quick path: {e}")
+    waited = time.monotonic() - t0
+    for i in range(asked if waited >= (margin or LAG_MIN) else 0):  # only laggards, not the merely late
+        if i not in answered_by:
+            warnings.append(f"quick path: {order[i].label}: no answer within {waited:.1f} s (not waited for)")
     if man is None:
         return None
     if man.nseg > 1 or len(good) < man.k:

@@ -20,8 +20,8 @@ _ESCAPE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(\x07|\x1b\\)?|[@
 
 
 def clean(text: object, limit: int = MAX_REMOTE_TEXT) -> str:
-    """``text`` (anything; str() is taken) with escape sequences and control characters removed,
-    whitespace runs folded to one space, at most ``limit`` characters."""
+    """``text`` (anything; str() is taken) with escape sequences and control characters removed
+    (line breaks and tabs become spaces), at most ``limit`` characters."""
     s = _ESCAPE.sub("", str(text))
     out = []
     for ch in s:
@@ -31,5 +31,5 @@ def clean(text: object, limit: int = MAX_REMOTE_TEXT) -> str:
             continue
         else:
             out.append(ch)
-    folded = " ".join("".join(out).split())
-    return folded if len(folded) <= limit else folded[: limit - 1] + "…"
+    flat = "".join(out)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -29,7 +29,7 @@ from veil.errors import (
 )
 from veil.format import cbor
 from veil.format.remote_text import clean
-from veil.net.deadline import WATCHDOG
+from veil.net.deadline import WATCHDOG, Watch
 from veil.net.tls import check_pin, client_context
 
 DEFAULT_TIMEOUT = 30.0
@@ -141,45 +141,28 @@ class PeerClient:
         ``deadline``: seconds for the whole exchange (default: this client's timeout)."""
         limit = self.timeout if deadline is None else deadline
         watch = WATCHDOG.watch(time.monotonic() + limit)
-        conn = self._get()
         try:
-            if conn.sock is None:
-                conn.timeout = min(self.timeout, limit)
-                conn.connect()
-            else:
-                conn.sock.settimeout(min(self.timeout, limit))
-            WATCHDOG.arm(watch, conn.fd)
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            length = resp.getheader("Content-Length")
-            n = int(length) if length and length.isdigit() else -1
-            if n < 0:
-                raise RemoteError(f"{self.where}: reply without Content-Length")
-            if resp.status == 200 and into is not None:
-                if n > len(into):
-                    raise RemoteError(f"{self.where}: reply of {n} bytes is larger than expected")
-                got = 0
-                while got < n:
-                    r = resp.readinto(into[got:n])
-                    if not r:
-                        raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
-                    got += r
-                data = b""
-            else:
-                if n > max_response:
-                    raise RemoteError(f"{self.where}: reply of {n} bytes exceeds the {max_response}-byte limit")
-                data = resp.read(n)
-                if len(data) != n:
-                    raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
-            reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-            WATCHDOG.release(watch)
-            if watch.fired:
-                raise NodeUnreachable(f"{self.where}: deadline passed")
-            if resp.will_close:
-                conn.close()
-            else:
-                self._put(conn)
-                conn = None  # type: ignore[assignment]
+            for attempt in (0, 1):
+                conn = self._get() if attempt == 0 else _Conn(self.host, self.port, self.node_id, self.timeout)
+                reused = conn.sock is not None
+                try:
+                    reply, keep = self._exchange(conn, method, path, body, headers, max_response, into, watch, limit)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()
+                    # A pooled connection the node had already closed (idle keep-alive): the node
+                    # never saw this request, so it is sent once more on a fresh connection.
+                    if reused and attempt == 0 and not watch.fired:
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                WATCHDOG.release(watch)
+                if keep and not watch.fired:  # (a socket the watchdog shut down is not pooled)
+                    self._put(conn)
+                else:
+                    conn.close()
+                break
         except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError, ValueError) as e:
             WATCHDOG.release(watch)
             if watch.fired:
@@ -190,12 +173,44 @@ class PeerClient:
             if watch.fired:
                 raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from None
             raise
-        finally:
-            if conn is not None:
-                conn.close()
         if check and reply.status >= 300:
             raise_for_reply(reply.status, reply.body, self.where)
         return reply
+
+    def _exchange(self, conn: _Conn, method: str, path: str, body: bytes | memoryview | None,
+                  headers: dict[str, str] | None, max_response: int, into: memoryview | None,
+                  watch: Watch, limit: float) -> tuple[Reply, bool]:  # fmt: skip
+        """Send one request on ``conn`` and read the whole reply; (reply, keep the connection)."""
+        if conn.sock is None:
+            conn.timeout = min(self.timeout, limit)
+            conn.connect()
+        else:
+            conn.sock.settimeout(min(self.timeout, limit))
+        WATCHDOG.arm(watch, conn.fd)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        length = resp.getheader("Content-Length")
+        n = int(length) if length and length.isdigit() else -1
+        if n < 0:
+            raise RemoteError(f"{self.where}: reply without Content-Length")
+        if resp.status == 200 and into is not None:
+            if n > len(into):
+                raise RemoteError(f"{self.where}: reply of {n} bytes is larger than expected")
+            got = 0
+            while got < n:
+                r = resp.readinto(into[got:n])
+                if not r:
+                    raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+                got += r
+            data = b""
+        else:
+            if n > max_response:
+                raise RemoteError(f"{self.where}: reply of {n} bytes exceeds the {max_response}-byte limit")
+            data = resp.read(n)
+            if len(data) != n:
+                raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+        reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        return reply, not resp.will_close
 
     def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE,
              deadline: float | None = None) -> Any:  # fmt: skip

@@ -73,6 +73,8 @@ def upload_small(net: Network, key: bytes, data: bytes, meta: bytes, k: int, n: 
             shares[shnum] += (leaf, block)
     bsize = codec.block_size(segment_size + 16)
     lbsize = codec.block_size(size - segment_size * (nseg - 1) + 16)
+    if nseg == 1:  # a one-block share has one block size (storage protocol v2)
+        bsize = lbsize
     roots = tuple(Levels.build(BLOCK_TREE, [BLOCK_TREE.leaf(b) for b in shares[s][1::2]]).root() for s in range(n))
     segroot = Levels.build(SEGMENT_TREE, seg_leaves).root()
     man = Manifest(si=si, k=k, n=n, happy=happy, segsize=segment_size, size=size, bsize=bsize, lbsize=lbsize,

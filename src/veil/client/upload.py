@@ -108,6 +108,8 @@ class ShareUploader:
         self.last_plain = size - segment_size * (self.nseg - 1)
         self.bsize = self.codec.block_size(segment_size + 16)
         self.lbsize = self.codec.block_size(self.last_plain + 16)
+        if self.nseg == 1:  # a one-block share has one block size (storage protocol v2)
+            self.bsize = self.lbsize
         self.senders = self._place(order)
         self.seg_leaves: list[bytes] = []
         self.batch_segs = max(1, BATCH_BYTES // self.bsize)

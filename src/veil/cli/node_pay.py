@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,6 +13,7 @@ from veil.format.textparse import parse_size
 from veil.ledger.address import address_of
 from veil.ledger.amount import parse_amount
 from veil.net.client import PeerClient
+from veil.node.context import NodeConfig
 from veil.node.identity import load_or_create
 
 from .common import human
@@ -20,20 +21,18 @@ from .ledger_opts import addr_text, connect, money, validator_option
 from .node import node
 
 
-def payment_config(price: str, lease_price: str | None, free_credit: str | None, validator: str | None) -> dict[str, Any]:
-    """Config keys of the payments role (node/payment_gate.py) from `veil node run` options."""
+def payment_config(config: NodeConfig, price: str, lease_price: str | None, free_credit: str | None,
+                   validator: str | None) -> NodeConfig:
+    """``config`` with the payments role's settings (node/payment_gate.py) from `veil node run` options."""
     if not validator:
         raise UsageError("--price-per-gb needs --validator NODEID@HOST:PORT[,...] (the ledger that settles cheques)")
     from veil.client.ledger_client import parse_endpoints
 
     parse_endpoints(validator)  # unpinned ledger endpoints are refused
-    cfg: dict[str, Any] = {"price_per_gb": parse_amount(price) if price.strip() not in ("0", "") else 0,
-                           "validator": validator}  # fmt: skip
-    if lease_price:
-        cfg["lease_price_per_gb_day"] = parse_amount(lease_price)
-    if free_credit:
-        cfg["free_credit"] = parse_size(free_credit)
-    return cfg
+    return replace(config, price_per_gb=parse_amount(price) if price.strip() not in ("0", "") else 0,
+                   validator=validator,
+                   lease_price_per_gb_day=parse_amount(lease_price) if lease_price else None,
+                   free_credit=parse_size(free_credit) if free_credit else None)
 
 
 def _running(data_dir: Path) -> PeerClient:

@@ -19,7 +19,7 @@ from veil.durable import write_json_atomic
 from veil.errors import UsageError
 from veil.net.server import HTTPSServer, Request, Response, Router, cbor_response, serve
 from veil.net.tls import server_context
-from veil.node.context import NodeContext, Role
+from veil.node.context import NodeConfig, NodeContext, Role
 from veil.node.identity import load_or_create
 
 log = logging.getLogger("veil.node")
@@ -46,7 +46,7 @@ def make_role(name: str) -> Role:
 
 
 class Node:
-    def __init__(self, data_dir: Path, host: str, port: int, roles: list[str], config: dict[str, Any]) -> None:
+    def __init__(self, data_dir: Path, host: str, port: int, roles: list[str], config: NodeConfig) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         key = load_or_create(data_dir / "identity.key")
@@ -97,7 +97,7 @@ class Node:
         self.stopped.set()
 
 
-def run_node(data_dir: Path, host: str, port: int, roles: list[str], config: dict[str, Any]) -> None:
+def run_node(data_dir: Path, host: str, port: int, roles: list[str], config: NodeConfig) -> None:
     """Serve until SIGTERM/SIGINT."""
     node = Node(data_dir, host, port, roles, config)
     try:

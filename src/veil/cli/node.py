@@ -11,6 +11,7 @@ import click
 from veil.format.textparse import parse_hostport, parse_size
 
 from .common import setup_logging
+from .node_pay import earnings, payment_config
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -84,8 +85,6 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         if "dht" not in role_list:
             role_list.append("dht")
     if price_per_gb is not None:
-        from .node_pay import payment_config
-
         config = payment_config(config, price_per_gb, lease_price_per_gb_day, free_credit, validator)
         if "payments" not in role_list:
             role_list.append("payments")
@@ -111,4 +110,5 @@ def drain(data_dir: Path, no_stop: bool, timeout: float) -> None:
         sys.exit(1)
 
 
+node.add_command(earnings)
 commands = [node]

@@ -1,4 +1,7 @@
-"""`veil node earnings`, and the payment options of `veil node run` (--price-per-gb ...)."""
+"""`veil node earnings`, and the payment options of `veil node run` (--price-per-gb ...).
+
+cli/node.py adds ``earnings`` to the `veil node` group (this module does not import it).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from veil.node.identity import load_or_create
 
 from .common import human
 from .ledger_opts import addr_text, connect, money, validator_option
-from .node import node
 
 
 def payment_config(config: NodeConfig, price: str, lease_price: str | None, free_credit: str | None,
@@ -43,7 +45,7 @@ def _running(data_dir: Path) -> PeerClient:
         raise UsageError(f"no running node at {data_dir} (start it: it settles what it is owed on start)") from e
 
 
-@node.command("earnings")
+@click.command("earnings")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Data directory of the node.")
 @click.option("--no-settle", is_flag=True, help="Only show; do not settle open channels first.")
@@ -86,5 +88,3 @@ def earnings(data_dir: Path, no_settle: bool, validator: str | None, network_pat
                    f"(settled #{r['settled_seq']}): {human(r['free_bytes'])} free, {human(r['paid_bytes'])} paid, "
                    f"{money(r['amount'])}")  # fmt: skip
 
-
-commands: list[click.Command] = []

@@ -158,3 +158,18 @@ def test_no_module_over_the_line_limit() -> None:
         if n > LONG_MODULES.get(mod, MAX_LINES):
             long.append(f"{mod}: {n} lines (limit {LONG_MODULES.get(mod, MAX_LINES)})")
     assert not long, "\n".join(long)
+
+
+def test_no_module_below_the_cli_imports_by_name() -> None:
+    """A module loaded from a string (importlib.import_module) escapes the layer check above,
+    so only the CLI, the top layer, may do it."""
+    problems = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent)
+        if rel.parts[1] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+            if name in ("import_module", "__import__"):
+                problems.append(f"{rel}:{getattr(node, 'lineno', 0)}: loads a module by name")
+    assert not problems, "\n".join(problems)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,9 +14,27 @@ from veil.format.textparse import parse_hostport, parse_size
 from .common import setup_logging
 from .node_pay import earnings, payment_config
 
+if TYPE_CHECKING:
+    from veil.node.context import Role
+    from veil.node.main import RoleFactory
+
 
 def parse_listen(text: str) -> tuple[str, int]:
     return parse_hostport(text, "--listen", allow_zero=True)
+
+
+def _gateway_role() -> Role:
+    from veil.gateway.role import GatewayRole
+
+    return GatewayRole()
+
+
+def role_table() -> dict[str, RoleFactory]:
+    """Every role `veil node run --role` knows: the node package's, plus the gateway (which
+    lives above node, so node cannot name it)."""
+    from veil.node.main import NODE_ROLES
+
+    return {**NODE_ROLES, "gateway": _gateway_role}
 
 
 @click.group()
@@ -88,7 +107,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         config = payment_config(config, price_per_gb, lease_price_per_gb_day, free_credit, validator)
         if "payments" not in role_list:
             role_list.append("payments")
-    run_node(data_dir, host, port, role_list, config)
+    run_node(data_dir, host, port, role_list, config, role_table())
 
 
 @node.command("drain")

@@ -8,8 +8,8 @@ TOML file), ``network`` (path to the network file; default: the devnet's), ``k``
 VEIL_PASSPHRASE in the node's environment) and ``gateway_max_spend``.
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
-gateway, tests/unit/test_layers.py): node/main.py names it by string in ROLE_FACTORIES and
-imports it only when a node is asked to run the role.
+gateway, tests/unit/test_layers.py): cli/node.py adds it to node/main.py's NODE_ROLES when it
+builds the role table for `veil node run`; node never imports it.
 """
 
 from __future__ import annotations

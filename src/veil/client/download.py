@@ -288,8 +288,18 @@ class Fetcher:
                 nxt += 1
             self._collect_stragglers()
         finally:
-            for s in self.sources:
-                s.tasks.put(None)
+            self._stop_sources()
+
+    def _stop_sources(self, grace: float = 2.0) -> None:
+        """Tell every source to stop and give the busy ones a moment to finish, so none is still
+        inside the payer (its channel book is closed right after a download) or decoding when
+        the caller moves on. A source stuck on a slow node is left to its own deadline."""
+        for s in self.sources:
+            s.tasks.put(None)
+        end = time.monotonic() + grace
+        for s in self.sources:
+            if s.is_alive() and not s.slow:
+                s.join(max(0.0, end - time.monotonic()))
 
     def _hedge(self) -> None:
         """A batch some of whose sources answered while others lag by the margin: the laggards

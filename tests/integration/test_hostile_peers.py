@@ -71,6 +71,13 @@ def test_dripping_node_and_stopped_holders_hang_nothing(devnet: RunningDevnet, t
         assert rc == 0 and drip.address.encode() in out
         rc, out, err = _veil(devnet, net, "check", caps["verify cap"])
         assert rc in (0, 1) and drip.address.encode() in out, (out, err)
+        # n - k = 7 holders stopped (and the dripping node): the three left serve the file
+        for s in specs[2:7]:
+            os.kill(devnet.devnet.pid_of(s), signal.SIGSTOP)  # type: ignore[arg-type]
+            stopped.append(s)
+        want, c = files["large"]
+        rc, out, err = _veil(devnet, net, "get", c["read cap"], "-o", "-")
+        assert rc == 0 and out == want, err
     finally:
         for s in stopped:
             os.kill(devnet.devnet.pid_of(s), signal.SIGCONT)  # type: ignore[arg-type]

@@ -181,3 +181,18 @@ def test_paid_download_with_a_lagging_source_pays_one_hedge_per_lagging_batch(gr
     extra = payer.paid - f.used_bytes  # type: ignore[attr-defined]
     # the stalled source was paid for the batches it was handed before it was seen to lag, no more
     assert f.hedged >= 1 and 0 < extra <= 3 * 2 * (2 << 20)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [20_000, SMALL_FILE + 1])
+def test_n_minus_k_stalled_nodes_do_not_hold_a_download(grid: Grid, size: int) -> None:
+    """Seven of ten nodes hang on every request (as SIGSTOPped or dripping nodes do): locate and
+    the quick path stop waiting for them, and the three others serve the file."""
+    data = os.urandom(size)
+    _, res = _put(grid, data, segment_size=256 * 1024)
+    live = {res.placement[s].node_id for s in (0, 5, 9)}  # type: ignore[attr-defined]
+    for n in grid.nodes:
+        if n.info.node_id not in live:
+            n.stall = 3600
+    got, warnings = _get(grid, res.cap)  # type: ignore[attr-defined]
+    assert got == data
+    assert any("not waited for" in w for w in warnings)

@@ -67,6 +67,9 @@ def test_dripping_node_and_stopped_holders_hang_nothing(devnet: RunningDevnet, t
             assert rc == 0 and out == want, err
             if name == "small":
                 assert drip.address.encode() in err  # the slow node is named
+        # the default network: storage nodes found through the DHT, two of them stopped
+        p = devnet.veil("get", files["large"][1]["read cap"], "-o", "-")
+        assert p.returncode == 0 and p.stdout == files["large"][0], p.stderr
         rc, out, err = _veil(devnet, net, "info", caps["read cap"])
         assert rc == 0 and drip.address.encode() in out
         rc, out, err = _veil(devnet, net, "check", caps["verify cap"])

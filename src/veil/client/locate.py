@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from veil.errors import IntegrityError, NotFoundError, UnavailableError, VeilError
@@ -25,14 +24,12 @@ from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.transport import CONTROL_TIMEOUT, SlotListing
 
 from .network import Network
+from .workers import POOL
 
 LOCATE_TIMEOUT = 10.0
 GRACE = 0.25  # after k shares are found, wait at least this long (or as long again) for more
 SETTLE = 0.05  # after every share number is found, wait this long for second copies
 
-# Shared by every locate of the process: a straggler's thread ends at its own deadline and
-# never delays the caller, who stops waiting for it.
-POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="locate")
 
 
 @dataclass

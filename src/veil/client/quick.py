@@ -24,9 +24,9 @@ from veil.format.share import SEGMENT_TREE
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import MAX_CONTROL, parse_range_head
 
-from .locate import POOL
 from .network import Network
 from .ranges import verify_blocks
+from .workers import POOL
 
 QUICK_ASK = 4
 QUICK_TIMEOUT = 3.0  # the whole quick path; then locate takes over
@@ -92,13 +92,16 @@ def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str],
                 break
             ask_more(asked + (man.k - len(good) if man is not None else 1))
             continue
-        wake = deadline if margin is None or asked >= limit else min(deadline, progress_at + margin)
+        wake = deadline if margin is None else min(deadline, progress_at + margin)
         try:
             shnum, node, data, err = replies.get(timeout=max(0.0, wake - now))
         except queue.Empty:
             if margin is not None and asked < limit:
                 ask_more(asked + 1)  # hedge the laggards with the next predicted node
                 progress_at = time.monotonic()
+                continue
+            if margin is not None:  # everyone predicted was asked; only laggards are left
+                break
             continue
         answered += 1
         answered_by.add(shnum)

@@ -132,13 +132,14 @@ def download(
 ) -> DownloadResult:
     """Write the file (or bytes [start, end) of it) to ``out``."""
     warnings: list[str] = []
-    quick = quick_fetch(net, cap.storage_index, cap.manifest_hash, warnings)
+    order = net.storage_nodes_for(cap.storage_index)  # one candidate lookup for both paths
+    quick = quick_fetch(net, cap.storage_index, cap.manifest_hash, warnings, order)
     if quick is not None and quick.segments is not None:
         man = quick.manifest
         loc = None
     else:
         warnings.clear()  # the full path names every node it could not use again
-        loc = locate(net, cap.storage_index, cap.manifest_hash)
+        loc = locate(net, cap.storage_index, cap.manifest_hash, order=order)
         man = loc.manifest
         warnings += [f"unreachable: {u}" for u in loc.unreachable]
     meta = open_metadata(cap.file_key, man.meta)

@@ -44,23 +44,16 @@ class Located:
         return len(self.holders)
 
 
-def candidates(net: Network, si: bytes) -> list[NodeInfo]:
-    """Rendezvous candidates, then provider-record holders not among them."""
-    order = net.storage_nodes_for(si)
-    seen = {n.node_id for n in order}
-    for node, _ in net.providers_of(si):
-        if node.node_id not in seen:
-            seen.add(node.node_id)
-            order.append(node)
-    return order
-
-
 def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCATE_TIMEOUT,
            order: list[NodeInfo] | None = None) -> Located:  # fmt: skip
-    order = candidates(net, si) if order is None else order
+    """``order``: the rendezvous candidates when the caller already has them. Provider records
+    (DHT mode) are looked up alongside the first asks; their nodes are asked as they arrive,
+    and not waited for once enough holders have answered."""
+    order = list(net.storage_nodes_for(si) if order is None else order)
     t0 = time.monotonic()
     deadline = t0 + timeout
-    replies: queue.SimpleQueue[tuple[NodeInfo, SlotListing | None, str | None]] = queue.SimpleQueue()
+    replies: queue.SimpleQueue[tuple[NodeInfo | None, SlotListing | list[NodeInfo] | None, str | None]]
+    replies = queue.SimpleQueue()
 
     def ask(node: NodeInfo) -> None:
         try:
@@ -69,8 +62,18 @@ def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCAT
         except VeilError as e:
             replies.put((node, None, str(e)))
 
-    for node in order:
-        POOL.submit(ask, node)
+    def providers() -> None:
+        try:
+            replies.put((None, [node for node, _ in net.providers_of(si)], None))
+        except VeilError as e:
+            replies.put((None, [], f"provider lookup failed: {e}"))
+
+    seen = {n.node_id for n in order}
+    for cand in order:
+        POOL.submit(ask, cand)
+    pending_providers = net.discovery == "dht"
+    if pending_providers:
+        POOL.submit(providers)
     holders: dict[int, list[NodeInfo]] = {}
     manifest: Manifest | None = None
     unreachable: list[str] = []
@@ -78,7 +81,7 @@ def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCAT
     answered: set[bytes] = set()
     enough_at: float | None = None
     full_at: float | None = None
-    while len(answered) < len(order):
+    while len(answered) < len(order) or pending_providers:
         now = time.monotonic()
         wake = deadline
         if enough_at is not None:
@@ -91,8 +94,16 @@ def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCAT
             node, ls, err = replies.get(timeout=wake - now)
         except queue.Empty:
             break
+        if node is None:  # the provider lookup: ask the nodes it names that were not asked yet
+            pending_providers = False  # (a failed lookup just adds nobody: the candidates were asked)
+            for extra in ls if isinstance(ls, list) else []:
+                if extra.node_id not in seen:
+                    seen.add(extra.node_id)
+                    order.append(extra)
+                    POOL.submit(ask, extra)
+            continue
         answered.add(node.node_id)
-        if err is not None or ls is None:
+        if err is not None or not isinstance(ls, SlotListing):
             unreachable.append(err or f"{node.label}: no answer")
             continue
         for s in ls.shares:

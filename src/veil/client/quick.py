@@ -40,14 +40,10 @@ class Quick:
     segments: list[bytes] | None  # the sealed segments, when the whole file came in this exchange
 
 
-def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str],
+def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str], order: list[NodeInfo],
                 timeout: float = QUICK_TIMEOUT) -> Quick | None:  # fmt: skip
-    """The manifest (and, for a one-segment file, its sealed segment) from the predicted nodes;
-    None if they do not deliver a verified manifest in time."""
-    try:
-        order = net.storage_nodes_for(si)
-    except VeilError:
-        return None
+    """The manifest (and, for a one-segment file, its sealed segment) from the predicted nodes
+    (``order``: the rendezvous candidates); None if they do not deliver a verified manifest in time."""
     t0 = time.monotonic()
     deadline = t0 + timeout
     replies: queue.SimpleQueue[tuple[int, NodeInfo, bytes | None, str]] = queue.SimpleQueue()

@@ -24,13 +24,22 @@ from typing import Any
 from veil.durable import write_atomic
 from veil.errors import IntegrityError, VeilError
 from veil.format import cbor
-from veil.format.fields import get_bytes, require_map
+from veil.format.manifest import MAX_MANIFEST
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
 from veil.node.netview import node_network
 from veil.protocol.placement import dht_key
-from veil.protocol.storage import MAX_CONTROL, MAX_UPLOAD_BODY, parse_si, parse_upload_request
+from veil.protocol.storage import (
+    MAX_CONTROL,
+    MAX_ONESHOT_BODY,
+    MAX_UPLOAD_BODY,
+    parse_commit,
+    parse_mhash,
+    parse_si,
+    parse_upload_request,
+)
+from veil.storage.sessions import SessionsFull
 from veil.storage.store import ConflictError, ShareStore
 
 CHUNK = 1 << 20
@@ -44,13 +53,6 @@ def _chunk_buffer() -> memoryview:
     if buf is None:
         buf = _local.buf = memoryview(bytearray(CHUNK))
     return buf
-
-
-def _upload_buffer(n: int) -> memoryview:
-    buf: bytearray | None = getattr(_local, "ubuf", None)
-    if buf is None or len(buf) < n:
-        buf = _local.ubuf = bytearray(max(n, 8 << 20))
-    return memoryview(buf)[:n]
 
 
 def _shnum(text: str) -> int:
@@ -93,7 +95,7 @@ class StorageRole:
         router.add("PUT", "/v1/uploads/{uid}", self.write)
         router.add("POST", "/v1/uploads/{uid}/commit", self.commit)
         router.add("DELETE", "/v1/uploads/{uid}", self.abort)
-        router.add("PUT", "/v1/manifests/{si}", self.put_manifest)
+        router.add("PUT", "/v1/shares/{si}/{shnum}", self.oneshot)
         router.add("GET", "/v1/shares/{si}", self.list_shares)
         router.add("GET", "/v1/shares/{si}/{shnum}", self.read)
 
@@ -102,6 +104,8 @@ class StorageRole:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.store is not None:
+            self.store.close()
 
     def status(self) -> dict[str, Any]:
         assert self.store is not None
@@ -119,7 +123,7 @@ class StorageRole:
         dht = self._dht()
         if dht is None:
             return
-        shnums, _ = self._store.list_shares(si)
+        shnums = sorted({n for m in self._store.slots(si) for n in self._store.list_shares(si, m)[0]})
         if shnums:
             dht.provide(dht_key(si), tuple(shnums))
 
@@ -167,63 +171,82 @@ class StorageRole:
         assert self.store is not None
         return self.store
 
-    def begin(self, req: Request) -> Response:
+    def _refuse_if_draining(self) -> None:
         if self.draining:
             raise HTTPError(503, "draining", "this node is leaving the network and takes no new shares")
+
+    def begin(self, req: Request) -> Response:
+        self._refuse_if_draining()
         up = parse_upload_request(cbor.decode(req.read_body(MAX_CONTROL), MAX_CONTROL))
-        return cbor_response({"id": self._store.begin_upload(up)})
+        try:
+            uid = self._store.begin_upload(up, peer=str(req.peer[0]))
+        except SessionsFull as e:
+            raise HTTPError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from e
+        return cbor_response({"id": uid})
 
     def write(self, req: Request) -> Response:
         n = req.content_length
         if n > MAX_UPLOAD_BODY:
             raise HTTPError(413, "too_large", f"upload body of {n} bytes exceeds {MAX_UPLOAD_BODY}")
-        buf = _upload_buffer(n)
-        req.readinto_exact(buf)
-        nxt = self._store.write_blocks(req.params["uid"], req.int_param("start"), buf)
+        # The session and the body's size are checked before a byte of it is read.
+        nxt = self._store.write_blocks_from(req.params["uid"], req.int_param("start"), n, req.readinto_exact)
         return cbor_response({"next": nxt})
 
     def commit(self, req: Request) -> Response:
-        w = "commit request"
-        m = require_map(cbor.decode(req.read_body(MAX_CONTROL), MAX_CONTROL), w, {"root", "segroot"})
+        limit = MAX_CONTROL + MAX_MANIFEST
+        c = parse_commit(cbor.decode(req.read_body(limit), limit))
         try:
             si = self._store.upload_request(req.params["uid"]).si
-            root = self._store.commit_upload(req.params["uid"], get_bytes(m, "root", w, 32), get_bytes(m, "segroot", w, 32))
+            root = self._store.commit_upload(req.params["uid"], c)
         except ConflictError as e:
             raise HTTPError(409, "conflict", str(e)) from e
+        self._announce(si)
+        return cbor_response({"root": root})
+
+    def oneshot(self, req: Request) -> Response:
+        self._refuse_if_draining()
+        si = parse_si(req.params["si"])
+        shnum = _shnum(req.params["shnum"])
+        n = req.content_length
+        if n > MAX_ONESHOT_BODY:
+            raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
+        try:
+            root = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
+        except ConflictError as e:
+            raise HTTPError(409, "conflict", str(e)) from e
+        self._announce(si)
+        return cbor_response({"root": root})
+
+    def _announce(self, si: bytes) -> None:
         try:
             self._provide(si)
         except VeilError as e:  # the share is stored; the next announce round retries
             log.info("announcing %s failed: %s", si.hex()[:16], e)
-        return cbor_response({"root": root})
 
     def abort(self, req: Request) -> Response:
         self._store.abort_upload(req.params["uid"])
         return cbor_response({})
 
-    def put_manifest(self, req: Request) -> Response:
-        si = parse_si(req.params["si"])
-        try:
-            self._store.put_manifest(si, req.read_body(MAX_CONTROL))
-        except ConflictError as e:
-            raise HTTPError(409, "conflict", str(e)) from e
-        return cbor_response({})
-
     def list_shares(self, req: Request) -> Response:
-        shnums, manifest = self._store.list_shares(parse_si(req.params["si"]))
+        si = parse_si(req.params["si"])
+        shnums, manifest = self._store.list_shares(si, parse_mhash(req.query.get("m")))
         return cbor_response({"shares": shnums, "manifest": manifest})
 
     def read(self, req: Request) -> Response:
         si = parse_si(req.params["si"])
         shnum = _shnum(req.params["shnum"])
+        mhash = parse_mhash(req.query.get("m"))
         try:
             head, offset, length, path = self._store.read_range(
-                si, shnum, req.int_param("start", 0), req.int_param("count", 1)
+                si, mhash, shnum, req.int_param("start", 0), req.int_param("count", 1),
+                with_manifest=req.query.get("manifest") == "1",
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
-        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent.
+        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent;
+        # the payout it checks is the one in this slot's manifest.
         gate = self.ctx.services.get("payments") if self.ctx is not None else None
-        refusal: Response | None = gate.charge(req, si, length) if gate is not None else None
+        refusal: Response | None = gate.charge(req, si, length, mhash) if gate is not None else None
         if refusal is not None:
             return refusal
         fd = os.open(path, os.O_RDONLY)

@@ -18,9 +18,10 @@ from veil.testing.shares import FakeShare
 
 
 class NodeProc:
-    def __init__(self, data: Path, nofile: int | None = None) -> None:
+    def __init__(self, data: Path, nofile: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.data = data
         self.nofile = nofile
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: NodeInfo | None = None
 
@@ -35,7 +36,8 @@ class NodeProc:
 
         log = open(self.data.parent / f"{self.data.name}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(self.data), "--listen", "127.0.0.1:0"],
+            [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(self.data), "--listen", "127.0.0.1:0",
+             *self.args],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=preexec,
         )
         deadline = time.monotonic() + 60

@@ -5,10 +5,12 @@ allocation, tiny blocks refused)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +216,43 @@ def test_tiny_blocks_and_huge_shares_are_refused(node: NodeProc) -> None:
     assert c.call("GET", slot_path(si, sh.mhash)) == {"shares": [], "manifest": None}
     with pytest.raises((VeilError, NodeUnreachable)):
         c.request("PUT", upload_path("zz", 0), b"x" * 10)
+
+
+def test_drain_hands_every_slot_over_with_its_manifest(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir()
+    b = NodeProc(tmp_path / "b")
+    info = b.start()
+    netfile = tmp_path / "network.json"
+    netfile.write_text(json.dumps({"nodes": [{"host": info.host, "port": info.port, "node_id": info.node_id.hex()}]}))
+    a = NodeProc(tmp_path / "a", args=("--network", str(netfile)))
+    a.start()
+    try:
+        si = os.urandom(16)
+        genuine, bogus = fake_file(si, n=3, seed=1), fake_file(si, n=3, seed=2)
+        ca, cb = a.client(), b.client()
+        for sh in (genuine[0], genuine[1], bogus[0]):
+            oneshot(ca, sh)
+        token = (a.data / "control.token").read_text().strip()
+        ca.request("POST", "/v1/node/drain", b"", {"X-Veil-Control": token})
+        deadline = time.monotonic() + 120
+        while (st := cbor_decode(ca.request("GET", "/v1/node/drain", None, {"X-Veil-Control": token}).body))[
+                "state"] == "running":
+            assert time.monotonic() < deadline, st
+            time.sleep(0.2)
+        assert st["state"] == "done" and st["moved"] == 3, st
+        assert cb.call("GET", slot_path(si, genuine[0].mhash)) == {"shares": [0, 1], "manifest": genuine[0].manifest}
+        assert cb.call("GET", slot_path(si, bogus[0].mhash))["shares"] == [0]
+        assert ca.call("GET", slot_path(si, genuine[0].mhash)) == {"shares": [], "manifest": None}
+        assert read_share(cb, genuine[1]) == b"".join(genuine[1].blocks)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def cbor_decode(body: bytes) -> dict:  # type: ignore[type-arg]
+    from veil.format import cbor
+
+    v = cbor.decode(body, 1 << 20)
+    assert isinstance(v, dict)
+    return v

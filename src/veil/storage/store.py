@@ -12,6 +12,17 @@ fsyncs the changed directories before the writer is answered. Nothing is ever ov
 committing a share that is already there is an idempotent success. v1 data (``ROOT/shares/``)
 is not read.
 
+What the HTTP role and an in-process grid call (every check of the wire path is made here):
+
+    begin_upload(UploadRequest, peer) -> id         write_blocks(id, start, body) -> next
+    commit_upload(id, Commit) -> root               abort_upload(id)
+    put_oneshot(si, shnum, body) -> root            (``*_from`` variants read a body by ``readinto``)
+    list_shares(si, mhash) -> (shnums, manifest)    read_range_bytes(si, mhash, shnum, start, count, manifest)
+    slots(si), manifest(si, mhash), holds(si, shnum), storage_indexes(), share_blocks(...), delete_share(...)
+
+Errors: NotFoundError (404), IntegrityError/UsageError (400), ConflictError (409), SessionsFull
+(503 + Retry-After), StorageFullError (507).
+
 Imports from: veil.durable, veil.errors, veil.format, veil.protocol, veil.storage.
 """
 

@@ -293,3 +293,21 @@ def test_crash_leftovers_are_cleaned(tmp_path: Path) -> None:
     store2 = ShareStore(tmp_path)
     assert store2.slots(SI) == [sh.mhash]
     assert list(store2.incoming.iterdir()) == []
+
+
+def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) -> None:
+    from veil.crypto.sign import SigningKey
+    from veil.node.context import NodeContext
+    from veil.node.payment_gate import PaymentsRole
+
+    store = ShareStore(tmp_path / "s")
+    honest = fake_file(SI, seed=1, payout=b"H" * 20)[0]
+    squat = fake_file(SI, seed=2, payout=b"S" * 20)[0]
+    store.put_oneshot(SI, 0, squat.oneshot())  # first writer
+    role = PaymentsRole()
+    role.ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 0, services={"store": store})
+    assert role._payout(SI, honest.mhash) is None  # not here yet: not cached
+    store.put_oneshot(SI, 0, honest.oneshot())
+    assert role._payout(SI, honest.mhash) == b"H" * 20
+    assert role._payout(SI, squat.mhash) == b"S" * 20
+    assert role._holds(SI, 0) and not role._holds(SI, 1)

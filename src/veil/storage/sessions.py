@@ -123,7 +123,8 @@ class Sessions:
         for up in stale:
             if up.lock.acquire(blocking=False):  # a session being written to is not idle
                 try:
-                    n += self.remove(up)
+                    if self.clock() - up.touched > self.idle_seconds:  # not touched meanwhile
+                        n += self.remove(up)
                 finally:
                     up.lock.release()
         return n

@@ -131,6 +131,10 @@ def test_session_flood_under_low_ulimit(tmp_path: Path) -> None:
     node = NodeProc(tmp_path / "n0", nofile=160)
     node.start()
     try:
+        assert node.proc is not None
+        limits = Path(f"/proc/{node.proc.pid}/limits").read_text()
+        assert any(line.startswith("Max open files") and line.split()[3:5] == ["160", "160"]
+                   for line in limits.splitlines())
         c = node.client()
         stored = fake_file(os.urandom(16), nseg=3, seed=5)[0]
         oneshot(c, stored)

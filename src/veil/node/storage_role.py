@@ -1,4 +1,7 @@
-"""The storage role: keeps shares and manifests, serves block ranges with Merkle proofs.
+"""The storage role: storage protocol v2 over HTTP (docs/specs/storage-protocol.md) — slots
+keyed by (storage index, manifest hash), upload sessions, one-shot small shares, block ranges
+with Merkle proofs. Every check lives in the ShareStore (storage/); this module maps requests
+to it and its errors to statuses (503 + Retry-After when the session bounds are hit).
 
 Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space).
 
@@ -249,7 +252,10 @@ class StorageRole:
         refusal: Response | None = gate.charge(req, si, length, mhash) if gate is not None else None
         if refusal is not None:
             return refusal
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError as e:  # deleted (drained) since the range was planned
+            raise HTTPError(404, "not_found", "no such share") from e
 
         def body() -> Iterator[bytes | memoryview]:
             try:

@@ -311,3 +311,36 @@ def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) ->
     assert role._payout(SI, honest.mhash) == b"H" * 20
     assert role._payout(SI, squat.mhash) == b"S" * 20
     assert role._holds(SI, 0) and not role._holds(SI, 1)
+
+
+def test_concurrent_writes_share_one_durable_batch(tmp_path: Path) -> None:
+    store = ShareStore(tmp_path, reap_interval=0)
+    files = [fake_file(bytes([i]) * 16, seed=i)[0] for i in range(8)]
+    b0 = store.committer.batches
+    errors: list[BaseException] = []
+
+    def put(sh: FakeShare) -> None:
+        try:
+            store.put_oneshot(sh.si, 0, sh.oneshot())
+        except BaseException as e:
+            errors.append(e)
+
+    gate = threading.Event()
+
+    def blocker() -> tuple[None, set[Path]]:
+        gate.wait(60)
+        return None, set()
+
+    threading.Thread(target=store.committer.run, args=(blocker,)).start()  # the committer is busy
+    threads = [threading.Thread(target=put, args=(sh,)) for sh in files]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(store.committer._queue) < len(files) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert store.committer.batches - b0 == 2  # the blocker, then all 8 installs in one durable batch
+    assert all(store.list_shares(sh.si, sh.mhash)[0] == [0] for sh in files)

@@ -3,7 +3,9 @@ keyed by (storage index, manifest hash), upload sessions, one-shot small shares,
 with Merkle proofs. Every check lives in the ShareStore (storage/); this module maps requests
 to it and its errors to statuses (503 + Retry-After when the session bounds are hit).
 
-Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space).
+Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space);
+``storage_admission``: ``open`` (default: anyone may store) or ``ticket`` (only with a storage
+ticket within the account's free storage quota on the ledger at ``validator``; storage/admission.py).
 
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (``provide``: republished until withdrawn) and, once the node has joined,
@@ -20,14 +22,18 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from veil.client.ledger_client import LedgerClient
 from veil.durable import write_atomic
-from veil.errors import IntegrityError, VeilError
+from veil.errors import IntegrityError, UsageError, VeilError
 from veil.format import cbor
-from veil.format.manifest import MAX_MANIFEST
+from veil.format.manifest import MAX_MANIFEST, manifest_hash
+from veil.format.merkle import Levels
+from veil.format.share import HEADER_SIZE
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
@@ -42,6 +48,8 @@ from veil.protocol.storage import (
     parse_si,
     parse_upload_request,
 )
+from veil.protocol.tickets import TICKET_HEADER
+from veil.storage.admission import Admission, Hold
 from veil.storage.sessions import SessionsFull
 from veil.storage.store import ConflictError, ShareStore
 
@@ -84,6 +92,9 @@ class StorageRole:
         self.drainer: Drainer | None = None
         self._token = b""
         self._stop = threading.Event()
+        self.admission: Admission | None = None
+        self._ledger: LedgerClient | None = None
+        self._quotas: dict[bytes, tuple[float, int]] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         cap = ctx.config.get("capacity")
@@ -92,6 +103,15 @@ class StorageRole:
         ctx.services["store"] = self.store
         ctx.services["draining"] = lambda: self.draining
         self._token = _control_token(ctx.data_dir / "control.token")
+        policy = ctx.config.get("storage_admission") or "open"
+        if policy == "ticket":
+            if not ctx.config.get("validator"):
+                raise UsageError("--storage-admission ticket needs --validator (the ledger holding the quotas)")
+            self.admission = Admission(ctx.data_dir / "storage" / "charges.sqlite", ctx.node_id, self._quota_of,
+                                       self.store.sessions.alive)
+            self.store.on_delete = self.admission.refund
+        elif policy != "open":
+            raise UsageError(f"unknown storage admission policy {policy!r} (open or ticket)")
         router.add("POST", "/v1/node/drain", self.drain)
         router.add("GET", "/v1/node/drain", self.drain_status)
         router.add("POST", "/v1/uploads", self.begin)
@@ -109,6 +129,8 @@ class StorageRole:
         self._stop.set()
         if self.store is not None:
             self.store.close()
+        if self.admission is not None:
+            self.admission.close()
 
     def status(self) -> dict[str, Any]:
         assert self.store is not None
@@ -178,13 +200,48 @@ class StorageRole:
         if self.draining:
             raise HTTPError(503, "draining", "this node is leaving the network and takes no new shares")
 
+    # -- admission (storage/admission.py) -----------------------------------------------
+
+    def _quota_of(self, account: bytes) -> int:
+        """The account's free storage quota on the ledger, looked up at most once a minute."""
+        now = time.monotonic()
+        hit = self._quotas.get(account)
+        if hit is not None and now - hit[0] < 60:
+            return hit[1]
+        if self._ledger is None:
+            assert self.ctx is not None
+            self._ledger = LedgerClient.from_endpoint(str(self.ctx.config["validator"]))
+        quota = int(self._ledger.account(account)["storage_quota"])
+        if len(self._quotas) > 4096:
+            self._quotas.clear()
+        self._quotas[account] = (now, quota)
+        return quota
+
+    def _admit(self, req: Request, si: bytes, nbytes: int) -> Hold | None:
+        if self.admission is None:
+            return None
+        return self.admission.admit(req.headers.get(TICKET_HEADER), si, nbytes)
+
+    def _release(self, hold: Hold | None) -> None:
+        if self.admission is not None:
+            self.admission.release(hold)
+
+    # -- the storage API ------------------------------------------------------------------
+
     def begin(self, req: Request) -> Response:
         self._refuse_if_draining()
         up = parse_upload_request(cbor.decode(req.read_body(MAX_CONTROL), MAX_CONTROL))
+        hold = self._admit(req, up.si, HEADER_SIZE + up.share_len + 2 * Levels.stored_size(up.nseg))
         try:
             uid = self._store.begin_upload(up, peer=str(req.peer[0]))
         except SessionsFull as e:
+            self._release(hold)
             raise HTTPError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from e
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.bind(hold, uid)
         return cbor_response({"id": uid})
 
     def write(self, req: Request) -> Response:
@@ -198,12 +255,20 @@ class StorageRole:
     def commit(self, req: Request) -> Response:
         limit = MAX_CONTROL + MAX_MANIFEST
         c = parse_commit(cbor.decode(req.read_body(limit), limit))
+        uid = req.params["uid"]
+        hold = self.admission.hold_of(uid) if self.admission is not None else None
         try:
-            si = self._store.upload_request(req.params["uid"]).si
-            root = self._store.commit_upload(req.params["uid"], c)
+            up = self._store.upload_request(uid)
+            root = self._store.commit_upload(uid, c)
         except ConflictError as e:
+            self._release(hold)
             raise HTTPError(409, "conflict", str(e)) from e
-        self._announce(si)
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.charge(hold, up.si, manifest_hash(c.manifest), up.shnum)
+        self._announce(up.si)
         return cbor_response({"root": root})
 
     def oneshot(self, req: Request) -> Response:
@@ -213,10 +278,17 @@ class StorageRole:
         n = req.content_length
         if n > MAX_ONESHOT_BODY:
             raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
+        hold = self._admit(req, si, n)
         try:
-            root = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
+            root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
         except ConflictError as e:
+            self._release(hold)
             raise HTTPError(409, "conflict", str(e)) from e
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.charge(hold, si, mhash, shnum)
         self._announce(si)
         return cbor_response({"root": root})
 
@@ -227,6 +299,8 @@ class StorageRole:
             log.info("announcing %s failed: %s", si.hex()[:16], e)
 
     def abort(self, req: Request) -> Response:
+        if self.admission is not None:
+            self.admission.release(self.admission.hold_of(req.params["uid"]))
         self._store.abort_upload(req.params["uid"])
         return cbor_response({})
 

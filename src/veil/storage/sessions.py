@@ -91,6 +91,10 @@ class Sessions:
             self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
             return up
 
+    def alive(self, uid: str) -> bool:
+        with self._lock:
+            return uid in self._by_id
+
     def get(self, uid: str) -> Upload:
         with self._lock:
             up = self._by_id.get(uid)

@@ -109,6 +109,7 @@ class ShareStore(SlotReader):
         self._commit_sem = threading.BoundedSemaphore(2)  # trees of big shares are built two at a time
         self.sessions = Sessions(self.incoming, self._unreserve, clock)
         self.committer = GroupCommitter()
+        self.on_delete: Callable[[bytes, bytes, int], None] | None = None  # (si, mhash, shnum): admission refunds
         self._stop = threading.Event()
         if reap_interval > 0:
             threading.Thread(target=self._reap_loop, args=(reap_interval,), name="upload-reaper", daemon=True).start()
@@ -341,9 +342,9 @@ class ShareStore(SlotReader):
             self.sessions.remove(up)
 
     # -- one-shot small shares ----------------------------------------------------------
-    def put_oneshot_from(self, si: bytes, shnum: int, nbytes: int, readinto: Readinto) -> bytes:
+    def put_oneshot_from(self, si: bytes, shnum: int, nbytes: int, readinto: Readinto) -> tuple[bytes, bytes]:
         """Store a whole share and its manifest from a one-shot body of ``nbytes``
-        (protocol/storage.py); every check is made before the blocks are read."""
+        (protocol/storage.py); every check is made before the blocks are read. (root, slot's mhash)"""
         if nbytes > MAX_ONESHOT_BODY:
             raise UsageError(f"one-shot body of {nbytes} bytes exceeds {MAX_ONESHOT_BODY}")
         if nbytes < 9:
@@ -374,7 +375,7 @@ class ShareStore(SlotReader):
             finally:
                 os.close(fd)
             self._install(si, mhash, shnum, tmp, head.manifest, hdr.file_len)
-            return head.root
+            return head.root, mhash
         except OSError as e:
             if _nospace(e):
                 raise StorageFullError("no space: the node's disk is full") from e
@@ -384,7 +385,7 @@ class ShareStore(SlotReader):
             self._unreserve(total)
 
     def put_oneshot(self, si: bytes, shnum: int, body: bytes | memoryview) -> bytes:
-        return self.put_oneshot_from(si, shnum, len(body), reader_of(body))
+        return self.put_oneshot_from(si, shnum, len(body), reader_of(body))[0]
 
     # -- removing -----------------------------------------------------------------------
     def delete_share(self, si: bytes, mhash: bytes, shnum: int) -> None:
@@ -399,6 +400,8 @@ class ShareStore(SlotReader):
                 self._used -= size
             except FileNotFoundError:
                 return
+            if self.on_delete is not None:
+                self.on_delete(si, mhash, shnum)
             if not any(p.name.isdigit() for p in d.iterdir()):
                 m = d / "manifest"
                 self._used -= m.stat().st_size if m.exists() else 0

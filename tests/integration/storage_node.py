@@ -18,8 +18,10 @@ from veil.testing.shares import FakeShare
 
 
 class NodeProc:
-    def __init__(self, data: Path, nofile: int | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, data: Path, nofile: int | None = None, args: tuple[str, ...] = (),
+                 listen: str = "127.0.0.1:0") -> None:
         self.data = data
+        self.listen = listen
         self.nofile = nofile
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
@@ -36,7 +38,7 @@ class NodeProc:
 
         log = open(self.data.parent / f"{self.data.name}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(self.data), "--listen", "127.0.0.1:0",
+            [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(self.data), "--listen", self.listen,
              *self.args],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=preexec,
         )

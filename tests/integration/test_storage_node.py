@@ -158,6 +158,7 @@ def test_session_flood_under_low_ulimit(tmp_path: Path) -> None:
         assert read_share(node.client(), stored) == b"".join(stored.blocks)
         status = node.client().call("GET", "/v1/node")
         assert status["roles"]["storage"]["uploads_open"] == 32
+        assert status["roles"]["storage"]["admission"] == "open"
     finally:
         node.stop()
 

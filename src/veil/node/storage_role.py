@@ -135,6 +135,7 @@ class StorageRole:
     def status(self) -> dict[str, Any]:
         assert self.store is not None
         st: dict[str, Any] = dict(self.store.usage())
+        st["admission"] = "ticket" if self.admission is not None else "open"
         if self.drainer is not None:
             st["drain"] = self.drainer.status.to_value()
         return st

@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from veil.errors import IntegrityError, UsageError
 from veil.format import cbor
@@ -116,3 +118,15 @@ def test_every_flipped_head_byte_is_refused_or_makes_another_slot(tmp_path: Path
     assert refused > size // 2 and store.slots(SI) == []
     assert store.put_oneshot(SI, 0, body) == sh.root and store.slots(SI) == [sh.mhash]
     assert Commit(sh.root, sh.segroot, sh.manifest) == sh.commit
+
+
+@given(nseg=st.integers(1, 50), bsize=st.integers(1024, 5000), data=st.data())
+def test_blocks_in_body_inverts_body_len(nseg: int, bsize: int, data: st.DataObject) -> None:
+    lbsize = data.draw(st.integers(1, bsize)) if nseg > 1 else bsize
+    start = data.draw(st.integers(0, nseg - 1))
+    count = data.draw(st.integers(1, nseg - start))
+    n = blocks_body_len(nseg, bsize, lbsize, start, count)
+    assert blocks_in_body(nseg, bsize, lbsize, start, n) == count
+    for off in (-1, 1):
+        with pytest.raises(IntegrityError):
+            blocks_in_body(nseg, bsize, lbsize, start, n + off)

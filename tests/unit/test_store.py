@@ -297,7 +297,7 @@ def test_crash_leftovers_are_cleaned(tmp_path: Path) -> None:
 
 def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) -> None:
     from veil.crypto.sign import SigningKey
-    from veil.node.context import NodeContext
+    from veil.node.context import NodeContext, Services
     from veil.node.payment_gate import PaymentsRole
 
     store = ShareStore(tmp_path / "s")
@@ -305,7 +305,7 @@ def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) ->
     squat = fake_file(SI, seed=2, payout=b"S" * 20)[0]
     store.put_oneshot(SI, 0, squat.oneshot())  # first writer
     role = PaymentsRole()
-    role.ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 0, services={"store": store})
+    role.ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 0, services=Services(store=store))
     assert role._payout(SI, honest.mhash) is None  # not here yet: not cached
     store.put_oneshot(SI, 0, honest.oneshot())
     assert role._payout(SI, honest.mhash) == b"H" * 20

@@ -10,7 +10,7 @@ ticket within the account's free storage quota on the ledger at ``validator``; s
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (``provide``: republished until withdrawn) and, once the node has joined,
 every storage index already on disk is announced again. The store is offered to other roles
-as ``ctx.services["store"]``. ``POST /v1/node/drain`` (only with the node's control token,
+as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
 ``DATA/control.token``, in ``X-Veil-Control``: proof of access to the node's data dir) hands
 every share to other nodes (node/drain.py); meanwhile new uploads are refused.
 """
@@ -34,6 +34,7 @@ from veil.format import cbor
 from veil.format.manifest import MAX_MANIFEST, manifest_hash
 from veil.format.merkle import Levels
 from veil.format.share import HEADER_SIZE
+from veil.net.dht_driver import DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
@@ -97,15 +98,15 @@ class StorageRole:
         self._quotas: dict[bytes, tuple[float, int]] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        cap = ctx.config.get("capacity")
+        cap = ctx.config.capacity
         self.ctx = ctx
-        self.store = ShareStore(ctx.data_dir / "storage", capacity=int(cap) if cap else None)
-        ctx.services["store"] = self.store
-        ctx.services["draining"] = lambda: self.draining
+        self.store = ShareStore(ctx.data_dir / "storage", capacity=cap if cap else None)
+        ctx.services.store = self.store
+        ctx.services.draining = lambda: self.draining
         self._token = _control_token(ctx.data_dir / "control.token")
-        policy = ctx.config.get("storage_admission") or "open"
+        policy = ctx.config.storage_admission
         if policy == "ticket":
-            if not ctx.config.get("validator"):
+            if not ctx.config.validator:
                 raise UsageError("--storage-admission ticket needs --validator (the ledger holding the quotas)")
             self.admission = Admission(ctx.data_dir / "storage" / "charges.sqlite", ctx.node_id, self._quota_of,
                                        self.store.sessions.alive)
@@ -142,8 +143,8 @@ class StorageRole:
 
     # -- announcing and draining --------------------------------------------------------
 
-    def _dht(self) -> Any:
-        return self.ctx.services.get("dht") if self.ctx is not None else None
+    def _dht(self) -> DhtDriver | None:
+        return self.ctx.services.dht if self.ctx is not None else None
 
     def _provide(self, si: bytes) -> None:
         dht = self._dht()
@@ -211,7 +212,8 @@ class StorageRole:
             return hit[1]
         if self._ledger is None:
             assert self.ctx is not None
-            self._ledger = LedgerClient.from_endpoint(str(self.ctx.config["validator"]))
+            assert self.ctx.config.validator is not None
+            self._ledger = LedgerClient.from_endpoint(self.ctx.config.validator)
         quota = int(self._ledger.account(account)["storage_quota"])
         if len(self._quotas) > 4096:
             self._quotas.clear()
@@ -323,7 +325,7 @@ class StorageRole:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
         # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent;
         # the payout it checks is the one in this slot's manifest.
-        gate = self.ctx.services.get("payments") if self.ctx is not None else None
+        gate = self.ctx.services.payments if self.ctx is not None else None
         refusal: Response | None = gate.charge(req, si, length, mhash) if gate is not None else None
         if refusal is not None:
             return refusal

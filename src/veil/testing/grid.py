@@ -33,15 +33,8 @@ from veil.errors import (
     UsageError,
     VeilError,
 )
-from veil.format.manifest import manifest_hash, parse_manifest
 from veil.protocol.nodeinfo import NodeInfo
-from veil.protocol.storage import (
-    Commit,
-    UploadRequest,
-    encode_range_head,
-    parse_oneshot_head,
-    parse_range_head,
-)
+from veil.protocol.storage import Commit, UploadRequest, parse_range_head
 from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing
 from veil.storage.store import ConflictError, ShareStore
 
@@ -87,6 +80,7 @@ class Grid:
     def wipe(self, node: GridNode) -> None:
         """Lose everything the node stored (a disk replaced)."""
         shutil.rmtree(node.store.root, ignore_errors=True)
+        node.store.close()
         node.store = ShareStore(node.store.root, node.store.capacity)
 
     def network(self) -> Network:
@@ -100,8 +94,10 @@ class Grid:
             n.requests.clear()
 
     def close(self) -> None:
-        """Wake every stalled request (they fail)."""
+        """Wake every stalled request (they fail) and close the stores."""
         self._woken.set()
+        for n in self.nodes:
+            n.store.close()
 
 
 class GridTransport:
@@ -151,20 +147,10 @@ class GridTransport:
         except VeilError as e:
             raise self._wire(g, e) from e
 
-    def _commit(self, g: GridNode, uid: str, c: Commit) -> bytes:
-        req = g.store.upload_request(uid)
-        man = parse_manifest(c.manifest)
-        if man.si != req.si or man.roots[req.shnum] != c.root or man.segroot != c.segroot:
-            g.store.abort_upload(uid)
-            raise IntegrityError("the manifest does not name this share")
-        root = g.store.commit_upload(uid, c.root, c.segroot)
-        g.store.put_manifest(req.si, c.manifest)
-        return root
-
     def commit(self, node: NodeInfo, uid: str, commit: Commit, timeout: float = CONTROL_TIMEOUT) -> bytes:
         g = self._enter(node, "commit", timeout)
         try:
-            return self._commit(g, uid, commit)
+            return g.store.commit_upload(uid, commit)
         except VeilError as e:
             raise self._wire(g, e) from e
 
@@ -180,31 +166,13 @@ class GridTransport:
         if g.full:
             raise StorageFullError(f"node {g.label}: no space (grid: full)")
         try:
-            head = parse_oneshot_head(body)
-            if len(body) != head.size + head.blocks_len:
-                raise IntegrityError("one-shot share body has the wrong length")
-            uid = g.store.begin_upload(UploadRequest(si, shnum, head.nseg, head.bsize, head.lbsize))
-            try:
-                g.store.write_blocks(uid, 0, memoryview(body)[head.size :])
-                return self._commit(g, uid, Commit(head.root, head.segroot, head.manifest))
-            except BaseException:
-                try:
-                    g.store.abort_upload(uid)
-                except VeilError:
-                    pass
-                raise
+            return g.store.put_oneshot(si, shnum, body)
         except VeilError as e:
             raise self._wire(g, e) from e
 
-    def _slot(self, g: GridNode, si: bytes, mhash: bytes) -> tuple[list[int], bytes | None]:
-        shnums, man = g.store.list_shares(si)
-        if man is None or manifest_hash(man) != mhash:
-            return [], None
-        return shnums, man
-
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
         g = self._enter(node, "list", timeout)
-        shnums, man = self._slot(g, si, mhash)
+        shnums, man = g.store.list_shares(si, mhash)
         return SlotListing(tuple(shnums), man)
 
     def read_range(
@@ -213,26 +181,18 @@ class GridTransport:
         headers: dict[str, str] | None = None,
     ) -> RangeAnswer:
         g = self._enter(node, "read", timeout)
-        shnums, man = self._slot(g, si, mhash)
-        if shnum not in shnums:
-            raise NotFoundError(f"node {g.label}: no such share")
         try:
-            head, offset, length, path = g.store.read_range(si, shnum, start, count)
+            data = bytearray(g.store.read_range_bytes(si, mhash, shnum, start, count, manifest))
         except VeilError as e:
             raise self._wire(g, e) from e
-        if manifest:
-            h = parse_range_head(head)
-            head = encode_range_head(h.start, h.count, h.bproof, h.sproof, man)
-        with open(path, "rb") as f:
-            f.seek(offset)
-            blocks = bytearray(f.read(length))
-        if g.corrupt and blocks:
-            blocks[len(blocks) // 2] ^= 0x01
-        data = head + bytes(blocks)
+        if g.corrupt:
+            head = parse_range_head(memoryview(data))
+            if len(data) > head.size:
+                data[head.size + (len(data) - head.size) // 2] ^= 0x01
         if into is None:
             if len(data) > max(max_size, 64 << 10):
                 raise RemoteError(f"node {g.label}: reply of {len(data)} bytes exceeds the limit")
-            return RangeAnswer(200, data, len(data))
+            return RangeAnswer(200, bytes(data), len(data))
         if len(data) > len(into):
             raise RemoteError(f"node {g.label}: reply of {len(data)} bytes is larger than expected")
         into[: len(data)] = data

@@ -114,7 +114,7 @@ class PeerClient:
 
     def _put(self, c: _Conn) -> None:
         with self._lock:
-            if len(self._idle) < 8:
+            if len(self._idle) < 16:  # many files at once share these (bounded in flight by the transport)
                 self._idle.append(c)
                 return
         c.close()

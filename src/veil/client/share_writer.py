@@ -74,7 +74,9 @@ class ShareWriter:
         self._flush()
         self.closed = True
         try:
-            got = self.transport.commit(self.node, self.uid, Commit(root, segroot, manifest))
+            # the node builds the trees and fsyncs the whole share before it answers
+            got = self.transport.commit(self.node, self.uid, Commit(root, segroot, manifest),
+                                        timeout=bulk_timeout(self.req.share_len))  # fmt: skip
         except RemoteError as e:
             if "(conflict)" in str(e):
                 raise ConflictingShare(str(e)) from e

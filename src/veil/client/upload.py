@@ -196,7 +196,9 @@ class ShareUploader:
             if snd.error is not None:
                 return f"share {snd.shnum} on {snd.node.label} failed: {snd.error}"
             try:
-                got = snd.transport.commit(snd.node, snd.uid, Commit(roots[snd.shnum], segroot, mbytes))
+                # the node builds the trees and fsyncs the whole share before it answers
+                got = snd.transport.commit(snd.node, snd.uid, Commit(roots[snd.shnum], segroot, mbytes),
+                                           timeout=bulk_timeout(man.share_len()))  # fmt: skip
             except VeilError as e:
                 snd.error = e
                 return f"share {snd.shnum} on {snd.node.label} failed at commit: {e}"

@@ -31,6 +31,7 @@ from veil.format import cbor
 from veil.format.remote_text import clean
 from veil.net.deadline import WATCHDOG, Watch
 from veil.net.tls import check_pin, client_context
+from veil.protocol.transport import DeadlineExceeded
 
 DEFAULT_TIMEOUT = 30.0
 MAX_SMALL_RESPONSE = 4 << 20
@@ -48,10 +49,6 @@ class Reply:
 
 class NodeUnreachable(UnavailableError):
     """A node could not be reached (refused, timed out, or the connection broke)."""
-
-
-class DeadlineExceeded(NodeUnreachable):
-    """A node did not finish answering within the deadline for the whole exchange."""
 
 
 class _Conn(http.client.HTTPSConnection):

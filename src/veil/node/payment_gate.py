@@ -29,8 +29,6 @@ from typing import Any
 from veil.client.ledger_client import LedgerClient
 from veil.durable import write_atomic
 from veil.errors import LedgerError, UsageError, VeilError
-from veil.format import cbor
-from veil.format.fields import get_bytes, require_map
 from veil.format.manifest import parse_manifest
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of
@@ -40,7 +38,9 @@ from veil.ledger.cheque_store import SqliteChequeStore
 from veil.ledger.params import Params
 from veil.ledger.state import OPEN, Channel
 from veil.net.server import Request, Response, Router, cbor_response
+from veil.node.channel_close import add_close_route
 from veil.node.context import NodeContext
+from veil.node.lease_answers import LeaseAnswers
 from veil.protocol import payments as pay
 
 log = logging.getLogger("veil.payments")
@@ -263,13 +263,8 @@ class PaymentGate:
     def _save_leases(self) -> None:
         write_atomic(self._leases_path, json.dumps(sorted(x.hex() for x in self.leases)).encode())
 
-    def add_lease(self, lid: bytes, holds: Callable[[bytes, int], bool]) -> None:
-        """An uploader tells the node about a lease paying it; checked on the ledger, then kept."""
-        le = self._ledger_client().lease(lid)
-        if le is None or le.payee != self.address:
-            raise LedgerError("no such lease paying this node", "unknown_lease")
-        if not holds(le.si, le.shnum):
-            raise LedgerError("this node does not hold the leased share", "bad_lease")
+    def keep_lease(self, lid: bytes) -> None:
+        """A lease paying this node, checked by node/lease_answers.py: claim what it accrues."""
         with self._lock:
             self.leases.add(lid)
             self._save_leases()
@@ -396,7 +391,7 @@ class PaymentGate:
         for lid in sorted(self.leases):
             le = client.lease(lid)
             if le is not None:
-                leases.append({"lease": lid, "si": le.si, "shnum": le.shnum, "amount": le.amount,
+                leases.append({"lease": lid, "root": le.root, "amount": le.amount,
                                "claimed": le.claimed, "claimable": le.claimable(now), "status": le.status,
                                "end": le.end})  # fmt: skip
         return {"channels": rows, "leases": leases, "stats": self.advertised(), "pool_price_per_gb": params.price_per_gb}
@@ -409,7 +404,8 @@ class PaymentsRole:
         GET  /v1/pay/terms      this node's Terms (CBOR)
         GET  /v1/pay/earnings   its channels (cheque totals, settled or not) and leases
         POST /v1/pay/settle     settle every channel holding an unsettled cheque, claim leases, now
-        POST /v1/pay/leases     CBOR {lease: id}: a lease paying this node to keep a share
+        POST /v1/pay/leases     CBOR {lease, si, shnum}: a lease paying this node (node/lease_answers.py)
+        POST /v1/pay/close      CBOR {channel}: consent to the payer's cooperative close (node/channel_close.py)
     """
 
     name = "payments"
@@ -428,7 +424,9 @@ class PaymentsRole:
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
-        router.add("POST", "/v1/pay/leases", self._add_lease)
+        self.answers = LeaseAnswers(ctx, self.gate._ledger_client, self.gate.keep_lease)
+        self.answers.routes(router)
+        add_close_route(router, self.gate)
 
     def _payout(self, si: bytes) -> bytes | None:
         """The uploader payout address in the manifest of the file ``si`` (cached)."""
@@ -445,10 +443,12 @@ class PaymentsRole:
     def start(self) -> None:
         assert self.gate is not None
         self.gate.start()
+        self.answers.start()
 
     def stop(self) -> None:
         if self.gate is not None:
             self.gate.stop()
+            self.answers.stop()
 
     def status(self) -> dict[str, Any]:
         assert self.gate is not None
@@ -466,12 +466,3 @@ class PaymentsRole:
         assert self.gate is not None
         return cbor_response({"settled": self.gate.settle_all(), "leases_claimed": self.gate.claim_leases()})
 
-    def _add_lease(self, req: Request) -> Response:
-        assert self.gate is not None
-        m = require_map(cbor.decode(req.read_body(1024), 1024), "lease notice", {"lease"})
-        self.gate.add_lease(get_bytes(m, "lease", "lease notice", 32), self._holds)
-        return cbor_response({})
-
-    def _holds(self, si: bytes, shnum: int) -> bool:
-        store = self.ctx.services.get("store") if self.ctx is not None else None
-        return store is not None and shnum in store.list_shares(si)[0]

@@ -17,7 +17,7 @@ import click
 
 from veil.client.channel_close import Consent, ask_consent, close_tx, payee_nodes
 from veil.client.channels import PayerChannels
-from veil.client.ledger_client import parse_endpoints
+from veil.client.ledger_client import LedgerClient, parse_endpoints
 from veil.client.network import Network, NodeInfo, load_network
 from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError, UsageError, VeilError
@@ -188,7 +188,7 @@ def close(
             raise UsageError("this wallet is neither the payer nor the payee of that channel")
         elif cheque_hex:
             raise UsageError("--cheque is for the payee; the payer closes without one")
-        elif not unilateral and (consent := _consent(node_spec, network_path, params.chain_id, cid, ch, notes)):
+        elif not unilateral and (consent := _consent(c, node_spec, network_path, params.chain_id, cid, ch, notes)):
             build = functools.partial(close_tx, w.key, params.chain_id, fee, cid, consent)
             paid = consent.cheque.amount - ch.paid if consent.cheque is not None else 0
             done = f"closed with the payee's consent (paid {money(paid)} more), deposit returned"
@@ -217,9 +217,10 @@ def close(
     click.echo(f"channel {cid.hex()[:16]} {done} (block {st['height']})")
 
 
-def _consent(node_spec: str | None, network_path: Path | None, chain: str, cid: bytes, ch: Channel,
-             notes: list[str]) -> Consent | None:  # fmt: skip
+def _consent(ledger: LedgerClient, node_spec: str | None, network_path: Path | None, chain: str, cid: bytes,
+             ch: Channel, notes: list[str]) -> Consent | None:  # fmt: skip
     """The payee's consent to a cooperative close, or None (why goes to ``notes``)."""
+    net: Network | None = None
     try:
         if node_spec:
             host, port, nid = parse_endpoints(node_spec)[0]
@@ -227,11 +228,14 @@ def _consent(node_spec: str | None, network_path: Path | None, chain: str, cid: 
             nodes = net.nodes
         else:
             net = load_network(network_path)
-            nodes = payee_nodes(net, ch.payee)
+            nodes = payee_nodes(net, ledger, ch.payee)
         return ask_consent(net, nodes, chain, cid, ch)
     except VeilError as e:
         notes.append(str(e))
         return None
+    finally:
+        if net is not None:
+            net.close()
 
 
 commands = [channel]

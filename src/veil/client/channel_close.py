@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from veil.crypto.sign import SigningKey
+from veil.crypto.sign import SigningKey, node_id
 from veil.errors import IntegrityError, LedgerError, VeilError
 from veil.format.fields import get_bytes, require_map
+from veil.format.textparse import parse_hostport
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of
 from veil.ledger.cheque import Cheque, decode_cheque
@@ -19,6 +20,7 @@ from veil.ledger.close_consent import consent_ok
 from veil.ledger.state import Channel
 from veil.protocol import payments as pay
 
+from .ledger_client import LedgerClient
 from .network import Network, NodeInfo
 
 
@@ -48,8 +50,20 @@ def parse_consent(value: object, chain: str, cid: bytes, ch: Channel) -> Consent
     return Consent(key, sig, cheque)
 
 
-def payee_nodes(net: Network, payee: bytes) -> list[NodeInfo]:
-    """The nodes the network lists whose payment terms name ``payee``."""
+def payee_nodes(net: Network, ledger: LedgerClient, payee: bytes) -> list[NodeInfo]:
+    """Where the payee node is: a registered node's key gives its node id, found in the network
+    file or through the DHT; otherwise the nodes the network lists whose terms name ``payee``."""
+    reg = ledger.node(payee)
+    if reg is not None:
+        nid = node_id(reg.pub)
+        listed = [n for n in net.nodes if n.node_id == nid]
+        if listed:
+            return listed
+        if net.bootstrap:
+            rec = net._driver().find_node_record(nid, timeout=15)
+            if rec is not None:
+                host, port = parse_hostport(rec.address, "node address")
+                return [NodeInfo(host, port, nid)]
     out = []
     for node in net.nodes:
         try:

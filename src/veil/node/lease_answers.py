@@ -54,6 +54,7 @@ class LeaseAnswers:
         self.shares: dict[bytes, tuple[bytes, int]] = self._load()
         self.answered = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a new lease: start polling at once
         self._thread: threading.Thread | None = None
 
     def routes(self, router: Router) -> None:
@@ -103,6 +104,7 @@ class LeaseAnswers:
             self.shares[lid] = (si, shnum)
             self._save_locked()
         self._keep(lid)
+        self._wake.set()
 
     # -- answering challenges --------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class LeaseAnswers:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def _run(self) -> None:
         poll = MAX_POLL
@@ -166,4 +169,5 @@ class LeaseAnswers:
                 log.warning("lease challenges not checked, will retry: %s", e)
             except OSError as e:
                 log.warning("lease challenges not checked (%s), will retry", e)
-            self._stop.wait(poll)
+            self._wake.wait(poll)
+            self._wake.clear()

@@ -200,4 +200,86 @@ def sim_ledger(accounts: int, lookups: int, transfers: int, block: int, workdir:
                f"({res.apply_per_s_small:,.0f}/s)")  # fmt: skip
 
 
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise UsageError(f"{what}: a comma-separated list of numbers, e.g. 0,0.1,0.5") from e
+
+
+@sim.command("shards")
+@click.option("--shards", "shard_list", default="1,2,4,8,16,32", show_default=True,
+              help="Shard counts to simulate (comma-separated).")
+@click.option("--cross", "cross_list", default="0,0.1,0.5,0.9", show_default=True,
+              help="Shares of transfers whose payee is in another shard (comma-separated).")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="One cluster's transfers/s (e.g. the cluster figure of `veil bench ledger`); default: measure "
+                   "the real ledger machine on this machine now.")
+@click.option("--block-ms", default=100.0, show_default=True, type=click.FloatRange(1, 10_000), help="Block interval.")
+@click.option("--in-cost", default=1.0, show_default=True, type=click.FloatRange(0.01, 10),
+              help="Work of crediting an inbound cross-shard message, in transfers (1: as much as a transfer).")
+@click.option("--blocks", default=80, show_default=True, type=click.IntRange(10, 10_000), help="Blocks simulated.")
+@click.option("--load", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Offered load, as a share of the ceiling, at which latency is measured.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sim_shards(shard_list: str, cross_list: str, rate: float | None, block_ms: float, in_cost: float, blocks: int,
+               load: float, seed: int, as_json: bool) -> None:  # fmt: skip
+    """The ledger sharded by account prefix (docs/specs/ledger-scale.md): aggregate transfers/s
+    against the shard count, with cross-shard transfers done as TON-style messages, and their
+    latency; parameterised by one cluster's measured rate."""
+    from veil.sim import shards
+
+    counts = [int(x) for x in _floats(shard_list, "--shards")]
+    measured = rate is None
+    if rate is None:
+        rate = _measure_rate()
+    try:
+        res = shards.run(rate, counts, _floats(cross_list, "--cross"), block_s=block_ms / 1000, in_cost=in_cost,
+                         blocks=blocks, seed=seed, load=load)  # fmt: skip
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({**res.to_dict(), "rate_measured": measured}, indent=2))
+        return
+    how = "measured now (ledger machine alone, one core)" if measured else "given"
+    click.echo(f"one cluster: {rate:,.0f} transfers/s ({how}); block {block_ms:g} ms; inbound message cost {in_cost:g}")
+    click.echo(f"{'shards':>6} {'cross':>5} {'transfers/s':>13} {'x one':>7} {'model S*r/(1+x*c)':>18} "
+               f"{'local p50/p99 ms':>17} {'cross p50/p99 ms':>17}  conserved  (latency at {load:.0%} load)")  # fmt: skip
+    for p in res.points:
+        cross = f"{p.p50_cross_ms:,.0f}/{p.p99_cross_ms:,.0f}" if p.cross > 0 else "-"
+        click.echo(f"{p.shards:>6} {p.cross:>5.2f} {p.throughput:>13,.0f} {p.ratio_to_one:>6.1f}x {p.analytic:>18,.0f} "
+                   f"{p.p50_local_ms:>8,.0f}/{p.p99_local_ms:<8,.0f} {cross:>17}  {'yes' if p.conserved else 'NO'}")  # fmt: skip
+
+
+def _measure_rate() -> float:
+    """Signed transfers/s the real ledger machine applies into blocks here (SQLite, synchronous=FULL)."""
+    import tempfile
+    import time
+
+    from veil.crypto.sign import SigningKey
+    from veil.ledger import tx as txm
+    from veil.ledger.address import address_of
+    from veil.ledger.genesis import make_genesis
+    from veil.ledger.params import Params
+    from veil.ledger.store import LedgerStore
+    from veil.node.validator_core import LedgerMachine, txs_entry
+
+    senders = [SigningKey.generate() for _ in range(50)]
+    g = make_genesis(Params(chain_id="sim-shards"), int(time.time()) - 5, SigningKey.generate().public_key,
+                     {address_of(s.public_key): 10**15 for s in senders}, 0)  # fmt: skip
+    to = address_of(SigningKey.generate().public_key)
+    raws = [txm.transfer(s, g.chain, j, 1, to, 1) for j in range(40) for s in senders]
+    with tempfile.TemporaryDirectory(prefix="veil-sim-shards-") as d:
+        store = LedgerStore(Path(d) / "rate.db")
+        store.init_genesis(g)
+        m = LedgerMachine(store, SigningKey.generate())
+        t = time.perf_counter()
+        for i in range(0, len(raws), 500):
+            m.apply(i // 500 + 1, txs_entry(g.time + 1, raws[i : i + 500]))
+        el = time.perf_counter() - t
+        store.close()
+    return len(raws) / el
+
+
 commands = [sim]

@@ -20,10 +20,11 @@ from devnet_helpers import RunningDevnet, put
 
 from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
+from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet, load_faucet_key, validator_spec
 from veil.devnet.manager import NodeSpec
-from veil.errors import LedgerError
+from veil.errors import LedgerError, VeilError
 from veil.format.caps import parse_verify_cap
 from veil.ledger import tx as T
 from veil.ledger.address import address_of, encode_address
@@ -350,6 +351,15 @@ def test_payer_closes_a_channel_cooperatively_with_the_cli(paid: PaidDevnet, tmp
     # Whatever the node had settled before, the payer got back exactly the deposit not paid out.
     assert c.account(dl.address)["balance"] - before == pc.deposit - pc.amount - PARAMS.min_fee
     paid.veil("ledger", "verify", check=True)
+    # Bad requests to the consent endpoint get a clear 4xx, nothing else.
+    net = load_network(paid.devnet.static_network_path)
+    node = next(n for n in net.nodes if "storage" in n.roles)
+    for body, want in (({"channel": b"short"}, "close request"), ({"channel": bytes(32)}, "no open channel"),
+                       ({"nope": 1}, "close request")):  # fmt: skip
+        with pytest.raises(VeilError) as e:
+            net.client(node).call("POST", "/v1/pay/close", body)
+        assert want in str(e.value), str(e.value)
+    net.close()
     c.close()
 
 

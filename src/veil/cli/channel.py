@@ -180,6 +180,7 @@ def close(
         now = int(c.info()["now"])
         build: Callable[[int], bytes]
         notes: list[str] = []
+        consent: Consent | None = None
         if ch.payee == w.address:
             chq = decode_cheque(bytes.fromhex(cheque_hex)) if cheque_hex else None
             build = functools.partial(_settle, w.key, params.chain_id, fee, cid, chq)
@@ -205,7 +206,15 @@ def close(
                 raise UsageError(f"the challenge window is open until {when(ch.close_at)}; run this again then")
             build = functools.partial(_op, txm.channel_finalize, w.key, params.chain_id, fee, cid)
             done = "closed, deposit returned"
-        st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
+        try:
+            st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
+        except LedgerError as e:
+            # The node settled its consented cheque meanwhile: its consent now is to the settled state.
+            again = c.channel(cid) if consent is not None and e.code == "stale_cheque" else None
+            if again is None or not (consent := _consent(c, node_spec, network_path, params.chain_id, cid, again, notes)):
+                raise
+            build = functools.partial(close_tx, w.key, params.chain_id, fee, cid, consent)
+            st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
         if done.startswith("closed"):
             book = PayerChannels(w.channels_path, w.key)
             book.forget(cid)

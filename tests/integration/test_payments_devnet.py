@@ -23,7 +23,7 @@ from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet, load_faucet_key, validator_spec
-from veil.devnet.manager import NodeSpec
+from veil.devnet.specs import NodeSpec
 from veil.errors import LedgerError, VeilError
 from veil.format.caps import parse_verify_cap
 from veil.ledger import tx as T

@@ -76,7 +76,7 @@ class LeaseAnswers:
         write_atomic(self._path, json.dumps({k.hex(): [si.hex(), n] for k, (si, n) in self.shares.items()}).encode())
 
     def _store(self) -> Any:
-        store = self.ctx.services.get("store")
+        store = self.ctx.services.store
         if store is None:
             raise UsageError("this node keeps no shares (no storage role)")
         return store

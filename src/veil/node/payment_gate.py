@@ -11,7 +11,7 @@ Free-tier bytes are worth something only once the ledger has charged them agains
 payer's allowance, so the node takes at most ``free_credit`` unsettled free bytes per
 payer, and settles (``channel_settle``, close=false) as soon as half of that is used.
 A settler thread also settles everything left over from before a restart, and closes
-channels that near their expiry. Config keys: ``price_per_gb``, ``lease_price_per_gb_day``,
+channels that near their expiry. Config (NodeConfig): ``price_per_gb``, ``lease_price_per_gb_day``,
 ``free_credit``, ``validator`` (``NODEID@HOST:PORT[,...]``, every validator), ``min_channel_life``.
 """
 
@@ -71,11 +71,13 @@ class PaymentGate:
         cfg = ctx.config
         self.key = ctx.key
         self.address = address_of(ctx.key.public_key)
-        self.price = int(cfg["price_per_gb"])
-        self.lease_price = int(cfg.get("lease_price_per_gb_day") or 0)
-        self.free_credit = int(cfg.get("free_credit") or DEFAULT_FREE_CREDIT)
-        self.min_life = int(cfg.get("min_channel_life") or DEFAULT_MIN_LIFE)
-        self.validator = str(cfg["validator"])
+        if cfg.price_per_gb is None or not cfg.validator:
+            raise UsageError("the payments role needs --price-per-gb and --validator")
+        self.price = cfg.price_per_gb
+        self.lease_price = cfg.lease_price_per_gb_day or 0
+        self.free_credit = cfg.free_credit or DEFAULT_FREE_CREDIT
+        self.min_life = cfg.min_channel_life or DEFAULT_MIN_LIFE
+        self.validator = cfg.validator
         self.payout_of = payout_of
         self.store = SqliteChequeStore(ctx.data_dir / "payments" / "cheques.db")
         self._stored = [cid for cid, _ in self.store.load()]
@@ -398,7 +400,7 @@ class PaymentGate:
 
 
 class PaymentsRole:
-    """The ``payments`` role: offers the gate to the storage role (``ctx.services["payments"]``)
+    """The ``payments`` role: offers the gate to the storage role (``ctx.services.payments``)
     and serves the payment API:
 
         GET  /v1/pay/terms      this node's Terms (CBOR)
@@ -416,11 +418,11 @@ class PaymentsRole:
         self._payouts: dict[bytes, bytes | None] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        if ctx.config.get("price_per_gb") is None or not ctx.config.get("validator"):
+        if ctx.config.price_per_gb is None or not ctx.config.validator:
             raise UsageError("the payments role needs --price-per-gb and --validator")
         self.ctx = ctx
         self.gate = PaymentGate(ctx, self._payout)
-        ctx.services["payments"] = self.gate
+        ctx.services.payments = self.gate
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
@@ -432,7 +434,7 @@ class PaymentsRole:
         """The uploader payout address in the manifest of the file ``si`` (cached)."""
         if si in self._payouts:
             return self._payouts[si]
-        store = self.ctx.services.get("store") if self.ctx is not None else None
+        store = self.ctx.services.store if self.ctx is not None else None
         raw = store.list_shares(si)[1] if store is not None else None
         payout = parse_manifest(raw).payout if raw is not None else None
         if len(self._payouts) > 4096:

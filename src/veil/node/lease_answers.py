@@ -34,6 +34,7 @@ from veil.ledger.lease import Lease
 from veil.net.server import Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.protocol.storage import parse_range_head
+from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.node.leases")
 
@@ -75,7 +76,7 @@ class LeaseAnswers:
     def _save_locked(self) -> None:
         write_atomic(self._path, json.dumps({k.hex(): [si.hex(), n] for k, (si, n) in self.shares.items()}).encode())
 
-    def _store(self) -> Any:
+    def _store(self) -> ShareStore:
         store = self.ctx.services.store
         if store is None:
             raise UsageError("this node keeps no shares (no storage role)")

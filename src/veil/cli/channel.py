@@ -150,7 +150,7 @@ def cheque(
 @click.argument("channel_id_hex", metavar="ID")
 @click.option("--cheque", "cheque_hex", default=None, help="Payee: the payer's latest cheque (hex) to settle with.")
 @click.option("--node", "node_spec", default=None, metavar="NODEID@HOST:PORT",
-              help="Payer: the payee node to ask for its consent (default: every node the network file lists).")
+              help="Payer: the payee node to ask for its consent (default: found from its ledger registration through the network file or the DHT).")
 @click.option("--unilateral", is_flag=True, help="Payer: do not ask the payee; close alone (after expiry only).")
 @wallet_option
 @validator_option

@@ -293,9 +293,10 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     # One node loses its share.
     spec = paid.storage()[0]
     victim_lid, victim = _lease_of(paid, c, u.address, spec)
-    sdir = paid.devnet.node_dir(spec) / "storage" / "shares" / si.hex()[:2] / si.hex()
-    shnum = next(int(p.name) for p in sdir.iterdir() if p.name.isdigit())
-    (sdir / str(shnum)).unlink()
+    sdir = paid.devnet.node_dir(spec) / "storage" / "slots" / si.hex()[:2] / si.hex()
+    share = next(p for p in sdir.glob("*/*") if p.name.isdigit())
+    shnum = int(share.name)
+    share.unlink()
     before = c.account(u.address)["balance"]
     bad = paid.as_user(u, "audit", vcap, "--wait")  # challenged on the ledger, waits out the window
     assert bad.returncode == 1

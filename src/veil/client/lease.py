@@ -30,7 +30,7 @@ from veil.ledger import tx as txm
 from veil.ledger.lease import ACTIVE, MAX_LEASE_BLOCK, Lease, lease_id
 from veil.ledger.rules_lease import CHALLENGE_FEE_FACTOR
 from veil.protocol import payments as pay
-from veil.protocol.storage import parse_range_head, range_reply_max
+from veil.protocol.storage import parse_range_head, range_path, range_reply_max
 
 from .ledger_client import LedgerClient
 from .locate import locate
@@ -111,10 +111,10 @@ class AuditResult:
     state: str = "passed"  # passed | challenged (the node may still answer) | answered | failed
 
 
-def _challenge(net: Network, node: NodeInfo, si: bytes, shnum: int, le: Lease, man: Manifest, index: int,
+def _challenge(net: Network, node: NodeInfo, vcap: VerifyCap, shnum: int, le: Lease, man: Manifest, index: int,
                payer: Payer | None) -> str:  # fmt: skip
     """'' if the node proved it holds block ``index`` of the leased share, else what went wrong."""
-    path = f"/v1/shares/{si.hex()}/{shnum}?start={index}&count=1"
+    path = range_path(vcap.storage_index, vcap.manifest_hash, shnum, index, 1)
     n = man.block_len(index)
     buf = memoryview(bytearray(range_reply_max(1, n)))
     client = net.client(node)
@@ -194,7 +194,7 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
         for _ in range(rounds):
             index = secrets.randbelow(man.nseg)
             problem = "the node holds no share of this file any more" if node is None else _challenge(
-                net, node, man.si, shnum, le, man, index, payer)  # fmt: skip
+                net, node, vcap, shnum, le, man, index, payer)  # fmt: skip
             if problem and report:
                 _submit(ledger, wallet, txm.lease_challenge, CHALLENGE_FEE_FACTOR * params.min_fee, lid)
                 challenged.append((lid, shnum, label))

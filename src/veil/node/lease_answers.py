@@ -3,9 +3,9 @@ the ledger's audit challenges with the challenged block and its Merkle proof (le
 
 The lease on the ledger names only the share's block-tree root, so the uploader tells the node
 where the share is (``POST /v1/pay/leases {lease, si, shnum}``); the node checks the lease on the
-ledger (it pays this node), that it holds that share, and that the manifest's root for it is the
-lease's root, then remembers ``lease -> (si, shnum)`` in ``payments/lease_shares.json`` (atomic,
-fsynced) and tells the payment gate to claim it.
+ledger (it pays this node) and finds the slot of ``si`` holding that share whose manifest's root
+for it is the lease's root, then remembers ``lease -> (si, manifest hash, shnum)`` in
+``payments/lease_shares.json`` (atomic, fsynced) and tells the payment gate to claim it.
 
 A thread polls the node's leases every ``poll`` seconds (at most a quarter of the chain's
 challenge window) and answers every open challenge with a ``lease_answer``; the answer carries
@@ -52,7 +52,7 @@ class LeaseAnswers:
         self._keep = keep_lease
         self._path = ctx.data_dir / "payments" / "lease_shares.json"
         self._lock = threading.Lock()
-        self.shares: dict[bytes, tuple[bytes, int]] = self._load()
+        self.shares: dict[bytes, tuple[bytes, bytes, int]] = self._load()  # lease -> (si, manifest hash, shnum)
         self.answered = 0
         self._stop = threading.Event()
         self._wake = threading.Event()  # a new lease: start polling at once
@@ -63,10 +63,10 @@ class LeaseAnswers:
 
     # -- the uploader's notice -------------------------------------------------------------
 
-    def _load(self) -> dict[bytes, tuple[bytes, int]]:
+    def _load(self) -> dict[bytes, tuple[bytes, bytes, int]]:
         try:
             raw = json.loads(self._path.read_text())
-            return {bytes.fromhex(k): (bytes.fromhex(v[0]), int(v[1])) for k, v in raw.items()}
+            return {bytes.fromhex(k): (bytes.fromhex(v[0]), bytes.fromhex(v[1]), int(v[2])) for k, v in raw.items()}
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, TypeError, IndexError) as e:
@@ -74,7 +74,8 @@ class LeaseAnswers:
             return {}
 
     def _save_locked(self) -> None:
-        write_atomic(self._path, json.dumps({k.hex(): [si.hex(), n] for k, (si, n) in self.shares.items()}).encode())
+        write_atomic(self._path, json.dumps({k.hex(): [si.hex(), m.hex(), n]
+                                             for k, (si, m, n) in self.shares.items()}).encode())  # fmt: skip
 
     def _store(self) -> ShareStore:
         store = self.ctx.services.store
@@ -95,23 +96,28 @@ class LeaseAnswers:
         le = self._ledger().lease(lid)
         if le is None or le.payee != self.address:
             raise LedgerError("no such lease paying this node", "unknown_lease")
-        shnums, manifest = self._store().list_shares(si)
-        if shnum not in shnums or manifest is None:
-            raise LedgerError("this node does not hold the leased share", "bad_lease")
-        man = parse_manifest(manifest)
-        if shnum >= len(man.roots) or man.roots[shnum] != le.root or le.nblocks != man.nseg:
-            raise LedgerError("the lease is for another share than this one", "bad_lease")
+        store = self._store()
+        slot = None
+        for mhash in store.slots(si):  # the slot whose manifest names the lease's root for this share
+            shnums, manifest = store.list_shares(si, mhash)
+            if shnum in shnums and manifest is not None:
+                man = parse_manifest(manifest)
+                if shnum < len(man.roots) and man.roots[shnum] == le.root and le.nblocks == man.nseg:
+                    slot = mhash
+                    break
+        if slot is None:
+            raise LedgerError("this node holds no share with the lease's root", "bad_lease")
         with self._lock:
-            self.shares[lid] = (si, shnum)
+            self.shares[lid] = (si, slot, shnum)
             self._save_locked()
         self._keep(lid)
         self._wake.set()
 
     # -- answering challenges --------------------------------------------------------------
 
-    def block_and_proof(self, si: bytes, shnum: int, index: int) -> tuple[bytes, list[bytes]]:
+    def block_and_proof(self, si: bytes, mhash: bytes, shnum: int, index: int) -> tuple[bytes, list[bytes]]:
         """Block ``index`` of a stored share and its proof against the share's block root."""
-        head, offset, length, path = self._store().read_range(si, shnum, index, 1)
+        head, offset, length, path = self._store().read_range(si, mhash, shnum, index, 1)
         h = parse_range_head(head)
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -121,8 +127,8 @@ class LeaseAnswers:
         return block, list(h.bproof)
 
     def answer(self, client: LedgerClient, lid: bytes, le: Lease) -> None:
-        si, shnum = self.shares[lid]
-        block, proof = self.block_and_proof(si, shnum, le.chal_index)
+        si, mhash, shnum = self.shares[lid]
+        block, proof = self.block_and_proof(si, mhash, shnum, le.chal_index)
         chain = client.genesis().params.chain_id
         build = functools.partial(txm.lease_answer, self.key, chain, fee=0, lease=lid, block=block, proof=proof)
         client.submit_with_nonce(self.key, lambda n: build(nonce=n))

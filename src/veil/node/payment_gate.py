@@ -67,7 +67,7 @@ class GateStats:
 
 
 class PaymentGate:
-    def __init__(self, ctx: NodeContext, payout_of: Callable[[bytes], bytes | None]) -> None:
+    def __init__(self, ctx: NodeContext, payout_of: Callable[[bytes, bytes], bytes | None]) -> None:
         cfg = ctx.config
         self.key = ctx.key
         self.address = address_of(ctx.key.public_key)
@@ -148,7 +148,7 @@ class PaymentGate:
             terms = None
         return cbor_response(pay.refusal(code, message, terms), 402)
 
-    def charge(self, req: Request, si: bytes, nbytes: int) -> Response | None:
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None:
         """None when the request is paid for (its cheque is on disk); else the answer to send."""
         header = req.headers.get(pay.CHEQUE_HEADER)
         if not header:
@@ -176,7 +176,7 @@ class PaymentGate:
                     return self._refuse(pay.STALE, str(e))
                 else:
                     raise
-            payout = self.payout_of(si)
+            payout = self.payout_of(si, mhash)  # the manifest of the slot being read
             d_free = c.free_bytes - base.free_bytes
             room = self._free_room(ch.payer, d_free)
             j = pay.judge(base, c, nbytes, self.price, room, ch.payer, payout)
@@ -415,7 +415,7 @@ class PaymentsRole:
     def __init__(self) -> None:
         self.gate: PaymentGate | None = None
         self.ctx: NodeContext | None = None
-        self._payouts: dict[bytes, bytes | None] = {}
+        self._payouts: dict[tuple[bytes, bytes], bytes | None] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         if ctx.config.price_per_gb is None or not ctx.config.validator:
@@ -430,16 +430,18 @@ class PaymentsRole:
         self.answers.routes(router)
         add_close_route(router, self.gate)
 
-    def _payout(self, si: bytes) -> bytes | None:
-        """The uploader payout address in the manifest of the file ``si`` (cached)."""
-        if si in self._payouts:
-            return self._payouts[si]
+    def _payout(self, si: bytes, mhash: bytes) -> bytes | None:
+        """The uploader payout address in the manifest of slot (si, mhash) (cached once known)."""
+        if (si, mhash) in self._payouts:
+            return self._payouts[(si, mhash)]
         store = self.ctx.services.store if self.ctx is not None else None
-        raw = store.list_shares(si)[1] if store is not None else None
-        payout = parse_manifest(raw).payout if raw is not None else None
+        raw = store.manifest(si, mhash) if store is not None else None
+        if raw is None:
+            return None  # not here (yet): never cached
+        payout = parse_manifest(raw).payout
         if len(self._payouts) > 4096:
             self._payouts.clear()
-        self._payouts[si] = payout
+        self._payouts[(si, mhash)] = payout
         return payout
 
     def start(self) -> None:

@@ -21,7 +21,7 @@ from .node import node
 
 
 def payment_config(price: str, lease_price: str | None, free_credit: str | None, validator: str | None) -> dict[str, Any]:
-    """Config keys of the payments role (node/payment_gate.py) from `veil node run` options."""
+    """Config keys of the payments role (node/payments_role.py) from `veil node run` options."""
     if not validator:
         raise UsageError("--price-per-gb needs --validator NODEID@HOST:PORT[,...] (the ledger that settles cheques)")
     from veil.client.ledger_client import parse_endpoints

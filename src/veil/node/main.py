@@ -31,7 +31,7 @@ ROLE_FACTORIES: dict[str, str] = {
     "gateway": "veil.gateway.role:GatewayRole",
     "dht": "veil.node.dht_role:DhtRole",
     "repairer": "veil.node.repair_role:RepairerRole",
-    "payments": "veil.node.payment_gate:PaymentsRole",
+    "payments": "veil.node.payments_role:PaymentsRole",
 }
 
 

@@ -221,7 +221,7 @@ class StorageRole:
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
-        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent.
+        # A charging node (payments role, node/payments_role.py) is paid before a byte is sent.
         gate = self.ctx.services.get("payments") if self.ctx is not None else None
         refusal: Response | None = gate.charge(req, si, length) if gate is not None else None
         if refusal is not None:

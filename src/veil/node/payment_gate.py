@@ -27,7 +27,7 @@ from veil.errors import LedgerError, VeilError
 from veil.ledger.address import address_of
 from veil.ledger.cheque import Settled, check_successor, decode_cheque
 from veil.ledger.state import OPEN
-from veil.net.server import Request, Response, cbor_response
+from veil.net.server import HTTPError, Request, Response, cbor_response
 from veil.protocol import payments as pay
 
 from .pay_credit import FreeCredit
@@ -36,6 +36,7 @@ from .pay_payouts import PayoutIndex
 
 DEFAULT_FREE_CREDIT = 16 << 20
 DEFAULT_MIN_LIFE = 3600
+MANIFEST_RETRY = "5"  # seconds a client waits before asking again for a file whose manifest is not here yet
 
 
 @dataclass
@@ -118,6 +119,10 @@ class PaymentGate:
                 else:
                     raise
             payout = self.payouts.lookup(si)
+            if not payout.known and c.amount > base.amount:
+                # Who earns the uploader's share is in the manifest: never guess it.
+                raise HTTPError(503, "manifest_missing", "this node has no manifest for the file yet; ask again soon",
+                                {"Retry-After": MANIFEST_RETRY})  # fmt: skip
             d_free = c.free_bytes - base.free_bytes
             room = self.credit.room(ch.payer, d_free, lambda: self._unsettled_free(ch.payer))
             j = pay.judge(base, c, nbytes, self.prices.price_per_gb, room, ch.payer, payout.address)

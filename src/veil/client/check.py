@@ -8,6 +8,7 @@ needed and nothing is decrypted.
 from __future__ import annotations
 
 import random
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -91,7 +92,8 @@ def sample_ranges(man: Manifest, full: bool, rng: random.Random) -> list[tuple[i
 def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None) -> CheckReport:
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
-    rng = rng or random.Random()
+    # Which blocks are sampled must not be predictable by a node (it would keep just those).
+    rng = rng or secrets.SystemRandom()
     jobs = [(shnum, node) for shnum, nodes in sorted(loc.holders.items()) for node in nodes]
 
     def one(job: tuple[int, NodeInfo]) -> ShareStatus:

@@ -99,7 +99,7 @@ def repair(
     Raises UnavailableError if fewer than k healthy shares are left."""
     rep = report if report is not None else check(net, vcap, full=full)
     man = rep.manifest
-    if man.hash() != vcap.manifest_hash:
+    if man.hash() != vcap.manifest_hash or man.si != vcap.storage_index:
         raise IntegrityError("the checked manifest does not match the verify cap")
     res = RepairResult(rep)
     missing = rep.missing

@@ -32,7 +32,8 @@ def _warn(lines: list[str]) -> None:
 @click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the read cap.")
 @click.option("--payout", default=None, metavar="ADDR",
-              help="Address owed the uploader's share of paid downloads (default: your wallet's; 'none' for none).")
+              help="Address owed the uploader's share of paid downloads, or 'wallet' for your wallet's "
+                   "(it is public: it links your uploads). Default: none, or [payments] payout / $VEIL_PAYOUT.")
 @click.option("--lease", "lease_days", type=int, default=None, metavar="DAYS",
               help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

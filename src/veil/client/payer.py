@@ -120,7 +120,7 @@ class Payer:
                 ref = pay.parse_refusal(cbor.decode(r.body, 64 * 1024))
                 last = ref.message
                 if ref.terms is not None:
-                    s.terms = ref.terms
+                    s.terms = pay.check_terms(ref.terms, node.node_id)  # never pay (or lease) a foreign payee
                 ev = pay.event_for(ref.code)
                 if ev is PayEvent.REFUSED_ALLOWANCE:
                     with self._lock:

@@ -73,7 +73,7 @@ class PaymentGate:
         _, params = self.ledger.setup()
         p = self.prices
         return pay.Terms(self.address, params.chain_id, p.price_per_gb, p.lease_price_per_gb_day, p.free_credit,
-                         p.min_life)  # fmt: skip
+                         p.min_life, self.key.public_key)  # fmt: skip
 
     def advertised(self) -> dict[str, Any]:
         """Prices for GET /v1/node (no ledger round trip)."""

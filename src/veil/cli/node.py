@@ -37,6 +37,9 @@ def node() -> None:
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
 @click.option("--repair-interval", type=float, default=None, help="Repairer role: seconds between checks (default 3600).")
+@click.option("--repair-wallet", default=None,
+              help="Repairer role: wallet paying nodes that charge for the blocks it reads (passphrase: VEIL_PASSPHRASE).")
+@click.option("--repair-max-spend", default=None, help="Repairer role: most VEIL spent on repairs while running.")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
@@ -48,7 +51,7 @@ def node() -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
-        repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
+        repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
@@ -61,7 +64,8 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
     for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
                        ("gateway_wallet", gateway_wallet), ("gateway_max_spend", gateway_max_spend),
                        ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
-                       ("repair_threshold", repair_threshold)):
+                       ("repair_threshold", repair_threshold), ("repair_wallet", repair_wallet),
+                       ("repair_max_spend", repair_max_spend)):
         if value:
             config[key] = value
     if repair_threshold:

@@ -5,7 +5,8 @@ port (browsers cannot pin node ids). Config keys (from `veil node run`):
 ``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
 TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``,
 ``gateway_wallet`` (a wallet that pays nodes which charge for downloads; passphrase from
-VEIL_PASSPHRASE in the node's environment) and ``gateway_max_spend``.
+VEIL_PASSPHRASE in the node's environment), ``gateway_max_spend``, ``gateway_max_price``,
+``gateway_visitor_budget`` and ``gateway_file_budget`` (gateway/budget.py).
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
 gateway, tests/unit/test_layers.py): node/main.py names it by string in ROLE_FACTORIES and
@@ -45,7 +46,9 @@ class GatewayRole:
             network_path=Path(network) if network else None,
             tenants=load_tenants(Path(tenants) if tenants else None),
             k=int(ctx.config.get("k", 3)), n=int(ctx.config.get("n", 10)),
-            wallet=gateway_wallet(Path(wallet) if wallet else None, str(max_spend) if max_spend else None),
+            wallet=gateway_wallet(Path(wallet) if wallet else None, str(max_spend) if max_spend else None,
+                                  *(str(v) if (v := ctx.config.get(k)) else None
+                                    for k in ("gateway_max_price", "gateway_visitor_budget", "gateway_file_budget"))),
         ))
 
     def start(self) -> None:

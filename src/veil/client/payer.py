@@ -50,6 +50,10 @@ class BudgetError(PaymentRequiredError):
     the payer itself goes on serving other downloads."""
 
 
+class PriceCeilingError(BudgetError):
+    """A node asked more per GB than the caller pays; the other holders are asked instead."""
+
+
 # Called with (money the next cheque adds, the node's terms) before anything is signed; raises
 # BudgetError to refuse. A gateway uses it for per-visitor and per-file budgets.
 Guard = Callable[[int, pay.Terms], None]
@@ -332,7 +336,9 @@ class GuardedPayer:
         try:
             return self.payer.fetch(client, node, path, nbytes, uploader, into, guard=self.guard)
         except BudgetError as e:
-            self._stopped = e
+            # A spent budget explains a failed download better than one overpriced node.
+            if self._stopped is None or isinstance(self._stopped, PriceCeilingError):
+                self._stopped = e
             raise
 
 

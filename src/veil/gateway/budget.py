@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from veil.client.payer import BudgetError, Guard
+from veil.client.payer import BudgetError, Guard, PriceCeilingError
 from veil.ledger.amount import format_amount
 from veil.protocol import payments as pay
 
@@ -76,7 +76,7 @@ class SpendBudgets:
                 return
             ceiling = self.rules.max_price_per_gb
             if ceiling is not None and terms.price_per_gb > ceiling:
-                raise BudgetError(f"a node holding this file asks {format_amount(terms.price_per_gb)} VEIL per GB, "
+                raise PriceCeilingError(f"a node holding this file asks {format_amount(terms.price_per_gb)} VEIL per GB, "
                                   f"more than this gateway pays ({format_amount(ceiling)})")  # fmt: skip
             self.reserve(visitor, si, amount)
 

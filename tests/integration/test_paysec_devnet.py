@@ -259,9 +259,16 @@ def _holders(paid: Paid, cap: ReadCap) -> int:
 
 
 def _holding(paid: Paid, cap: ReadCap) -> list[NodeSpec]:
-    h = cap.storage_index.hex()
-    return [s for s in paid.storage() if paid.devnet.pid_of(s) is not None
-            and (paid.devnet.node_dir(s) / "storage" / "shares" / h[:2] / h).exists()]  # fmt: skip
+    """The running storage nodes that say they hold a share of the file."""
+    net = load_network(paid.devnet.static_network_path)
+    by_port = {n.port: n for n in net.nodes}
+    out = []
+    for s in paid.storage():
+        node = by_port.get(s.port)
+        if node is not None and paid.devnet.pid_of(s) is not None:
+            if net.client(node).call("GET", f"/v1/shares/{cap.storage_index.hex()}")["shares"]:
+                out.append(s)
+    return out
 
 
 def test_a_charging_network_heals_and_the_repairer_pays(paid: Paid, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
 from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
-from veil.devnet.manager import NodeSpec
+from veil.devnet.specs import NodeSpec
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT, format_amount
 from veil.ledger.cheque import decode_cheque

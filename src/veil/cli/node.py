@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from veil.format.textparse import parse_hostport, parse_size
 
 from .common import setup_logging
+from .node_pay import earnings, payment_config
+
+if TYPE_CHECKING:
+    from veil.node.context import Role
+    from veil.node.main import RoleFactory
 
 
 def parse_listen(text: str) -> tuple[str, int]:
     return parse_hostport(text, "--listen", allow_zero=True)
+
+
+def _gateway_role() -> Role:
+    from veil.gateway.role import GatewayRole
+
+    return GatewayRole()
+
+
+def role_table() -> dict[str, RoleFactory]:
+    """Every role `veil node run --role` knows: the node package's, plus the gateway (which
+    lives above node, so node cannot name it)."""
+    from veil.node.main import NODE_ROLES
+
+    return {**NODE_ROLES, "gateway": _gateway_role}
 
 
 @click.group()
@@ -54,20 +74,24 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
+    from veil.node.context import NodeConfig
     from veil.node.main import run_node
 
     setup_logging(verbose)
     host, port = parse_listen(listen)
-    config: dict[str, Any] = {}
-    if capacity:
-        config["capacity"] = parse_size(capacity)
-    for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
-                       ("gateway_wallet", gateway_wallet), ("gateway_max_spend", gateway_max_spend),
-                       ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
-                       ("repair_threshold", repair_threshold), ("repair_wallet", repair_wallet),
-                       ("repair_max_spend", repair_max_spend)):
-        if value:
-            config[key] = value
+    config = NodeConfig(
+        capacity=parse_size(capacity) if capacity else None,
+        gateway_listen=gateway_listen or None,
+        tenants=Path(tenants) if tenants else None,
+        network=Path(network_path) if network_path else None,
+        gateway_wallet=Path(gateway_wallet) if gateway_wallet else None,
+        gateway_max_spend=gateway_max_spend or None,
+        dht_peer_rate=dht_peer_rate or None,
+        repair_interval=repair_interval or None,
+        repair_threshold=repair_threshold or None,
+        repair_wallet=Path(repair_wallet) if repair_wallet else None,
+        repair_max_spend=repair_max_spend or None,
+    )
     if repair_threshold:
         from veil.node.repair_role import parse_threshold
 
@@ -77,20 +101,18 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         from veil.client.ledger_client import parse_endpoints
 
         parse_endpoints(validators)  # pinned, or refused here
-        config["validators"] = [v.strip() for v in validators.split(",") if v.strip()]
+        config = replace(config, validators=tuple(v.strip() for v in validators.split(",") if v.strip()))
         if "validator" not in role_list:
             role_list.append("validator")
     if bootstrap:
-        config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
+        config = replace(config, bootstrap=tuple(a.strip() for a in bootstrap.split(",") if a.strip()))
         if "dht" not in role_list:
             role_list.append("dht")
     if price_per_gb is not None:
-        from .node_pay import payment_config
-
-        config.update(payment_config(price_per_gb, lease_price_per_gb_day, free_credit, validator))
+        config = payment_config(config, price_per_gb, lease_price_per_gb_day, free_credit, validator)
         if "payments" not in role_list:
             role_list.append("payments")
-    run_node(data_dir, host, port, role_list, config)
+    run_node(data_dir, host, port, role_list, config, role_table())
 
 
 @node.command("drain")
@@ -112,4 +134,5 @@ def drain(data_dir: Path, no_stop: bool, timeout: float) -> None:
         sys.exit(1)
 
 
+node.add_command(earnings)
 commands = [node]

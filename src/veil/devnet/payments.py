@@ -9,12 +9,11 @@ add`) charge like the others: ``charge_new_nodes`` applies them and registers th
 
 from __future__ import annotations
 
-from veil.devnet.manager import Devnet
+from veil.devnet.ledger import validator_endpoints
+from veil.devnet.specs import DevnetFiles
 
 
-def charge_storage_nodes(devnet: Devnet, options: list[str]) -> None:
-    from veil.devnet.ledger import validator_endpoints
-
+def charge_storage_nodes(devnet: DevnetFiles, options: list[str]) -> None:
     endpoint = validator_endpoints(devnet)
     specs = devnet.specs()
     for s in specs:
@@ -23,7 +22,7 @@ def charge_storage_nodes(devnet: Devnet, options: list[str]) -> None:
     devnet._save_specs(specs, {"charging": True, "charge": list(options)})
 
 
-def charge_new_nodes(devnet: Devnet) -> None:
+def charge_new_nodes(devnet: DevnetFiles) -> None:
     """Give storage nodes not charging yet the devnet's payment options (before they start)."""
     options = devnet.config().get("charge")
     if devnet.config().get("charging") and isinstance(options, list):

@@ -10,7 +10,7 @@ different channels verify in parallel; requests on one channel are serialised.
 The gate's collaborators each have one job: ``pay_ledger`` (ledger client, params, channel
 book), ``pay_credit`` (free credit per payer), ``pay_payouts`` (the file's uploader),
 ``pay_settler`` (the settler thread), ``pay_leases`` (leases). The wall clock is injected.
-Config keys: ``price_per_gb``, ``lease_price_per_gb_day``, ``free_credit``, ``validator``
+Config (NodeConfig, read by payments_role): ``price_per_gb``, ``lease_price_per_gb_day``, ``free_credit``, ``validator``
 (``NODEID@HOST:PORT[,...]``, every validator), ``min_channel_life``.
 """
 

@@ -1,5 +1,5 @@
 """The ``payments`` role of a charging node: wires the payment gate's parts together, offers
-the gate to the storage role (``ctx.services["payments"]``) and serves the payment API:
+the gate to the storage role (``ctx.services.payments``) and serves the payment API:
 
     GET  /v1/pay/terms      this node's Terms (CBOR)
     GET  /v1/pay/earnings   its channels (cheque totals, settled or not) and leases
@@ -40,27 +40,26 @@ class PaymentsRole:
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         cfg = ctx.config
-        if cfg.get("price_per_gb") is None or not cfg.get("validator"):
+        if cfg.price_per_gb is None or not cfg.validator:
             raise UsageError("the payments role needs --price-per-gb and --validator")
         self.ctx = ctx
-        prices = Prices(int(cfg["price_per_gb"]), int(cfg.get("lease_price_per_gb_day") or 0),
-                        int(cfg.get("free_credit") or DEFAULT_FREE_CREDIT),
-                        int(cfg.get("min_channel_life") or DEFAULT_MIN_LIFE))  # fmt: skip
+        prices = Prices(cfg.price_per_gb, cfg.lease_price_per_gb_day or 0, cfg.free_credit or DEFAULT_FREE_CREDIT,
+                        cfg.min_channel_life or DEFAULT_MIN_LIFE)  # fmt: skip
         self._store = SqliteChequeStore(ctx.data_dir / "payments" / "cheques.db")
         credit = FreeCredit(prices.free_credit)
-        ledger = GateLedger(str(cfg["validator"]), address_of(ctx.key.public_key), self._store,
-                            prices.min_life // 2, credit.learn)  # fmt: skip
+        ledger = GateLedger(cfg.validator, address_of(ctx.key.public_key), self._store, prices.min_life // 2,
+                            credit.learn)  # fmt: skip
         self.leases = LeaseBook(ctx.data_dir / "payments" / "leases.json", ledger, ctx.key)
         self.settler = Settler(ledger, credit, self.leases, ctx.key, prices.min_life)
         self.gate = PaymentGate(ctx.key, prices, ledger, credit, PayoutIndex(self._manifest))
-        ctx.services["payments"] = self.gate
+        ctx.services.payments = self.gate
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
         router.add("POST", "/v1/pay/leases", self._add_lease)
 
     def _manifest(self, si: bytes) -> bytes | None:
-        store = self.ctx.services.get("store") if self.ctx is not None else None
+        store = self.ctx.services.store if self.ctx is not None else None
         return store.list_shares(si)[1] if store is not None else None
 
     def start(self) -> None:
@@ -113,5 +112,5 @@ class PaymentsRole:
         return cbor_response({})
 
     def _holds(self, si: bytes, shnum: int) -> bool:
-        store = self.ctx.services.get("store") if self.ctx is not None else None
+        store = self.ctx.services.store if self.ctx is not None else None
         return store is not None and shnum in store.list_shares(si)[0]

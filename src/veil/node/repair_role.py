@@ -49,7 +49,6 @@ from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
 from veil.protocol.placement import permuted
-from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.repairer")
 
@@ -108,9 +107,9 @@ class RepairerRole:
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
-        self.interval = float(ctx.config.get("repair_interval") or DEFAULT_INTERVAL)
-        self.threshold = parse_threshold(str(ctx.config.get("repair_threshold") or "happy"))
-        wallet, limit = ctx.config.get("repair_wallet"), ctx.config.get("repair_max_spend")
+        self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
+        self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
+        wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
         if wallet:
             secret = os.environ.get("VEIL_PASSPHRASE")
             if secret is None:
@@ -125,7 +124,7 @@ class RepairerRole:
         if self._wallet is None:
             return None
         if self._payer is None:
-            endpoint = self.ctx.config.get("validator") if self.ctx is not None else None
+            endpoint = self.ctx.config.validator if self.ctx is not None else None
             ledger = LedgerClient.from_endpoint(str(endpoint)) if endpoint else LedgerClient.from_network(net)
             if ledger is None:
                 return None
@@ -178,11 +177,11 @@ class RepairerRole:
         """One pass over every file this node holds a share of."""
         ctx = self.ctx
         assert ctx is not None
-        store: ShareStore | None = ctx.services.get("store")
-        dht = ctx.services.get("dht")
+        store = ctx.services.store
+        dht = ctx.services.dht
         if store is None or (dht is not None and not dht.joined.is_set()):
             return
-        draining = ctx.services.get("draining")
+        draining = ctx.services.draining
         for si in store.storage_indexes():
             if self._stop.is_set() or (draining is not None and draining()):
                 return

@@ -5,7 +5,7 @@ Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free 
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (``provide``: republished until withdrawn) and, once the node has joined,
 every storage index already on disk is announced again. The store is offered to other roles
-as ``ctx.services["store"]``. ``POST /v1/node/drain`` (only with the node's control token,
+as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
 ``DATA/control.token``, in ``X-Veil-Control``: proof of access to the node's data dir) hands
 every share to other nodes (node/drain.py); meanwhile new uploads are refused.
 """
@@ -25,6 +25,7 @@ from veil.durable import write_atomic
 from veil.errors import IntegrityError, VeilError
 from veil.format import cbor
 from veil.format.fields import get_bytes, require_map
+from veil.net.dht_driver import DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
@@ -81,11 +82,11 @@ class StorageRole:
         self._stop = threading.Event()
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        cap = ctx.config.get("capacity")
+        cap = ctx.config.capacity
         self.ctx = ctx
-        self.store = ShareStore(ctx.data_dir / "storage", capacity=int(cap) if cap else None)
-        ctx.services["store"] = self.store
-        ctx.services["draining"] = lambda: self.draining
+        self.store = ShareStore(ctx.data_dir / "storage", capacity=cap if cap else None)
+        ctx.services.store = self.store
+        ctx.services.draining = lambda: self.draining
         self._token = _control_token(ctx.data_dir / "control.token")
         router.add("POST", "/v1/node/drain", self.drain)
         router.add("GET", "/v1/node/drain", self.drain_status)
@@ -112,8 +113,8 @@ class StorageRole:
 
     # -- announcing and draining --------------------------------------------------------
 
-    def _dht(self) -> Any:
-        return self.ctx.services.get("dht") if self.ctx is not None else None
+    def _dht(self) -> DhtDriver | None:
+        return self.ctx.services.dht if self.ctx is not None else None
 
     def _provide(self, si: bytes) -> None:
         dht = self._dht()
@@ -222,7 +223,7 @@ class StorageRole:
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
         # A charging node (payments role, node/payments_role.py) is paid before a byte is sent.
-        gate = self.ctx.services.get("payments") if self.ctx is not None else None
+        gate = self.ctx.services.payments if self.ctx is not None else None
         refusal: Response | None = gate.charge(req, si, length) if gate is not None else None
         if refusal is not None:
             return refusal

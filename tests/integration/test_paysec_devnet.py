@@ -309,9 +309,10 @@ def test_a_charging_network_heals_and_the_repairer_pays(paid: Paid, tmp_path: Pa
     paid.devnet.kill(victim.name, wipe=True)
     paid.devnet.add(1)
     deadline = time.monotonic() + 240  # a wait for the repair, not a speed assertion
+    net = load_network(paid.devnet.static_network_path)
+    healer_node = next(n for n in net.nodes if n.port == healer.port)
     while _holders(paid, cap2) < 5 and time.monotonic() < deadline:
         time.sleep(2)
-    assert _holders(paid, cap2) == 5
-    net = load_network(paid.devnet.static_network_path)
-    info = net.client(next(n for n in net.nodes if n.port == healer.port)).call("GET", "/v1/node")
-    assert info["roles"]["repairer"]["spent"] > 0
+    status = net.client(healer_node).call("GET", "/v1/node")["roles"]["repairer"]
+    assert _holders(paid, cap2) == 5, status
+    assert status["spent"] > 0, status

@@ -65,11 +65,11 @@ class Paid(RunningDevnet):
     def key_of(self, spec: NodeSpec) -> bytes:
         return load_or_create(self.devnet.node_dir(spec) / "identity.key").public_key
 
-    def manifests(self, cap: ReadCap) -> list[Path]:
-        """The manifest files on the nodes' disks (the storage layout; a hostile node edits them)."""
-        h = cap.storage_index.hex()
-        return [p for s in self.storage()
-                if (p := self.devnet.node_dir(s) / "storage" / "shares" / h[:2] / h / "manifest").exists()]  # fmt: skip
+    def slot_dirs(self, si: bytes, mhash: bytes) -> list[Path]:
+        """Slot (si, mhash) on every storage node's disk (storage/store.py's layout), existing or not:
+        a hostile node writes there directly."""
+        h = si.hex()
+        return [self.devnet.node_dir(s) / "storage" / "slots" / h[:2] / h / mhash.hex() for s in self.storage()]
 
     def served_manifests(self, cap: ReadCap) -> list[bytes]:
         """The manifest every storage node serves for the file (GET /v1/shares/{si})."""
@@ -127,9 +127,11 @@ def test_a_manifest_under_a_foreign_storage_index_is_refused(paid: Paid, tmp_pat
     b_src.write_bytes(os.urandom(50_000))
     a = _read_cap(put(paid, a_src, *SHAPE))
     b = _read_cap(put(paid, b_src, *SHAPE))
-    b_manifest = paid.manifests(b)[0].read_bytes()
-    for p in paid.manifests(a):
-        p.write_bytes(b_manifest)  # what a hostile node serves
+    b_manifest = next(p / "manifest" for p in paid.slot_dirs(b.storage_index, b.manifest_hash)
+                      if (p / "manifest").exists()).read_bytes()  # fmt: skip
+    for d in paid.slot_dirs(a.storage_index, b.manifest_hash):  # what hostile nodes serve for A
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "manifest").write_bytes(b_manifest)
     crafted = ReadCap(a.file_key, manifest_hash(b_manifest))
     for cmd in (["get", crafted.to_string(), "-o", str(tmp_path / "out")], ["info", crafted.to_string()]):
         r = paid.veil(*cmd)

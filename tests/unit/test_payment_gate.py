@@ -33,6 +33,7 @@ NODE = SigningKey(bytes([18]) * 32)
 UPLOADER = address_of(SigningKey(bytes([19]) * 32).public_key)
 PAYER_ADDR = address_of(PAYER.public_key)
 SI = bytes(range(16))
+MH = bytes(range(32))  # the slot's manifest hash (the gate only passes it to the payout lookup)
 
 
 class ChainClient:
@@ -63,7 +64,7 @@ def manifest(payout: bytes | None) -> bytes:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[PaymentGate, PayerChannels, bytes, dict[bytes, bytes]]:
+def setup(tmp_path: Path) -> tuple[PaymentGate, PayerChannels, bytes, dict[tuple[bytes, bytes], bytes]]:
     chain = MemoryChain.create(PARAMS, {PAYER_ADDR: 10**6}, pool=10**9)
     payee = address_of(NODE.public_key)
     chain.submit(T.channel_open(PAYER, chain.genesis.chain, 0, 1, payee, 10**5, chain.now + 100_000))
@@ -77,9 +78,9 @@ def setup(tmp_path: Path) -> tuple[PaymentGate, PayerChannels, bytes, dict[bytes
     client = ChainClient(chain)
     ledger = GateLedger("unused", payee, MemoryChequeStore(), 1800, credit.learn,
                         connect=lambda _: client)  # type: ignore[arg-type,return-value]  # fmt: skip
-    manifests: dict[bytes, bytes] = {}
+    manifests: dict[tuple[bytes, bytes], bytes] = {}
     clock = ManualClock(float(chain.now))
-    gate = PaymentGate(NODE, Prices(GB), ledger, credit, PayoutIndex(manifests.get), clock=clock)
+    gate = PaymentGate(NODE, Prices(GB), ledger, credit, PayoutIndex(lambda si, mh: manifests.get((si, mh))), clock=clock)
     return gate, book, cid, manifests
 
 
@@ -89,23 +90,23 @@ def test_a_request_before_the_manifest_is_never_cached_as_no_payout(setup: Any) 
     # (503) and accepts nothing, neither the honest cheque nor one that skips the uploader.
     honest = book.pay(cid, 100, 0, 100, UPLOADER)
     with pytest.raises(HTTPError) as e:
-        gate.charge(FakeRequest(honest.raw), SI, 100)  # type: ignore[arg-type]
+        gate.charge(FakeRequest(honest.raw), SI, 100, MH)  # type: ignore[arg-type]
     assert e.value.status == 503 and e.value.headers.get("Retry-After")
     # The manifest arrives. The honest cheque is now accepted; nothing stale was cached.
-    manifests[SI] = manifest(UPLOADER)
-    assert gate.charge(FakeRequest(honest.raw), SI, 100) is None  # type: ignore[arg-type]
+    manifests[(SI, MH)] = manifest(UPLOADER)
+    assert gate.charge(FakeRequest(honest.raw), SI, 100, MH) is None  # type: ignore[arg-type]
     # A cheque that skips the uploader's reward is refused.
     skip = book.pay(cid, 100, 0, 100, None)
-    r = gate.charge(FakeRequest(skip.raw), SI, 100)  # type: ignore[arg-type]
+    r = gate.charge(FakeRequest(skip.raw), SI, 100, MH)  # type: ignore[arg-type]
     assert r is not None and r.status == 402
     assert gate.stats.paid_bytes == 100
 
 
 def test_free_bytes_need_a_staked_payer_but_no_manifest(setup: Any) -> None:
     gate, book, cid, _ = setup
-    assert gate.charge(FakeRequest(None), SI, 100).status == 402  # type: ignore[arg-type,union-attr]
+    assert gate.charge(FakeRequest(None), SI, 100, MH).status == 402  # type: ignore[arg-type,union-attr]
     # The payer holds no stake, so it has no allowance (issue 19 item 1): free bytes are refused.
     free = book.pay(cid, 0, 100, 0, None)
-    r = gate.charge(FakeRequest(free.raw), SI, 100)  # type: ignore[arg-type]
+    r = gate.charge(FakeRequest(free.raw), SI, 100, MH)  # type: ignore[arg-type]
     assert r is not None and r.status == 402 and b"allowance_spent" in bytes(r.body)  # type: ignore[arg-type]
     assert gate.stats.free_bytes == 0

@@ -47,6 +47,9 @@ def node() -> None:
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to serve on.")
 @click.option("--role", "roles", default="storage", show_default=True, help="Comma-separated roles to run.")
 @click.option("--capacity", default=None, help="Most bytes of shares to keep (e.g. 10GB; default: the disk's free space).")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
+              help="Who may store: anyone, or only uploads with a storage ticket within the account's free "
+                   "storage quota on the ledger (needs --validator).")
 @click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
@@ -74,7 +77,7 @@ def node() -> None:
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
 @click.option("-v", "--verbose", is_flag=True)
-def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
+def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
         bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
@@ -102,6 +105,13 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
     )
+    if storage_admission == "ticket":
+        if not validator:
+            raise click.UsageError("--storage-admission ticket needs --validator NODEID@HOST:PORT[,...]")
+        from veil.client.ledger_client import parse_endpoints
+
+        parse_endpoints(validator)  # pinned, or refused here
+        config = replace(config, storage_admission="ticket", validator=validator)
     if repair_threshold:
         from veil.node.repair_role import parse_threshold
 

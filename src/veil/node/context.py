@@ -28,6 +28,7 @@ class NodeConfig:
 
     # storage
     capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
+    storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
     # gateway (and the repairer/drain's view of the network without the dht role)
     network: Path | None = None  # the network file
     gateway_listen: str | None = None  # HOST:PORT for browsers; None: 127.0.0.1:8080
@@ -61,9 +62,10 @@ class NodeConfig:
 
 class Charger(Protocol):
     """What the storage role needs of the payments role: a refusal to send instead of the
-    blocks (402, or 400 for a malformed cheque), or None once the request is paid for."""
+    blocks (402, or 400 for a malformed cheque), or None once the request is paid for. ``mhash``
+    names the slot being read: the payout is the one in that slot's manifest."""
 
-    def charge(self, req: Request, si: bytes, nbytes: int) -> Response | None: ...
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None: ...
 
 
 @dataclass

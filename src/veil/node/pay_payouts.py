@@ -1,5 +1,5 @@
 """Which uploader a charging node must see rewarded for a file: the ``payout`` of the
-manifest it holds for that storage index (docs/specs/payments.md, step 5).
+manifest of the slot being read, (storage index, manifest hash) (docs/specs/payments.md, step 5).
 
 Only an answer read from a manifest is cached. "No manifest here yet" (a download that
 arrives while the upload is still placing the manifest) is never cached: caching it as
@@ -28,27 +28,23 @@ UNKNOWN = Payout(False)
 
 
 class PayoutIndex:
-    def __init__(self, manifest_of: Callable[[bytes], bytes | None], limit: int = MAX_CACHED) -> None:
+    def __init__(self, manifest_of: Callable[[bytes, bytes], bytes | None], limit: int = MAX_CACHED) -> None:
         self._manifest_of = manifest_of
         self._limit = limit
-        self._cache: dict[bytes, Payout] = {}
+        self._cache: dict[tuple[bytes, bytes], Payout] = {}
         self._lock = threading.Lock()
 
-    def lookup(self, si: bytes) -> Payout:
+    def lookup(self, si: bytes, mhash: bytes) -> Payout:
         with self._lock:
-            hit = self._cache.get(si)
+            hit = self._cache.get((si, mhash))
         if hit is not None:
             return hit
-        raw = self._manifest_of(si)
+        raw = self._manifest_of(si, mhash)
         if raw is None:
             return UNKNOWN
         p = Payout(True, parse_manifest(raw).payout)
         with self._lock:
             if len(self._cache) >= self._limit:
                 self._cache.clear()
-            self._cache[si] = p
+            self._cache[(si, mhash)] = p
         return p
-
-    def forget(self, si: bytes) -> None:
-        with self._lock:
-            self._cache.pop(si, None)

@@ -1,7 +1,7 @@
 """A charging storage node's payment gate: checks the cheque each block request carries and
 persists it; only then does the storage role send the blocks (docs/specs/payments.md).
 
-The storage role calls ``charge(req, si, nbytes)`` before it opens the share file; a
+The storage role calls ``charge(req, si, nbytes, mhash)`` before it opens the share file; a
 returned Response (402, or 400 for a malformed cheque) is sent instead of the blocks.
 The rules are ``protocol.payments.judge`` and ``ledger.cheque.check_successor``; the
 signature is checked by ``ChannelBook.accept`` outside any global lock, so requests on
@@ -90,7 +90,7 @@ class PaymentGate:
             terms = None
         return cbor_response(pay.refusal(code, message, terms), 402)
 
-    def charge(self, req: Request, si: bytes, nbytes: int) -> Response | None:
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None:
         """None when the request is paid for (its cheque is on disk); else the answer to send."""
         header = req.headers.get(pay.CHEQUE_HEADER)
         if not header:
@@ -118,7 +118,7 @@ class PaymentGate:
                     return self._refuse(pay.STALE, str(e))
                 else:
                     raise
-            payout = self.payouts.lookup(si)
+            payout = self.payouts.lookup(si, mhash)  # the manifest of the slot being read
             if not payout.known and c.amount > base.amount:
                 # Who earns the uploader's share is in the manifest: never guess it.
                 raise HTTPError(503, "manifest_missing", "this node has no manifest for the file yet; ask again soon",

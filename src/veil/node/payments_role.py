@@ -58,9 +58,9 @@ class PaymentsRole:
         router.add("POST", "/v1/pay/settle", self._settle)
         router.add("POST", "/v1/pay/leases", self._add_lease)
 
-    def _manifest(self, si: bytes) -> bytes | None:
+    def _manifest(self, si: bytes, mhash: bytes) -> bytes | None:
         store = self.ctx.services.store if self.ctx is not None else None
-        return store.list_shares(si)[1] if store is not None else None
+        return store.manifest(si, mhash) if store is not None else None
 
     def start(self) -> None:
         assert self.settler is not None and self._store is not None
@@ -113,4 +113,4 @@ class PaymentsRole:
 
     def _holds(self, si: bytes, shnum: int) -> bool:
         store = self.ctx.services.store if self.ctx is not None else None
-        return store is not None and shnum in store.list_shares(si)[0]
+        return store is not None and bool(store.holds(si, shnum))

@@ -183,16 +183,17 @@ class RepairerRole:
             return
         draining = ctx.services.draining
         for si in store.storage_indexes():
-            if self._stop.is_set() or (draining is not None and draining()):
-                return
-            shnums, mbytes = store.list_shares(si)
-            if mbytes is None or not shnums:
-                continue
-            try:
-                self._one(si, mbytes)
-            except VeilError as e:
-                self.stats.last_error = f"{si.hex()[:16]}: {e}"
-                log.info("repairer: %s: %s", si.hex()[:16], e)
+            for mhash in store.slots(si):  # each slot is its own file (a squatter's slot fails check)
+                if self._stop.is_set() or (draining is not None and draining()):
+                    return
+                shnums, mbytes = store.list_shares(si, mhash)
+                if mbytes is None or not shnums:
+                    continue
+                try:
+                    self._one(si, mbytes)
+                except VeilError as e:
+                    self.stats.last_error = f"{si.hex()[:16]}: {e}"
+                    log.info("repairer: %s: %s", si.hex()[:16], e)
 
     def _one(self, si: bytes, mbytes: bytes) -> None:
         ctx = self.ctx

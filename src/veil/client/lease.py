@@ -61,9 +61,14 @@ def _bsize(man: Manifest) -> int:
     return max(man.bsize, man.lbsize)
 
 
+def fetch_terms(net: Network, node: NodeInfo) -> pay.Terms:
+    """The node's terms, believed only if they name the pinned node's own key and address."""
+    return pay.check_terms(pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms")), node.node_id)
+
+
 def node_terms(net: Network, node: NodeInfo) -> pay.Terms | None:
     try:
-        return pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms"))
+        return fetch_terms(net, node)
     except VeilError:
         return None
 
@@ -81,7 +86,13 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
         return [LeaseReceipt(shnum, node, None, note=f"blocks over {MAX_LEASE_BLOCK} bytes cannot be audited on the ledger")
                 for shnum, node in sorted(res.placement.items())]  # fmt: skip
     for shnum, node in sorted(res.placement.items()):
-        terms = node_terms(net, node)
+        try:
+            terms: pay.Terms | None = fetch_terms(net, node)
+        except pay.ForeignPayeeError as e:
+            out.append(LeaseReceipt(shnum, node, None, note=f"not leased: {e}"))
+            continue
+        except VeilError:
+            terms = None
         if terms is None or terms.lease_price_per_gb_day == 0:
             out.append(LeaseReceipt(shnum, node, None, note="the node does not lease storage"))
             continue

@@ -13,23 +13,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError
 from veil.format import cbor
 from veil.format.fields import get_bytes, require_map
 from veil.net.server import Request, Response, Router, cbor_response
 
+from .pay_ledger import GateLedger
 
-def add_close_route(router: Router, gate: Any) -> None:
-    """``gate`` is the node's PaymentGate (its channel book, key and ledger view)."""
+
+def add_close_route(router: Router, ledger: GateLedger, key: SigningKey) -> None:
+    """``ledger`` is the payment gate's ledger view (its channel book); ``key`` the node's."""
 
     def close(req: Request) -> Response:
         m = require_map(cbor.decode(req.read_body(256), 256), "close request", {"channel"})
         cid = get_bytes(m, "channel", "close request", 32)
-        book, _ = gate._setup()
-        if book.channel(cid) is None and gate._refresh(book, cid) is None:
+        book, _ = ledger.setup()
+        if book.channel(cid) is None and ledger.refresh(cid) is None:
             raise LedgerError("no open channel paying this node", "unknown_channel")
-        cheque, sig = book.consent_close(gate.key, cid)
-        out: dict[str, Any] = {"payee_key": gate.key.public_key, "consent": sig}
+        cheque, sig = book.consent_close(key, cid)
+        out: dict[str, Any] = {"payee_key": key.public_key, "consent": sig}
         if cheque is not None:
             out["cheque"] = cheque.raw
         return cbor_response(out)

@@ -8,6 +8,7 @@ needed and nothing is decrypted.
 from __future__ import annotations
 
 import random
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from veil.protocol.nodeinfo import NodeInfo
 
 from .locate import locate
 from .network import Network
-from .payer import Payer
+from .payer import Paying
 from .ranges import read_blocks
 
 SAMPLES = 4
@@ -61,8 +62,9 @@ class CheckReport:
 
 
 def verify_share_ranges(net: Network, node: NodeInfo, man: Manifest, shnum: int, ranges: list[tuple[int, int]],
-                        payer: Payer | None = None) -> None:  # fmt: skip
-    """Fetch each (start, count) range of a share and verify it; IntegrityError on any mismatch."""
+                        payer: Paying | None = None) -> None:  # fmt: skip
+    """Fetch each (start, count) range of a share and verify it; IntegrityError on any mismatch.
+    ``payer`` pays nodes that charge for the blocks (a repairer on a charging network)."""
     mhash = man.hash()
     buf: bytearray | None = None
     for start, count in ranges:
@@ -77,16 +79,18 @@ def sample_ranges(man: Manifest, full: bool, rng: random.Random) -> list[tuple[i
     return [(p, 1) for p in sorted(picks)]
 
 
-def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None) -> CheckReport:
+def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None,
+          payer: Paying | None = None) -> CheckReport:  # fmt: skip
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
-    rng = rng or random.Random()
+    # Which blocks are sampled must not be predictable by a node (it would keep just those).
+    rng = rng or secrets.SystemRandom()
     jobs = [(shnum, node) for shnum, nodes in sorted(loc.holders.items()) for node in nodes]
 
     def one(job: tuple[int, NodeInfo]) -> ShareStatus:
         shnum, node = job
         try:
-            verify_share_ranges(net, node, man, shnum, sample_ranges(man, full, rng))
+            verify_share_ranges(net, node, man, shnum, sample_ranges(man, full, rng), payer)
             return ShareStatus(shnum, node, True)
         except VeilError as e:
             return ShareStatus(shnum, node, False, str(e))

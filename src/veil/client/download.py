@@ -35,7 +35,7 @@ from veil.protocol.storage import range_reply_max
 
 from .locate import Located, locate
 from .network import Network
-from .payer import Payer
+from .payer import Paying
 from .progress import Progress, nothing
 from .quick import quick_fetch
 from .ranges import fetch_range, range_bytes, verify_blocks
@@ -128,7 +128,7 @@ def download(
     byte_range: tuple[int, int] | None = None,
     progress: Progress = nothing,
     on_meta: Callable[[dict[str, Any], int], None] | None = None,
-    payer: Payer | None = None,
+    payer: Paying | None = None,
 ) -> DownloadResult:
     """Write the file (or bytes [start, end) of it) to ``out``."""
     warnings: list[str] = []
@@ -176,7 +176,7 @@ def download(
 
 def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None = None,
                      warnings: list[str] | None = None,
-                     payer: Payer | None = None) -> tuple[Located, Iterator[tuple[int, bytes]]]:
+                     payer: Paying | None = None) -> tuple[Located, Iterator[tuple[int, bytes]]]:
     """Sealed segments s0..s1 of a file, verified against its manifest, with only the verify cap.
 
     For the gateway (the browser decrypts) and the repairer (it re-encodes, never decrypts);
@@ -193,7 +193,7 @@ def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None 
 class Fetcher:
     """Fetches, verifies and decodes the sealed segments of one located file."""
 
-    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str], payer: Payer | None = None) -> None:
+    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str], payer: Paying | None = None) -> None:
         self.net, self.si, self.loc, self.warnings, self.payer = net, si, loc, warnings, payer
         self.man = loc.manifest
         self.mhash = self.man.hash()

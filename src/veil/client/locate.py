@@ -110,7 +110,7 @@ def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCAT
             holders.setdefault(s, []).append(node)
         if ls.manifest is not None and manifest is None:
             try:
-                manifest = parse_manifest(ls.manifest, manifest_hash)
+                manifest = parse_manifest(ls.manifest, manifest_hash, si)
             except IntegrityError as e:
                 bad.append(f"{node.label}: {e}")
         if manifest is not None:

@@ -112,7 +112,7 @@ def quick_fetch(net: Network, si: bytes, mhash: bytes, warnings: list[str], orde
             try:
                 head = parse_range_head(data)
                 if head.manifest is not None:
-                    man = parse_manifest(head.manifest, mhash)
+                    man = parse_manifest(head.manifest, mhash, si)
             except IntegrityError as e:
                 warnings.append(f"quick path: {node.label}: {e}")
                 del raw[shnum]

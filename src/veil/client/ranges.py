@@ -18,7 +18,7 @@ from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import RangeHead, parse_range_head, range_reply_max
 from veil.protocol.transport import RangeAnswer, StorageTransport, bulk_timeout
 
-from .payer import Payer
+from .payer import Paying
 
 
 @dataclass
@@ -33,7 +33,7 @@ def range_bytes(man: Manifest, start: int, count: int) -> int:
 
 def fetch_range(
     transport: StorageTransport, node: NodeInfo, man: Manifest, mhash: bytes, shnum: int, start: int, count: int,
-    into: memoryview, payer: Payer | None = None, timeout: float | None = None,
+    into: memoryview, payer: Paying | None = None, timeout: float | None = None,
 ) -> RangeAnswer:
     """The raw reply for blocks [start, start+count) of share ``shnum`` (paid for, if ``payer``)."""
     nbytes = range_bytes(man, start, count)
@@ -73,7 +73,7 @@ def verify_blocks(man: Manifest, shnum: int, start: int, count: int, data: memor
 
 def read_blocks(
     transport: StorageTransport, node: NodeInfo, man: Manifest, mhash: bytes, shnum: int, start: int, count: int,
-    payer: Payer | None = None, buf: bytearray | None = None,
+    payer: Paying | None = None, buf: bytearray | None = None,
 ) -> Blocks:
     """Fetch and verify blocks [start, start+count) of share ``shnum`` from ``node``."""
     want = range_reply_max(count, 0) + range_bytes(man, start, count)

@@ -4,10 +4,11 @@ One real `veil node run --role storage` process on 127.0.0.1 gets two made-up fi
 raw storage-v2 requests (a 32 MiB share of 1 MiB blocks, a 1 MiB share of 4 KiB blocks). The
 normal client (127.0.0.1, a pinned PeerClient) then reads verified 4 MiB block ranges of the
 first back to back (throughput) while a second thread reads single 4 KiB blocks of the other
-every 20 ms (latency), for N seconds with nothing else going on, and for N seconds while the
-hostile load of ``veil.bench.hostile`` runs in its own process. The node's RSS, open files
-and threads are sampled from /proc every 0.5 s. The ratio attack/idle is the number to watch;
-the machine's own ceiling is the idle run, measured in the same invocation.
+every 20 ms (latency): for N/2 seconds with nothing else going on, for N seconds while the
+hostile load of ``veil.bench.hostile`` runs in its own process, and for N/2 seconds idle again
+("after"; the idle figures are both halves together). The node's RSS, open files and threads
+are sampled from /proc every 0.5 s. The ratio attack/idle is the number to watch; the idle
+run is this machine's own ceiling, measured in the same invocation.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ MiB = 1 << 20
 SAMPLE_EVERY = 0.5
 RANGE_BLOCKS = 4
 PROBE_EVERY = 0.02
-AFTER_SECONDS = 3.0
+NODE_NOFILE = 1024  # the usual default soft limit, so runs compare across machines
 
 
 # -- the node ------------------------------------------------------------------------------
@@ -72,13 +73,20 @@ class Node:
                 self.proc.wait(10)
 
 
-def start_node(data: Path) -> Node:
+def start_node(data: Path, nofile: int = NODE_NOFILE) -> Node:
+    """A storage node on 127.0.0.1 whose open-files limit is ``nofile`` (at most the hard limit)."""
     data.mkdir(parents=True)
+
+    def limit() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        cap = nofile if hard == resource.RLIM_INFINITY else min(nofile, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (cap, hard))
+
     log = open(data.parent / "node.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data),
          "--listen", "127.0.0.1:0", "--role", "storage"],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=limit)
     log.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -170,14 +178,21 @@ class ClientRun:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
+    def __add__(self, other: ClientRun) -> ClientRun:
+        return ClientRun(self.bytes + other.bytes, self.reads + other.reads, self.seconds + other.seconds,
+                         self.latencies + other.latencies, self.errors + other.errors)
+
+    @property
+    def mb_s(self) -> float:
+        return round(self.bytes / 1e6 / self.seconds, 1) if self.seconds else 0.0
+
     def report(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
         def q(p: float) -> float | None:
             return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else None
 
-        return {"mb_s": round(self.bytes / 1e6 / self.seconds, 1) if self.seconds else 0.0,
-                "bytes": self.bytes, "range_reads": self.reads, "small_reads": len(lat),
+        return {"mb_s": self.mb_s, "seconds": round(self.seconds, 2), "bytes": self.bytes, "range_reads": self.reads, "small_reads": len(lat),
                 "small_p50_ms": q(0.50), "small_p99_ms": q(0.99),
                 "small_mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None,
                 "errors": dict(sorted(self.errors.items()))}
@@ -266,11 +281,11 @@ def under_attack(node: Node, big: FakeShare, small: FakeShare, seconds: float, s
 
 
 # -- the command ---------------------------------------------------------------------------
-def measure(seconds: float, tmp: Path) -> dict[str, Any]:
+def measure(seconds: float, tmp: Path, nofile: int = NODE_NOFILE) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     scale = min(1.0, seconds / 30)
-    node = start_node(tmp / "node")
+    node = start_node(tmp / "node", nofile)
     sampler = Sampler(node.proc.pid)
     try:
         c = node.client()
@@ -280,11 +295,13 @@ def measure(seconds: float, tmp: Path) -> dict[str, Any]:
         store(c, small, 256)
         c.close()
         sampler.start()
-        idle = run_client(node, big, small, seconds)
+        # The idle run is split around the attack, so a change in the machine's other load
+        # during the bench moves both sides of the ratio alike.
+        before = run_client(node, big, small, seconds / 2)
         sampler.phase = "attack"
         attacked, tally = under_attack(node, big, small, seconds, scale)
         sampler.phase = "after"
-        time.sleep(AFTER_SECONDS)
+        after = run_client(node, big, small, seconds / 2)
         try:
             check = node.client(timeout=10)
             read_verified(check, small, 0, 1, memoryview(bytearray(range_reply_max(1, 4096))))
@@ -294,18 +311,19 @@ def measure(seconds: float, tmp: Path) -> dict[str, Any]:
             answers_after = False
         sampler.stop()
         pid = node.proc.pid
-        nofile = nofile_limit(pid)
+        node_limit = nofile_limit(pid)
         alive = node.proc.poll() is None
     finally:
         node.stop()
-    i, a = idle.report(), attacked.report()
+    i, a = (before + after).report(), attacked.report()
+    i.update(before_mb_s=before.mb_s, after_mb_s=after.mb_s)
     mib = {ph: {"rss_peak_mib": round(p["rss_kib"] / 1024, 1), "open_files_peak": p["open_files"],
                 "threads_peak": p["threads"]} for ph, p in sampler.peaks.items()}
     return {
         "seconds": seconds, "scale": round(scale, 3),
         "client": {"idle": i, "attack": a, "ratio": round(a["mb_s"] / i["mb_s"], 3) if i["mb_s"] else None},
         "node": {**mib, "vm_hwm_mib": round(sampler.hwm_kib / 1024, 1), "pid": pid,
-                 "open_files_limit": nofile, "alive_after": alive, "answers_after": answers_after},
+                 "open_files_limit": node_limit, "alive_after": alive, "answers_after": answers_after},
         "hostile": tally,
     }
 
@@ -318,10 +336,11 @@ def print_report(r: dict[str, Any]) -> None:
     i, a, n = r["client"]["idle"], r["client"]["attack"], r["node"]
     ratio = r["client"]["ratio"]
     click.echo(f"one storage node (open files limit {n['open_files_limit']}); normal client from 127.0.0.1; "
-               f"hostile load from 127.0.0.10+ (scale {r['scale']}); {r['seconds']:g} s per phase")
+               f"hostile load from 127.0.0.10+ (scale {r['scale']}); {r['seconds']:g} s under attack, as long idle")
     click.echo(f"{'normal client':24}{'idle':>12}{'under attack':>14}")
     click.echo(f"{'  download MB/s':24}{i['mb_s']:>12.1f}{a['mb_s']:>14.1f}   ratio "
                + ("-" if ratio is None else f"{ratio:.2f}"))
+    click.echo(f"{'    (idle before/after)':24}{i['before_mb_s']:>6.1f}/{i['after_mb_s']:<5.1f}")
     click.echo(f"{'  4 KiB read p50 ms':24}{_ms(i['small_p50_ms']):>12}{_ms(a['small_p50_ms']):>14}")
     click.echo(f"{'  4 KiB read p99 ms':24}{_ms(i['small_p99_ms']):>12}{_ms(a['small_p99_ms']):>14}")
     click.echo(f"{'  reads (4 MiB / 4 KiB)':24}{i['range_reads']:>6}/{i['small_reads']:<5}"
@@ -345,16 +364,18 @@ def print_report(r: dict[str, Any]) -> None:
 
 @click.command("abuse")
 @click.option("--seconds", default=60.0, show_default=True, type=click.FloatRange(1, 3600),
-              help="Length of the idle run and of the run under attack.")
+              help="Length of the run under attack; the idle run is as long, half before and half after.")
+@click.option("--node-nofile", default=NODE_NOFILE, show_default=True, type=click.IntRange(64),
+              help="The node's open-files limit (ulimit -n).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def abuse_cmd(seconds: float, as_json: bool) -> None:
+def abuse_cmd(seconds: float, node_nofile: int, as_json: bool) -> None:
     """A normal client's download throughput and latency from one node, idle and under a mixed hostile
     load (session floods, slow loris, idle keep-alives, oversized bodies, smuggling, tiny blocks,
     garbage handshakes), with the node's peak RSS, open files and threads."""
     if not Path("/proc/self/status").exists():
         raise click.ClickException("veil bench abuse reads the node's resources from /proc (Linux only)")
     with tempfile.TemporaryDirectory(prefix="veil-bench-abuse-") as d:
-        r = measure(seconds, Path(d))
+        r = measure(seconds, Path(d), node_nofile)
     if as_json:
         click.echo(json.dumps(r, indent=2, sort_keys=True))
     else:

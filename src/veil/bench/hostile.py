@@ -80,8 +80,9 @@ def head(method: str, path: str, *lines: str) -> bytes:
     return (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n" + "".join(x + "\r\n" for x in lines) + "\r\n").encode()
 
 
-def read_reply(s: socket.socket, buf: bytearray) -> tuple[int, bytes]:
-    """Read one whole response (head and Content-Length body) from ``s``: status and body."""
+def read_reply(s: socket.socket, buf: bytearray) -> tuple[int, bytes, bool]:
+    """Read one whole response (head and Content-Length body) from ``s``: status, body, and
+    whether the node said it closes the connection."""
     while b"\r\n\r\n" not in buf:
         if len(buf) > 64 * 1024:
             raise EOFError("response head too large")
@@ -92,11 +93,13 @@ def read_reply(s: socket.socket, buf: bytearray) -> tuple[int, bytes]:
     end = buf.index(b"\r\n\r\n") + 4
     lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    length = 0
+    length, close = 0, False
     for line in lines[1:]:
         k, _, v = line.partition(":")
         if k.strip().lower() == "content-length":
             length = int(v.strip())
+        elif k.strip().lower() == "connection":
+            close = v.strip().lower() == "close"
     while len(buf) < end + length:
         got = s.recv(65536)
         if not got:
@@ -104,7 +107,7 @@ def read_reply(s: socket.socket, buf: bytearray) -> tuple[int, bytes]:
         buf += got
     body = bytes(buf[end : end + length])
     del buf[: end + length]
-    return status, body
+    return status, body, close
 
 
 def poll_closed(s: socket.socket) -> str | None:
@@ -114,6 +117,8 @@ def poll_closed(s: socket.socket) -> str | None:
         got = s.recv(4096)
         if not got:
             return "closed"
+        if got[0] == 0x15:  # a TLS alert record
+            return "tls_alert"
         text = got.decode("latin-1")
         return text.split()[1] if text.startswith("HTTP/1.1 ") and len(text.split()) > 1 else "data"
     except (TimeoutError, ssl.SSLWantReadError, BlockingIOError):
@@ -182,13 +187,17 @@ class Load:
                 if s is None:
                     s, buf = connect(self.port, src), bytearray()
                 s.sendall(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
-                status, reply = read_reply(s, buf)
+                status, reply, close = read_reply(s, buf)
                 self.tally.add("upload_flood", str(status))
-                if status == 200 and i % 4 == 0:  # some get a first block (a temp file); none a commit
+                if status == 200 and i % 4 == 0 and not close:  # some get a first block (a temp file)
                     uid = str(cbor.decode(reply, 4096)["id"])
                     block = bytes(32 + 65536)
                     s.sendall(head("PUT", upload_path(uid, 0), f"Content-Length: {len(block)}") + block)
-                    self.tally.add("upload_flood", f"put_{read_reply(s, buf)[0]}")
+                    status, _, close = read_reply(s, buf)
+                    self.tally.add("upload_flood", f"put_{status}")
+                if close:
+                    s.close()
+                    s = None
             except (OSError, EOFError, ValueError) as e:
                 self.tally.add("upload_flood", outcome_of(e))
                 if s is not None:
@@ -221,7 +230,7 @@ class Load:
                 s, buf = connect(self.port, src), bytearray()
                 body = cbor.encode(UploadRequest(os.urandom(16), 0, 4, 65536, 65536).to_value())
                 s.sendall(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
-                status, reply = read_reply(s, buf)
+                status, reply, _ = read_reply(s, buf)
                 if status == 200:  # a real session: the body is read by the upload handler
                     uid = str(cbor.decode(reply, 4096)["id"])
                     s.sendall(head("PUT", upload_path(uid, 0), f"Content-Length: {32 + 65536}"))
@@ -369,7 +378,11 @@ class Load:
                 if s is None:
                     s, buf = connect(self.port, src), bytearray()
                 s.sendall(req)
-                self.tally.add("tiny_blocks", str(read_reply(s, buf)[0]))
+                status, _, close = read_reply(s, buf)
+                self.tally.add("tiny_blocks", str(status))
+                if close:
+                    s.close()
+                    s = None
             except (OSError, EOFError, ValueError) as e:
                 self.tally.add("tiny_blocks", outcome_of(e))
                 if s is not None:

@@ -177,10 +177,12 @@ class ClientRun:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    longest_range: float = 0.0  # the longest wait for one 4 MiB read: how long the client stalled
 
     def __add__(self, other: ClientRun) -> ClientRun:
         return ClientRun(self.bytes + other.bytes, self.reads + other.reads, self.seconds + other.seconds,
-                         self.latencies + other.latencies, self.errors + other.errors)
+                         self.latencies + other.latencies, self.errors + other.errors,
+                         max(self.longest_range, other.longest_range))
 
     @property
     def mb_s(self) -> float:
@@ -195,6 +197,8 @@ class ClientRun:
         return {"mb_s": self.mb_s, "seconds": round(self.seconds, 2), "bytes": self.bytes, "range_reads": self.reads, "small_reads": len(lat),
                 "small_p50_ms": q(0.50), "small_p99_ms": q(0.99),
                 "small_mean_ms": round(1000 * statistics.fmean(lat), 2) if lat else None,
+                "small_max_ms": round(1000 * lat[-1], 2) if lat else None,
+                "range_max_ms": round(1000 * self.longest_range, 2),
                 "errors": dict(sorted(self.errors.items()))}
 
 
@@ -214,11 +218,13 @@ def run_client(node: Node, big: FakeShare, small: FakeShare, seconds: float) -> 
         buf = memoryview(bytearray(range_reply_max(RANGE_BLOCKS, len(big.blocks[0]))))
         start = 0
         while not stop.is_set():
+            t0 = time.perf_counter()
             try:
                 n = read_verified(c, big, start, RANGE_BLOCKS, buf)
                 with lock:
                     out.bytes += n
                     out.reads += 1
+                    out.longest_range = max(out.longest_range, time.perf_counter() - t0)
                 start = (start + RANGE_BLOCKS) % (len(big.blocks) - RANGE_BLOCKS + 1)
             except VeilError as e:
                 fail(e)
@@ -343,6 +349,8 @@ def print_report(r: dict[str, Any]) -> None:
     click.echo(f"{'    (idle before/after)':24}{i['before_mb_s']:>6.1f}/{i['after_mb_s']:<5.1f}")
     click.echo(f"{'  4 KiB read p50 ms':24}{_ms(i['small_p50_ms']):>12}{_ms(a['small_p50_ms']):>14}")
     click.echo(f"{'  4 KiB read p99 ms':24}{_ms(i['small_p99_ms']):>12}{_ms(a['small_p99_ms']):>14}")
+    click.echo(f"{'  4 KiB read max ms':24}{_ms(i['small_max_ms']):>12}{_ms(a['small_max_ms']):>14}")
+    click.echo(f"{'  4 MiB read max ms':24}{_ms(i['range_max_ms']):>12}{_ms(a['range_max_ms']):>14}")
     click.echo(f"{'  reads (4 MiB / 4 KiB)':24}{i['range_reads']:>6}/{i['small_reads']:<5}"
                f"{a['range_reads']:>8}/{a['small_reads']:<5}")
     for label, run in (("idle", i), ("under attack", a)):

@@ -31,6 +31,7 @@ from veil.protocol.storage import UploadRequest, oneshot_path, upload_path, uplo
 from veil.testing.shares import fake_file
 
 HOST = "127.0.0.1"
+DRIP_ROUNDS = 10  # a dripping connection the node ends is replaced, up to this many times over
 PATIENCE = 10.0  # seconds we wait for an answer the node owes us before calling it a "timeout"
 KINDS = ("upload_flood", "slowloris_head", "slowloris_body", "idle_keepalive", "oversized_body",
          "te_cl_smuggle", "two_host", "two_content_length", "bad_request_line", "http2_preface",
@@ -209,46 +210,45 @@ class Load:
 
     # -- one byte per second: on a request head, and on a body -----------------------------
     def slowloris_head(self, src: str) -> None:
-        drips: list[tuple[socket.socket, bytes]] = []
-        for _ in range(self.count(40)):
-            if not self.running():
-                break
-            try:
-                s = connect(self.port, src)
-                s.sendall(f"GET /v1/node HTTP/1.1\r\nHost: {HOST}\r\nX-Drip: ".encode())
-                drips.append((s, b"a"))
-            except OSError as e:
-                self.tally.add("slowloris_head", outcome_of(e))
-        self._drip("slowloris_head", drips)
+        def open_one() -> tuple[socket.socket, bytes]:
+            s = connect(self.port, src)
+            s.sendall(f"GET /v1/node HTTP/1.1\r\nHost: {HOST}\r\nX-Drip: ".encode())
+            return s, b"a"
+
+        self._drip("slowloris_head", open_one, self.count(40))
 
     def slowloris_body(self, src: str) -> None:
-        drips: list[tuple[socket.socket, bytes]] = []
-        for _ in range(self.count(20)):
-            if not self.running():
-                break
-            try:
-                s, buf = connect(self.port, src), bytearray()
-                body = cbor.encode(UploadRequest(os.urandom(16), 0, 4, 65536, 65536).to_value())
-                s.sendall(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
-                status, reply, _ = read_reply(s, buf)
-                if status == 200:  # a real session: the body is read by the upload handler
-                    uid = str(cbor.decode(reply, 4096)["id"])
-                    s.sendall(head("PUT", upload_path(uid, 0), f"Content-Length: {32 + 65536}"))
-                    drips.append((s, bytes(64)))
-                else:  # no session to be had: a real one-shot share, dripped
-                    self.tally.add("slowloris_body", f"session_{status}")
-                    one = fake_file(os.urandom(16), nseg=2, bsize=4096)[0]
-                    payload = one.oneshot()
-                    s.sendall(head("PUT", oneshot_path(one.si, 0), f"Content-Length: {len(payload)}"))
-                    drips.append((s, payload))
-            except (OSError, EOFError, ValueError) as e:
-                self.tally.add("slowloris_body", outcome_of(e))
-        self._drip("slowloris_body", drips)
+        def open_one() -> tuple[socket.socket, bytes]:
+            s, buf = connect(self.port, src), bytearray()
+            body = cbor.encode(UploadRequest(os.urandom(16), 0, 4, 65536, 65536).to_value())
+            s.sendall(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
+            status, reply, close = read_reply(s, buf)
+            if status == 200 and not close:  # a real session: the body is read by the upload handler
+                uid = str(cbor.decode(reply, 4096)["id"])
+                s.sendall(head("PUT", upload_path(uid, 0), f"Content-Length: {32 + 65536}"))
+                return s, bytes(64)
+            s.close()  # no session to be had: a real one-shot share, dripped
+            self.tally.add("slowloris_body", f"session_{status}")
+            one = fake_file(os.urandom(16), nseg=2, bsize=4096)[0]
+            payload = one.oneshot()
+            s = connect(self.port, src)
+            s.sendall(head("PUT", oneshot_path(one.si, 0), f"Content-Length: {len(payload)}"))
+            return s, payload
 
-    def _drip(self, kind: str, drips: list[tuple[socket.socket, bytes]]) -> None:
-        """One byte per second on each connection until the node ends it or the load stops."""
-        pos = 0
-        while drips and self.running():
+        self._drip("slowloris_body", open_one, self.count(20))
+
+    def _drip(self, kind: str, open_one: Callable[[], tuple[socket.socket, bytes]], width: int) -> None:
+        """Keep ``width`` connections dripping one byte per second; one the node ends is replaced
+        (at most ``DRIP_ROUNDS`` x ``width`` in all) until the load stops."""
+        drips: list[tuple[socket.socket, bytes]] = []
+        opened, pos = 0, 0
+        while self.running():
+            while len(drips) < width and opened < DRIP_ROUNDS * width and self.running():
+                opened += 1
+                try:
+                    drips.append(open_one())
+                except (OSError, EOFError, ValueError) as e:
+                    self.tally.add(kind, outcome_of(e))
             for item in list(drips):
                 s, payload = item
                 ended = poll_closed(s)

@@ -4,9 +4,15 @@
     4      1   version 0x01
     5      32  Ed25519 public key of the slot's writer
     37     8   sequence number, uint64_be, 1 .. 2**63-1
-    45     4   payload length L, uint32_be, at most MAX_PAYLOAD
-    49     L   payload (opaque here: a sealed folder root, format/folder.py)
-    49+L   64  Ed25519 signature over len(label) || label || bytes[0 : 49+L], label veil/slot-sig/v1
+    45     1   P = number of parents, 0 .. MAX_PARENTS
+    46     40P parents: P x (seq uint64_be || record hash[32]), nearest first
+    46+40P 4   payload length L, uint32_be, at most MAX_PAYLOAD
+    50+40P L   payload (opaque here: a sealed folder root, format/folder_seal.py)
+    ..     64  Ed25519 signature over len(label) || label || every byte before it, label veil/slot-sig/v1
+
+``parents`` are the checkstrings of versions this one is built on (its base and the base's own
+nearest ancestors; a merge lists several): the writer vouches that every change of each parent
+is in this version, so a node may replace any of them by it (docs/specs/folders.md, "Lineage").
 
 The slot id is ``H("veil/slot-id/v1", public key)``: a node given a slot id checks that the
 record's key hashes to it and that the signature holds before it keeps the record, so nobody
@@ -29,10 +35,13 @@ from veil.errors import IntegrityError
 
 MAGIC = b"VLMS"
 VERSION = 1
-HEADER_SIZE = 49
-OVERHEAD = HEADER_SIZE + SIGNATURE_SIZE
+MAX_PARENTS = 8
+PARENT_SIZE = 40
+MIN_HEADER = 50  # a record without parents
+MAX_HEADER = MIN_HEADER + MAX_PARENTS * PARENT_SIZE
+OVERHEAD = MIN_HEADER + SIGNATURE_SIZE  # bytes around the payload, without parents
 MAX_PAYLOAD = 256 * 1024
-MAX_RECORD = OVERHEAD + MAX_PAYLOAD
+MAX_RECORD = MAX_HEADER + SIGNATURE_SIZE + MAX_PAYLOAD
 MAX_SEQ = 2**63 - 1
 SLOT_ID_SIZE = 32
 
@@ -83,6 +92,7 @@ class SlotRecord:
 
     public_key: bytes
     seq: int
+    parents: tuple[Checkstring, ...]
     payload: bytes
     signature: bytes
     raw: bytes
@@ -100,30 +110,40 @@ class SlotRecord:
         return Checkstring(self.seq, self.hash)
 
 
-def _header(public_key: bytes, seq: int, payload_len: int) -> bytes:
-    return MAGIC + bytes([VERSION]) + public_key + struct.pack(">QI", seq, payload_len)
-
-
-def sign_record(key: SigningKey, seq: int, payload: bytes) -> SlotRecord:
+def sign_record(key: SigningKey, seq: int, payload: bytes, parents: tuple[Checkstring, ...] = ()) -> SlotRecord:
     if not 1 <= seq <= MAX_SEQ:
         raise ValueError("sequence number out of range")
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"slot payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
-    body = _header(key.public_key, seq, len(payload)) + payload
+    if len(parents) > MAX_PARENTS or any(not 1 <= p.seq < seq or len(p.hash) != 32 for p in parents):
+        raise ValueError("parents: at most 8, each with a lower sequence number")
+    body = (MAGIC + bytes([VERSION]) + key.public_key + struct.pack(">QB", seq, len(parents))
+            + b"".join(struct.pack(">Q", p.seq) + p.hash for p in parents)
+            + struct.pack(">I", len(payload)) + payload)
     sig = key.sign(_SIG_PREFIX + body)
-    return SlotRecord(key.public_key, seq, payload, sig, body + sig)
+    return SlotRecord(key.public_key, seq, parents, payload, sig, body + sig)
 
 
-def record_length(head: bytes | memoryview) -> int:
-    """From the first HEADER_SIZE bytes, the whole record's length (checked before reading on)."""
-    if len(head) < HEADER_SIZE or bytes(head[:4]) != MAGIC:
+def header_length(head: bytes | memoryview) -> int:
+    """From the first 46 bytes, the length of the header (checked before reading on)."""
+    if len(head) < 46 or bytes(head[:4]) != MAGIC:
         raise IntegrityError("not a slot record (bad magic)")
     if head[4] != VERSION:
         raise IntegrityError(f"slot record version {head[4]} is not supported")
-    n = int.from_bytes(head[45:49], "big")
+    if head[45] > MAX_PARENTS:
+        raise IntegrityError("slot record has too many parents")
+    return MIN_HEADER + head[45] * PARENT_SIZE
+
+
+def record_length(head: bytes | memoryview) -> int:
+    """From the header (at most MAX_HEADER bytes), the whole record's length."""
+    h = header_length(head)
+    if len(head) < h:
+        raise IntegrityError("slot record header is truncated")
+    n = int.from_bytes(head[h - 4 : h], "big")
     if n > MAX_PAYLOAD:
         raise IntegrityError("slot record payload is too large")
-    return OVERHEAD + n
+    return h + n + SIGNATURE_SIZE
 
 
 def parse_record(data: bytes | memoryview, expected_slot: bytes) -> SlotRecord:
@@ -137,8 +157,15 @@ def parse_record(data: bytes | memoryview, expected_slot: bytes) -> SlotRecord:
     (seq,) = struct.unpack(">Q", raw[37:45])
     if not 1 <= seq <= MAX_SEQ:
         raise IntegrityError("slot record sequence number out of range")
+    parents = []
+    for i in range(raw[45]):
+        off = 46 + i * PARENT_SIZE
+        (pseq,) = struct.unpack(">Q", raw[off : off + 8])
+        if not 1 <= pseq < seq:
+            raise IntegrityError("slot record parent is not older than the record")
+        parents.append(Checkstring(pseq, raw[off + 8 : off + PARENT_SIZE]))
     if slot_id(pk) != expected_slot:
         raise IntegrityError("slot record belongs to another slot")
     body, sig = raw[:-SIGNATURE_SIZE], raw[-SIGNATURE_SIZE:]
     verify(pk, _SIG_PREFIX + body, sig)
-    return SlotRecord(pk, seq, raw[HEADER_SIZE:-SIGNATURE_SIZE], sig, raw)
+    return SlotRecord(pk, seq, tuple(parents), raw[header_length(raw):-SIGNATURE_SIZE], sig, raw)

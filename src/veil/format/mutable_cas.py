@@ -1,27 +1,29 @@
 """Reading and writing one mutable slot on n nodes: which version is current, and compare-and-swap
 with retries (pure state machines; the client drives the requests).
 
-docs/specs/folders.md, "Versions, reads and writes". Terms:
+docs/specs/folders.md, "Versions, reads and writes". Every record names its parents (format/
+mutable.py): the versions whose changes it contains. Terms, over the answers of some nodes:
 
-- a node's *current* version is the record it holds with the highest sequence number;
-- a version is *settled* when at least ``happy`` of the slot's n nodes hold it (``happy > n/2``,
-  so at most one version is settled at a time);
-- a write *succeeds* when its record is held by at least ``happy`` nodes.
+- the *lineage* of a record is itself and its parents;
+- ``down(v)`` is the number of nodes whose current record has ``v`` in its lineage;
+- ``v`` is *settled* when ``down(v) >= happy`` (``happy > n/2``);
+- a write *succeeds* when ``happy`` nodes accepted its record.
 
-Reads take the highest valid version (seq, then holders, then hash) among at least
-``n - happy + 1`` replies, so they meet at least one holder of the last successful write.
+Nodes replace a record only by one that names it as a parent (the writer sends it as the
+compare-and-swap ``expect``), so each node's history only ever moves to versions containing what
+it held, and any two successful writes share a node: successes form one chain and none is lost.
 
-A write is compare-and-swap on every node: ``PUT`` with the checkstring (seq, hash) of the version
-it is based on; a node holding anything else answers 409 with its current record. On a lost race
-the machine picks a new base, but only one it can justify: the settled version if the replies
-show one, otherwise the highest version once every node has answered (then no version is
-settled, so none holds a reported success). With any node silent and nothing settled it stops
-(UnavailableError) instead of guessing. After a justified base, each node is asked to swap the
-version it reported; so a successful version is only ever replaced by one built on it.
+Reads (``resolve``) take the highest version that descends from the highest settled one; the
+answer is *decided* when that version is itself settled, or at least ``n - happy + 1`` nodes
+answered and all hold it, or every node answered. Otherwise the reader asks the other nodes.
 
-    WRITING --feed: >= happy hold mine--> DONE
-    WRITING --feed: lost, base justified--> REBASING --attempt()--> WRITING
-    WRITING --feed: unjustifiable / too many attempts--> FAILED (raises)
+A write (``CasWrite``) is built on a decided base; a lost race is re-based on the census its 409
+replies give (each carries the node's current record), with the writer's own earlier attempt as a
+further parent when the new base contains that attempt's base.
+
+    REBASING --attempt()--> WRITING --feed: happy accepted--> DONE
+                               |--feed: lost, census decided--> REBASING
+                               |--feed: too few answers, undecided, too many attempts--> FAILED (raises)
 
 Imports from: veil.errors, veil.format.
 """
@@ -30,11 +32,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from veil.errors import IntegrityError, UnavailableError, WriteConflictError
-from veil.format.mutable import Checkstring, SlotRecord, parse_record
+from veil.format.mutable import MAX_PARENTS, Checkstring, SlotRecord, parse_record
 
 MAX_ATTEMPTS = 8
 
@@ -49,33 +51,52 @@ def read_count(n: int, happy: int, k: int) -> int:
     return min(n, max(k + 1, n - happy + 1))
 
 
+def lineage(rec: SlotRecord) -> set[Checkstring]:
+    return {rec.checkstring, *rec.parents}
+
+
 @dataclass(frozen=True)
 class Latest:
     record: SlotRecord | None  # None: no node holds a valid version
-    holders: tuple[int, ...]  # replies (by index) holding it
-    stale: tuple[int, ...]  # replies holding an older or losing version, or nothing
-    invalid: tuple[int, ...]  # replies that were not a valid record of this slot
+    decided: bool  # False: ask the nodes not asked yet
+    holders: tuple[int, ...]  # nodes (by index) holding it
+    stale: tuple[int, ...]  # nodes holding another version, or nothing
+    invalid: tuple[int, ...] = ()  # nodes whose answer was not a valid record of this slot
+    anchor: Checkstring | None = None  # the highest settled version seen (``record`` descends from it)
 
 
-def pick_latest(replies: Sequence[bytes | None], slot: bytes) -> Latest:
-    """The version a reader believes among ``replies`` (raw records, None for "holds nothing").
-    A forged or garbled reply is counted as invalid and otherwise ignored."""
-    recs: dict[int, SlotRecord] = {}
+def resolve(held: Mapping[int, SlotRecord | None], n: int, happy: int) -> Latest:
+    """The current version, from verified answers (node index -> its record, None: holds nothing)."""
+    recs = {i: r for i, r in held.items() if r is not None}
+    answered = len(held)
+    if not recs:
+        return Latest(None, answered >= n - happy + 1 or answered == n, (), tuple(held))
+    down: Counter[Checkstring] = Counter()
+    for r in recs.values():
+        down.update(lineage(r))
+    settled = [cs for cs, c in down.items() if c >= happy]
+    top = max(settled, key=lambda cs: (cs.seq, cs.hash)) if settled else None
+    candidates = [r for r in recs.values() if top is None or top in lineage(r)]
+    best = max(candidates, key=lambda r: (r.seq, down[r.checkstring], r.hash))
+    holders = tuple(i for i, r in recs.items() if r.checkstring == best.checkstring)
+    stale = tuple(i for i in held if i not in holders)
+    decided = (down[best.checkstring] >= happy or answered == n
+               or (not stale and answered >= n - happy + 1))
+    return Latest(best, decided, holders, stale, (), top)
+
+
+def pick_latest(replies: Mapping[int, bytes | None], slot: bytes, n: int, happy: int) -> Latest:
+    """``resolve`` over raw answers; a forged or garbled answer counts as invalid and is otherwise
+    ignored, so a lying node can only hold a version back, never forge or roll one back."""
+    held: dict[int, SlotRecord | None] = {}
     invalid = []
-    for i, raw in enumerate(replies):
-        if raw is None:
-            continue
+    for i, raw in replies.items():
         try:
-            recs[i] = parse_record(raw, slot)
+            held[i] = parse_record(raw, slot) if raw is not None else None
         except IntegrityError:
             invalid.append(i)
-    if not recs:
-        return Latest(None, (), tuple(i for i, r in enumerate(replies) if r is None), tuple(invalid))
-    counts = Counter(r.checkstring for r in recs.values())
-    best = max(recs.values(), key=lambda r: (r.seq, counts[r.checkstring], r.hash))
-    holders = tuple(i for i, r in recs.items() if r.checkstring == best.checkstring)
-    stale = tuple(i for i in range(len(replies)) if i not in holders and i not in invalid)
-    return Latest(best, holders, stale, tuple(invalid))
+    got = resolve(held, n, happy)
+    return Latest(got.record, got.decided, got.holders, got.stale, tuple(invalid), got.anchor)
 
 
 @dataclass(frozen=True)
@@ -100,7 +121,8 @@ Reply = Accepted | Holds | Silent
 
 @dataclass(frozen=True)
 class Attempt:
-    seq: int  # sign the new version with this sequence number
+    seq: int  # sign the new version with this sequence number ...
+    parents: tuple[Checkstring, ...]  # ... and these parents
     base: SlotRecord | None  # apply the operations to this version's listing
     expects: Mapping[int, Checkstring | None]  # node index -> the checkstring to send it
 
@@ -112,17 +134,20 @@ class Done:
 
 
 class CasWrite:
-    """One logical change to one slot on nodes 0..n-1, based first on ``base`` (what a read found)."""
+    """One logical change to one slot on nodes 0..n-1, based first on ``base`` (a decided read,
+    whose ``anchor`` is passed too: every attempt names it as a parent, so versions written while
+    writers contend keep pointing at the last settled one however long the contention lasts)."""
 
-    def __init__(self, n: int, happy: int, base: SlotRecord | None, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(self, n: int, happy: int, base: SlotRecord | None, anchor: Checkstring | None = None,
+                 max_attempts: int = MAX_ATTEMPTS) -> None:
         check_quorum(n, happy)
         self.n, self.happy, self.max_attempts = n, happy, max_attempts
         self.base = base
+        self.anchor = anchor
         self.attempts = 0
         self.state = "rebasing"
-        # What each node was last seen to hold; None = nothing. Missing = never heard from.
-        self.current: dict[int, Checkstring | None] = {}
-        self._justified = False  # first attempt: base comes from a read, not from a census
+        self.held: dict[int, SlotRecord | None] = {}  # what each node last said it holds
+        self._own: list[tuple[SlotRecord, Checkstring | None]] = []  # my attempts and their bases
         self._seen_seq = base.seq if base is not None else 0
 
     def attempt(self) -> Attempt:
@@ -130,54 +155,63 @@ class CasWrite:
             raise RuntimeError(f"attempt() in state {self.state}")
         self.attempts += 1
         self.state = "writing"
-        base_cs = self.base.checkstring if self.base is not None else None
-        expects = {i: (self.current[i] if self._justified and i in self.current else base_cs) for i in range(self.n)}
-        return Attempt(self._seen_seq + 1, self.base, expects)
+        base = self.base
+        parents: list[Checkstring] = []
+        if base is not None:
+            parents.append(base.checkstring)
+            for rec, rec_base in reversed(self._own):
+                if rec.checkstring != base.checkstring and (rec_base is None or rec_base in lineage(base)):
+                    parents.append(rec.checkstring)  # my earlier attempt's changes are mine, re-applied
+            parents += base.parents
+        parents = list(dict.fromkeys(parents))[:MAX_PARENTS]
+        if base is not None and self.anchor is not None and self.anchor not in parents:
+            parents = parents[: MAX_PARENTS - 1] + [self.anchor]
+        base_cs = base.checkstring if base is not None else None
+        expects: dict[int, Checkstring | None] = {}
+        for i in range(self.n):
+            cur = self.held.get(i, base)
+            if i in self.held and cur is None:
+                expects[i] = None  # an empty node takes any version
+            elif cur is not None and cur.checkstring in parents:
+                expects[i] = cur.checkstring
+            else:
+                expects[i] = base_cs
+        return Attempt(self._seen_seq + 1, tuple(parents), base, expects)
 
-    def feed(self, mine: Checkstring, replies: Mapping[int, Reply]) -> Done | Attempt:
+    def feed(self, mine: SlotRecord, replies: Mapping[int, Reply]) -> Done | Attempt:
         """The nodes' answers to the record ``mine``; Done, or the next Attempt (the caller applies
         its operations to ``attempt.base``, signs, and sends again, best after ``backoff``)."""
         if self.state != "writing":
             raise RuntimeError(f"feed() in state {self.state}")
-        records: dict[Checkstring, SlotRecord] = {} if self.base is None else {self.base.checkstring: self.base}
-        answered = set()
+        self._own.append((mine, self.base.checkstring if self.base is not None else None))
+        accepted = 0
         for i, r in replies.items():
             if isinstance(r, Accepted):
-                self.current[i] = mine
-                answered.add(i)
+                accepted += 1
+                self.held[i] = mine
             elif isinstance(r, Holds):
-                answered.add(i)
-                self.current[i] = r.record.checkstring if r.record is not None else None
+                self.held[i] = r.record
                 if r.record is not None:
-                    records[r.record.checkstring] = r.record
                     self._seen_seq = max(self._seen_seq, r.record.seq)
+            else:
+                self.held.pop(i, None)
         self._seen_seq = max(self._seen_seq, mine.seq)
-        counts = Counter(cs for cs in self.current.values() if cs is not None)
-        if counts[mine] >= self.happy:
+        if accepted >= self.happy:
             self.state = "done"
-            return Done(mine, counts[mine])
-        if len(answered) < self.happy:
-            self.state = "failed"
-            raise UnavailableError(f"only {len(answered)} of {self.n} nodes answered; {self.happy} are needed to write")
+            return Done(mine.checkstring, accepted)
+        answered = sum(1 for r in replies.values() if not isinstance(r, Silent))
+        self.state = "failed"
+        if answered < self.happy:
+            raise UnavailableError(f"only {answered} of {self.n} nodes answered; {self.happy} are needed to write")
         if self.attempts >= self.max_attempts:
-            self.state = "failed"
             raise WriteConflictError(f"the folder is busy: {self.attempts} attempts lost a race with other writers; "
                                      "nothing was saved, try again")
-        settled = [cs for cs, c in counts.items() if c >= self.happy]
-        choice: Checkstring | None
-        if settled:
-            choice = settled[0]
-        elif len(answered) == self.n:
-            choice = max(counts, key=lambda cs: (cs.seq, counts[cs], cs.hash)) if counts else None
-        else:
-            self.state = "failed"
+        census = resolve(self.held, self.n, self.happy)
+        if not census.decided:
             raise UnavailableError("cannot tell which version of the folder is current: "
-                                   f"no version is on {self.happy} nodes and {self.n - len(answered)} did not answer")
-        # choice == mine: the highest, but not settled. Keep the base: the caller's operations
-        # re-applied to it give the same content, written again above every competitor.
-        if choice != mine:
-            self.base = records[choice] if choice is not None else None
-        self._justified = True
+                                   f"{self.n - len(self.held)} of {self.n} nodes did not answer")
+        self.base = census.record
+        self.anchor = census.anchor or self.anchor
         self.state = "rebasing"
         return self.attempt()
 

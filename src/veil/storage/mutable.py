@@ -2,9 +2,10 @@
 
 docs/specs/folders.md, "Node rules". ``put`` verifies the record itself (key hashes to the slot
 id, signature, bounds: format/mutable.py) before it looks at the database, so no forged version is
-ever stored; then, in one transaction, it refuses a sequence number that is not higher than the
-current one and a compare-and-swap whose expected checkstring is not the current one
-(SlotConflict, carrying the current record), stores the record, and forgets versions beyond the
+ever stored; then, in one transaction, it refuses (SlotConflict, carrying the current record) a
+sequence number that is not higher than the current one, a record that does not name the current
+one among its parents (so a node only ever moves to versions that contain what it held), and a
+compare-and-swap whose expected checkstring is not the current one; stores the record, and forgets versions beyond the
 newest ``keep``. WAL with synchronous=FULL: a stored version survives kill -9 and power loss.
 
     DATA/mutable/slots.sqlite   versions(slot, seq, hash, record)
@@ -97,8 +98,10 @@ class MutableStore:
             return
         if cur is not None and rec.seq <= cur[0]:
             raise SlotConflict(f"version {rec.seq} is not newer than the current version {cur[0]}", cur[2])
+        have = Checkstring(cur[0], cur[1]) if cur is not None else None
+        if have is not None and have not in rec.parents:
+            raise SlotConflict(f"version {rec.seq} is not built on the current version {have.seq}", cur[2] if cur else None)
         if not isinstance(expect, _AnyVersion):
-            have = Checkstring(cur[0], cur[1]) if cur is not None else None
             if expect != have:
                 what = f"version {cur[0]}" if cur is not None else "nothing"
                 raise SlotConflict(f"the slot holds {what}, not the version this write is based on",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from hypothesis import strategies as st
@@ -12,8 +13,13 @@ from veil.format.folder_caps import FolderWriteCap
 from veil.format.names import fold, name_problem
 
 
+@functools.cache
+def _file_cap(n: int) -> str:
+    return ReadCap(bytes([n]) * 32, bytes(32)).to_string()
+
+
 def file_entry(name: str, n: int = 0, size: int = 1) -> Entry:
-    return Entry(name, FILE, ReadCap(bytes([n % 256]) * 32, bytes(32)).to_string(), size=size, mtime=1_700_000_000)
+    return Entry(name, FILE, _file_cap(n % 256), size=size, mtime=1_700_000_000)
 
 
 def folder_entry(name: str, n: int = 0) -> Entry:

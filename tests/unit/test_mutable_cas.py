@@ -146,7 +146,7 @@ def update(grid: Grid, happy: int, ops: list[Op], rng: random.Random, outcome: d
         except WriteConflictError:
             outcome[name] = "conflict"
             return
-        rec = sign_record(KEY, att.seq, sorted_listing(list(content.values())).to_bytes(), att.parents)
+        rec = sign_record(KEY, att.seq, sorted_listing(list(content.values())).to_bytes(), att.chain, att.merged)
         replies: dict[int, Reply] = {}
         for i in rng.sample(range(n), n):
             yield
@@ -241,13 +241,13 @@ def test_a_lost_race_rebases_on_the_settled_winner() -> None:
     mine = record(2, ["a", "m"], base)
     cas = CasWrite(5, 3, base)
     first = cas.attempt()
-    assert first.seq == 2 and first.base == base and first.parents == (base.checkstring,)
+    assert first.seq == 2 and first.base == base and first.chain == (base.checkstring,) and first.merged == ()
     nxt = cas.feed(mine, {0: Accepted(), 1: Holds(winner), 2: Holds(winner), 3: Holds(winner), 4: Accepted()})
     assert not isinstance(nxt, Done)
     assert nxt.base == winner and nxt.seq == 3
     # My first attempt's changes are re-applied on the winner, so it is a parent too: the nodes
     # holding it can move on; the winner's holders are asked to swap the winner.
-    assert nxt.parents == (winner.checkstring, mine.checkstring, base.checkstring)
+    assert nxt.chain == (winner.checkstring, base.checkstring) and nxt.merged == (mine.checkstring,)
     assert nxt.expects[0] == mine.checkstring and nxt.expects[1] == winner.checkstring
     with pytest.raises(RuntimeError):
         cas.attempt()

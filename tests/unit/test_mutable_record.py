@@ -31,9 +31,11 @@ SLOT = slot_id(KEY.public_key)
 def test_roundtrip(seq: int, payload: bytes, data: st.DataObject) -> None:
     parents = tuple(data.draw(st.lists(st.builds(Checkstring, st.integers(1, seq - 1), st.binary(min_size=32, max_size=32)),
                                        max_size=MAX_PARENTS)))
-    rec = sign_record(KEY, seq, payload, parents)
+    cut = data.draw(st.integers(0, len(parents)))
+    rec = sign_record(KEY, seq, payload, parents[:cut], parents[cut:])
     got = parse_record(rec.raw, SLOT)
     assert (got.seq, got.parents, got.payload, got.public_key, got.raw) == (seq, parents, payload, KEY.public_key, rec.raw)
+    assert got.chain == parents[:cut] and got.chain_len == cut
     assert got.checkstring == rec.checkstring
     assert record_length(rec.raw[:MAX_HEADER]) == len(rec.raw) == OVERHEAD + 40 * len(parents) + len(payload)
 
@@ -62,11 +64,13 @@ def test_bounds_are_checked_before_the_signature() -> None:
             parse_record(bad, SLOT)
     with pytest.raises(IntegrityError, match="limit"):
         parse_record(bytes(MAX_RECORD + 1), SLOT)
-    huge_len = rec.raw[:46] + (MAX_PAYLOAD + 1).to_bytes(4, "big")
+    huge_len = rec.raw[:47] + (MAX_PAYLOAD + 1).to_bytes(4, "big")
     with pytest.raises(IntegrityError, match="too large"):
         record_length(huge_len)
     with pytest.raises(IntegrityError, match="parents"):
-        record_length(rec.raw[:45] + bytes([MAX_PARENTS + 1]) + bytes(400))
+        record_length(rec.raw[:45] + bytes([MAX_PARENTS + 1]) + bytes(600))
+    with pytest.raises(IntegrityError, match="parents"):
+        record_length(rec.raw[:45] + bytes([1, 2]) + bytes(100))  # a chain longer than the parents
     with pytest.raises(ValueError):
         sign_record(KEY, 3, b"", (Checkstring(3, bytes(32)),))  # a parent must be older
     with pytest.raises(ValueError):
@@ -84,7 +88,7 @@ def test_seq_zero_is_refused_even_when_signed() -> None:
         parse_record(body + KEY.sign(_SIG_PREFIX + body), SLOT)
     # a signed record whose parent is not older than itself
     child = sign_record(KEY, 5, b"", (Checkstring(4, bytes(32)),)).raw
-    body = child[:46] + (5).to_bytes(8, "big") + child[54:-64]
+    body = child[:47] + (5).to_bytes(8, "big") + child[55:-64]
     with pytest.raises(IntegrityError, match="parent"):
         parse_record(body + KEY.sign(_SIG_PREFIX + body), SLOT)
 

@@ -5,14 +5,16 @@
     5      32  Ed25519 public key of the slot's writer
     37     8   sequence number, uint64_be, 1 .. 2**63-1
     45     1   P = number of parents, 0 .. MAX_PARENTS
-    46     40P parents: P x (seq uint64_be || record hash[32]), nearest first
-    46+40P 4   payload length L, uint32_be, at most MAX_PAYLOAD
-    50+40P L   payload (opaque here: a sealed folder root, format/folder_seal.py)
+    46     1   C = how many of them are the base chain, C <= P
+    47     40P parents: P x (seq uint64_be || record hash[32]); the first C are the base chain
+               (the base, its base, ..., nearest first), the others merged versions
+    47+40P 4   payload length L, uint32_be, at most MAX_PAYLOAD
+    51+40P L   payload (opaque here: a sealed folder root, format/folder_seal.py)
     ..     64  Ed25519 signature over len(label) || label || every byte before it, label veil/slot-sig/v1
 
-``parents`` are the checkstrings of versions this one is built on (its base and the base's own
-nearest ancestors; a merge lists several): the writer vouches that every change of each parent
-is in this version, so a node may replace any of them by it (docs/specs/folders.md, "Lineage").
+``parents`` are the checkstrings of versions whose changes this one contains: its base chain (the
+version it was built on, that one's base, ...) and versions merged into it. The writer vouches
+for them, so a node may replace any of them by this one (docs/specs/folders.md, "Lineage").
 
 The slot id is ``H("veil/slot-id/v1", public key)``: a node given a slot id checks that the
 record's key hashes to it and that the signature holds before it keeps the record, so nobody
@@ -35,9 +37,9 @@ from veil.errors import IntegrityError
 
 MAGIC = b"VLMS"
 VERSION = 1
-MAX_PARENTS = 8
+MAX_PARENTS = 12
 PARENT_SIZE = 40
-MIN_HEADER = 50  # a record without parents
+MIN_HEADER = 51  # a record without parents
 MAX_HEADER = MIN_HEADER + MAX_PARENTS * PARENT_SIZE
 OVERHEAD = MIN_HEADER + SIGNATURE_SIZE  # bytes around the payload, without parents
 MAX_PAYLOAD = 256 * 1024
@@ -93,6 +95,7 @@ class SlotRecord:
     public_key: bytes
     seq: int
     parents: tuple[Checkstring, ...]
+    chain_len: int  # parents[:chain_len] is the base chain
     payload: bytes
     signature: bytes
     raw: bytes
@@ -109,28 +112,34 @@ class SlotRecord:
     def checkstring(self) -> Checkstring:
         return Checkstring(self.seq, self.hash)
 
+    @property
+    def chain(self) -> tuple[Checkstring, ...]:
+        return self.parents[: self.chain_len]
 
-def sign_record(key: SigningKey, seq: int, payload: bytes, parents: tuple[Checkstring, ...] = ()) -> SlotRecord:
+
+def sign_record(key: SigningKey, seq: int, payload: bytes, chain: tuple[Checkstring, ...] = (),
+                merged: tuple[Checkstring, ...] = ()) -> SlotRecord:
+    parents = chain + merged
     if not 1 <= seq <= MAX_SEQ:
         raise ValueError("sequence number out of range")
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"slot payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     if len(parents) > MAX_PARENTS or any(not 1 <= p.seq < seq or len(p.hash) != 32 for p in parents):
-        raise ValueError("parents: at most 8, each with a lower sequence number")
-    body = (MAGIC + bytes([VERSION]) + key.public_key + struct.pack(">QB", seq, len(parents))
+        raise ValueError(f"parents: at most {MAX_PARENTS}, each with a lower sequence number")
+    body = (MAGIC + bytes([VERSION]) + key.public_key + struct.pack(">QBB", seq, len(parents), len(chain))
             + b"".join(struct.pack(">Q", p.seq) + p.hash for p in parents)
             + struct.pack(">I", len(payload)) + payload)
     sig = key.sign(_SIG_PREFIX + body)
-    return SlotRecord(key.public_key, seq, parents, payload, sig, body + sig)
+    return SlotRecord(key.public_key, seq, parents, len(chain), payload, sig, body + sig)
 
 
 def header_length(head: bytes | memoryview) -> int:
-    """From the first 46 bytes, the length of the header (checked before reading on)."""
-    if len(head) < 46 or bytes(head[:4]) != MAGIC:
+    """From the first 47 bytes, the length of the header (checked before reading on)."""
+    if len(head) < 47 or bytes(head[:4]) != MAGIC:
         raise IntegrityError("not a slot record (bad magic)")
     if head[4] != VERSION:
         raise IntegrityError(f"slot record version {head[4]} is not supported")
-    if head[45] > MAX_PARENTS:
+    if head[45] > MAX_PARENTS or head[46] > head[45]:
         raise IntegrityError("slot record has too many parents")
     return MIN_HEADER + head[45] * PARENT_SIZE
 
@@ -159,7 +168,7 @@ def parse_record(data: bytes | memoryview, expected_slot: bytes) -> SlotRecord:
         raise IntegrityError("slot record sequence number out of range")
     parents = []
     for i in range(raw[45]):
-        off = 46 + i * PARENT_SIZE
+        off = 47 + i * PARENT_SIZE
         (pseq,) = struct.unpack(">Q", raw[off : off + 8])
         if not 1 <= pseq < seq:
             raise IntegrityError("slot record parent is not older than the record")
@@ -168,4 +177,4 @@ def parse_record(data: bytes | memoryview, expected_slot: bytes) -> SlotRecord:
         raise IntegrityError("slot record belongs to another slot")
     body, sig = raw[:-SIGNATURE_SIZE], raw[-SIGNATURE_SIZE:]
     verify(pk, _SIG_PREFIX + body, sig)
-    return SlotRecord(pk, seq, tuple(parents), raw[header_length(raw):-SIGNATURE_SIZE], sig, raw)
+    return SlotRecord(pk, seq, tuple(parents), raw[46], raw[header_length(raw):-SIGNATURE_SIZE], sig, raw)

@@ -4,8 +4,8 @@ with retries (pure state machines; the client drives the requests).
 docs/specs/folders.md, "Versions, reads and writes". Every record names its parents (format/
 mutable.py): the versions whose changes it contains. Terms, over the answers of some nodes:
 
-- the *lineage* of a record is itself and its parents;
-- ``down(v)`` is the number of nodes whose current record has ``v`` in its lineage;
+- the *lineage* of a record is itself and its parents, its *chain* itself and its base chain;
+- ``down(v)`` is the number of nodes whose current record has ``v`` on its chain;
 - ``v`` is *settled* when ``down(v) >= happy`` (``happy > n/2``);
 - a write *succeeds* when ``happy`` nodes accepted its record.
 
@@ -13,9 +13,13 @@ Nodes replace a record only by one that names it as a parent (the writer sends i
 compare-and-swap ``expect``), so each node's history only ever moves to versions containing what
 it held, and any two successful writes share a node: successes form one chain and none is lost.
 
-Reads (``resolve``) take the highest version that descends from the highest settled one; the
-answer is *decided* when that version is itself settled, or at least ``n - happy + 1`` nodes
-answered and all hold it, or every node answered. Otherwise the reader asks the other nodes.
+Settledness is counted along base chains only (``down``: nodes whose record has ``v`` on its base
+chain); a successful write is on the base chain of everything later written over it, since only
+a writer's own earlier attempts are ever merged in beside the base. Chains are paths, so settled
+versions are ordered. Reads (``resolve``) take the highest version whose base chain holds the
+highest settled one; the answer is *decided* when that version is itself settled, or at least
+``n - happy + 1`` nodes answered and all hold it, or every node answered. Otherwise the reader
+asks the other nodes.
 
 A write (``CasWrite``) is built on a decided base; a lost race is re-based on the census its 409
 replies give (each carries the node's current record), with the writer's own earlier attempt as a
@@ -39,6 +43,7 @@ from veil.errors import IntegrityError, UnavailableError, WriteConflictError
 from veil.format.mutable import MAX_PARENTS, Checkstring, SlotRecord, parse_record
 
 MAX_ATTEMPTS = 8
+MAX_CHAIN = 8  # base chain entries a record names (the anchor among them)
 
 
 def check_quorum(n: int, happy: int) -> None:
@@ -52,7 +57,13 @@ def read_count(n: int, happy: int, k: int) -> int:
 
 
 def lineage(rec: SlotRecord) -> set[Checkstring]:
+    """Every version whose changes ``rec`` contains (as far as it names them)."""
     return {rec.checkstring, *rec.parents}
+
+
+def chain(rec: SlotRecord) -> set[Checkstring]:
+    """``rec`` and its base chain: one path, so versions settled along chains are ordered."""
+    return {rec.checkstring, *rec.chain}
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,12 @@ def resolve(held: Mapping[int, SlotRecord | None], n: int, happy: int) -> Latest
         return Latest(None, answered >= n - happy + 1 or answered == n, (), tuple(held))
     down: Counter[Checkstring] = Counter()
     for r in recs.values():
-        down.update(lineage(r))
+        down.update(chain(r))
+    # Settled versions lie on every holder's base chain, so they are ordered: the highest
+    # contains the others, and every successful write is among them.
     settled = [cs for cs, c in down.items() if c >= happy]
     top = max(settled, key=lambda cs: (cs.seq, cs.hash)) if settled else None
-    candidates = [r for r in recs.values() if top is None or top in lineage(r)]
+    candidates = [r for r in recs.values() if top is None or top in chain(r)]
     best = max(candidates, key=lambda r: (r.seq, down[r.checkstring], r.hash))
     holders = tuple(i for i, r in recs.items() if r.checkstring == best.checkstring)
     stale = tuple(i for i in held if i not in holders)
@@ -122,7 +135,8 @@ Reply = Accepted | Holds | Silent
 @dataclass(frozen=True)
 class Attempt:
     seq: int  # sign the new version with this sequence number ...
-    parents: tuple[Checkstring, ...]  # ... and these parents
+    chain: tuple[Checkstring, ...]  # ... this base chain ...
+    merged: tuple[Checkstring, ...]  # ... and these merged versions
     base: SlotRecord | None  # apply the operations to this version's listing
     expects: Mapping[int, Checkstring | None]  # node index -> the checkstring to send it
 
@@ -156,16 +170,17 @@ class CasWrite:
         self.attempts += 1
         self.state = "writing"
         base = self.base
-        parents: list[Checkstring] = []
+        base_chain: list[Checkstring] = []
+        merged: list[Checkstring] = []
         if base is not None:
-            parents.append(base.checkstring)
+            base_chain = [base.checkstring, *base.chain][: MAX_CHAIN]
+            if self.anchor is not None and self.anchor not in base_chain:
+                base_chain[-1:] = [self.anchor] if len(base_chain) == MAX_CHAIN else [base_chain[-1], self.anchor]
             for rec, rec_base in reversed(self._own):
-                if rec.checkstring != base.checkstring and (rec_base is None or rec_base in lineage(base)):
-                    parents.append(rec.checkstring)  # my earlier attempt's changes are mine, re-applied
-            parents += base.parents
-        parents = list(dict.fromkeys(parents))[:MAX_PARENTS]
-        if base is not None and self.anchor is not None and self.anchor not in parents:
-            parents = parents[: MAX_PARENTS - 1] + [self.anchor]
+                if rec.checkstring not in base_chain and (rec_base is None or rec_base in lineage(base)):
+                    merged.append(rec.checkstring)  # my earlier attempt's changes are mine, re-applied
+        merged = merged[: MAX_PARENTS - len(base_chain)]
+        parents = base_chain + merged
         base_cs = base.checkstring if base is not None else None
         expects: dict[int, Checkstring | None] = {}
         for i in range(self.n):
@@ -176,7 +191,7 @@ class CasWrite:
                 expects[i] = cur.checkstring
             else:
                 expects[i] = base_cs
-        return Attempt(self._seen_seq + 1, tuple(parents), base, expects)
+        return Attempt(self._seen_seq + 1, tuple(base_chain), tuple(merged), base, expects)
 
     def feed(self, mine: SlotRecord, replies: Mapping[int, Reply]) -> Done | Attempt:
         """The nodes' answers to the record ``mine``; Done, or the next Attempt (the caller applies

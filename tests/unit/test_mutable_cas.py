@@ -201,6 +201,11 @@ def test_three_writers_on_seven_nodes(seed: int) -> None:
     run(1000 + seed, writers=3, updates=4, n=7, happy=4)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_four_writers_on_five_nodes(seed: int) -> None:
+    run(3000 + seed, writers=4, updates=3, n=5, happy=3)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_writers_that_crash_mid_write_cost_only_their_own_change(seed: int) -> None:
     run(2000 + seed, writers=3, updates=5, crash=True)

@@ -226,7 +226,10 @@ class CasWrite:
             raise UnavailableError("cannot tell which version of the folder is current: "
                                    f"{self.n - len(self.held)} of {self.n} nodes did not answer")
         self.base = census.record
-        self.anchor = census.anchor or self.anchor
+        # Keep the earlier anchor only where the new base is known to contain it: a parent is a
+        # promise about content.
+        keep = self.base is not None and self.anchor is not None and self.anchor in lineage(self.base)
+        self.anchor = census.anchor or (self.anchor if keep else None)
         self.state = "rebasing"
         return self.attempt()
 

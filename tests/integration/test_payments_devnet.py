@@ -87,7 +87,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     b = paid.wallet("b", fund=10 * UNIT)
     src = tmp_path / "movie.bin"
     src.write_bytes(os.urandom(12_000_000))
-    p = paid.as_user(a, "put", str(src), check=True)
+    p = paid.as_user(a, "put", str(src), "--payout", "wallet", check=True)
     cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
     c = paid.ledger()
     info0 = c.info()
@@ -259,7 +259,7 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     # One node loses its share.
     victim_lid, victim = next((lid, le) for lid, le in leases.items() if le is not None and le.shnum == 0)
     spec = next(s for s in paid.storage() if paid.node_addr(s) == victim.payee)
-    share = paid.devnet.node_dir(spec) / "storage" / "shares" / victim.si.hex()[:2] / victim.si.hex() / "0"
+    (share,) = (paid.devnet.node_dir(spec) / "storage" / "slots" / victim.si.hex()[:2] / victim.si.hex()).glob("*/0")
     share.unlink()
     before = c.account(u.address)["balance"]
     bad = paid.as_user(u, "audit", vcap)

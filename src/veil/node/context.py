@@ -28,12 +28,16 @@ class NodeConfig:
 
     # storage
     capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
+    storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
     # gateway (and the repairer/drain's view of the network without the dht role)
     network: Path | None = None  # the network file
     gateway_listen: str | None = None  # HOST:PORT for browsers; None: 127.0.0.1:8080
     tenants: Path | None = None
     gateway_wallet: Path | None = None
     gateway_max_spend: str | None = None  # VEIL, as the user wrote it
+    gateway_max_price: str | None = None  # VEIL per GB; None: any price (gateway/budget.py)
+    gateway_visitor_budget: str | None = None  # VEIL per visitor per day; None: max-spend / 100
+    gateway_file_budget: str | None = None  # VEIL per file per day; None: max-spend / 10
     k: int = 3
     n: int = 10
     # dht
@@ -43,6 +47,8 @@ class NodeConfig:
     # repairer
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count
+    repair_wallet: Path | None = None  # pays charging nodes for the blocks the repairer reads
+    repair_max_spend: str | None = None  # VEIL, as the user wrote it
     # payments
     price_per_gb: int | None = None  # base units per GB served; set turns the gate on
     lease_price_per_gb_day: int | None = None
@@ -56,9 +62,10 @@ class NodeConfig:
 
 class Charger(Protocol):
     """What the storage role needs of the payments role: a refusal to send instead of the
-    blocks (402, or 400 for a malformed cheque), or None once the request is paid for."""
+    blocks (402, or 400 for a malformed cheque), or None once the request is paid for. ``mhash``
+    names the slot being read: the payout is the one in that slot's manifest."""
 
-    def charge(self, req: Request, si: bytes, nbytes: int) -> Response | None: ...
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None: ...
 
 
 @dataclass

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from veil.errors import UsageError, WriteConflictError
-from veil.format.folder_ops import Put, Remove, apply_ops, rename, same
+from veil.format.folder_ops import Put, Remove, apply_ops, diff_ops, rename, same
 
 A, B, C = file_entry("a", 1), file_entry("b", 2), folder_entry("c", 3)
 BASE = {"a": A, "b": B}
@@ -69,3 +69,19 @@ def test_disjoint_writers_merge_in_either_order(xs: set[int], ys: set[int], base
     assert xy == yx
     for op in ops_x:
         assert isinstance(op, Put) and same(xy[op.entry.name], op.entry)
+
+
+@given(st.dictionaries(st.integers(0, 20), st.integers(0, 3), max_size=10), st.dictionaries(st.integers(0, 20), st.integers(0, 3), max_size=10))
+def test_diff_ops_turn_one_version_into_the_other(a: dict[int, int], b: dict[int, int]) -> None:
+    old = {f"n{i}": file_entry(f"n{i}", v) for i, v in a.items()}
+    new = {f"n{i}": file_entry(f"n{i}", v) for i, v in b.items()}
+    assert apply_ops(old, diff_ops(old, new)) == new
+    assert apply_ops(new, diff_ops(old, new)) == new  # already there: done
+
+
+def test_diff_ops_of_a_conflicting_version_fail_the_merge() -> None:
+    anchor = {"a": A}
+    theirs = {"a": replace(A, size=7)}
+    ours = {"a": replace(A, size=8)}
+    with pytest.raises(WriteConflictError):
+        apply_ops(ours, diff_ops(anchor, theirs))

@@ -81,6 +81,18 @@ def apply_ops(entries: Mapping[str, Entry], ops: Iterable[Op]) -> dict[str, Entr
     return out
 
 
+def diff_ops(old: Mapping[str, Entry], new: Mapping[str, Entry]) -> list[Op]:
+    """The operations that turn ``old`` into ``new``: another writer's changes since a common
+    version, to merge its unmerged version into ours (a conflict then fails the merge, not ours)."""
+    ops: list[Op] = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if same(a, b):
+            continue
+        ops.append(Remove(a) if b is None else Put(b, a))  # type: ignore[arg-type]
+    return ops
+
+
 def rename(old: Entry, new_name: str, replacing: Entry | None = None) -> list[Op]:
     """``veil mv``: the entry under a new name (replacing ``replacing`` if given), atomically."""
     from dataclasses import replace

@@ -23,7 +23,9 @@ asks the other nodes.
 
 A write (``CasWrite``) is built on a decided base; a lost race is re-based on the census its 409
 replies give (each carries the node's current record), with the writer's own earlier attempt as a
-further parent when the new base contains that attempt's base.
+further parent when the new base contains that attempt's base, and with the census's other heads
+offered for merging (``Attempt.heads``, ``merge``), so a crashed writer's orphan does not block
+the nodes holding it forever.
 
     REBASING --attempt()--> WRITING --feed: happy accepted--> DONE
                                |--feed: lost, census decided--> REBASING
@@ -139,6 +141,10 @@ class Attempt:
     merged: tuple[Checkstring, ...]  # ... and these merged versions
     base: SlotRecord | None  # apply the operations to this version's listing
     expects: Mapping[int, Checkstring | None]  # node index -> the checkstring to send it
+    # Other writers' unmerged versions beside the base, each with the newest version it shares
+    # with the base: the caller may merge some (their changes since that version, as
+    # operations; nodes keep old versions) and call CasWrite.merge.
+    heads: tuple[tuple[SlotRecord, Checkstring], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,36 @@ class CasWrite:
                 expects[i] = cur.checkstring
             else:
                 expects[i] = base_cs
-        return Attempt(self._seen_seq + 1, tuple(base_chain), tuple(merged), base, expects)
+        heads: list[tuple[SlotRecord, Checkstring]] = []
+        if base is not None:
+            own = {r.checkstring for r, _ in self._own}
+            mine = lineage(base)
+            down: Counter[Checkstring] = Counter()
+            for h in self.held.values():
+                if h is not None:
+                    down.update(chain(h))
+            floor = self.anchor.seq if self.anchor is not None else 0
+            for h in sorted({h.checkstring: h for h in self.held.values() if h is not None}.values(),
+                            key=lambda r: (r.seq, r.hash), reverse=True):
+                common = lineage(h) & mine
+                # Only versions never settled (so never saved) and not older than the anchor:
+                # an old saved version the base's bounded lineage no longer names is not a head.
+                if (h.checkstring not in mine and h.checkstring not in own and common
+                        and down[h.checkstring] < self.happy and h.seq >= floor):
+                    heads.append((h, max(common, key=lambda cs: (cs.seq, cs.hash))))
+        return Attempt(self._seen_seq + 1, tuple(base_chain), tuple(merged), base, expects, tuple(heads))
+
+    def merge(self, att: Attempt, merged_heads: list[SlotRecord]) -> Attempt:
+        """``att`` with ``merged_heads`` (some of ``att.heads``, whose changes since the anchor the
+        caller applied) named as parents, so the nodes holding them can move on too."""
+        room = MAX_PARENTS - len(att.chain) - len(att.merged)
+        offered = {h.checkstring for h, _ in att.heads}
+        extra = [h.checkstring for h in merged_heads if h.checkstring in offered][: max(0, room)]
+        expects = dict(att.expects)
+        for i, rec in self.held.items():
+            if rec is not None and rec.checkstring in extra:
+                expects[i] = rec.checkstring
+        return Attempt(att.seq, att.chain, att.merged + tuple(extra), att.base, expects)
 
     def feed(self, mine: SlotRecord, replies: Mapping[int, Reply]) -> Done | Attempt:
         """The nodes' answers to the record ``mine``; Done, or the next Attempt (the caller applies

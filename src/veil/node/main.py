@@ -61,6 +61,12 @@ def _payments() -> Role:
     return PaymentsRole()
 
 
+def _mutable() -> Role:
+    from veil.node.mutable_role import MutableRole
+
+    return MutableRole()
+
+
 # role name -> a factory taking no arguments and returning the Role.
 NODE_ROLES: dict[str, RoleFactory] = {
     "storage": _storage,
@@ -68,6 +74,7 @@ NODE_ROLES: dict[str, RoleFactory] = {
     "dht": _dht,
     "repairer": _repairer,
     "payments": _payments,
+    "mutable": _mutable,
 }
 
 

@@ -88,18 +88,27 @@ class Reactor:
             while not self._stop.is_set():
                 for key, _ in self.sel.select(TICK):
                     if key.fileobj is self.lsock:
-                        self._accept()
+                        self._guard(self._accept)
                     elif key.fileobj is self._wake_r:
-                        self._take_returned()
+                        self._guard(self._take_returned)
                     else:
-                        self._on_event(key.data)
-                self._expire(time.monotonic())
+                        self._guard(self._on_event, key.data)
+                self._guard(self._expire, time.monotonic())
         finally:
             for c in list(self.conns):
                 if c.state != BUSY:
                     self._close(c)
             self.sel.close()
             self._done.set()
+
+    def _guard(self, fn: Callable[..., None], arg: Any = None) -> None:
+        # A bug on one connection must not take down the loop that serves all of them.
+        try:
+            fn() if arg is None else fn(arg)
+        except Exception:
+            log.exception("reactor error")
+            if isinstance(arg, Conn):
+                self._close(arg)
 
     def stop(self) -> None:
         self._stop.set()
@@ -329,11 +338,10 @@ class Reactor:
             self.per_ip[conn.ip] -= 1
             if self.per_ip[conn.ip] <= 0:
                 del self.per_ip[conn.ip]
-        if conn.state != BUSY:
-            try:
-                self.sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
+        try:
+            self.sel.unregister(conn.sock)  # a socket must never be closed while registered
+        except (KeyError, ValueError):
+            pass
         try:
             conn.sock.close()
         except OSError:

@@ -13,6 +13,7 @@ parsed strictly by ``http1.py``; every response, the server's own errors include
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import re
@@ -81,7 +82,7 @@ class HTTPSServer:
                  error_response: ErrorResponse | None = None) -> None:
         lim = limits or Limits()
         if idle_timeout is not None:
-            lim = Limits(**{**lim.__dict__, "idle_timeout": idle_timeout})
+            lim = dataclasses.replace(lim, idle_timeout=idle_timeout)
         self.limits = lim
         self.router = router
         self.ctx = ctx

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
+from veil.errors import UsageError
 from veil.format import cbor
 
 
@@ -60,6 +61,26 @@ class Limits:
     io_timeout: float = 10.0  # longest wait for any single read or write while serving
     min_rate: int = 64 * 1024  # bytes/s a body (in or out) must average after io_timeout of grace
     retry_after: int = 1  # seconds, in the Retry-After of a 503 for a full queue
+
+
+def parse_limits(items: Iterable[str], base: Limits | None = None) -> Limits:
+    """``["workers=64", "head_timeout=5"]`` (the ``--http-limit`` option) over ``base``; UsageError if bad."""
+    lim = base or Limits()
+    types = {f.name: f.type for f in fields(Limits)}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in types:
+            raise UsageError(f"--http-limit {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        try:
+            value: float | int = float(raw) if types[key] in (float, "float") else int(raw)
+        except ValueError:
+            raise UsageError(f"--http-limit {item!r}: {raw!r} is not a number") from None
+        if not 0 < value < 10**9:
+            raise UsageError(f"--http-limit {item!r}: must be positive")
+        changes: dict[str, Any] = {key: value}
+        lim = replace(lim, **changes)
+    return lim
 
 
 _date_cache: tuple[int, str] = (0, "")

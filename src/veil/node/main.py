@@ -72,7 +72,8 @@ class Node:
 
     def start(self) -> None:
         ctx = server_context(self.ctx.key, self.data_dir / "tls")
-        server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx)
+        server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx,
+                                     limits=self.ctx.config.get("http_limits"))
         self.ctx.port = int(server.server_address[1])
         for role in self.roles:
             role.start()

@@ -152,6 +152,18 @@ def test_two_hosts_and_unimplemented_transfer_encoding(node: NodeProc) -> None:
     assert [g[0] for g in responses(read_all(s))] == [200, 200]
 
 
+def test_expect_100_continue_is_answered_when_the_handler_reads(node: NodeProc) -> None:
+    s = tls(node.port)
+    s.sendall(b"POST /v1/uploads HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n"
+              b"Connection: close\r\n\r\n")
+    s.settimeout(30)
+    interim = s.recv(65536)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(b"\xa0")  # an empty CBOR map: not a valid upload request
+    got = responses(read_all(s))
+    assert [g[0] for g in got] == [400] and cbor.decode(got[0][2], 1024)["error"] == "bad_request"
+
+
 def test_idle_flood_from_one_address_does_not_stop_another_client(node: NodeProc) -> None:
     node.get_node()
     threads_before, fds_before = node.status("Threads"), node.fds()

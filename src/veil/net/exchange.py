@@ -114,13 +114,16 @@ class Request:
             self._send_raw(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not self._clock_start:
             self._clock_start = time.monotonic()
+        timeout = -1.0
         while got < len(mv):
             # The body must average min_rate after io_timeout of grace; no single wait over io_timeout.
             left = self._clock_start + lim.io_timeout + self._received / lim.min_rate - time.monotonic()
             if left <= 0:
                 self._gone(408, "request_timeout", "request body arriving too slowly")
             try:
-                sock.settimeout(min(lim.io_timeout, left))
+                if min(lim.io_timeout, left) != timeout:  # a client keeping up never changes it
+                    timeout = min(lim.io_timeout, left)
+                    sock.settimeout(timeout)
                 r = sock.recv_into(mv[got:])
             except TimeoutError:
                 self._gone(408, "request_timeout", "request body stalled")

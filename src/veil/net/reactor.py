@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from veil.net.http1 import MAX_HEAD, HeadError, RequestHead, head_end, parse_head
+from veil.net.http1 import MAX_HEAD, MAX_LINE, HeadError, RequestHead, head_end, parse_head
 from veil.net.wire import Limits
 
 log = logging.getLogger("veil.net")
@@ -39,7 +39,7 @@ TICK = 0.25
 class Conn:
     """One client connection. Owned by the reactor, or by exactly one worker while BUSY."""
 
-    __slots__ = ("buf", "deadline", "drained", "idle_since", "ip", "peer", "scanned", "sock", "state")
+    __slots__ = ("buf", "deadline", "drained", "idle_since", "ip", "line_seen", "peer", "scanned", "sock", "state")
 
     def __init__(self, sock: socket.socket, peer: Any) -> None:
         self.sock = sock
@@ -48,6 +48,7 @@ class Conn:
         self.state = HANDSHAKE
         self.buf = bytearray()
         self.scanned = 0
+        self.line_seen = False
         self.deadline = 0.0
         self.idle_since = 0.0
         self.drained = 0
@@ -236,6 +237,16 @@ class Reactor:
         if conn.state == IDLE:  # bytes given back by a worker (a pipelined request)
             conn.state = HEAD
             conn.deadline = time.monotonic() + self.limits.head_timeout
+        # Parse only when it can decide something: the head is complete, the first line just
+        # ended (garbage and the HTTP/2 preface fail at once), or a limit may be passed. A client
+        # dripping a byte at a time then costs a substring search per byte, not a parse.
+        complete = head_end(conn.buf, conn.scanned) >= 0
+        first_line = not conn.line_seen and conn.buf.find(b"\r\n", max(0, conn.scanned - 1)) >= 0
+        over = len(conn.buf) > (MAX_HEAD if conn.line_seen else MAX_LINE)
+        if not (complete or first_line or over):
+            conn.scanned = len(conn.buf)
+            return
+        conn.line_seen = conn.line_seen or first_line
         try:
             parsed = parse_head(conn.buf)
         except HeadError as e:
@@ -248,6 +259,7 @@ class Reactor:
         leftover = bytes(conn.buf[used:])
         conn.buf = bytearray()
         conn.scanned = 0
+        conn.line_seen = False
         self.sel.unregister(sock)
         conn.state = BUSY
         try:

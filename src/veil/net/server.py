@@ -126,6 +126,7 @@ class HTTPSServer:
         if self._closed:
             return
         self._closed = True
+        self.reactor.stop()  # the loop must not select on a closed listener
         self.socket.close()
         for _ in self._workers:
             try:

@@ -51,7 +51,7 @@ def cbor_error(status: int, code: str, message: str) -> Response:
 class Limits:
     """Every bound of one server; docs/specs/transport.md derives its memory bound from these."""
 
-    workers: int = 32  # threads that run handlers; nothing else runs a handler
+    workers: int = 16  # threads that run handlers; nothing else runs a handler
     queue: int = 64  # complete request heads waiting for a worker; past it: 503 + Retry-After
     max_connections: int = 512  # open connections in total (idle ones are evicted first)
     max_per_ip: int = 128  # open connections from one IP address

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import overload
 
 MAX_LINE = 8 * 1024  # request line, CRLF excluded
 MAX_HEAD = 16 * 1024  # request line + header fields, final CRLFCRLF included
@@ -54,6 +55,13 @@ class Headers:
         self._index: dict[str, str] = {}
         for k, v in self._fields:
             self._index.setdefault(k.lower(), v)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    @overload
+    def get(self, name: str, default: None) -> str | None: ...
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._index.get(name.lower(), default)

@@ -39,7 +39,6 @@ from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
 from veil.protocol.placement import permuted
-from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.repairer")
 
@@ -95,8 +94,8 @@ class RepairerRole:
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
-        self.interval = float(ctx.config.get("repair_interval") or DEFAULT_INTERVAL)
-        self.threshold = parse_threshold(str(ctx.config.get("repair_threshold") or "happy"))
+        self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
+        self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="repairer", daemon=True)
@@ -135,22 +134,23 @@ class RepairerRole:
         """One pass over every file this node holds a share of."""
         ctx = self.ctx
         assert ctx is not None
-        store: ShareStore | None = ctx.services.get("store")
-        dht = ctx.services.get("dht")
+        store = ctx.services.store
+        dht = ctx.services.dht
         if store is None or (dht is not None and not dht.joined.is_set()):
             return
-        draining = ctx.services.get("draining")
+        draining = ctx.services.draining
         for si in store.storage_indexes():
-            if self._stop.is_set() or (draining is not None and draining()):
-                return
-            shnums, mbytes = store.list_shares(si)
-            if mbytes is None or not shnums:
-                continue
-            try:
-                self._one(si, mbytes)
-            except VeilError as e:
-                self.stats.last_error = f"{si.hex()[:16]}: {e}"
-                log.info("repairer: %s: %s", si.hex()[:16], e)
+            for mhash in store.slots(si):  # each slot is its own file (a squatter's slot fails check)
+                if self._stop.is_set() or (draining is not None and draining()):
+                    return
+                shnums, mbytes = store.list_shares(si, mhash)
+                if mbytes is None or not shnums:
+                    continue
+                try:
+                    self._one(si, mbytes)
+                except VeilError as e:
+                    self.stats.last_error = f"{si.hex()[:16]}: {e}"
+                    log.info("repairer: %s: %s", si.hex()[:16], e)
 
     def _one(self, si: bytes, mbytes: bytes) -> None:
         ctx = self.ctx

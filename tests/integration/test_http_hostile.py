@@ -175,7 +175,11 @@ def test_idle_flood_from_one_address_does_not_stop_another_client(node: NodeProc
             except (OSError, ssl.SSLError):
                 pass  # refused or evicted mid-handshake: also fine
         assert len(flood) >= 100
-        assert node.get_node()["node_id"] == node.node_id  # another client is served at once
+        status = node.get_node()  # another client is served at once
+        assert status["node_id"] == node.node_id
+        http = status["http"]
+        assert isinstance(http, dict) and http["workers"] == 4
+        assert http["connections"] <= 100 + 2  # the server's own count: the flooder's cap, plus us
         assert node.status("Threads") <= threads_before + 2  # no thread per connection
         assert node.fds() <= fds_before + 100 + 8  # at most max_per_ip of the flood stays open
     finally:

@@ -102,6 +102,8 @@ class Node:
             "public_key": self.ctx.key.public_key,
             "version": __version__,
             "roles": {r.name: r.status() for r in self.roles},
+            # connections by state (as of the server's last tick), queued heads, worker threads
+            "http": self.server.stats() if self.server is not None else {},
         }
 
     def start(self) -> None:

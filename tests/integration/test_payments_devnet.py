@@ -87,7 +87,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     b = paid.wallet("b", fund=10 * UNIT)
     src = tmp_path / "movie.bin"
     src.write_bytes(os.urandom(12_000_000))
-    p = paid.as_user(a, "put", str(src), check=True)
+    p = paid.as_user(a, "put", str(src), "--payout", "wallet", check=True)
     cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
     c = paid.ledger()
     info0 = c.info()

@@ -129,8 +129,23 @@ def test_client_machine_rejects_what_the_protocol_does_not_have() -> None:
         pay.event_for("give_me_money")
 
 
+def test_terms_are_believed_only_for_the_pinned_node_and_its_own_address() -> None:
+    """Issue 19 item 2: a node advertising another node's payee (or key) is refused."""
+    from dataclasses import replace
+
+    from veil.crypto.sign import node_id
+
+    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600, NODE.public_key)
+    assert pay.check_terms(t, node_id(NODE.public_key)) == t
+    other = SigningKey(bytes([11]) * 32)
+    with pytest.raises(pay.ForeignPayeeError):  # another node's payee, own key
+        pay.check_terms(replace(t, payee=address_of(other.public_key)), node_id(NODE.public_key))
+    with pytest.raises(pay.ForeignPayeeError):  # another node's key and payee: not the pinned node
+        pay.check_terms(replace(t, payee=address_of(other.public_key), key=other.public_key), node_id(NODE.public_key))
+
+
 def test_wire_pieces_round_trip_and_are_bounded() -> None:
-    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600)
+    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600, NODE.public_key)
     assert pay.Terms.from_wire(t.to_wire()) == t
     ref = pay.parse_refusal(pay.refusal(pay.UNDERPAID, "more", t))
     assert ref.code == pay.UNDERPAID and ref.terms == t

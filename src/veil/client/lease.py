@@ -50,9 +50,14 @@ def _lease_open(wallet: Wallet, chain: str, fee: int, payee: bytes, man: Manifes
     return txm.lease_open(wallet.key, chain, nonce, fee, payee, man.si, shnum, man.roots[shnum], size, expires, amount)
 
 
+def fetch_terms(net: Network, node: NodeInfo) -> pay.Terms:
+    """The node's terms, believed only if they name the pinned node's own key and address."""
+    return pay.check_terms(pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms")), node.node_id)
+
+
 def node_terms(net: Network, node: NodeInfo) -> pay.Terms | None:
     try:
-        return pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms"))
+        return fetch_terms(net, node)
     except VeilError:
         return None
 
@@ -67,7 +72,13 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
     out: list[LeaseReceipt] = []
     expires = int(time.time()) + days * DAY
     for shnum, node in sorted(res.placement.items()):
-        terms = node_terms(net, node)
+        try:
+            terms: pay.Terms | None = fetch_terms(net, node)
+        except pay.ForeignPayeeError as e:
+            out.append(LeaseReceipt(shnum, node, None, note=f"not leased: {e}"))
+            continue
+        except VeilError:
+            terms = None
         if terms is None or terms.lease_price_per_gb_day == 0:
             out.append(LeaseReceipt(shnum, node, None, note="the node does not lease storage"))
             continue

@@ -308,7 +308,7 @@ class Gateway:
         start = req.int_param("start", 0)
         count = req.int_param("count") if "count" in req.query else None
         try:
-            first, last, length, body = self.files.segment_range(vcap, start, count)
+            first, last, length, body = self.files.segment_range(vcap, start, count, visitor=str(req.peer[0]))
         except NotFoundError as e:
             raise HTTPError(404, "not_found", "no node has this file") from e
         except VeilError:

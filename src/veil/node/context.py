@@ -36,6 +36,9 @@ class NodeConfig:
     tenants: Path | None = None
     gateway_wallet: Path | None = None
     gateway_max_spend: str | None = None  # VEIL, as the user wrote it
+    gateway_max_price: str | None = None  # VEIL per GB; None: any price (gateway/budget.py)
+    gateway_visitor_budget: str | None = None  # VEIL per visitor per day; None: max-spend / 100
+    gateway_file_budget: str | None = None  # VEIL per file per day; None: max-spend / 10
     k: int = 3
     n: int = 10
     # dht
@@ -45,6 +48,8 @@ class NodeConfig:
     # repairer
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count
+    repair_wallet: Path | None = None  # pays charging nodes for the blocks the repairer reads
+    repair_max_spend: str | None = None  # VEIL, as the user wrote it
     # payments
     price_per_gb: int | None = None  # base units per GB served; set turns the gate on
     lease_price_per_gb_day: int | None = None

@@ -56,7 +56,7 @@ def _repairer() -> Role:
 
 
 def _payments() -> Role:
-    from veil.node.payment_gate import PaymentsRole
+    from veil.node.payments_role import PaymentsRole
 
     return PaymentsRole()
 

@@ -15,7 +15,10 @@ jitter) it walks those files:
    (client/repair.py) when fewer than ``repair_threshold`` shares are healthy.
 
 Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600),
-``repair_threshold`` (``happy`` (default), ``n``, or a share count).
+``repair_threshold`` (``happy`` (default), ``n``, or a share count), ``repair_wallet`` (a wallet
+that pays charging nodes for the blocks checked and fetched; passphrase from VEIL_PASSPHRASE)
+and ``repair_max_spend`` (most VEIL it spends while the node runs; default [payments]
+max_spend). Without a wallet the repairer works against free nodes only.
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 """
@@ -23,18 +26,25 @@ Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from veil.client.check import check
+from veil.client.config import payment_setting
+from veil.client.ledger_client import LedgerClient
 from veil.client.locate import locate
 from veil.client.network import Network
+from veil.client.payer import Payer
 from veil.client.repair import repair
+from veil.client.wallet import Wallet, open_wallet
 from veil.errors import UsageError, VeilError
 from veil.format.caps import VerifyCap
 from veil.format.manifest import Manifest, manifest_hash, parse_manifest
+from veil.ledger.amount import parse_amount
 from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
@@ -91,11 +101,41 @@ class RepairerRole:
         self._thread: threading.Thread | None = None
         self._below: dict[bytes, int] = {}  # storage index -> rounds seen below threshold as non-leader
         self._net: Network | None = None
+        self._wallet: Wallet | None = None
+        self._max_spend = 0
+        self._payer: Payer | None = None
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
         self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
         self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
+        wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
+        if wallet:
+            secret = os.environ.get("VEIL_PASSPHRASE")
+            if secret is None:
+                raise UsageError("--repair-wallet needs the wallet's passphrase in VEIL_PASSPHRASE")
+            self._wallet = open_wallet(Path(str(wallet)), secret)  # now: a wrong passphrase stops the node at start
+            self._max_spend = parse_amount(str(limit)) if limit else payment_setting("max_spend")
+        elif limit:
+            raise UsageError("--repair-max-spend needs --repair-wallet")
+
+    def _payer_for(self, net: Network) -> Payer | None:
+        """The repairer's payer (one per run, so --repair-max-spend bounds the whole run)."""
+        if self._wallet is None:
+            return None
+        if self._payer is None:
+            endpoint = self.ctx.config.validator if self.ctx is not None else None
+            ledger = LedgerClient.from_endpoint(str(endpoint)) if endpoint else LedgerClient.from_network(net)
+            if ledger is None:
+                return None
+            w = self._wallet
+            self._payer = Payer(lambda: w, ledger, max_spend=self._max_spend,
+                                deposit=max(1, min(self._max_spend, payment_setting("deposit"))))  # fmt: skip
+        return self._payer
+
+    @property
+    def spent(self) -> int:
+        return self._payer.spent if self._payer is not None else 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="repairer", daemon=True)
@@ -107,12 +147,15 @@ class RepairerRole:
             self._thread.join(timeout=10)
         if self._net is not None:
             self._net.close()
+        if self._payer is not None:
+            self._payer.close()
+            self._payer.ledger.close()
 
     def status(self) -> dict[str, Any]:
         s = self.stats
         return {"interval_ms": int(self.interval * 1000), "threshold": str(self.threshold), "rounds": s.rounds,
                 "checked": s.checked, "repaired_files": s.repaired_files, "repaired_shares": s.repaired_shares,
-                "last_error": s.last_error[:200]}
+                "last_error": s.last_error[:200], "spent": self.spent}
 
     def _loop(self) -> None:
         rng = random.Random()
@@ -169,11 +212,12 @@ class RepairerRole:
             if seen < FALLBACK_ROUNDS:
                 return
         self.stats.checked += 1
-        rep = check(net, vcap)
+        payer = self._payer_for(net)
+        rep = check(net, vcap, payer=payer)
         if len(rep.healthy_shares) >= limit:
             self._below.pop(si, None)
             return
-        res = repair(net, vcap, report=rep)
+        res = repair(net, vcap, report=rep, payer=payer)
         self._below.pop(si, None)
         if res.placed:
             self.stats.repaired_files += 1

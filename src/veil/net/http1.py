@@ -83,6 +83,9 @@ class Headers:
     def keys(self) -> list[str]:
         return [k for k, _ in self._fields]
 
+    def values(self) -> list[str]:
+        return [v for _, v in self._fields]
+
     def __len__(self) -> int:
         return len(self._fields)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import socket
 import ssl
 import subprocess
@@ -33,14 +34,18 @@ SECURITY = ("content-security-policy", "x-content-type-options", "x-frame-option
 
 
 class NodeProc:
-    def __init__(self, root: Path, limits: list[str]) -> None:
+    def __init__(self, root: Path, limits: list[str], nofile: int | None = None) -> None:
         self.data = root
         args = [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(root),
                 "--listen", "127.0.0.1:0", "--role", "storage"]
         for item in limits:
             args += ["--http-limit", item]
+        def lower_nofile() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "VEIL_HOME": str(root.parent)})
+                                     env={**os.environ, "VEIL_HOME": str(root.parent)}, preexec_fn=lower_nofile)
         info = root / "node.json"
         for _ in range(300):
             if info.exists() or self.proc.poll() is not None:
@@ -87,8 +92,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProc]:
         n.stop()
 
 
-def tls(port: int, source: str = "127.0.0.1") -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+def tls(port: int, source: str = "127.0.0.1", timeout: float = 30) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
     return client_context().wrap_socket(raw)
 
 
@@ -193,6 +198,24 @@ def test_idle_flood_from_one_address_does_not_stop_another_client(node: NodeProc
     finally:
         for s in flood:
             s.close()
+
+
+def test_out_of_descriptors_the_node_frees_idle_connections(tmp_path: Path) -> None:
+    # Caps set above the descriptor limit, so accept() itself fails (EMFILE) under the flood.
+    n = NodeProc(tmp_path / "node", ["max_per_ip=1000", "max_connections=1000"], nofile=96)
+    flood: list[socket.socket] = []
+    try:
+        for i in range(150):
+            try:
+                flood.append(tls(n.port, source="127.0.0.2", timeout=10))
+            except (OSError, ssl.SSLError) as e:
+                pytest.fail(f"connection {i} was not taken ({e}): idle ones should make room")
+        assert n.get_node()["node_id"] == n.node_id
+        assert n.fds() <= 96
+    finally:
+        for s in flood:
+            s.close()
+        n.stop()
 
 
 def test_slow_loris_head_and_dripping_body_are_cut_off(node: NodeProc) -> None:

@@ -78,6 +78,7 @@ class Reactor:
         self._done = threading.Event()
         self._done.set()
         self._counts: dict[str, int] = {}
+        self._last_accept_warning = 0.0
 
     # -- lifecycle (any thread) -----------------------------------------------------------------
     def run(self) -> None:
@@ -138,8 +139,15 @@ class Reactor:
                 sock, peer = self.lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE and friends: try again on the next tick
-                log.warning("accept failed: %s", e)
+            except OSError as e:
+                # Out of file descriptors (EMFILE/ENFILE): free one by closing the longest-idle
+                # connection; with none idle, pause briefly rather than spin on a readable listener.
+                now = time.monotonic()
+                if now - self._last_accept_warning > 10:
+                    self._last_accept_warning = now
+                    log.warning("accept failed: %s (%d connections open)", e, len(self.conns))
+                if not self._evict(None):
+                    time.sleep(0.05)
                 return
             conn = Conn(sock, peer)
             lim = self.limits

@@ -47,6 +47,8 @@ STATE = b"veil/state/v1"
 STATE_CHANGES = b"veil/state-changes/v1"
 WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
+LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
+CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
 
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"

@@ -312,7 +312,7 @@ def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) ->
     store.put_oneshot(SI, 0, honest.oneshot())
     assert payouts.lookup(SI, honest.mhash).address == b"H" * 20
     assert payouts.lookup(SI, squat.mhash).address == b"S" * 20
-    assert role._holds(SI, 0) and not role._holds(SI, 1)
+    assert store.holds(SI, 0) and not store.holds(SI, 1)  # (lease notices: test_lease_answers.py)
 
 
 def test_concurrent_writes_share_one_durable_batch(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The leases paying a charging node to keep shares (docs/specs/payments.md, "Paid storage").
 
-An uploader tells the node about a lease (``POST /v1/pay/leases``); the node checks it on the
-ledger and that it holds the leased share, keeps its id in ``DATA/payments/leases.json``, and
-claims what has accrued (the settler, and ``veil node earnings``).
+An uploader tells the node about a lease (``POST /v1/pay/leases``, node/lease_answers.py, which
+checks it on the ledger and against the stored share, and answers the ledger's challenges); the
+book keeps its id in ``DATA/payments/leases.json`` and claims what has accrued (the settler, and
+``veil node earnings``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from veil.crypto.sign import SigningKey
 from veil.durable import write_atomic
-from veil.errors import LedgerError
 from veil.ledger import tx as txm
 
 from .pay_ledger import GateLedger
@@ -46,13 +45,8 @@ class LeaseBook:
     def _save(self) -> None:
         write_atomic(self.path, json.dumps(sorted(x.hex() for x in self.leases)).encode())
 
-    def add(self, lid: bytes, holds: Callable[[bytes, int], bool]) -> None:
-        """An uploader tells the node about a lease paying it; checked on the ledger, then kept."""
-        le = self.ledger.client().lease(lid)
-        if le is None or le.payee != self.ledger.address:
-            raise LedgerError("no such lease paying this node", "unknown_lease")
-        if not holds(le.si, le.shnum):
-            raise LedgerError("this node does not hold the leased share", "bad_lease")
+    def keep(self, lid: bytes) -> None:
+        """A lease paying this node, checked by node/lease_answers.py: claim what it accrues."""
         with self._lock:
             self.leases.add(lid)
             self._save()
@@ -88,7 +82,7 @@ class LeaseBook:
         for lid in sorted(self.leases):
             le = client.lease(lid)
             if le is not None:
-                out.append({"lease": lid, "si": le.si, "shnum": le.shnum, "amount": le.amount,
+                out.append({"lease": lid, "root": le.root, "amount": le.amount,
                             "claimed": le.claimed, "claimable": le.claimable(now), "status": le.status,
                             "end": le.end})  # fmt: skip
         return out

@@ -4,7 +4,8 @@ the gate to the storage role (``ctx.services.payments``) and serves the payment 
     GET  /v1/pay/terms      this node's Terms (CBOR)
     GET  /v1/pay/earnings   its channels (cheque totals, settled or not) and leases
     POST /v1/pay/settle     settle every channel holding an unsettled cheque, claim leases, now
-    POST /v1/pay/leases     CBOR {lease: id}: a lease paying this node to keep a share
+    POST /v1/pay/leases     CBOR {lease, si, shnum}: a lease paying this node (node/lease_answers.py)
+    POST /v1/pay/close      CBOR {channel}: consent to the payer's cooperative close (node/channel_close.py)
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from veil.errors import UsageError
-from veil.format import cbor
-from veil.format.fields import get_bytes, require_map
 from veil.ledger.address import address_of
 from veil.ledger.cheque import Settled
 from veil.ledger.cheque_store import SqliteChequeStore
 from veil.net.server import Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 
+from .channel_close import add_close_route
+from .lease_answers import LeaseAnswers
 from .pay_credit import FreeCredit
 from .pay_leases import LeaseBook
 from .pay_ledger import GateLedger
@@ -56,7 +57,9 @@ class PaymentsRole:
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
-        router.add("POST", "/v1/pay/leases", self._add_lease)
+        self.answers = LeaseAnswers(ctx, ledger.client, self.leases.keep)
+        self.answers.routes(router)
+        add_close_route(router, ledger, ctx.key)
 
     def _manifest(self, si: bytes, mhash: bytes) -> bytes | None:
         store = self.ctx.services.store if self.ctx is not None else None
@@ -65,10 +68,12 @@ class PaymentsRole:
     def start(self) -> None:
         assert self.settler is not None and self._store is not None
         self.settler.start([cid for cid, _ in self._store.load()])
+        self.answers.start()
 
     def stop(self) -> None:
         if self.settler is not None:
             self.settler.stop()
+            self.answers.stop()
         if self._store is not None:
             self._store.close()
 
@@ -105,12 +110,3 @@ class PaymentsRole:
         assert self.settler is not None and self.leases is not None
         return cbor_response({"settled": self.settler.settle_all(), "leases_claimed": self.leases.claim()})
 
-    def _add_lease(self, req: Request) -> Response:
-        assert self.leases is not None
-        m = require_map(cbor.decode(req.read_body(1024), 1024), "lease notice", {"lease"})
-        self.leases.add(get_bytes(m, "lease", "lease notice", 32), self._holds)
-        return cbor_response({})
-
-    def _holds(self, si: bytes, shnum: int) -> bool:
-        store = self.ctx.services.store if self.ctx is not None else None
-        return store is not None and bool(store.holds(si, shnum))

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from veil.crypto.sign import SigningKey
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import Request, Response, Router
+from veil.net.wire import Limits
 from veil.storage.store import ShareStore
 
 
@@ -58,6 +59,8 @@ class NodeConfig:
     # validator
     validators: tuple[str, ...] = ()  # NODEID@HOST:PORT of cluster members to join through
     election: tuple[float, float] = (0.5, 1.0)  # raft election timeout range, seconds
+    # transport
+    http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 
 
 class Charger(Protocol):

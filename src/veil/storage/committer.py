@@ -1,12 +1,18 @@
 """Group commit: one thread makes the renames of concurrent writes durable together.
 
-Each writer fsyncs its own file, then hands an *install* (a function that renames the file
+Each writer writes its own file, then hands an *install* (a function that renames the file
 into place under the store's lock and returns the directories it changed) to the committer and
-waits. The committer takes every install queued so far, runs them, fsyncs the union of their
-directories once, and only then wakes the writers: a write is acknowledged only after the
-directory entries naming it are on disk. On a journalling file system the first directory
-fsync of a batch commits the journal for all of them, so N concurrent small uploads pay about
-one journal commit instead of N.
+waits. The committer takes every install queued so far and makes the batch durable:
+
+- with ``syncfs`` (Linux, ``durable.syncfs``): one ``syncfs`` before the renames (every file's
+  data is on disk before any name points at it), the renames, one ``syncfs`` after (the names
+  are on disk). Writers do not fsync their files (``data_synced_by_batch``), so a batch of N
+  small writes costs two flushes instead of ≈ 6 N fsyncs (file, manifest, new directories);
+- without it: writers fsync their files, and the committer fsyncs the union of the changed
+  directories once per batch.
+
+Only then are the writers woken: a write is acknowledged only after its data and the directory
+entries naming it are on disk.
 
 Imports from: veil.durable.
 """
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from veil.durable import fsync_dir
+from veil.durable import fsync_dir, syncfs, syncfs_available
 
 Install = Callable[[], tuple[Any, set[Path]]]
 MAX_BATCH = 256
@@ -35,7 +41,10 @@ class _Item:
 
 
 class GroupCommitter:
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        # With a root on a file system that has syncfs, the batch flushes file data too.
+        self.root = root
+        self.data_synced_by_batch = root is not None and syncfs_available()
         self._queue: list[_Item] = []
         self._cv = threading.Condition()
         self._stopped = False
@@ -72,18 +81,34 @@ class GroupCommitter:
                     return
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             dirs: set[Path] = set()
+            failure: OSError | None = None
+            if self.data_synced_by_batch:
+                assert self.root is not None
+                try:
+                    syncfs(self.root)  # every file's data before any name points at it
+                except OSError as e:
+                    failure = e
             for item in batch:
+                if failure is not None:
+                    item.error = failure
+                    continue
                 try:
                     item.result, changed = item.fn()
                     dirs |= changed
                 except BaseException as e:  # handed to the writer that asked
                     item.error = e
-            failure: OSError | None = None
-            for d in sorted(dirs, key=lambda p: -len(p.parts)):  # deepest first, then their parents
+            if self.data_synced_by_batch and failure is None:
+                assert self.root is not None
                 try:
-                    fsync_dir(d)
+                    syncfs(self.root)  # the renames and new directories
                 except OSError as e:
                     failure = e
+            elif failure is None:
+                for d in sorted(dirs, key=lambda p: -len(p.parts)):  # deepest first, then their parents
+                    try:
+                        fsync_dir(d)
+                    except OSError as e:
+                        failure = e
             self.batches += 1
             self.installs += len(batch)
             for item in batch:

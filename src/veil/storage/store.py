@@ -108,7 +108,7 @@ class ShareStore(SlotReader):
         self._reserved = 0
         self._commit_sem = threading.BoundedSemaphore(2)  # trees of big shares are built two at a time
         self.sessions = Sessions(self.incoming, self._unreserve, clock)
-        self.committer = GroupCommitter()
+        self.committer = GroupCommitter(root)
         self.on_delete: Callable[[bytes, bytes, int], None] | None = None  # (si, mhash, shnum): admission refunds
         self._stop = threading.Event()
         if reap_interval > 0:
@@ -197,7 +197,8 @@ class ShareStore(SlotReader):
                 raise IntegrityError("segment root does not match the segment hashes received")
             os.pwrite(fd, hdr.to_bytes(), 0)
             os.pwrite(fd, btree.to_bytes() + stree.to_bytes(), hdr.tree_offset)
-        os.fsync(fd)
+        if not self.committer.data_synced_by_batch:
+            os.fsync(fd)
 
     # -- installing into a slot ---------------------------------------------------------
     def _check_room(self, si: bytes, mhash: bytes) -> None:
@@ -211,7 +212,8 @@ class ShareStore(SlotReader):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if not self.committer.data_synced_by_batch:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return tmp

@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,19 +260,12 @@ class StorageRole:
         c = parse_commit(cbor.decode(req.read_body(limit), limit))
         uid = req.params["uid"]
         hold = self.admission.hold_of(uid) if self.admission is not None else None
-        try:
+
+        def store() -> tuple[bytes, bytes, bytes, int]:
             up = self._store.upload_request(uid)
-            root = self._store.commit_upload(uid, c)
-        except ConflictError as e:
-            self._release(hold)
-            raise HTTPError(409, "conflict", str(e)) from e
-        except BaseException:
-            self._release(hold)
-            raise
-        if hold is not None and self.admission is not None:
-            self.admission.charge(hold, up.si, manifest_hash(c.manifest), up.shnum)
-        self._announce(up.si)
-        return cbor_response({"root": root})
+            return self._store.commit_upload(uid, c), up.si, manifest_hash(c.manifest), up.shnum
+
+        return self._store_admitted(hold, store)
 
     def oneshot(self, req: Request) -> Response:
         self._refuse_if_draining()
@@ -282,8 +275,18 @@ class StorageRole:
         if n > MAX_ONESHOT_BODY:
             raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
         hold = self._admit(req, si, n)
-        try:
+
+        def store() -> tuple[bytes, bytes, bytes, int]:
             root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
+            return root, si, mhash, shnum
+
+        return self._store_admitted(hold, store)
+
+    def _store_admitted(self, hold: Hold | None, store: Callable[[], tuple[bytes, bytes, bytes, int]]) -> Response:
+        """Run ``store`` (-> root, si, mhash, shnum); charge the admission hold for what was stored,
+        or release it if nothing was; announce the share."""
+        try:
+            root, si, mhash, shnum = store()
         except ConflictError as e:
             self._release(hold)
             raise HTTPError(409, "conflict", str(e)) from e

@@ -36,7 +36,12 @@ def node() -> None:
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
-@click.option("--repair-interval", type=float, default=None, help="Repairer role: seconds between checks (default 3600).")
+@click.option("--repair-interval", type=float, default=None,
+              help="Repairer role: seconds between two background checks of one file, and between scans of the "
+                   "store and liveness probes of the peers its files depend on (default 3600).")
+@click.option("--repair-sweep-rate", default=None,
+              help="Repairer role: at most this many background file checks per minute (default 60); departed "
+                   "holders trigger checks at once, outside this budget.")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
@@ -48,7 +53,7 @@ def node() -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
-        repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
+        repair_sweep_rate: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.node.main import run_node
@@ -61,13 +66,17 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_l
     for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
                        ("gateway_wallet", gateway_wallet), ("gateway_max_spend", gateway_max_spend),
                        ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
-                       ("repair_threshold", repair_threshold)):
+                       ("repair_threshold", repair_threshold), ("repair_sweep_rate", repair_sweep_rate)):
         if value:
             config[key] = value
     if repair_threshold:
         from veil.node.repair_role import parse_threshold
 
         parse_threshold(repair_threshold)
+    if repair_sweep_rate:
+        from veil.node.repair_role import parse_sweep_rate
+
+        parse_sweep_rate(repair_sweep_rate)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if validators:
         from veil.client.ledger_client import parse_endpoints

@@ -47,6 +47,7 @@ from veil.node.context import NodeContext
 from veil.node.netview import node_network
 from veil.node.repair_schedule import NEW, RepairSchedule, Visit
 from veil.protocol.placement import dht_key, permuted
+from veil.protocol.storage import slot_path
 from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.repairer")
@@ -254,7 +255,7 @@ class RepairerRole:
                 self._elect(v.si, mbytes)
             elif st.leader == ctx.node_id:
                 self._lead(v.si, mbytes)
-            elif not self._still_holds(self._peers.get(st.leader), v.si):
+            elif not self._still_holds(self._peers.get(st.leader), v.si, manifest_hash(mbytes)):
                 self._elect(v.si, mbytes)
             else:
                 sch.learnt(v.si, st.leader, None, time.monotonic())
@@ -265,12 +266,12 @@ class RepairerRole:
             log.info("repairer: %s: %s", v.si.hex()[:16], e)
             sch.requeue(v.si, time.monotonic(), min(self.interval, RETRY_AFTER_ERROR))
 
-    def _still_holds(self, node: NodeInfo | None, si: bytes) -> bool:
-        """Does ``node`` answer and claim a share of ``si``? (A failure to answer is a departure.)"""
+    def _still_holds(self, node: NodeInfo | None, si: bytes, mhash: bytes) -> bool:
+        """Does ``node`` answer and claim a share of the file? (A failure to answer is a departure.)"""
         if node is None:
             return False
         try:
-            v = self._network().client(node, PROBE_TIMEOUT).call("GET", f"/v1/shares/{si.hex()}")
+            v = self._network().client(node, PROBE_TIMEOUT).call("GET", slot_path(si, mhash))
         except VeilError:
             assert self.schedule is not None
             self.schedule.departed(node.node_id, time.monotonic())
@@ -303,7 +304,7 @@ class RepairerRole:
                 break
             if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
                 continue
-            if self._still_holds(node, si):
+            if self._still_holds(node, si, manifest_hash(mbytes)):
                 self._peers[node.node_id] = node
                 sch.learnt(si, node.node_id, None, time.monotonic())
                 return

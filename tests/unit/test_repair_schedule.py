@@ -99,7 +99,7 @@ def test_files_that_go_are_forgotten_and_requeue_retries() -> None:
     v = s.next(1.0)
     assert v is not None and v.si == b
     assert s.next(1.0) is None  # in flight until learnt or requeued
-    s.requeue(b, 1.0, 5.0)
+    s.requeue(v, 1.0, 5.0)
     assert s.next(5.0) is None
     v = s.next(6.0)
     assert v is not None and v.si == b and v.reason == NEW
@@ -138,3 +138,42 @@ def test_leading_count_follows_what_was_learnt() -> None:
     assert s.leading == 1
     s.sync([b], 1.0)
     assert s.leading == 0
+
+
+def test_a_predicted_leader_is_triggered_before_any_visit_and_still_confirmed() -> None:
+    s = RepairSchedule(ME, interval=100.0, rate=1.0, now=0.0)
+    theirs, mine = _sis(2)
+    s.sync([theirs, mine], 0.0)
+    s.predicted(theirs, A, [A, ME, B])
+    s.predicted(mine, ME, [ME, B, C])
+    assert s.leading == 1 and s.peers() == {A, B, C}
+    assert s.departed(C, 0.0) == 1
+    v = s.next(0.0)
+    assert v is not None and (v.si, v.reason) == (mine, DEPARTED)
+    v = s.next(0.0)
+    assert v is not None and v.reason == NEW  # the guess is confirmed by a first visit
+    s.learnt(v.si, B, None, 1.0)
+    s.predicted(v.si, A, [A])  # a guess never overrides what was learnt
+    assert s.files[v.si].leader == B
+
+
+def test_a_failed_triggered_visit_is_retried_outside_the_budget_then_left_to_the_sweep() -> None:
+    s = RepairSchedule(ME, interval=100.0, rate=0.001, now=0.0)
+    si = _sis(1)[0]
+    s.sync([si], 0.0)
+    v = s.next(0.0)
+    assert v is not None
+    s.learnt(si, ME, [ME, A], 0.0)
+    s.departed(A, 1.0)
+    t = 1.0
+    for attempt in range(5):
+        v = s.next(t)
+        assert v is not None and v.reason == DEPARTED, attempt
+        s.requeue(v, t, 50.0)
+        assert s.next(t) is None
+        assert s.wait_hint(t) == 2.0**attempt
+        t += 2.0**attempt
+    v = s.next(t)
+    assert v is not None and v.reason == DEPARTED
+    s.requeue(v, t, 50.0)  # the fifth retry failed too: back to the sweep (whose budget is spent)
+    assert s.next(t + 1000.0) is None

@@ -40,7 +40,7 @@ def node() -> None:
               help="Repairer role: seconds between two background checks of one file, and between scans of the "
                    "store and liveness probes of the peers its files depend on (default 3600).")
 @click.option("--repair-sweep-rate", default=None,
-              help="Repairer role: at most this many background file checks per minute (default 60); departed "
+              help="Repairer role: at most this many background file checks per minute (default 30); departed "
                    "holders trigger checks at once, outside this budget.")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")

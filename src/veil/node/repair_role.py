@@ -20,7 +20,7 @@ What this node does, from one thread, as repair_schedule.RepairSchedule says:
 
 Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600: a file's sweep
 visits are at least this far apart; also the period of the store scan and the liveness probe),
-``repair_sweep_rate`` (sweep visits per minute, default 60), ``repair_threshold`` (``happy``
+``repair_sweep_rate`` (sweep visits per minute, default 30), ``repair_threshold`` (``happy``
 (default), ``n``, or a share count).
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
@@ -53,7 +53,7 @@ from veil.storage.store import ShareStore
 log = logging.getLogger("veil.repairer")
 
 DEFAULT_INTERVAL = 3600.0
-DEFAULT_SWEEP_RATE = 60.0
+DEFAULT_SWEEP_RATE = 30.0
 CANDIDATES = 20  # as many as a DHT lookup returns (k)
 PROBE_TIMEOUT = 5.0
 RETRY_AFTER_ERROR = 60.0
@@ -172,8 +172,7 @@ class RepairerRole:
                 if now >= next_scan:
                     self._scan(now)
                     next_scan = time.monotonic() + self.interval
-                while self._departures:
-                    self.schedule.departed(self._departures.popleft(), time.monotonic())
+                self._take_departures()
                 draining = ctx.services.get("draining")
                 visit = None if draining is not None and draining() else self.schedule.next(time.monotonic())
                 if visit is None:
@@ -197,7 +196,12 @@ class RepairerRole:
         store: ShareStore | None = self.ctx.services.get("store")
         if store is None:
             return
-        self.schedule.sync(store.storage_indexes(), now)
+        held = store.storage_indexes()
+        known = set(self.schedule.files)
+        self.schedule.sync(held, now)
+        for si in held:
+            if si not in known:
+                self._predict(store, si)
         peers = [self._peers[p] for p in self.schedule.peers() if p in self._peers]
         if peers:
             with ThreadPoolExecutor(max_workers=min(8, len(peers))) as ex:
@@ -205,14 +209,33 @@ class RepairerRole:
             for node, runs in zip(peers, answers, strict=True):
                 self._learn_roles(node, runs)
 
+    def _take_departures(self) -> None:
+        """Evictions the DHT reported. A peer this node's files depend on is asked once more
+        first: a DHT request that timed out on a busy machine is no reason to re-elect leaders."""
+        assert self.schedule is not None
+        seen: set[bytes] = set()
+        peers = self.schedule.peers() if self._departures else set()
+        while self._departures:
+            nid = self._departures.popleft()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            node = self._peers.get(nid)
+            if node is None or nid not in peers:
+                self.schedule.departed(nid, time.monotonic())  # no file of ours names it: a mark only
+            else:
+                self._learn_roles(node, self._ask_roles(node))
+
     def _ask_roles(self, node: NodeInfo) -> bool | None:
-        """Does ``node`` run the repairer role? None if it does not answer. (Network only.)"""
-        self.stats.probes += 1
-        try:
-            st = self._network().client(node, PROBE_TIMEOUT).call("GET", "/v1/node")
-        except VeilError:
-            return None
-        return isinstance(st, dict) and isinstance(st.get("roles"), dict) and "repairer" in st["roles"]
+        """Does ``node`` run the repairer role? None if it does not answer twice. (Network only.)"""
+        for _ in range(2):
+            self.stats.probes += 1
+            try:
+                st = self._network().client(node, PROBE_TIMEOUT).call("GET", "/v1/node")
+            except VeilError:
+                continue
+            return isinstance(st, dict) and isinstance(st.get("roles"), dict) and "repairer" in st["roles"]
+        return None
 
     def _learn_roles(self, node: NodeInfo, runs: bool | None) -> None:
         assert self.schedule is not None
@@ -264,7 +287,7 @@ class RepairerRole:
                 log.exception("repairer: %s", v.si.hex()[:16])
             self.stats.last_error = f"{v.si.hex()[:16]}: {e}"
             log.info("repairer: %s: %s", v.si.hex()[:16], e)
-            sch.requeue(v.si, time.monotonic(), min(self.interval, RETRY_AFTER_ERROR))
+            sch.requeue(v, time.monotonic(), min(self.interval, RETRY_AFTER_ERROR))
 
     def _still_holds(self, node: NodeInfo | None, si: bytes, mhash: bytes) -> bool:
         """Does ``node`` answer and claim a share of the file? (A failure to answer is a departure.)"""
@@ -273,8 +296,7 @@ class RepairerRole:
         try:
             v = self._network().client(node, PROBE_TIMEOUT).call("GET", slot_path(si, mhash))
         except VeilError:
-            assert self.schedule is not None
-            self.schedule.departed(node.node_id, time.monotonic())
+            self._learn_roles(node, self._ask_roles(node))  # departed only if it does not answer at all
             return False
         assert self.schedule is not None
         self.schedule.answered(node.node_id)
@@ -293,6 +315,24 @@ class RepairerRole:
             nodes = [node_from_address(c.address, c.node_id) for c in dht.closest_known(dht_key(si), CANDIDATES)]
             nodes = [n for n in nodes if n.node_id != ctx.node_id] + [me]
         return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+
+    def _predict(self, store: ShareStore, si: bytes) -> None:
+        """A new file's leader and holders as placement predicts them, from local knowledge only:
+        uploads put share i on the i-th node in placement order, so until a visit confirms it the
+        first candidate is taken for the leader and the first n for the holders. That is enough
+        for departures to trigger the right checks before the sweep has reached the file."""
+        assert self.ctx is not None and self.schedule is not None
+        shnums, mbytes = store.list_shares(si)
+        if mbytes is None or not shnums:
+            return
+        try:
+            n = parse_manifest(mbytes).n
+        except VeilError:
+            return
+        placed = self._candidates(si)[:n]
+        for node in placed:
+            self._peers.setdefault(node.node_id, node)
+        self.schedule.predicted(si, placed[0].node_id, [x.node_id for x in placed])
 
     def _elect(self, si: bytes, mbytes: bytes) -> None:
         """Find the leader: the first node ahead of this one that answers, repairs and holds a share."""

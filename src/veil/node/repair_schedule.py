@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 NEW, SWEEP, DEPARTED = "new", "sweep", "departed"
 MAX_DEPARTED = 4096
+MAX_RETRIES = 5  # a triggered visit that fails is retried (1, 2, 4, 8, 16 s later), then left to the sweep
 
 
 @dataclass
@@ -32,6 +33,8 @@ class FileState:
     leader: bytes | None = None  # None: not learnt yet
     holders: frozenset[bytes] = frozenset()  # claimed holders, when this node led the file
     due: float = 0.0  # next sweep visit
+    predicted: bool = False  # leader and holders guessed from placement, not confirmed by a visit
+    retries: int = 0  # triggered visits of this file that failed in a row
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class RepairSchedule:
         self._heap: list[tuple[float, int, bytes]] = []
         self._seq = 0
         self._triggered: OrderedDict[bytes, None] = OrderedDict()
+        self._retry: list[tuple[float, int, bytes]] = []
         self._departed: OrderedDict[bytes, float] = OrderedDict()
         self.burst = max(1.0, self.rate / 12)  # at most five seconds' worth at once
         self._tokens = 1.0
@@ -101,9 +105,22 @@ class RepairSchedule:
             return
         self.leading += (leader == self.own_id) - (st.leader == self.own_id)
         st.leader = leader
+        st.predicted = False
+        st.retries = 0
         st.holders = frozenset(holders) if holders is not None and leader == self.own_id else frozenset()
         st.due = now + self.interval
         self._push(si, st.due)
+
+    def predicted(self, si: bytes, leader: bytes, holders: Iterable[bytes]) -> None:
+        """A guess at a new file's leader and holders (placement order, no network): departures
+        trigger its checks from now on, while the file stays due for its first, confirming visit."""
+        st = self.files.get(si)
+        if st is None or st.leader is not None:
+            return
+        self.leading += leader == self.own_id
+        st.leader = leader
+        st.holders = frozenset(holders) if leader == self.own_id else frozenset()
+        st.predicted = True
 
     def departed(self, node_id: bytes, now: float) -> int:
         """A peer left or stopped answering: every file it led or held is due now. Returns how many."""
@@ -159,6 +176,12 @@ class RepairSchedule:
             if st is not None:
                 self.stats.triggered_visits += 1
                 return Visit(si, DEPARTED, st)
+        while self._retry and self._retry[0][0] <= now:
+            _, _, si = heapq.heappop(self._retry)
+            st = self.files.get(si)
+            if st is not None:
+                self.stats.triggered_visits += 1
+                return Visit(si, DEPARTED, st)
         self._refill(now)
         while self._heap and self._tokens >= 1:
             due, _, si = self._heap[0]
@@ -172,20 +195,32 @@ class RepairSchedule:
             self._tokens -= 1
             self.stats.sweep_visits += 1
             st.due = float("inf")  # until learnt() reschedules it
-            return Visit(si, NEW if st.leader is None else SWEEP, st)
+            return Visit(si, NEW if st.leader is None or st.predicted else SWEEP, st)
         return None
 
-    def requeue(self, si: bytes, now: float, delay: float) -> None:
-        """A visit could not finish (an error): try again after ``delay``."""
-        st = self.files.get(si)
-        if st is not None:
-            st.due = now + delay
-            self._push(si, st.due)
+    def requeue(self, visit: Visit, now: float, delay: float) -> None:
+        """A visit could not finish (an error). A triggered one is retried outside the sweep's
+        budget with growing pauses, MAX_RETRIES times; a sweep visit comes up after ``delay``."""
+        st = self.files.get(visit.si)
+        if st is None:
+            return
+        if visit.reason == DEPARTED and st.retries < MAX_RETRIES:
+            self._seq += 1
+            heapq.heappush(self._retry, (now + 2.0**st.retries, self._seq, visit.si))
+            st.retries += 1
+            if st.due == float("inf"):
+                st.due = now + delay
+                self._push(visit.si, st.due)
+            return
+        st.retries = 0
+        st.due = now + delay
+        self._push(visit.si, st.due)
 
     def wait_hint(self, now: float) -> float:
         """Seconds until ``next`` may have something (0: now; capped at ``interval``)."""
         if self._triggered:
             return 0.0
+        retry = self._retry[0][0] - now if self._retry else float("inf")
         while self._heap:
             due, _, si = self._heap[0]
             st = self.files.get(si)
@@ -194,5 +229,5 @@ class RepairSchedule:
                 continue
             self._refill(now)
             budget = 0.0 if self._tokens >= 1 else (1 - self._tokens) * 60 / self.rate
-            return min(self.interval, max(due - now, budget, 0.0))
-        return self.interval
+            return max(0.0, min(self.interval, retry, max(due - now, budget)))
+        return max(0.0, min(self.interval, retry))

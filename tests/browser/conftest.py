@@ -19,7 +19,8 @@ import pytest
 from gateway_browser import ARGS, CHROMIUM, Env, wait_http
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from veil.devnet.manager import Devnet, free_port
+from veil.devnet.manager import Devnet
+from veil.devnet.specs import free_port
 
 LOGO_ALPHA = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="15" '
               b'fill="#d0442c"/></svg>')

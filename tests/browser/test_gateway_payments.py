@@ -21,7 +21,8 @@ from playwright.sync_api import Page
 
 from veil.client.wallet import create_wallet
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
-from veil.devnet.manager import Devnet, free_port
+from veil.devnet.manager import Devnet
+from veil.devnet.specs import free_port
 from veil.ledger.amount import UNIT
 from veil.ledger.params import Params
 

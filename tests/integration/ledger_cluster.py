@@ -16,7 +16,7 @@ from pathlib import Path
 from veil.client.ledger_client import LedgerClient
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import load_faucet_key, make_cluster_genesis
-from veil.devnet.manager import free_port
+from veil.devnet.specs import free_port
 from veil.errors import VeilError
 from veil.ledger import tx as T
 from veil.ledger.address import address_of

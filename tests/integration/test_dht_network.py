@@ -16,6 +16,7 @@ import pytest
 from veil.crypto.sign import SigningKey
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver
+from veil.node.context import NodeConfig
 from veil.node.dht_role import DhtRole
 from veil.node.main import Node
 
@@ -40,13 +41,13 @@ def dht_of(node: Node) -> DhtDriver:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     root = tmp_path_factory.mktemp("dht")
-    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], {})
+    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], NodeConfig())
     first.start()
     boot = f"127.0.0.1:{first.ctx.port}"
     started = [first]
     try:
         for i in range(1, 8):
-            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], {"bootstrap": [boot]})
+            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(boot,)))
             n.start()
             started.append(n)
         for n in started:

@@ -22,8 +22,8 @@ def share_file(d: RunningDevnet, cap: str, shnum: int) -> tuple[str, Path]:
     """(the holder's node name, the share file) of share ``shnum``."""
     si = parse_read_cap(cap).storage_index.hex()
     for spec in storage_specs(d):
-        p = d.devnet.node_dir(spec) / "storage" / "shares" / si[:2] / si / str(shnum)
-        if p.exists():
+        # storage v2: DATA/storage/slots/<si[:2]>/<si>/<manifest hash>/<shnum>
+        for p in (d.devnet.node_dir(spec) / "storage" / "slots" / si[:2] / si).glob(f"*/{shnum}"):
             return spec.name, p
     raise AssertionError(f"share {shnum} not found on any node")
 

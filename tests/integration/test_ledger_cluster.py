@@ -217,7 +217,7 @@ def test_acknowledged_means_final_across_an_expiry(cluster: ClusterUnderTest) ->
 def test_membership_add_a_fourth_under_load_then_remove_one(cluster: ClusterUnderTest, tmp_path: Path) -> None:
     from ledger_cluster import Member
 
-    from veil.devnet.manager import free_port
+    from veil.devnet.specs import free_port
     from veil.durable import write_atomic
     from veil.node.identity import load_or_create
 

@@ -20,7 +20,7 @@ from veil.client.ledger_client import LedgerClient
 from veil.client.wallet import open_wallet, wallet_address
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import load_faucet_key, make_node_genesis
-from veil.devnet.manager import free_port
+from veil.devnet.specs import free_port
 from veil.ledger import tx as T
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT

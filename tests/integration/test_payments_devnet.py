@@ -22,7 +22,7 @@ from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
 from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
-from veil.devnet.manager import NodeSpec
+from veil.devnet.specs import NodeSpec
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT, format_amount
 from veil.ledger.cheque import decode_cheque
@@ -259,7 +259,7 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     # One node loses its share.
     victim_lid, victim = next((lid, le) for lid, le in leases.items() if le is not None and le.shnum == 0)
     spec = next(s for s in paid.storage() if paid.node_addr(s) == victim.payee)
-    share = paid.devnet.node_dir(spec) / "storage" / "shares" / victim.si.hex()[:2] / victim.si.hex() / "0"
+    (share,) = (paid.devnet.node_dir(spec) / "storage" / "slots" / victim.si.hex()[:2] / victim.si.hex()).glob("*/0")
     share.unlink()
     before = c.account(u.address)["balance"]
     bad = paid.as_user(u, "audit", vcap)

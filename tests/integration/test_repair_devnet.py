@@ -79,7 +79,7 @@ def test_corrupt_share_is_replaced_elsewhere(net: ChurnDevnet, tmp_path: Path) -
     si = parse_verify_cap(vcap).storage_index.hex()
     name, shnums = sorted(net.holders(vcap).items())[0]
     shnum = min(shnums)
-    path = net.devnet.root / name / "storage" / "shares" / si[:2] / si / str(shnum)
+    (path,) = (net.devnet.root / name / "storage" / "slots" / si[:2] / si).glob(f"*/{shnum}")
     data = bytearray(path.read_bytes())
     data[HEADER_SIZE + 5] ^= 0x40
     path.write_bytes(bytes(data))
@@ -103,10 +103,10 @@ def test_drain_hands_shares_over_then_stops(net: ChurnDevnet, tmp_path: Path) ->
             counts[name] = counts.get(name, 0) + len(shnums)
     leaving = max(counts, key=lambda n: counts[n])
     spec = next(s for s in net.devnet.specs() if s.name == leaving)
-    shares_dir = net.devnet.node_dir(spec) / "storage" / "shares"
+    slots_dir = net.devnet.node_dir(spec) / "storage" / "slots"
 
     def on_disk() -> list[Path]:
-        return [p for p in shares_dir.glob("*/*/*") if p.name.isdigit()]
+        return [p for p in slots_dir.glob("*/*/*/*") if p.name.isdigit()]
 
     held = len(on_disk())
     assert held >= counts[leaving]

@@ -108,13 +108,13 @@ def test_repairer_status_is_cbor_and_its_options_are_checked(tmp_path: Path) -> 
     from veil.crypto.sign import SigningKey
     from veil.format import cbor
     from veil.net.server import Router
-    from veil.node.context import NodeContext
+    from veil.node.context import NodeConfig, NodeContext
     from veil.node.repair_role import RepairerRole, parse_sweep_rate
     from veil.node.repair_schedule import RepairSchedule
 
     role = RepairerRole()
     ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 1,
-                      config={"repair_interval": 2.5, "repair_sweep_rate": "7.5"})
+                      config=NodeConfig(repair_interval=2.5, repair_sweep_rate=7.5))
     role.attach(ctx, Router())
     assert cbor.decode(cbor.encode(role.status()), 65536)["sweep_rate_per_min"] == "7.5"
     role.schedule = RepairSchedule(ctx.node_id, role.interval, role.sweep_rate, 0.0)

@@ -19,7 +19,7 @@ def _sis(count: int) -> list[bytes]:
 def _drain(s: RepairSchedule, now: float) -> list[tuple[bytes, str]]:
     out = []
     while (v := s.next(now)) is not None:
-        out.append((v.si, v.reason))
+        out.append((v.key, v.reason))
     return out
 
 
@@ -42,7 +42,7 @@ def test_sweep_cost_is_bounded_whatever_the_node_stores() -> None:
         visits = 0
         for t in range(1, 601):  # ten minutes, one step a second
             while (v := s.next(float(t))) is not None:
-                s.learnt(v.si, A, None, float(t))
+                s.learnt(v.key, A, None, float(t))
                 visits += 1
         assert visits <= 120 * 10 + s.burst + 1
         if count >= 1000:
@@ -97,12 +97,12 @@ def test_files_that_go_are_forgotten_and_requeue_retries() -> None:
     s.sync([b], 1.0)
     assert a not in s.files and s.departed(A, 1.0) == 0
     v = s.next(1.0)
-    assert v is not None and v.si == b
+    assert v is not None and v.key == b
     assert s.next(1.0) is None  # in flight until learnt or requeued
     s.requeue(v, 1.0, 5.0)
     assert s.next(5.0) is None
     v = s.next(6.0)
-    assert v is not None and v.si == b and v.reason == NEW
+    assert v is not None and v.key == b and v.reason == NEW
 
 
 def test_bad_parameters() -> None:
@@ -149,12 +149,12 @@ def test_a_predicted_leader_is_triggered_before_any_visit_and_still_confirmed() 
     assert s.leading == 1 and s.peers() == {A, B, C}
     assert s.departed(C, 0.0) == 1
     v = s.next(0.0)
-    assert v is not None and (v.si, v.reason) == (mine, DEPARTED)
+    assert v is not None and (v.key, v.reason) == (mine, DEPARTED)
     v = s.next(0.0)
     assert v is not None and v.reason == NEW  # the guess is confirmed by a first visit
-    s.learnt(v.si, B, None, 1.0)
-    s.predicted(v.si, A, [A])  # a guess never overrides what was learnt
-    assert s.files[v.si].leader == B
+    s.learnt(v.key, B, None, 1.0)
+    s.predicted(v.key, A, [A])  # a guess never overrides what was learnt
+    assert s.files[v.key].leader == B
 
 
 def test_a_failed_triggered_visit_is_retried_outside_the_budget_then_left_to_the_sweep() -> None:

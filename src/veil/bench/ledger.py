@@ -31,7 +31,7 @@ from veil.client.ledger_client import LedgerClient
 from veil.crypto.sigbatch import cpu_count, verify_fast, verify_many
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import make_cluster_genesis
-from veil.devnet.manager import free_port
+from veil.devnet.specs import free_port
 from veil.errors import VeilError
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of

@@ -22,7 +22,7 @@ from veil.devnet.manager import Devnet
 from veil.ledger.amount import UNIT
 from veil.ledger.params import Params
 
-from .datapath import MB, MiB, transfer
+from .transfer import MB, MiB, transfer
 
 PASSPHRASE = "bench"
 PRICE = "0.1"

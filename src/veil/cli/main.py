@@ -23,7 +23,6 @@ COMMAND_MODULES = [
     "veil.cli.ledger",
     "veil.cli.gateway",
     "veil.cli.account",
-    "veil.cli.node_pay",
     "veil.cli.lease",
 ]
 

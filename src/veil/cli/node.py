@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from veil.format.textparse import parse_hostport, parse_size
 
 from .common import setup_logging
+from .node_pay import earnings, payment_config
+
+if TYPE_CHECKING:
+    from veil.node.context import Role
+    from veil.node.main import RoleFactory
 
 
 def parse_listen(text: str) -> tuple[str, int]:
     return parse_hostport(text, "--listen", allow_zero=True)
+
+
+def _gateway_role() -> Role:
+    from veil.gateway.role import GatewayRole
+
+    return GatewayRole()
+
+
+def _sweep_rate(text: str | None) -> float | None:
+    if not text:
+        return None
+    from veil.node.repair_role import parse_sweep_rate
+
+    return parse_sweep_rate(text)
+
+
+def role_table() -> dict[str, RoleFactory]:
+    """Every role `veil node run --role` knows: the node package's, plus the gateway (which
+    lives above node, so node cannot name it)."""
+    from veil.node.main import NODE_ROLES
+
+    return {**NODE_ROLES, "gateway": _gateway_role}
 
 
 @click.group()
@@ -27,6 +55,9 @@ def node() -> None:
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to serve on.")
 @click.option("--role", "roles", default="storage", show_default=True, help="Comma-separated roles to run.")
 @click.option("--capacity", default=None, help="Most bytes of shares to keep (e.g. 10GB; default: the disk's free space).")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
+              help="Who may store: anyone, or only uploads with a storage ticket within the account's free "
+                   "storage quota on the ledger (needs --validator).")
 @click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
@@ -51,51 +82,56 @@ def node() -> None:
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
 @click.option("-v", "--verbose", is_flag=True)
-def run(data_dir: Path, listen: str, roles: str, capacity: str | None, gateway_listen: str | None, tenants: str | None,
+def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
         repair_sweep_rate: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
+    from veil.node.context import NodeConfig
     from veil.node.main import run_node
 
     setup_logging(verbose)
     host, port = parse_listen(listen)
-    config: dict[str, Any] = {}
-    if capacity:
-        config["capacity"] = parse_size(capacity)
-    for key, value in (("gateway_listen", gateway_listen), ("tenants", tenants), ("network", network_path),
-                       ("gateway_wallet", gateway_wallet), ("gateway_max_spend", gateway_max_spend),
-                       ("dht_peer_rate", dht_peer_rate), ("repair_interval", repair_interval),
-                       ("repair_threshold", repair_threshold), ("repair_sweep_rate", repair_sweep_rate)):
-        if value:
-            config[key] = value
+    config = NodeConfig(
+        capacity=parse_size(capacity) if capacity else None,
+        gateway_listen=gateway_listen or None,
+        tenants=Path(tenants) if tenants else None,
+        network=Path(network_path) if network_path else None,
+        gateway_wallet=Path(gateway_wallet) if gateway_wallet else None,
+        gateway_max_spend=gateway_max_spend or None,
+        dht_peer_rate=dht_peer_rate or None,
+        repair_interval=repair_interval or None,
+        repair_threshold=repair_threshold or None,
+        repair_sweep_rate=_sweep_rate(repair_sweep_rate),
+    )
+    if storage_admission == "ticket":
+        if not validator:
+            raise click.UsageError("--storage-admission ticket needs --validator NODEID@HOST:PORT[,...]")
+        from veil.client.ledger_client import parse_endpoints
+
+        parse_endpoints(validator)  # pinned, or refused here
+        config = replace(config, storage_admission="ticket", validator=validator)
     if repair_threshold:
         from veil.node.repair_role import parse_threshold
 
         parse_threshold(repair_threshold)
-    if repair_sweep_rate:
-        from veil.node.repair_role import parse_sweep_rate
-
-        parse_sweep_rate(repair_sweep_rate)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if validators:
         from veil.client.ledger_client import parse_endpoints
 
         parse_endpoints(validators)  # pinned, or refused here
-        config["validators"] = [v.strip() for v in validators.split(",") if v.strip()]
+        config = replace(config, validators=tuple(v.strip() for v in validators.split(",") if v.strip()))
         if "validator" not in role_list:
             role_list.append("validator")
     if bootstrap:
-        config["bootstrap"] = [a.strip() for a in bootstrap.split(",") if a.strip()]
+        config = replace(config, bootstrap=tuple(a.strip() for a in bootstrap.split(",") if a.strip()))
         if "dht" not in role_list:
             role_list.append("dht")
     if price_per_gb is not None:
-        from .node_pay import payment_config
-
-        config.update(payment_config(price_per_gb, lease_price_per_gb_day, free_credit, validator))
+        config = payment_config(config, price_per_gb, lease_price_per_gb_day, free_credit, validator)
         if "payments" not in role_list:
             role_list.append("payments")
-    run_node(data_dir, host, port, role_list, config)
+    run_node(data_dir, host, port, role_list, config, role_table())
 
 
 @node.command("drain")
@@ -117,4 +153,5 @@ def drain(data_dir: Path, no_stop: bool, timeout: float) -> None:
         sys.exit(1)
 
 
+node.add_command(earnings)
 commands = [node]

@@ -1,10 +1,13 @@
-"""`veil node earnings`, and the payment options of `veil node run` (--price-per-gb ...)."""
+"""`veil node earnings`, and the payment options of `veil node run` (--price-per-gb ...).
+
+cli/node.py adds ``earnings`` to the `veil node` group (this module does not import it).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,27 +16,25 @@ from veil.format.textparse import parse_size
 from veil.ledger.address import address_of
 from veil.ledger.amount import parse_amount
 from veil.net.client import PeerClient
+from veil.node.context import NodeConfig
 from veil.node.identity import load_or_create
 
 from .common import human
 from .ledger_opts import addr_text, connect, money, validator_option
-from .node import node
 
 
-def payment_config(price: str, lease_price: str | None, free_credit: str | None, validator: str | None) -> dict[str, Any]:
-    """Config keys of the payments role (node/payment_gate.py) from `veil node run` options."""
+def payment_config(config: NodeConfig, price: str, lease_price: str | None, free_credit: str | None,
+                   validator: str | None) -> NodeConfig:
+    """``config`` with the payments role's settings (node/payment_gate.py) from `veil node run` options."""
     if not validator:
         raise UsageError("--price-per-gb needs --validator NODEID@HOST:PORT[,...] (the ledger that settles cheques)")
     from veil.client.ledger_client import parse_endpoints
 
     parse_endpoints(validator)  # unpinned ledger endpoints are refused
-    cfg: dict[str, Any] = {"price_per_gb": parse_amount(price) if price.strip() not in ("0", "") else 0,
-                           "validator": validator}  # fmt: skip
-    if lease_price:
-        cfg["lease_price_per_gb_day"] = parse_amount(lease_price)
-    if free_credit:
-        cfg["free_credit"] = parse_size(free_credit)
-    return cfg
+    return replace(config, price_per_gb=parse_amount(price) if price.strip() not in ("0", "") else 0,
+                   validator=validator,
+                   lease_price_per_gb_day=parse_amount(lease_price) if lease_price else None,
+                   free_credit=parse_size(free_credit) if free_credit else None)
 
 
 def _running(data_dir: Path) -> PeerClient:
@@ -44,7 +45,7 @@ def _running(data_dir: Path) -> PeerClient:
         raise UsageError(f"no running node at {data_dir} (start it: it settles what it is owed on start)") from e
 
 
-@node.command("earnings")
+@click.command("earnings")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Data directory of the node.")
 @click.option("--no-settle", is_flag=True, help="Only show; do not settle open channels first.")
@@ -87,5 +88,3 @@ def earnings(data_dir: Path, no_settle: bool, validator: str | None, network_pat
                    f"(settled #{r['settled_seq']}): {human(r['free_bytes'])} free, {human(r['paid_bytes'])} paid, "
                    f"{money(r['amount'])}")  # fmt: skip
 
-
-commands: list[click.Command] = []

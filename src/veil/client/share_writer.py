@@ -62,9 +62,10 @@ class ShareWriter:
         self.start += len(self.parts) // 2
         self.parts, self.pending = [], 0
 
-    def commit(self, root: bytes, segroot: bytes) -> None:
+    def commit(self, root: bytes, segroot: bytes, manifest: bytes | None = None) -> None:
         """Send the rest and commit under ``root``; IntegrityError (and nothing stored) if the
-        blocks do not hash to it, ConflictingShare if the node keeps a different share."""
+        blocks do not hash to it, ConflictingShare if the node keeps a different share.
+        ``manifest``: the v2 commit (the share enters the slot of that manifest)."""
         if len(self.leaves) != self.req.nseg:
             self.abort()
             raise ShareMismatch(f"share {self.req.shnum}: {len(self.leaves)} of {self.req.nseg} blocks written")
@@ -74,7 +75,8 @@ class ShareWriter:
         self._flush()
         self.closed = True
         try:
-            got = self.client.call("POST", f"/v1/uploads/{self.uid}/commit", {"root": root, "segroot": segroot})
+            body = {"root": root, "segroot": segroot} | ({"manifest": manifest} if manifest is not None else {})
+            got = self.client.call("POST", f"/v1/uploads/{self.uid}/commit", body)
         except RemoteError as e:
             if "(conflict)" in str(e):
                 raise ConflictingShare(str(e)) from e

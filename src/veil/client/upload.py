@@ -247,11 +247,13 @@ def upload(
     segment_size: int = SEGMENT_SIZE,
     payout: bytes | None = None,
     progress: Progress = nothing,
-    file_key: bytes | None = None,
     mtime: int | None = None,
 ) -> UploadResult:
-    """Encrypt ``size`` bytes from ``src`` and upload them; returns the read cap."""
-    key = file_key or caps.new_file_key()
+    """Encrypt ``size`` bytes from ``src`` under a fresh key and upload them; returns the read cap.
+
+    The key is always new: segment nonces are the segment index, so a key used twice would
+    reuse AES-GCM nonces. No caller can pass one in."""
+    key = caps.new_file_key()
     up = ShareUploader(net, caps.storage_index(key), size, k, n, happy, segment_size)
     cipher = SegmentCipher(key, up.nseg)
     pbuf = bytearray(segment_size)

@@ -20,7 +20,7 @@ from typing import Any
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
 from veil.crypto.sign import SigningKey, node_id
-from veil.devnet.manager import Devnet, NodeSpec, free_port
+from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_atomic
 from veil.errors import IntegrityError, UsageError
 from veil.ledger import tx as txm
@@ -93,7 +93,7 @@ def make_node_genesis(node_dir: Path, params: Params | None = None, faucet_amoun
                                 genesis_time, extra_mints)  # fmt: skip
 
 
-def add_validators(devnet: Devnet, count: int = 1, params: Params | None = None, **genesis_args: Any) -> list[NodeSpec]:
+def add_validators(devnet: DevnetFiles, count: int = 1, params: Params | None = None, **genesis_args: Any) -> list[NodeSpec]:
     """Add ``count`` validator nodes sharing one genesis (and faucet) to a devnet being created."""
     specs = devnet.add_specs(count, ["validator"], [], prefix=VALIDATOR_NAME)
     g = make_cluster_genesis([(devnet.node_dir(s), f"127.0.0.1:{free_port()}", f"127.0.0.1:{s.port}") for s in specs],
@@ -102,22 +102,22 @@ def add_validators(devnet: Devnet, count: int = 1, params: Params | None = None,
     return specs
 
 
-def add_validator(devnet: Devnet, params: Params | None = None, **genesis_args: Any) -> NodeSpec:
+def add_validator(devnet: DevnetFiles, params: Params | None = None, **genesis_args: Any) -> NodeSpec:
     return add_validators(devnet, 1, params, **genesis_args)[0]
 
 
-def validator_specs(devnet: Devnet) -> list[NodeSpec]:
+def validator_specs(devnet: DevnetFiles) -> list[NodeSpec]:
     specs = [s for s in devnet.specs() if "validator" in s.roles]
     if not specs:
         raise UsageError(f"the devnet at {devnet.root} has no validator (it was created before the ledger existed)")
     return specs
 
 
-def validator_spec(devnet: Devnet) -> NodeSpec:
+def validator_spec(devnet: DevnetFiles) -> NodeSpec:
     return validator_specs(devnet)[0]
 
 
-def validator_endpoints(devnet: Devnet) -> str:
+def validator_endpoints(devnet: DevnetFiles) -> str:
     """``NODEID@127.0.0.1:PORT,...`` of every validator of the devnet."""
     out = []
     for s in validator_specs(devnet):
@@ -126,7 +126,7 @@ def validator_endpoints(devnet: Devnet) -> str:
     return ",".join(out)
 
 
-def devnet_ledger_client(devnet: Devnet) -> LedgerClient:
+def devnet_ledger_client(devnet: DevnetFiles) -> LedgerClient:
     pin = devnet.config().get("genesis")
     genesis_hash = bytes.fromhex(pin) if isinstance(pin, str) else None
     if devnet.static_network_path.exists():
@@ -137,7 +137,7 @@ def devnet_ledger_client(devnet: Devnet) -> LedgerClient:
     return LedgerClient.from_endpoint(validator_endpoints(devnet), genesis_hash)
 
 
-def faucet(devnet: Devnet, addr: bytes, amount: int, wait: bool = True, stake: int | None = None) -> bytes:
+def faucet(devnet: DevnetFiles, addr: bytes, amount: int, wait: bool = True, stake: int | None = None) -> bytes:
     """Pay ``amount`` test money to ``addr`` from the devnet faucet; returns the transaction id.
 
     Unless ``stake`` is 0, the faucet also stakes for ``addr`` (once: only if it holds no stake
@@ -156,7 +156,7 @@ def faucet(devnet: Devnet, addr: bytes, amount: int, wait: bool = True, stake: i
         client.close()
 
 
-def register_nodes(devnet: Devnet, bond: int | None = None) -> int:
+def register_nodes(devnet: DevnetFiles, bond: int | None = None) -> int:
     """Register and bond (from the faucet, as operator) every storage node not registered yet."""
     client = devnet_ledger_client(devnet)
     try:

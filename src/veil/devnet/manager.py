@@ -23,15 +23,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from veil.client.network import Network, NodeInfo, load_network, veil_home
+from veil.client.network import Network, NodeInfo, load_network
+from veil.devnet.ledger import add_validators, register_nodes
+from veil.devnet.payments import charge_storage_nodes
+from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_json_atomic
 from veil.errors import UnavailableError, UsageError, VeilError
 from veil.ledger.params import Params
@@ -45,74 +46,8 @@ DEFAULT_REPAIR_INTERVAL = "120"
 BOOTSTRAP_COUNT = 3
 
 
-def devnet_dir(path: Path | None = None) -> Path:
-    return path or Path(os.environ.get("VEIL_DEVNET") or veil_home() / "devnet")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class NodeSpec:
-    name: str
-    port: int
-    roles: list[str]
-    args: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "port": self.port, "roles": self.roles, "args": self.args}
-
-
-class Devnet:
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = devnet_dir(root)
-        self.config_path = self.root / "devnet.json"
-        self.network_path = self.root / "network.json"
-        self.dht_network_path = self.root / "network-dht.json"
-        self.static_network_path = self.root / "nodes.json"
-
-    # -- config ---------------------------------------------------------------------------
-    def exists(self) -> bool:
-        return self.config_path.exists()
-
-    def specs(self) -> list[NodeSpec]:
-        try:
-            raw = json.loads(self.config_path.read_text())
-            return [NodeSpec(n["name"], int(n["port"]), list(n["roles"]), list(n.get("args", []))) for n in raw["nodes"]]
-        except FileNotFoundError as e:
-            raise UsageError(f"no devnet at {self.root}: run `veil devnet up` first") from e
-        except (KeyError, ValueError, TypeError) as e:
-            raise UsageError(f"{self.config_path} is malformed: {e}") from e
-
-    def _save_specs(self, specs: list[NodeSpec], extra: dict[str, Any] | None = None) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        value: dict[str, Any] = {"nodes": [s.to_json() for s in specs]}
-        old: dict[str, Any] = {}
-        if self.config_path.exists():
-            old = json.loads(self.config_path.read_text())
-        value.update({k: v for k, v in old.items() if k != "nodes"})
-        value.update(extra or {})
-        _write_json(self.config_path, value)
-
-    def config(self) -> dict[str, Any]:
-        return dict(json.loads(self.config_path.read_text())) if self.config_path.exists() else {}
-
-    def add_specs(self, count: int, roles: list[str], args: list[str] | None = None, prefix: str = "node") -> list[NodeSpec]:
-        specs = self.specs() if self.exists() else []
-        taken = {s.name for s in specs}
-        new: list[NodeSpec] = []
-        i = 1
-        while len(new) < count:
-            name = f"{prefix}-{i:02d}"
-            i += 1
-            if name in taken:
-                continue
-            new.append(NodeSpec(name, free_port(), roles, list(args or [])))
-        self._save_specs(specs + new)
-        return new
+class Devnet(DevnetFiles):
+    """A devnet's files (DevnetFiles) and its node processes."""
 
     def add_storage_specs(self, count: int, args: list[str]) -> list[NodeSpec]:
         """Storage nodes that join the DHT through live nodes (the first node of a new devnet
@@ -139,9 +74,6 @@ class Devnet:
         ]
 
     # -- processes ------------------------------------------------------------------------
-    def node_dir(self, spec: NodeSpec) -> Path:
-        return self.root / spec.name
-
     def pid_of(self, spec: NodeSpec) -> int | None:
         try:
             info = json.loads((self.node_dir(spec) / "node.json").read_text())
@@ -296,12 +228,8 @@ class Devnet:
                 self.add_storage_specs(nodes, args)
             else:
                 self.add_specs(nodes, roles, args)
-            from veil.devnet.ledger import add_validators  # the ledger's validators + faucet genesis
-
             add_validators(self, validators, params=params)
             if charge is not None:
-                from veil.devnet.payments import charge_storage_nodes
-
                 charge_storage_nodes(self, charge)
                 self._save_specs(self.specs(), {"charging": True})
         if not any("gateway" in s.roles for s in self.specs()):
@@ -316,9 +244,7 @@ class Devnet:
         self.wait_joined(specs)
         net = self.write_network(ids)
         if self.config().get("charging"):
-            from veil.devnet.ledger import register_nodes  # bonded nodes are the pool's payees
-
-            register_nodes(self)
+            register_nodes(self)  # bonded nodes are the pool's payees
         return net, started
 
     def add_gateway(self) -> NodeSpec:

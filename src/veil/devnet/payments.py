@@ -7,12 +7,11 @@ each storage node's arguments; called by ``Devnet.up`` when it creates a devnet 
 
 from __future__ import annotations
 
-from veil.devnet.manager import Devnet
+from veil.devnet.ledger import validator_endpoints
+from veil.devnet.specs import DevnetFiles
 
 
-def charge_storage_nodes(devnet: Devnet, options: list[str]) -> None:
-    from veil.devnet.ledger import validator_endpoints
-
+def charge_storage_nodes(devnet: DevnetFiles, options: list[str]) -> None:
     endpoint = validator_endpoints(devnet)
     specs = devnet.specs()
     for s in specs:

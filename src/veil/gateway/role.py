@@ -1,20 +1,19 @@
 """The gateway role: the web gateway (veil.gateway) run inside a node process.
 
 It serves plain HTTP for browsers on its own listener, apart from the node's pinned-TLS
-port (browsers cannot pin node ids). Config keys (from `veil node run`):
+port (browsers cannot pin node ids). Config (NodeConfig, from `veil node run`):
 ``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
 TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``,
 ``gateway_wallet`` (a wallet that pays nodes which charge for downloads; passphrase from
 VEIL_PASSPHRASE in the node's environment) and ``gateway_max_spend``.
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
-gateway, tests/unit/test_layers.py): node/main.py names it by string in ROLE_FACTORIES and
-imports it only when a node is asked to run the role.
+gateway, tests/unit/test_layers.py): cli/node.py adds it to node/main.py's NODE_ROLES when it
+builds the role table for `veil node run`; node never imports it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from veil.errors import UsageError
@@ -35,17 +34,14 @@ class GatewayRole:
         self.port = 8080
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        listen = str(ctx.config.get("gateway_listen") or "127.0.0.1:8080")
+        cfg = ctx.config
+        listen = cfg.gateway_listen or "127.0.0.1:8080"
         self.host, self.port = parse_hostport(listen, "gateway listen address", allow_zero=True)
-        tenants = ctx.config.get("tenants")
-        network = ctx.config.get("network")
-        wallet = ctx.config.get("gateway_wallet")
-        max_spend = ctx.config.get("gateway_max_spend")
         self.gw = Gateway(GatewayConfig(
-            network_path=Path(network) if network else None,
-            tenants=load_tenants(Path(tenants) if tenants else None),
-            k=int(ctx.config.get("k", 3)), n=int(ctx.config.get("n", 10)),
-            wallet=gateway_wallet(Path(wallet) if wallet else None, str(max_spend) if max_spend else None),
+            network_path=cfg.network,
+            tenants=load_tenants(cfg.tenants),
+            k=cfg.k, n=cfg.n,
+            wallet=gateway_wallet(cfg.gateway_wallet, cfg.gateway_max_spend),
         ))
 
     def start(self) -> None:

@@ -1,9 +1,14 @@
 """Upload sessions: sealed segments from a browser, in order, into a key-free ShareUploader.
 
-One session per file, a small state machine (docs/specs/gateway.md, "Upload session")::
+One session per file, a small state machine (docs/specs/gateway.md, "Upload session"), the
+table TRANSITIONS; ``step`` refuses any other move::
 
-    open --segments--> open --(all segments)--> complete --finish--> done
-      \\________________ abort / idle timeout / error ___________________--> aborted
+    open --segments--> open --last_segment--> complete --finish--> finishing --stored--> done
+      \\__________ fail: abort / timeout / error / shutdown (from any of the three) ______--> aborted
+
+Every state but the two terminal ones has a deadline (TIMEOUTS, from the session's last
+progress), so a browser that leaves at any point frees its slot: ``reap`` (run on a timer by
+the gateway) fails every session past the deadline of its state.
 
 Segment batches may arrive on parallel connections; each waits (bounded) for its turn so the
 uploader sees them in order. A batch is size-checked against the declared file before a byte
@@ -17,21 +22,85 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
 
 from veil.client.network import Network
 from veil.client.upload import ShareUploader
 from veil.errors import UsageError, VeilError
-from veil.format.manifest import MAX_SEGMENT, MIN_SEGMENT
+from veil.format.manifest import MAX_SEGMENT, MIN_SEGMENT, Manifest
 from veil.format.segments import segment_count
 
 MAX_BATCH_BYTES = 16 << 20  # one PUT of sealed segments
 TURN_TIMEOUT = 60.0
-IDLE_TIMEOUT = 300.0
+IDLE_TIMEOUT = 300.0  # open or complete, with no request
+FINISH_TIMEOUT = 600.0  # finishing: committing every share and publishing the manifest
 MAX_META = 16 * 1024
+
+
+class UploadState(Enum):
+    OPEN = "open"  # taking segments
+    COMPLETE = "complete"  # every segment received; waiting for finish
+    FINISHING = "finishing"  # committing shares and publishing the manifest
+    DONE = "done"
+    ABORTED = "aborted"
+
+
+class UploadEvent(Enum):
+    SEGMENTS = "segments"  # a batch that leaves segments to come
+    LAST_SEGMENT = "last_segment"  # the batch that completes the file
+    FINISH = "finish"
+    STORED = "stored"  # finish succeeded
+    FAIL = "fail"  # aborted by the client, timed out, a node failed, the gateway stops
+
+
+TRANSITIONS: dict[tuple[UploadState, UploadEvent], UploadState] = {
+    (UploadState.OPEN, UploadEvent.SEGMENTS): UploadState.OPEN,
+    (UploadState.OPEN, UploadEvent.LAST_SEGMENT): UploadState.COMPLETE,
+    (UploadState.COMPLETE, UploadEvent.FINISH): UploadState.FINISHING,
+    (UploadState.FINISHING, UploadEvent.STORED): UploadState.DONE,
+    (UploadState.OPEN, UploadEvent.FAIL): UploadState.ABORTED,
+    (UploadState.COMPLETE, UploadEvent.FAIL): UploadState.ABORTED,
+    (UploadState.FINISHING, UploadEvent.FAIL): UploadState.ABORTED,
+}
+TERMINAL = frozenset({UploadState.DONE, UploadState.ABORTED})
+# Seconds a session may stay in a state without progress; every non-terminal state has one.
+TIMEOUTS: dict[UploadState, float] = {
+    UploadState.OPEN: IDLE_TIMEOUT,
+    UploadState.COMPLETE: IDLE_TIMEOUT,
+    UploadState.FINISHING: FINISH_TIMEOUT,
+}
 
 
 class UploadStateError(UsageError):
     """The upload is not in a state that allows this request (finished, aborted or out of order)."""
+
+
+def step(state: UploadState, event: UploadEvent) -> UploadState:
+    """The next state; UploadStateError for a move the table does not have."""
+    nxt = TRANSITIONS.get((state, event))
+    if nxt is None:
+        raise UploadStateError(f"upload is {state.value}; {event.value} is not possible now")
+    return nxt
+
+
+class SegmentSink(Protocol):
+    """What a session feeds (veil.client.upload.ShareUploader; a fake in unit tests)."""
+
+    k: int
+    n: int
+
+    def ciphertext_len(self, index: int) -> int: ...
+
+    def add_segment(self, ct: bytes | memoryview) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def finish(self, meta: bytes) -> tuple[Manifest, list[str]]: ...
+
+
+# (network, storage index, size, k, n, happy, segsize) -> the sink of one upload
+SinkFactory = Callable[[Network, bytes, int, int, int, "int | None", int], SegmentSink]
 
 
 @dataclass
@@ -41,9 +110,9 @@ class UploadSession:
     size: int
     segsize: int
     meta: bytes
-    uploader: ShareUploader
+    uploader: SegmentSink
     nseg: int
-    state: str = "open"  # open | complete | finishing | done | aborted
+    state: UploadState = UploadState.OPEN
     next_index: int = 0
     touched: float = field(default_factory=time.monotonic)
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -52,16 +121,23 @@ class UploadSession:
     def ciphertext_len(self, index: int) -> int:
         return self.uploader.ciphertext_len(index)
 
+    def move(self, event: UploadEvent, now: float) -> None:
+        """Take one transition (caller holds ``cond``); progress restarts the state's deadline."""
+        self.state = step(self.state, event)
+        self.touched = now
+
 
 class UploadManager:
-    """All live upload sessions of one gateway; bounded in number and reaped when idle."""
+    """All live upload sessions of one gateway; bounded in number and reaped past their state's deadline."""
 
-    def __init__(self, network: Callable[[], Network], max_sessions: int = 64, idle_timeout: float = IDLE_TIMEOUT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, network: Callable[[], Network], max_sessions: int = 64,
+                 timeouts: dict[UploadState, float] | None = None, clock: Callable[[], float] = time.monotonic,
+                 make_sink: SinkFactory = ShareUploader) -> None:
         self._network = network
         self.max_sessions = max_sessions
-        self.idle_timeout = idle_timeout
+        self.timeouts = {**TIMEOUTS, **(timeouts or {})}
         self.clock = clock
+        self._make_sink = make_sink
         self._lock = threading.Lock()
         self._sessions: dict[str, UploadSession] = {}
 
@@ -75,7 +151,7 @@ class UploadManager:
         with self._lock:
             if len(self._sessions) >= self.max_sessions:
                 raise UploadBusyError("the gateway has too many uploads in progress; try again shortly")
-        up = ShareUploader(self._network(), si, size, k, n, happy, segsize)
+        up = self._make_sink(self._network(), si, size, k, n, happy, segsize)
         s = UploadSession(secrets.token_hex(16), tenant, size, segsize, meta, up, segment_count(size, segsize),
                           touched=self.clock())
         with self._lock:
@@ -99,13 +175,13 @@ class UploadManager:
         """Feed a batch once it is its turn; returns the next expected segment index."""
         with s.cond:
             deadline = self.clock() + TURN_TIMEOUT
-            while s.state == "open" and s.next_index < start:
+            while s.state is UploadState.OPEN and s.next_index < start:
                 left = deadline - self.clock()
                 if left <= 0:
                     raise UploadStateError(f"segment {start} arrived but segment {s.next_index} never did")
                 s.cond.wait(min(left, 1.0))
-            if s.state not in ("open", "complete"):
-                raise UploadStateError(f"upload is {s.state}" + (f": {s.error}" if s.error else ""))
+            if s.state is not UploadState.OPEN:
+                raise UploadStateError(f"upload is {s.state.value}" + (f": {s.error}" if s.error else ""))
             if s.next_index != start:
                 raise UploadStateError(f"expected segment {s.next_index}, got {start}")
             try:
@@ -115,26 +191,27 @@ class UploadManager:
             except VeilError as e:
                 self._fail(s, str(e))
                 raise
-            if s.next_index == s.nseg:
-                s.state = "complete"
-            s.touched = self.clock()
+            s.move(UploadEvent.LAST_SEGMENT if s.next_index == s.nseg else UploadEvent.SEGMENTS, self.clock())
             s.cond.notify_all()
             return s.next_index
 
     def finish(self, s: UploadSession) -> bytes:
         with s.cond:
-            if s.state != "complete":
+            if s.state is not UploadState.COMPLETE:
                 raise UploadStateError(
-                    f"upload is {s.state}" + (f": {s.next_index} of {s.nseg} segments received" if s.state == "open" else "")
+                    f"upload is {s.state.value}" + (f": {s.next_index} of {s.nseg} segments received"
+                                                    if s.state is UploadState.OPEN else (f": {s.error}" if s.error else ""))
                 )
-            s.state = "finishing"
+            s.move(UploadEvent.FINISH, self.clock())
         try:
             man, _warnings = s.uploader.finish(s.meta)
         except VeilError as e:
             self._fail(s, str(e))
             raise
         with s.cond:
-            s.state = "done"
+            if s.state in TERMINAL:  # aborted meanwhile: timed out, or the gateway stopped
+                raise UploadStateError(f"upload is aborted: {s.error}")
+            s.move(UploadEvent.STORED, self.clock())
         with self._lock:
             self._sessions.pop(s.id, None)
         return man.to_bytes()
@@ -144,9 +221,9 @@ class UploadManager:
 
     def _fail(self, s: UploadSession, why: str) -> None:
         with s.cond:
-            if s.state in ("done", "aborted"):
+            if s.state in TERMINAL:
                 return
-            s.state = "aborted"
+            s.move(UploadEvent.FAIL, self.clock())
             s.error = why
             s.cond.notify_all()
         with self._lock:
@@ -154,12 +231,13 @@ class UploadManager:
         s.uploader.abort()
 
     def reap(self) -> int:
-        """Abort sessions idle for longer than the idle timeout; returns how many."""
+        """Fail every session that stayed in its state past that state's deadline; returns how many."""
         now = self.clock()
         with self._lock:
-            stale = [s for s in self._sessions.values() if s.state == "open" and now - s.touched > self.idle_timeout]
+            stale = [s for s in self._sessions.values()
+                     if s.state not in TERMINAL and now - s.touched > self.timeouts[s.state]]  # fmt: skip
         for s in stale:
-            self._fail(s, "timed out")
+            self._fail(s, f"timed out ({s.state.value} for more than {self.timeouts[s.state]:.0f} s)")
         return len(stale)
 
     def count(self) -> int:

@@ -1,18 +1,75 @@
-"""What every role of a node can see: its data dir, identity, address and configuration.
+"""What every role of a node can see: its data dir, identity, address, configuration and services.
 
-``services`` is where a role offers an object to the node's other roles once it has started
-(``"dht"``: the DhtDriver, ``"store"``: the ShareStore); a consumer looks it up when it needs
-it, since roles start in the order they were named.
+``config`` is the node's typed configuration (NodeConfig, built by `veil node run`); each role
+reads its own fields. ``services`` is where a role offers an object to the node's other roles
+once it has attached or started (``dht``: the DhtDriver, ``store``: the ShareStore, ``payments``:
+the payment gate, ``draining``: whether the storage role is draining); a consumer looks it up
+when it needs it, since roles start in the order they were named, and copes with ``None``.
+
+Imports from: veil.crypto, veil.net, veil.storage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from veil.crypto.sign import SigningKey
-from veil.net.server import Router
+from veil.net.dht_driver import DhtDriver
+from veil.net.server import Request, Response, Router
+from veil.storage.store import ShareStore
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Every role's settings, from the options of `veil node run`; ``None`` means the default."""
+
+    # storage
+    capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
+    storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
+    # gateway (and the repairer/drain's view of the network without the dht role)
+    network: Path | None = None  # the network file
+    gateway_listen: str | None = None  # HOST:PORT for browsers; None: 127.0.0.1:8080
+    tenants: Path | None = None
+    gateway_wallet: Path | None = None
+    gateway_max_spend: str | None = None  # VEIL, as the user wrote it
+    k: int = 3
+    n: int = 10
+    # dht
+    bootstrap: tuple[str, ...] = ()  # HOST:PORT of nodes to join through; none for a network's first node
+    dht_advertise: str | None = None  # HOST:PORT others should use; None: the listen address
+    dht_peer_rate: float | None = None  # requests per second from one peer address
+    # repairer
+    repair_interval: float | None = None
+    repair_threshold: str | None = None  # happy, n, or a count
+    repair_sweep_rate: float | None = None  # background file visits per minute
+    # payments
+    price_per_gb: int | None = None  # base units per GB served; set turns the gate on
+    lease_price_per_gb_day: int | None = None
+    free_credit: int | None = None  # unsettled free-tier bytes per payer
+    validator: str | None = None  # NODEID@HOST:PORT[,...] of the ledger settling cheques
+    min_channel_life: int | None = None
+    # validator
+    validators: tuple[str, ...] = ()  # NODEID@HOST:PORT of cluster members to join through
+    election: tuple[float, float] = (0.5, 1.0)  # raft election timeout range, seconds
+
+
+class Charger(Protocol):
+    """What the storage role needs of the payments role: a refusal to send instead of the
+    blocks (402, or 400 for a malformed cheque), or None once the request is paid for. ``mhash``
+    names the slot being read: the payout is the one in that slot's manifest."""
+
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None: ...
+
+
+@dataclass
+class Services:
+    dht: DhtDriver | None = None
+    store: ShareStore | None = None
+    payments: Charger | None = None
+    draining: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -21,8 +78,8 @@ class NodeContext:
     key: SigningKey
     host: str
     port: int
-    config: dict[str, Any] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
+    config: NodeConfig = field(default_factory=NodeConfig)
+    services: Services = field(default_factory=Services)
 
     @property
     def node_id(self) -> bytes:

@@ -1,10 +1,10 @@
 """The ``dht`` role: serves ``POST /v1/dht/rpc`` and keeps this node in the Kademlia DHT.
 
-Config keys (from `veil node run`): ``bootstrap`` (list of HOST:PORT to join through; none for
+Config (NodeConfig, from `veil node run`): ``bootstrap`` (list of HOST:PORT to join through; none for
 the first node of a network), ``dht_advertise`` (HOST:PORT others should use; default the
 listen address), ``dht_peer_rate`` (requests per second allowed from one peer address; raise
 it on a devnet, where every peer is 127.0.0.1). Other roles reach the DHT as
-``ctx.services["dht"]`` (a veil.net.dht_driver.DhtDriver), set once the role has started.
+``ctx.services.dht`` (a veil.net.dht_driver.DhtDriver), set once the role has started.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from veil.dht.node import DhtConfig
 from veil.errors import VeilError
 from veil.net.dht_driver import RPC_PATH, DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router
-from veil.node.context import NodeContext
+from veil.node.context import NodeConfig, NodeContext
 
 log = logging.getLogger("veil.dht")
 
 JOIN_RETRY_MAX = 30.0
 
 
-def dht_config(config: dict[str, Any]) -> DhtConfig:
+def dht_config(config: NodeConfig) -> DhtConfig:
     """The DHT parameters for a node's config: the defaults, with ``dht_peer_rate`` if set."""
-    rate = config.get("dht_peer_rate")
+    rate = config.dht_peer_rate
     if not rate:
         return DhtConfig()
     r = float(rate)
@@ -51,11 +51,11 @@ class DhtRole:
     def start(self) -> None:
         ctx = self.ctx
         assert ctx is not None
-        address = str(ctx.config.get("dht_advertise") or f"{ctx.host}:{ctx.port}")
+        address = ctx.config.dht_advertise or f"{ctx.host}:{ctx.port}"
         self.driver = DhtDriver(ctx.key, address, config=dht_config(ctx.config))
         self.driver.start()
-        ctx.services["dht"] = self.driver
-        bootstrap = [str(a) for a in ctx.config.get("bootstrap") or []]
+        ctx.services.dht = self.driver
+        bootstrap = list(ctx.config.bootstrap)
         self._joiner = threading.Thread(target=self._join, args=(bootstrap,), name="dht-join", daemon=True)
         self._joiner.start()
 

@@ -3,11 +3,11 @@
 For each storage index held here: locate the file (who holds which share), then for each
 local share pick a new holder exactly as repair does (client/repair.py ``next_target``:
 rendezvous order among the live candidates, nodes holding no share of the file first, never a
-node that already has that share number), store the manifest there, stream the share's blocks
-from disk and commit under the share's own root. Only once the new holder has committed a
+node that already has that share number), stream the share's blocks from disk and commit them
+with the slot's manifest (storage protocol v2: the share enters the same slot there). Only once the new holder has committed a
 share with that root is the local copy deleted, so the count of copies never drops. When no
 share of an index is left here, the node stops announcing it (``unprovide``); its old records
-expire on their own. A share that finds no taker stays, and the drain reports it; a local copy that does not hash
+expire on their own. Each slot (storage index, manifest hash) is drained on its own. A share that finds no taker stays, and the drain reports it; a local copy that does not hash
 to its own root is damaged, is handed to nobody, and is reported as such.
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.storage, veil.net, veil.client.
@@ -24,9 +24,8 @@ from typing import Any
 from veil.client.locate import locate
 from veil.client.network import Network, NodeInfo
 from veil.client.repair import next_target
-from veil.client.share_writer import ShareMismatch, ShareWriter, put_manifest
+from veil.client.share_writer import ShareMismatch, ShareWriter
 from veil.errors import IntegrityError, VeilError
-from veil.format.manifest import manifest_hash
 from veil.net.dht_driver import DhtDriver
 from veil.protocol.placement import dht_key
 from veil.protocol.storage import UploadRequest
@@ -74,19 +73,28 @@ class Drainer:
             self.status.state = "failed"
 
     def _drain_index(self, si: bytes) -> None:
-        shnums, mbytes = self.store.list_shares(si)
-        if not shnums:
+        for mhash in self.store.slots(si):
+            self._drain_slot(si, mhash)
+        if self.dht is not None:
+            left = sorted({n for m in self.store.slots(si) for n in self.store.list_shares(si, m)[0]})
+            if left:
+                self.dht.provide(dht_key(si), tuple(left))
+            else:
+                self.dht.unprovide(dht_key(si))
+
+    def _drain_slot(self, si: bytes, mhash: bytes) -> None:
+        shnums, mbytes = self.store.list_shares(si, mhash)
+        if not shnums or mbytes is None:
             return
         held: dict[bytes, set[int]] = {}
         candidates: list[NodeInfo] = []
-        if mbytes is not None:
-            try:
-                loc = locate(self.net, si, manifest_hash(mbytes))
-                for shnum, nodes in loc.holders.items():
-                    for n in nodes:
-                        held.setdefault(n.node_id, set()).add(shnum)
-            except VeilError as e:
-                log.info("drain: cannot locate %s: %s", si.hex()[:16], e)
+        try:
+            loc = locate(self.net, si, mhash)
+            for shnum, nodes in loc.holders.items():
+                for n in nodes:
+                    held.setdefault(n.node_id, set()).add(shnum)
+        except VeilError as e:
+            log.info("drain: cannot locate %s: %s", si.hex()[:16], e)
         try:
             candidates = self.net.storage_nodes_for(si)
         except VeilError as e:
@@ -94,36 +102,27 @@ class Drainer:
             return
         held.pop(self.self_id, None)
         tried = {self.self_id}
-        left = []
         for shnum in shnums:
-            node = self._hand_over(si, shnum, mbytes, candidates, held, tried)
+            node = self._hand_over(si, mhash, shnum, mbytes, candidates, held, tried)
             if node is None:
-                left.append(shnum)
                 continue
             held.setdefault(node.node_id, set()).add(shnum)
-            self.store.delete_share(si, shnum)
+            self.store.delete_share(si, mhash, shnum)
             self.status.moved += 1
             log.info("drain: share %d of %s handed to %s", shnum, si.hex()[:16], node.label)
-        if self.dht is not None:
-            if left:
-                self.dht.provide(dht_key(si), tuple(left))
-            else:
-                self.dht.unprovide(dht_key(si))
 
     def _hand_over(
-        self, si: bytes, shnum: int, mbytes: bytes | None, candidates: list[NodeInfo],
+        self, si: bytes, mhash: bytes, shnum: int, mbytes: bytes, candidates: list[NodeInfo],
         held: dict[bytes, set[int]], tried: set[bytes],
     ) -> NodeInfo | None:
         while (node := next_target(candidates, held, shnum, tried)) is not None:
             writer: ShareWriter | None = None
             try:
-                hdr, pairs = self.store.share_blocks(si, shnum)
-                if mbytes is not None:
-                    put_manifest(self.net, node, si, mbytes)
+                hdr, pairs = self.store.share_blocks(si, mhash, shnum)
                 writer = ShareWriter(self.net, node, UploadRequest(si, shnum, hdr.nseg, hdr.bsize, hdr.lbsize))
                 for leaf, block in _local(pairs):
                     writer.add(leaf, block)
-                writer.commit(hdr.root, hdr.segroot)
+                writer.commit(hdr.root, hdr.segroot, mbytes)
                 return node
             except (ShareMismatch, OSError) as e:
                 if writer is not None:

@@ -2,15 +2,19 @@
 
 On start the node writes ``DATA/node.json`` (address, node id, roles, pid) atomically, so a
 devnet or a test can find it; ``GET /v1/node`` answers the same plus each role's status.
+
+NODE_ROLES are the roles this package defines; a caller above it (cli/node.py) adds its own
+(the gateway role lives in veil.gateway, above node) and passes the table to Node, so node
+never imports a higher layer. Each factory imports its role's module only when it is run.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,39 +23,69 @@ from veil.durable import write_json_atomic
 from veil.errors import UsageError
 from veil.net.server import HTTPSServer, Request, Response, Router, cbor_response, serve
 from veil.net.tls import server_context
-from veil.node.context import NodeContext, Role
+from veil.node.context import NodeConfig, NodeContext, Role
 from veil.node.identity import load_or_create
 
 log = logging.getLogger("veil.node")
 
-# role name -> "module:factory"; a factory takes no arguments and returns a Role.
-ROLE_FACTORIES: dict[str, str] = {
-    "storage": "veil.node.storage_role:StorageRole",
-    "validator": "veil.node.validator_role:ValidatorRole",
-    "gateway": "veil.gateway.role:GatewayRole",
-    "dht": "veil.node.dht_role:DhtRole",
-    "repairer": "veil.node.repair_role:RepairerRole",
-    "payments": "veil.node.payment_gate:PaymentsRole",
+RoleFactory = Callable[[], Role]
+
+
+def _storage() -> Role:
+    from veil.node.storage_role import StorageRole
+
+    return StorageRole()
+
+
+def _validator() -> Role:
+    from veil.node.validator_role import ValidatorRole
+
+    return ValidatorRole()
+
+
+def _dht() -> Role:
+    from veil.node.dht_role import DhtRole
+
+    return DhtRole()
+
+
+def _repairer() -> Role:
+    from veil.node.repair_role import RepairerRole
+
+    return RepairerRole()
+
+
+def _payments() -> Role:
+    from veil.node.payment_gate import PaymentsRole
+
+    return PaymentsRole()
+
+
+# role name -> a factory taking no arguments and returning the Role.
+NODE_ROLES: dict[str, RoleFactory] = {
+    "storage": _storage,
+    "validator": _validator,
+    "dht": _dht,
+    "repairer": _repairer,
+    "payments": _payments,
 }
 
 
-def make_role(name: str) -> Role:
-    spec = ROLE_FACTORIES.get(name)
-    if spec is None:
-        raise UsageError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLE_FACTORIES))}")
-    mod, _, attr = spec.partition(":")
-    factory = getattr(importlib.import_module(mod), attr)
-    role: Role = factory()
-    return role
+def make_role(name: str, factories: Mapping[str, RoleFactory] = NODE_ROLES) -> Role:
+    factory = factories.get(name)
+    if factory is None:
+        raise UsageError(f"unknown role {name!r}; known roles: {', '.join(sorted(factories))}")
+    return factory()
 
 
 class Node:
-    def __init__(self, data_dir: Path, host: str, port: int, roles: list[str], config: dict[str, Any]) -> None:
+    def __init__(self, data_dir: Path, host: str, port: int, roles: list[str], config: NodeConfig,
+                 factories: Mapping[str, RoleFactory] = NODE_ROLES) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         key = load_or_create(data_dir / "identity.key")
         self.ctx = NodeContext(data_dir=data_dir, key=key, host=host, port=port, config=config)
-        self.roles = [make_role(r) for r in roles]
+        self.roles = [make_role(r, factories) for r in roles]
         self.router = Router()
         self.router.add("GET", "/v1/node", self._status)
         for role in self.roles:
@@ -97,9 +131,10 @@ class Node:
         self.stopped.set()
 
 
-def run_node(data_dir: Path, host: str, port: int, roles: list[str], config: dict[str, Any]) -> None:
+def run_node(data_dir: Path, host: str, port: int, roles: list[str], config: NodeConfig,
+             factories: Mapping[str, RoleFactory] = NODE_ROLES) -> None:
     """Serve until SIGTERM/SIGINT."""
-    node = Node(data_dir, host, port, roles, config)
+    node = Node(data_dir, host, port, roles, config, factories)
     try:
         node.start()
     except OSError as e:

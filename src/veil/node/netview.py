@@ -6,18 +6,15 @@ Imports from: veil.errors, veil.client, veil.node.context.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from veil.client.network import Network, load_network
 from veil.errors import UsageError
 from veil.node.context import NodeContext
 
 
 def node_network(ctx: NodeContext) -> Network:
-    dht = ctx.services.get("dht")
+    dht = ctx.services.dht
     if dht is not None:
         return Network(nodes=[], dht=dht)
-    path = ctx.config.get("network")
-    if path:
-        return load_network(Path(str(path)))
+    if ctx.config.network is not None:
+        return load_network(ctx.config.network)
     raise UsageError("this node needs the dht role (or --network FILE) to find other storage nodes")

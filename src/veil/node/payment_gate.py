@@ -11,7 +11,7 @@ Free-tier bytes are worth something only once the ledger has charged them agains
 payer's allowance, so the node takes at most ``free_credit`` unsettled free bytes per
 payer, and settles (``channel_settle``, close=false) as soon as half of that is used.
 A settler thread also settles everything left over from before a restart, and closes
-channels that near their expiry. Config keys: ``price_per_gb``, ``lease_price_per_gb_day``,
+channels that near their expiry. Config (NodeConfig): ``price_per_gb``, ``lease_price_per_gb_day``,
 ``free_credit``, ``validator`` (``NODEID@HOST:PORT[,...]``, every validator), ``min_channel_life``.
 """
 
@@ -67,15 +67,17 @@ class GateStats:
 
 
 class PaymentGate:
-    def __init__(self, ctx: NodeContext, payout_of: Callable[[bytes], bytes | None]) -> None:
+    def __init__(self, ctx: NodeContext, payout_of: Callable[[bytes, bytes], bytes | None]) -> None:
         cfg = ctx.config
         self.key = ctx.key
         self.address = address_of(ctx.key.public_key)
-        self.price = int(cfg["price_per_gb"])
-        self.lease_price = int(cfg.get("lease_price_per_gb_day") or 0)
-        self.free_credit = int(cfg.get("free_credit") or DEFAULT_FREE_CREDIT)
-        self.min_life = int(cfg.get("min_channel_life") or DEFAULT_MIN_LIFE)
-        self.validator = str(cfg["validator"])
+        if cfg.price_per_gb is None or not cfg.validator:
+            raise UsageError("the payments role needs --price-per-gb and --validator")
+        self.price = cfg.price_per_gb
+        self.lease_price = cfg.lease_price_per_gb_day or 0
+        self.free_credit = cfg.free_credit or DEFAULT_FREE_CREDIT
+        self.min_life = cfg.min_channel_life or DEFAULT_MIN_LIFE
+        self.validator = cfg.validator
         self.payout_of = payout_of
         self.store = SqliteChequeStore(ctx.data_dir / "payments" / "cheques.db")
         self._stored = [cid for cid, _ in self.store.load()]
@@ -146,7 +148,7 @@ class PaymentGate:
             terms = None
         return cbor_response(pay.refusal(code, message, terms), 402)
 
-    def charge(self, req: Request, si: bytes, nbytes: int) -> Response | None:
+    def charge(self, req: Request, si: bytes, nbytes: int, mhash: bytes) -> Response | None:
         """None when the request is paid for (its cheque is on disk); else the answer to send."""
         header = req.headers.get(pay.CHEQUE_HEADER)
         if not header:
@@ -174,7 +176,7 @@ class PaymentGate:
                     return self._refuse(pay.STALE, str(e))
                 else:
                     raise
-            payout = self.payout_of(si)
+            payout = self.payout_of(si, mhash)  # the manifest of the slot being read
             d_free = c.free_bytes - base.free_bytes
             room = self._free_room(ch.payer, d_free)
             j = pay.judge(base, c, nbytes, self.price, room, ch.payer, payout)
@@ -403,7 +405,7 @@ class PaymentGate:
 
 
 class PaymentsRole:
-    """The ``payments`` role: offers the gate to the storage role (``ctx.services["payments"]``)
+    """The ``payments`` role: offers the gate to the storage role (``ctx.services.payments``)
     and serves the payment API:
 
         GET  /v1/pay/terms      this node's Terms (CBOR)
@@ -417,29 +419,31 @@ class PaymentsRole:
     def __init__(self) -> None:
         self.gate: PaymentGate | None = None
         self.ctx: NodeContext | None = None
-        self._payouts: dict[bytes, bytes | None] = {}
+        self._payouts: dict[tuple[bytes, bytes], bytes | None] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        if ctx.config.get("price_per_gb") is None or not ctx.config.get("validator"):
+        if ctx.config.price_per_gb is None or not ctx.config.validator:
             raise UsageError("the payments role needs --price-per-gb and --validator")
         self.ctx = ctx
         self.gate = PaymentGate(ctx, self._payout)
-        ctx.services["payments"] = self.gate
+        ctx.services.payments = self.gate
         router.add("GET", "/v1/pay/terms", self._terms)
         router.add("GET", "/v1/pay/earnings", self._earnings)
         router.add("POST", "/v1/pay/settle", self._settle)
         router.add("POST", "/v1/pay/leases", self._add_lease)
 
-    def _payout(self, si: bytes) -> bytes | None:
-        """The uploader payout address in the manifest of the file ``si`` (cached)."""
-        if si in self._payouts:
-            return self._payouts[si]
-        store = self.ctx.services.get("store") if self.ctx is not None else None
-        raw = store.list_shares(si)[1] if store is not None else None
-        payout = parse_manifest(raw).payout if raw is not None else None
+    def _payout(self, si: bytes, mhash: bytes) -> bytes | None:
+        """The uploader payout address in the manifest of slot (si, mhash) (cached once known)."""
+        if (si, mhash) in self._payouts:
+            return self._payouts[(si, mhash)]
+        store = self.ctx.services.store if self.ctx is not None else None
+        raw = store.manifest(si, mhash) if store is not None else None
+        if raw is None:
+            return None  # not here (yet): never cached
+        payout = parse_manifest(raw).payout
         if len(self._payouts) > 4096:
             self._payouts.clear()
-        self._payouts[si] = payout
+        self._payouts[(si, mhash)] = payout
         return payout
 
     def start(self) -> None:
@@ -473,5 +477,5 @@ class PaymentsRole:
         return cbor_response({})
 
     def _holds(self, si: bytes, shnum: int) -> bool:
-        store = self.ctx.services.get("store") if self.ctx is not None else None
-        return store is not None and shnum in store.list_shares(si)[0]
+        store = self.ctx.services.store if self.ctx is not None else None
+        return store is not None and bool(store.holds(si, shnum))

@@ -40,7 +40,7 @@ from veil.client.check import check
 from veil.client.network import Network, NodeInfo, node_from_address
 from veil.client.repair import repair
 from veil.errors import UsageError, VeilError
-from veil.format.caps import VerifyCap
+from veil.format.caps import SI_SIZE, VerifyCap
 from veil.format.manifest import Manifest, manifest_hash, parse_manifest
 from veil.net.server import Router
 from veil.node.context import NodeContext
@@ -88,6 +88,11 @@ def threshold_for(man: Manifest, threshold: str | int) -> int:
     return max(man.k, min(man.n, threshold))
 
 
+def split_key(key: bytes) -> tuple[bytes, bytes]:
+    """A schedule key (storage index + manifest hash: a slot, which is one file) split in two."""
+    return key[:SI_SIZE], key[SI_SIZE:]
+
+
 def leader(si: bytes, holders: list[bytes]) -> bytes | None:
     """The first claimed holder in placement order (the leader, if it answers and repairs)."""
     return holders[permuted(si, holders)[0]] if holders else None
@@ -123,9 +128,9 @@ class RepairerRole:
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
-        self.interval = float(ctx.config.get("repair_interval") or DEFAULT_INTERVAL)
-        self.sweep_rate = parse_sweep_rate(str(ctx.config.get("repair_sweep_rate") or DEFAULT_SWEEP_RATE))
-        self.threshold = parse_threshold(str(ctx.config.get("repair_threshold") or "happy"))
+        self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
+        self.sweep_rate = float(ctx.config.repair_sweep_rate or DEFAULT_SWEEP_RATE)
+        self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="repairer", daemon=True)
@@ -157,7 +162,7 @@ class RepairerRole:
     def _loop(self) -> None:
         ctx = self.ctx
         assert ctx is not None
-        dht = ctx.services.get("dht")
+        dht = ctx.services.dht
         while dht is not None and not dht.joined.is_set():  # nothing before the DHT has joined
             if self._stop.wait(0.5):
                 return
@@ -173,7 +178,7 @@ class RepairerRole:
                     self._scan(now)
                     next_scan = time.monotonic() + self.interval
                 self._take_departures()
-                draining = ctx.services.get("draining")
+                draining = ctx.services.draining
                 visit = None if draining is not None and draining() else self.schedule.next(time.monotonic())
                 if visit is None:
                     now = time.monotonic()
@@ -193,15 +198,15 @@ class RepairerRole:
     def _scan(self, now: float) -> None:
         """Re-read which files the store holds, and probe the peers they depend on."""
         assert self.ctx is not None and self.schedule is not None
-        store: ShareStore | None = self.ctx.services.get("store")
+        store = self.ctx.services.store
         if store is None:
             return
-        held = store.storage_indexes()
+        held = [si + mhash for si in store.storage_indexes() for mhash in store.slots(si)]
         known = set(self.schedule.files)
         self.schedule.sync(held, now)
-        for si in held:
-            if si not in known:
-                self._predict(store, si)
+        for key in held:
+            if key not in known:
+                self._predict(store, key)
         peers = [self._peers[p] for p in self.schedule.peers() if p in self._peers]
         if peers:
             with ThreadPoolExecutor(max_workers=min(8, len(peers))) as ex:
@@ -266,27 +271,28 @@ class RepairerRole:
     def _visit(self, v: Visit) -> None:
         ctx, sch = self.ctx, self.schedule
         assert ctx is not None and sch is not None
-        store: ShareStore | None = ctx.services.get("store")
+        store = ctx.services.store
         now = time.monotonic()
-        shnums, mbytes = store.list_shares(v.si) if store is not None else ([], None)
+        si, mhash = split_key(v.key)
+        shnums, mbytes = store.list_shares(si, mhash) if store is not None else ([], None)
         if mbytes is None or not shnums:
-            sch.learnt(v.si, None, None, now)  # nothing to look after (yet): look again next sweep
+            sch.learnt(v.key, None, None, now)  # nothing to look after (yet): look again next sweep
             return
         try:
             st = v.state
             if v.reason == NEW or st.leader is None or sch.is_departed(st.leader, now):
-                self._elect(v.si, mbytes)
+                self._elect(v.key, mbytes)
             elif st.leader == ctx.node_id:
-                self._lead(v.si, mbytes)
-            elif not self._still_holds(self._peers.get(st.leader), v.si, manifest_hash(mbytes)):
-                self._elect(v.si, mbytes)
+                self._lead(v.key, mbytes)
+            elif not self._still_holds(self._peers.get(st.leader), si, mhash):
+                self._elect(v.key, mbytes)
             else:
-                sch.learnt(v.si, st.leader, None, time.monotonic())
+                sch.learnt(v.key, st.leader, None, time.monotonic())
         except Exception as e:  # the file must stay in the sweep whatever went wrong
             if not isinstance(e, VeilError):
-                log.exception("repairer: %s", v.si.hex()[:16])
-            self.stats.last_error = f"{v.si.hex()[:16]}: {e}"
-            log.info("repairer: %s: %s", v.si.hex()[:16], e)
+                log.exception("repairer: %s", si.hex()[:16])
+            self.stats.last_error = f"{si.hex()[:16]}: {e}"
+            log.info("repairer: %s: %s", si.hex()[:16], e)
             sch.requeue(v, time.monotonic(), min(self.interval, RETRY_AFTER_ERROR))
 
     def _still_holds(self, node: NodeInfo | None, si: bytes, mhash: bytes) -> bool:
@@ -307,7 +313,7 @@ class RepairerRole:
         """Storage nodes for ``si`` in placement order, as this node already knows them (no lookup)."""
         ctx = self.ctx
         assert ctx is not None
-        dht = ctx.services.get("dht")
+        dht = ctx.services.dht
         me = NodeInfo(ctx.host, ctx.port, ctx.node_id)
         if dht is None:
             nodes = [n for n in self._network().storage_nodes() if n.node_id != ctx.node_id] + [me]
@@ -316,13 +322,14 @@ class RepairerRole:
             nodes = [n for n in nodes if n.node_id != ctx.node_id] + [me]
         return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
 
-    def _predict(self, store: ShareStore, si: bytes) -> None:
+    def _predict(self, store: ShareStore, key: bytes) -> None:
         """A new file's leader and holders as placement predicts them, from local knowledge only:
         uploads put share i on the i-th node in placement order, so until a visit confirms it the
         first candidate is taken for the leader and the first n for the holders. That is enough
         for departures to trigger the right checks before the sweep has reached the file."""
         assert self.ctx is not None and self.schedule is not None
-        shnums, mbytes = store.list_shares(si)
+        si, mhash = split_key(key)
+        shnums, mbytes = store.list_shares(si, mhash)
         if mbytes is None or not shnums:
             return
         try:
@@ -332,28 +339,30 @@ class RepairerRole:
         placed = self._candidates(si)[:n]
         for node in placed:
             self._peers.setdefault(node.node_id, node)
-        self.schedule.predicted(si, placed[0].node_id, [x.node_id for x in placed])
+        self.schedule.predicted(key, placed[0].node_id, [x.node_id for x in placed])
 
-    def _elect(self, si: bytes, mbytes: bytes) -> None:
+    def _elect(self, key: bytes, mbytes: bytes) -> None:
         """Find the leader: the first node ahead of this one that answers, repairs and holds a share."""
         ctx, sch = self.ctx, self.schedule
         assert ctx is not None and sch is not None
+        si, mhash = split_key(key)
         self.stats.elections += 1
         for node in self._candidates(si):
             if node.node_id == ctx.node_id:
                 break
             if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
                 continue
-            if self._still_holds(node, si, manifest_hash(mbytes)):
+            if self._still_holds(node, si, mhash):
                 self._peers[node.node_id] = node
-                sch.learnt(si, node.node_id, None, time.monotonic())
+                sch.learnt(key, node.node_id, None, time.monotonic())
                 return
-        self._lead(si, mbytes)
+        self._lead(key, mbytes)
 
-    def _lead(self, si: bytes, mbytes: bytes) -> None:
+    def _lead(self, key: bytes, mbytes: bytes) -> None:
         """Check the file (and hand it over if the claims show a leader ahead); repair if needed."""
         ctx, sch = self.ctx, self.schedule
         assert ctx is not None and sch is not None
+        si, _ = split_key(key)
         net = self._network()
         man = parse_manifest(mbytes)
         vcap = VerifyCap(si, manifest_hash(mbytes))
@@ -369,11 +378,11 @@ class RepairerRole:
             if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
                 continue
             self._peers[node.node_id] = node
-            sch.learnt(si, node.node_id, None, time.monotonic())  # it leads; it will check the file
+            sch.learnt(key, node.node_id, None, time.monotonic())  # it leads; it will check the file
             return
         for nid, node in claimed.items():
             self._peers.setdefault(nid, node)
-        sch.learnt(si, ctx.node_id, ids, time.monotonic())
+        sch.learnt(key, ctx.node_id, ids, time.monotonic())
         if len(rep.healthy_shares) >= threshold_for(man, self.threshold):
             return
         res = repair(net, vcap, report=rep)
@@ -383,6 +392,6 @@ class RepairerRole:
             log.info("repairer: %s: %d -> %d healthy shares", si.hex()[:16], res.healthy_before, res.healthy_after)
             for node in res.placed.values():
                 self._peers.setdefault(node.node_id, node)
-            sch.learnt(si, ctx.node_id, ids + [n.node_id for n in res.placed.values()], time.monotonic())
+            sch.learnt(key, ctx.node_id, ids + [n.node_id for n in res.placed.values()], time.monotonic())
         if res.problems:
             self.stats.last_error = "; ".join(res.problems[:3])

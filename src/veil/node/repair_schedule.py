@@ -10,6 +10,7 @@ Work comes from two places (docs/specs/repair.md, "Automatic repair"):
   visit, new files first, but never more than ``rate`` visits a minute (a token bucket), so
   its cost per node is bounded whatever the node stores.
 
+Files are opaque byte keys here (the repairer uses storage index + manifest hash: one slot).
 No I/O and no clock of its own: callers pass ``now`` (seconds, monotonic). Not thread-safe;
 the repairer role drives it from one thread.
 
@@ -39,7 +40,7 @@ class FileState:
 
 @dataclass(frozen=True)
 class Visit:
-    si: bytes
+    key: bytes  # the file: its storage index and manifest hash (the repairer's choice; opaque here)
     reason: str  # NEW, SWEEP or DEPARTED
     state: FileState
 
@@ -201,20 +202,20 @@ class RepairSchedule:
     def requeue(self, visit: Visit, now: float, delay: float) -> None:
         """A visit could not finish (an error). A triggered one is retried outside the sweep's
         budget with growing pauses, MAX_RETRIES times; a sweep visit comes up after ``delay``."""
-        st = self.files.get(visit.si)
+        st = self.files.get(visit.key)
         if st is None:
             return
         if visit.reason == DEPARTED and st.retries < MAX_RETRIES:
             self._seq += 1
-            heapq.heappush(self._retry, (now + 2.0**st.retries, self._seq, visit.si))
+            heapq.heappush(self._retry, (now + 2.0**st.retries, self._seq, visit.key))
             st.retries += 1
             if st.due == float("inf"):
                 st.due = now + delay
-                self._push(visit.si, st.due)
+                self._push(visit.key, st.due)
             return
         st.retries = 0
         st.due = now + delay
-        self._push(visit.si, st.due)
+        self._push(visit.key, st.due)
 
     def wait_hint(self, now: float) -> float:
         """Seconds until ``next`` may have something (0: now; capped at ``interval``)."""

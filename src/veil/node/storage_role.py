@@ -1,11 +1,16 @@
-"""The storage role: keeps shares and manifests, serves block ranges with Merkle proofs.
+"""The storage role: storage protocol v2 over HTTP (docs/specs/storage-protocol.md) — slots
+keyed by (storage index, manifest hash), upload sessions, one-shot small shares, block ranges
+with Merkle proofs. Every check lives in the ShareStore (storage/); this module maps requests
+to it and its errors to statuses (503 + Retry-After when the session bounds are hit).
 
-Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space).
+Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space);
+``storage_admission``: ``open`` (default: anyone may store) or ``ticket`` (only with a storage
+ticket within the account's free storage quota on the ledger at ``validator``; storage/admission.py).
 
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (``provide``: republished until withdrawn) and, once the node has joined,
 every storage index already on disk is announced again. The store is offered to other roles
-as ``ctx.services["store"]``. ``POST /v1/node/drain`` (only with the node's control token,
+as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
 ``DATA/control.token``, in ``X-Veil-Control``: proof of access to the node's data dir) hands
 every share to other nodes (node/drain.py); meanwhile new uploads are refused.
 """
@@ -17,20 +22,36 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from veil.client.ledger_client import LedgerClient
 from veil.durable import write_atomic
-from veil.errors import IntegrityError, VeilError
+from veil.errors import IntegrityError, UsageError, VeilError
 from veil.format import cbor
-from veil.format.fields import get_bytes, require_map
+from veil.format.manifest import MAX_MANIFEST, manifest_hash
+from veil.format.merkle import Levels
+from veil.format.share import HEADER_SIZE
+from veil.net.dht_driver import DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
 from veil.node.netview import node_network
 from veil.protocol.placement import dht_key
-from veil.protocol.storage import MAX_CONTROL, MAX_UPLOAD_BODY, parse_si, parse_upload_request
+from veil.protocol.storage import (
+    MAX_CONTROL,
+    MAX_ONESHOT_BODY,
+    MAX_UPLOAD_BODY,
+    parse_commit,
+    parse_mhash,
+    parse_si,
+    parse_upload_request,
+)
+from veil.protocol.tickets import TICKET_HEADER
+from veil.storage.admission import Admission, Hold
+from veil.storage.sessions import SessionsFull
 from veil.storage.store import ConflictError, ShareStore
 
 CHUNK = 1 << 20
@@ -44,13 +65,6 @@ def _chunk_buffer() -> memoryview:
     if buf is None:
         buf = _local.buf = memoryview(bytearray(CHUNK))
     return buf
-
-
-def _upload_buffer(n: int) -> memoryview:
-    buf: bytearray | None = getattr(_local, "ubuf", None)
-    if buf is None or len(buf) < n:
-        buf = _local.ubuf = bytearray(max(n, 8 << 20))
-    return memoryview(buf)[:n]
 
 
 def _shnum(text: str) -> int:
@@ -79,21 +93,33 @@ class StorageRole:
         self.drainer: Drainer | None = None
         self._token = b""
         self._stop = threading.Event()
+        self.admission: Admission | None = None
+        self._ledger: LedgerClient | None = None
+        self._quotas: dict[bytes, tuple[float, int]] = {}
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        cap = ctx.config.get("capacity")
+        cap = ctx.config.capacity
         self.ctx = ctx
-        self.store = ShareStore(ctx.data_dir / "storage", capacity=int(cap) if cap else None)
-        ctx.services["store"] = self.store
-        ctx.services["draining"] = lambda: self.draining
+        self.store = ShareStore(ctx.data_dir / "storage", capacity=cap if cap else None)
+        ctx.services.store = self.store
+        ctx.services.draining = lambda: self.draining
         self._token = _control_token(ctx.data_dir / "control.token")
+        policy = ctx.config.storage_admission
+        if policy == "ticket":
+            if not ctx.config.validator:
+                raise UsageError("--storage-admission ticket needs --validator (the ledger holding the quotas)")
+            self.admission = Admission(ctx.data_dir / "storage" / "charges.sqlite", ctx.node_id, self._quota_of,
+                                       self.store.sessions.alive)
+            self.store.on_delete = self.admission.refund
+        elif policy != "open":
+            raise UsageError(f"unknown storage admission policy {policy!r} (open or ticket)")
         router.add("POST", "/v1/node/drain", self.drain)
         router.add("GET", "/v1/node/drain", self.drain_status)
         router.add("POST", "/v1/uploads", self.begin)
         router.add("PUT", "/v1/uploads/{uid}", self.write)
         router.add("POST", "/v1/uploads/{uid}/commit", self.commit)
         router.add("DELETE", "/v1/uploads/{uid}", self.abort)
-        router.add("PUT", "/v1/manifests/{si}", self.put_manifest)
+        router.add("PUT", "/v1/shares/{si}/{shnum}", self.oneshot)
         router.add("GET", "/v1/shares/{si}", self.list_shares)
         router.add("GET", "/v1/shares/{si}/{shnum}", self.read)
 
@@ -102,24 +128,29 @@ class StorageRole:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.store is not None:
+            self.store.close()
+        if self.admission is not None:
+            self.admission.close()
 
     def status(self) -> dict[str, Any]:
         assert self.store is not None
         st: dict[str, Any] = dict(self.store.usage())
+        st["admission"] = "ticket" if self.admission is not None else "open"
         if self.drainer is not None:
             st["drain"] = self.drainer.status.to_value()
         return st
 
     # -- announcing and draining --------------------------------------------------------
 
-    def _dht(self) -> Any:
-        return self.ctx.services.get("dht") if self.ctx is not None else None
+    def _dht(self) -> DhtDriver | None:
+        return self.ctx.services.dht if self.ctx is not None else None
 
     def _provide(self, si: bytes) -> None:
         dht = self._dht()
         if dht is None:
             return
-        shnums, _ = self._store.list_shares(si)
+        shnums = sorted({n for m in self._store.slots(si) for n in self._store.list_shares(si, m)[0]})
         if shnums:
             dht.provide(dht_key(si), tuple(shnums))
 
@@ -167,66 +198,141 @@ class StorageRole:
         assert self.store is not None
         return self.store
 
-    def begin(self, req: Request) -> Response:
+    def _refuse_if_draining(self) -> None:
         if self.draining:
             raise HTTPError(503, "draining", "this node is leaving the network and takes no new shares")
+
+    # -- admission (storage/admission.py) -----------------------------------------------
+
+    def _quota_of(self, account: bytes) -> int:
+        """The account's free storage quota on the ledger, looked up at most once a minute."""
+        now = time.monotonic()
+        hit = self._quotas.get(account)
+        if hit is not None and now - hit[0] < 60:
+            return hit[1]
+        if self._ledger is None:
+            assert self.ctx is not None
+            assert self.ctx.config.validator is not None
+            self._ledger = LedgerClient.from_endpoint(self.ctx.config.validator)
+        quota = int(self._ledger.account(account)["storage_quota"])
+        if len(self._quotas) > 4096:
+            self._quotas.clear()
+        self._quotas[account] = (now, quota)
+        return quota
+
+    def _admit(self, req: Request, si: bytes, nbytes: int) -> Hold | None:
+        if self.admission is None:
+            return None
+        return self.admission.admit(req.headers.get(TICKET_HEADER), si, nbytes)
+
+    def _release(self, hold: Hold | None) -> None:
+        if self.admission is not None:
+            self.admission.release(hold)
+
+    # -- the storage API ------------------------------------------------------------------
+
+    def begin(self, req: Request) -> Response:
+        self._refuse_if_draining()
         up = parse_upload_request(cbor.decode(req.read_body(MAX_CONTROL), MAX_CONTROL))
-        return cbor_response({"id": self._store.begin_upload(up)})
+        hold = self._admit(req, up.si, HEADER_SIZE + up.share_len + 2 * Levels.stored_size(up.nseg))
+        try:
+            uid = self._store.begin_upload(up, peer=str(req.peer[0]))
+        except SessionsFull as e:
+            self._release(hold)
+            raise HTTPError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from e
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.bind(hold, uid)
+        return cbor_response({"id": uid})
 
     def write(self, req: Request) -> Response:
         n = req.content_length
         if n > MAX_UPLOAD_BODY:
             raise HTTPError(413, "too_large", f"upload body of {n} bytes exceeds {MAX_UPLOAD_BODY}")
-        buf = _upload_buffer(n)
-        req.readinto_exact(buf)
-        nxt = self._store.write_blocks(req.params["uid"], req.int_param("start"), buf)
+        # The session and the body's size are checked before a byte of it is read.
+        nxt = self._store.write_blocks_from(req.params["uid"], req.int_param("start"), n, req.readinto_exact)
         return cbor_response({"next": nxt})
 
     def commit(self, req: Request) -> Response:
-        w = "commit request"
-        m = require_map(cbor.decode(req.read_body(MAX_CONTROL), MAX_CONTROL), w, {"root", "segroot"})
+        limit = MAX_CONTROL + MAX_MANIFEST
+        c = parse_commit(cbor.decode(req.read_body(limit), limit))
+        uid = req.params["uid"]
+        hold = self.admission.hold_of(uid) if self.admission is not None else None
         try:
-            si = self._store.upload_request(req.params["uid"]).si
-            root = self._store.commit_upload(req.params["uid"], get_bytes(m, "root", w, 32), get_bytes(m, "segroot", w, 32))
+            up = self._store.upload_request(uid)
+            root = self._store.commit_upload(uid, c)
         except ConflictError as e:
+            self._release(hold)
             raise HTTPError(409, "conflict", str(e)) from e
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.charge(hold, up.si, manifest_hash(c.manifest), up.shnum)
+        self._announce(up.si)
+        return cbor_response({"root": root})
+
+    def oneshot(self, req: Request) -> Response:
+        self._refuse_if_draining()
+        si = parse_si(req.params["si"])
+        shnum = _shnum(req.params["shnum"])
+        n = req.content_length
+        if n > MAX_ONESHOT_BODY:
+            raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
+        hold = self._admit(req, si, n)
+        try:
+            root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
+        except ConflictError as e:
+            self._release(hold)
+            raise HTTPError(409, "conflict", str(e)) from e
+        except BaseException:
+            self._release(hold)
+            raise
+        if hold is not None and self.admission is not None:
+            self.admission.charge(hold, si, mhash, shnum)
+        self._announce(si)
+        return cbor_response({"root": root})
+
+    def _announce(self, si: bytes) -> None:
         try:
             self._provide(si)
         except VeilError as e:  # the share is stored; the next announce round retries
             log.info("announcing %s failed: %s", si.hex()[:16], e)
-        return cbor_response({"root": root})
 
     def abort(self, req: Request) -> Response:
+        if self.admission is not None:
+            self.admission.release(self.admission.hold_of(req.params["uid"]))
         self._store.abort_upload(req.params["uid"])
         return cbor_response({})
 
-    def put_manifest(self, req: Request) -> Response:
-        si = parse_si(req.params["si"])
-        try:
-            self._store.put_manifest(si, req.read_body(MAX_CONTROL))
-        except ConflictError as e:
-            raise HTTPError(409, "conflict", str(e)) from e
-        return cbor_response({})
-
     def list_shares(self, req: Request) -> Response:
-        shnums, manifest = self._store.list_shares(parse_si(req.params["si"]))
+        si = parse_si(req.params["si"])
+        shnums, manifest = self._store.list_shares(si, parse_mhash(req.query.get("m")))
         return cbor_response({"shares": shnums, "manifest": manifest})
 
     def read(self, req: Request) -> Response:
         si = parse_si(req.params["si"])
         shnum = _shnum(req.params["shnum"])
+        mhash = parse_mhash(req.query.get("m"))
         try:
             head, offset, length, path = self._store.read_range(
-                si, shnum, req.int_param("start", 0), req.int_param("count", 1)
+                si, mhash, shnum, req.int_param("start", 0), req.int_param("count", 1),
+                with_manifest=req.query.get("manifest") == "1",
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
-        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent.
-        gate = self.ctx.services.get("payments") if self.ctx is not None else None
-        refusal: Response | None = gate.charge(req, si, length) if gate is not None else None
+        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent;
+        # the payout it checks is the one in this slot's manifest.
+        gate = self.ctx.services.payments if self.ctx is not None else None
+        refusal: Response | None = gate.charge(req, si, length, mhash) if gate is not None else None
         if refusal is not None:
             return refusal
-        fd = os.open(path, os.O_RDONLY)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError as e:  # deleted (drained) since the range was planned
+            raise HTTPError(404, "not_found", "no such share") from e
 
         def body() -> Iterator[bytes | memoryview]:
             try:

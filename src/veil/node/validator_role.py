@@ -128,12 +128,12 @@ class ValidatorRole:
         store = LedgerStore(ldir / "ledger.db")
         store.init_genesis(genesis)
         self.machine = LedgerMachine(store, ctx.key)
-        vset = current_set(store, list(ctx.config.get("validators") or []), genesis.hash)
+        vset = current_set(store, list(ctx.config.validators), genesis.hash)
         me = vset.member(ctx.key.public_key)
         if me is None:
             raise UsageError(f"this node ({node_id(ctx.key.public_key).hex()[:16]}…) is not in the validator set; "
                              "add it with `veil ledger validator add` first")  # fmt: skip
-        election = ctx.config.get("election") or (0.5, 1.0)
+        election = ctx.config.election
         self.cluster = Cluster(self.machine, me.raft, [m.raft for m in vset.members], ldir, secret, election)
         r = router.add
         r("GET", "/v1/ledger/info", self._info)

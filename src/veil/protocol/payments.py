@@ -6,7 +6,7 @@ cheques a client signs are computed by the same code.
 
 Wire:
   GET  /v1/pay/terms                    -> CBOR Terms (also in GET /v1/node, storage role)
-  GET  /v1/shares/{si}/{shnum}?start&count
+  GET  /v1/shares/{si}/{shnum}?m&start&count
        header ``Veil-Cheque: <base64url cheque>`` pays for the blocks asked for
        402 -> CBOR {"error": code, "message": text, "terms": Terms}
 

@@ -1,11 +1,29 @@
-"""Shares and manifests on disk, written atomically and read with Merkle range proofs.
+"""Shares and manifests on disk, in slots keyed by (storage index, manifest hash).
 
-    ROOT/shares/<si[:2]>/<si>/<shnum>    complete share files (format/share.py)
-    ROOT/shares/<si[:2]>/<si>/manifest   the file's manifest
-    ROOT/incoming/<upload id>            shares being written (removed on restart)
+    ROOT/slots/<si[:2]>/<si>/<mhash>/manifest   the slot's manifest (present before any share)
+    ROOT/slots/<si[:2]>/<si>/<mhash>/<shnum>    complete share files (format/share.py)
+    ROOT/incoming/<id>                          shares being written (removed on restart)
 
-A share becomes visible only by rename after its data and trees are fsynced, so a crash
-mid-write never leaves half a share. An existing share or manifest is never overwritten.
+A storage index has at most ``MAX_SLOTS_PER_SI`` slots. A share enters a slot only with the
+slot's manifest and only if it fits it (storage/slot.py ``check_slot``), so every share in a
+slot is one the manifest names. A share becomes visible only by rename after its data and
+trees are fsynced; renames go through the group committer (storage/committer.py), which
+fsyncs the changed directories before the writer is answered. Nothing is ever overwritten:
+committing a share that is already there is an idempotent success. v1 data (``ROOT/shares/``)
+is not read.
+
+What the HTTP role and an in-process grid call (every check of the wire path is made here):
+
+    begin_upload(UploadRequest, peer) -> id         write_blocks(id, start, body) -> next
+    commit_upload(id, Commit) -> root               abort_upload(id)
+    put_oneshot(si, shnum, body) -> root            (``*_from`` variants read a body by ``readinto``)
+    list_shares(si, mhash) -> (shnums, manifest)    read_range_bytes(si, mhash, shnum, start, count, manifest)
+    slots(si), manifest(si, mhash), holds(si, shnum), storage_indexes(), share_blocks(...), delete_share(...)
+
+Errors: NotFoundError (404), IntegrityError/UsageError (400), ConflictError (409), SessionsFull
+(503 + Retry-After), StorageFullError (507).
+
+Imports from: veil.durable, veil.errors, veil.format, veil.protocol, veil.storage.
 """
 
 from __future__ import annotations
@@ -16,24 +34,36 @@ import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from veil.durable import fsync_dir
 from veil.errors import IntegrityError, NotFoundError, StorageFullError, UsageError, VeilError
-from veil.format.manifest import MAX_MANIFEST, parse_manifest
 from veil.format.merkle import Levels
-from veil.format.share import BLOCK_TREE, HEADER_SIZE, SEGMENT_TREE, ShareHeader, parse_header
-from veil.protocol.storage import LEAF, MAX_RANGE_BYTES, UploadRequest, encode_range_head
+from veil.format.share import BLOCK_TREE, HEADER_SIZE, SEGMENT_TREE, ShareHeader
+from veil.protocol.storage import (
+    LEAF,
+    MAX_ONESHOT_BODY,
+    MAX_SLOTS_PER_SI,
+    Commit,
+    UploadRequest,
+    oneshot_head_size,
+    parse_oneshot_head,
+)
 
-UPLOAD_IDLE_SECONDS = 600
+from .committer import GroupCommitter
+from .reading import SlotReader
+from .sessions import Sessions
+from .slot import blocks_in_body, check_geometry, check_slot
+
 RESERVE_FREE_BYTES = 64 << 20
+CHUNK = 1 << 20
+REAP_INTERVAL = 10.0
+_local = threading.local()
+Readinto = Callable[[memoryview], None]
 
 
 class ConflictError(VeilError):
-    """Something different is already stored under this name; it is kept, the new one refused."""
+    """This storage index already has as many different manifests as the node keeps; refused."""
 
     exit_code = 6
 
@@ -42,50 +72,76 @@ def _nospace(e: OSError) -> bool:
     return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-@dataclass
-class Upload:
-    id: str
-    req: UploadRequest
-    path: Path
-    fd: int
-    next_block: int = 0
-    block_leaves: list[bytes] = field(default_factory=list)
-    seg_leaves: list[bytes] = field(default_factory=list)
-    touched: float = field(default_factory=time.monotonic)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+def _buffer() -> memoryview:
+    buf: memoryview | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(CHUNK))
+    return buf
 
 
-class ShareStore:
-    def __init__(self, root: Path, capacity: int | None = None) -> None:
+def reader_of(body: bytes | bytearray | memoryview) -> Readinto:
+    """A ``readinto`` over an in-memory body (tests and in-process grids)."""
+    src = memoryview(body)
+    pos = 0
+
+    def readinto(dst: memoryview) -> None:
+        nonlocal pos
+        if pos + len(dst) > len(src):
+            raise IntegrityError("body ends early")
+        dst[:] = src[pos : pos + len(dst)]
+        pos += len(dst)
+
+    return readinto
+
+
+class ShareStore(SlotReader):
+    def __init__(self, root: Path, capacity: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 reap_interval: float = REAP_INTERVAL) -> None:
         self.root = root
         self.capacity = capacity
-        self.shares_dir = root / "shares"
         self.incoming = root / "incoming"
-        self.shares_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.incoming, ignore_errors=True)
         self.incoming.mkdir(parents=True, exist_ok=True)
-        self._uploads: dict[str, Upload] = {}
-        self._lock = threading.RLock()  # commit_upload opens an existing share while holding it
-        self._cache: OrderedDict[Path, tuple[ShareHeader, Levels, Levels]] = OrderedDict()
-        self._used = self._scan_used()
+        SlotReader.__init__(self, root / "slots")
+        self._lock = threading.RLock()
+        self._used = self._clean_and_scan()
         self._reserved = 0
+        self._commit_sem = threading.BoundedSemaphore(2)  # trees of big shares are built two at a time
+        self.sessions = Sessions(self.incoming, self._unreserve, clock)
+        self.committer = GroupCommitter()
+        self.on_delete: Callable[[bytes, bytes, int], None] | None = None  # (si, mhash, shnum): admission refunds
+        self._stop = threading.Event()
+        if reap_interval > 0:
+            threading.Thread(target=self._reap_loop, args=(reap_interval,), name="upload-reaper", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.committer.close()
+
+    def _reap_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.sessions.reap()
 
     # -- accounting ---------------------------------------------------------------------
-    def _scan_used(self) -> int:
+    def _clean_and_scan(self) -> int:
+        """Bytes stored; slots left without shares by a crash are removed."""
         total = 0
-        for dirpath, _, files in os.walk(self.shares_dir):
-            for f in files:
-                try:
-                    total += os.stat(os.path.join(dirpath, f)).st_size
-                except OSError:
-                    pass
+        for si in self.storage_indexes():
+            for mhash in self.slots(si):
+                d = self.slot_dir(si, mhash)
+                files = list(d.iterdir())
+                if not any(p.name.isdigit() for p in files):
+                    shutil.rmtree(d, ignore_errors=True)
+                    continue
+                total += sum(p.stat().st_size for p in files)
         return total
 
     def usage(self) -> dict[str, int]:
         st = os.statvfs(self.root)
         free = st.f_bavail * st.f_frsize
-        shares = sum(1 for p in self.shares_dir.glob("*/*/*") if p.name.isdigit())
-        return {"used": self._used, "capacity": self.capacity or 0, "disk_free": free, "shares": shares}
+        shares = sum(1 for p in self.slots_dir.glob("*/*/*/*") if p.name.isdigit())
+        return {"used": self._used, "capacity": self.capacity or 0, "disk_free": free, "shares": shares,
+                "uploads_open": len(self.sessions)}
 
     def _reserve(self, nbytes: int) -> None:
         with self._lock:
@@ -103,227 +159,263 @@ class ShareStore:
         with self._lock:
             self._reserved -= nbytes
 
-    # -- paths --------------------------------------------------------------------------
-    def _dir(self, si: bytes) -> Path:
-        h = si.hex()
-        return self.shares_dir / h[:2] / h
+    # -- receiving blocks ---------------------------------------------------------------
+    def _receive(self, fd: int, nseg: int, bsize: int, lbsize: int, start: int, count: int,
+                 readinto: Readinto) -> tuple[bytearray, bytearray]:
+        """Read ``count`` x (segment leaf || block) into their places in ``fd``, hashing each
+        block as it streams through one reused buffer; the block leaves and segment leaves."""
+        buf = _buffer()
+        bleaves, sleaves = bytearray(), bytearray()
+        for i in range(start, start + count):
+            readinto(buf[:LEAF])
+            sleaves += buf[:LEAF]
+            h = BLOCK_TREE.leaf.new()
+            pos, left = HEADER_SIZE + i * bsize, bsize if i < nseg - 1 else lbsize
+            while left:
+                mv = buf[: min(left, CHUNK)]
+                readinto(mv)
+                h.update(mv)
+                os.pwrite(fd, mv, pos)
+                pos += len(mv)
+                left -= len(mv)
+            bleaves += h.digest()
+        return bleaves, sleaves
 
-    def share_path(self, si: bytes, shnum: int) -> Path:
-        return self._dir(si) / str(shnum)
+    def _finish(self, fd: int, hdr: ShareHeader, bleaves: bytes, sleaves: bytes) -> None:
+        """Build both trees, check them against the header's roots, write header and trees, fsync."""
+        n = hdr.nseg
 
-    # -- writing ------------------------------------------------------------------------
-    def begin_upload(self, req: UploadRequest) -> str:
-        self._expire_uploads()
+        def split(b: bytes) -> list[bytes]:
+            return [b[i * LEAF : (i + 1) * LEAF] for i in range(n)]
+
+        with self._commit_sem:
+            btree = Levels.build(BLOCK_TREE, split(bleaves))
+            if btree.root() != hdr.root:
+                raise IntegrityError("share root does not match the blocks received")
+            stree = Levels.build(SEGMENT_TREE, split(sleaves))
+            if stree.root() != hdr.segroot:
+                raise IntegrityError("segment root does not match the segment hashes received")
+            os.pwrite(fd, hdr.to_bytes(), 0)
+            os.pwrite(fd, btree.to_bytes() + stree.to_bytes(), hdr.tree_offset)
+        os.fsync(fd)
+
+    # -- installing into a slot ---------------------------------------------------------
+    def _check_room(self, si: bytes, mhash: bytes) -> None:
+        if (self.slot_dir(si, mhash) / "manifest").exists():
+            return
+        if len(self.slots(si)) >= MAX_SLOTS_PER_SI:
+            raise ConflictError(f"this storage index already has {MAX_SLOTS_PER_SI} different manifests here; refused")
+
+    def _write_manifest_tmp(self, data: bytes) -> Path:
+        tmp = self.incoming / ("m-" + secrets.token_hex(8))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def _install(self, si: bytes, mhash: bytes, shnum: int, tmp: Path, manifest: bytes, file_len: int) -> None:
+        """Rename the fsynced share ``tmp`` (and the manifest, for a new slot) into the slot, in
+        the committer's next batch; returns once the directories are durable."""
+        sdir = self.slot_dir(si, mhash)
+        mtmp = None if (sdir / "manifest").exists() else self._write_manifest_tmp(manifest)
+
+        def install() -> tuple[None, set[Path]]:
+            nonlocal mtmp
+            changed: set[Path] = set()
+            with self._lock:
+                if not (sdir / "manifest").exists():
+                    self._check_room(si, mhash)
+                    for d in (sdir.parent.parent, sdir.parent, sdir):
+                        if not d.is_dir():
+                            d.mkdir()
+                            changed.add(d.parent)
+                    if mtmp is None:  # the slot vanished since we looked (its last share deleted)
+                        mtmp = self._write_manifest_tmp(manifest)
+                    os.rename(mtmp, sdir / "manifest")
+                    mtmp = None
+                    self._used += len(manifest)
+                    changed.add(sdir)
+                final = sdir / str(shnum)
+                if final.exists():
+                    tmp.unlink(missing_ok=True)  # the same share again (repair, a retry): already here
+                else:
+                    os.rename(tmp, final)
+                    self._used += file_len
+                    changed.add(sdir)
+            return None, changed
+
+        try:
+            self.committer.run(install)
+        finally:
+            if mtmp is not None:
+                mtmp.unlink(missing_ok=True)
+
+    # -- upload sessions ----------------------------------------------------------------
+    def begin_upload(self, req: UploadRequest, peer: str = "") -> str:
+        """Announce a share; space is reserved now, nothing is opened until the first block.
+        SessionsFull past the per-peer or total bound, UsageError for refused geometry."""
+        check_geometry(req.nseg, req.bsize, req.lbsize)
+        self.sessions.admit(peer)
         total = HEADER_SIZE + req.share_len + 2 * Levels.stored_size(req.nseg)
         self._reserve(total)
-        uid = secrets.token_hex(16)
-        path = self.incoming / uid
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError:
+            return self.sessions.add(req, peer, total).id
+        except BaseException:
             self._unreserve(total)
             raise
-        with self._lock:
-            self._uploads[uid] = Upload(uid, req, path, fd)
-        return uid
-
-    def _get_upload(self, uid: str) -> Upload:
-        with self._lock:
-            up = self._uploads.get(uid)
-        if up is None:
-            raise NotFoundError("no such upload (it may have expired or the node restarted)")
-        up.touched = time.monotonic()
-        return up
 
     def upload_request(self, uid: str) -> UploadRequest:
         """What an upload in progress is for (storage index, share number, sizes)."""
-        return self._get_upload(uid).req
+        return self.sessions.get(uid).req
 
-    def write_blocks(self, uid: str, start: int, body: memoryview) -> int:
-        """Append blocks [start, start+count) from ``body`` (count x (seg leaf || block))."""
-        up = self._get_upload(uid)
+    def write_blocks_from(self, uid: str, start: int, nbytes: int, readinto: Readinto) -> int:
+        """Blocks [start, start+count) from a body of ``nbytes`` (count x (seg leaf || block)),
+        read through ``readinto``. The session and the size are checked before a byte is read."""
+        up = self.sessions.get(uid)
         with up.lock:
+            if up.done:
+                raise self._gone()
             req = up.req
             if start != up.next_block:
                 raise IntegrityError(f"blocks must arrive in order: expected {up.next_block}, got {start}")
-            off = 0
-            i = start
-            while off < len(body):
-                if i >= req.nseg:
-                    raise IntegrityError("more blocks than the share has")
-                blen = req.bsize if i < req.nseg - 1 else req.lbsize
-                if off + LEAF + blen > len(body):
-                    raise IntegrityError("upload body ends inside a block")
-                seg_leaf = bytes(body[off : off + LEAF])
-                block = body[off + LEAF : off + LEAF + blen]
+            count = blocks_in_body(req.nseg, req.bsize, req.lbsize, start, nbytes)
+            try:
+                fd = self.sessions.open_file(up)
                 try:
-                    os.pwrite(up.fd, block, HEADER_SIZE + i * req.bsize)
-                except OSError as e:
-                    self._abort(up)
-                    if _nospace(e):
-                        raise StorageFullError("no space: the node's disk filled up while writing") from e
-                    raise
-                up.block_leaves.append(BLOCK_TREE.leaf(block))
-                up.seg_leaves.append(seg_leaf)
-                off += LEAF + blen
-                i += 1
-            up.next_block = i
-            return i
+                    bleaves, sleaves = self._receive(fd, req.nseg, req.bsize, req.lbsize, start, count, readinto)
+                    tree_off = HEADER_SIZE + req.share_len
+                    os.pwrite(fd, bleaves, tree_off + LEAF * start)
+                    os.pwrite(fd, sleaves, tree_off + Levels.stored_size(req.nseg) + LEAF * start)
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                self.sessions.remove(up)
+                if _nospace(e):
+                    raise StorageFullError("no space: the node's disk filled up while writing") from e
+                raise
+            up.next_block = start + count
+            return up.next_block
 
-    def commit_upload(self, uid: str, root: bytes, segroot: bytes) -> bytes:
-        up = self._get_upload(uid)
+    def write_blocks(self, uid: str, start: int, body: bytes | memoryview) -> int:
+        return self.write_blocks_from(uid, start, len(body), reader_of(body))
+
+    @staticmethod
+    def _gone() -> VeilError:
+        return NotFoundError("no such upload (it may have expired or the node restarted)")
+
+    def commit_upload(self, uid: str, c: Commit) -> bytes:
+        """Commit a complete upload into the slot of ``c.manifest``; the share's root."""
+        up = self.sessions.get(uid)
         with up.lock:
+            if up.done:
+                raise self._gone()
             req = up.req
-            total = HEADER_SIZE + req.share_len + 2 * Levels.stored_size(req.nseg)
             try:
                 if up.next_block != req.nseg:
                     raise IntegrityError(f"share incomplete: {up.next_block} of {req.nseg} blocks received")
-                btree = Levels.build(BLOCK_TREE, up.block_leaves)
-                stree = Levels.build(SEGMENT_TREE, up.seg_leaves)
-                if btree.root() != root:
-                    raise IntegrityError("share root does not match the blocks received")
-                if stree.root() != segroot:
-                    raise IntegrityError("segment root does not match the segment hashes received")
-                hdr = ShareHeader(req.si, req.shnum, req.nseg, req.bsize, req.lbsize, root, segroot)
+                _, mhash = check_slot(req.si, req.shnum, req.nseg, req.bsize, req.lbsize, c.root, c.segroot, c.manifest)
+                self._check_room(req.si, mhash)
+                hdr = ShareHeader(req.si, req.shnum, req.nseg, req.bsize, req.lbsize, c.root, c.segroot)
+                fd = self.sessions.open_file(up)
                 try:
-                    os.pwrite(up.fd, hdr.to_bytes(), 0)
-                    os.pwrite(up.fd, btree.to_bytes() + stree.to_bytes(), hdr.tree_offset)
-                    os.fsync(up.fd)
-                except OSError as e:
-                    if _nospace(e):
-                        raise StorageFullError("no space: the node's disk filled up while writing") from e
-                    raise
-                final = self.share_path(req.si, req.shnum)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                with self._lock:
-                    if final.exists():
-                        existing = self._open_share(final)[0]
-                        if existing.root != root:
-                            raise ConflictError("a different share is already stored under this number; kept it")
-                    else:
-                        os.rename(up.path, final)
-                        self._used += hdr.file_len
-                fsync_dir(final.parent)
-                return root
+                    tree_off, tlen = hdr.tree_offset, hdr.tree_len
+                    bleaves = os.pread(fd, LEAF * req.nseg, tree_off)
+                    sleaves = os.pread(fd, LEAF * req.nseg, tree_off + tlen)
+                    self._finish(fd, hdr, bleaves, sleaves)
+                finally:
+                    os.close(fd)
+                self._install(req.si, mhash, req.shnum, up.path, c.manifest, hdr.file_len)
+                return c.root
+            except OSError as e:
+                if _nospace(e):
+                    raise StorageFullError("no space: the node's disk filled up while writing") from e
+                raise
             finally:
-                self._abort(up, unreserve=total)
-
-    def _abort(self, up: Upload, unreserve: int | None = None) -> None:
-        with self._lock:
-            if self._uploads.pop(up.id, None) is None:
-                return
-        try:
-            os.close(up.fd)
-        except OSError:
-            pass
-        up.path.unlink(missing_ok=True)
-        req = up.req
-        self._unreserve(unreserve or HEADER_SIZE + req.share_len + 2 * Levels.stored_size(req.nseg))
+                self.sessions.remove(up)
 
     def abort_upload(self, uid: str) -> None:
-        self._abort(self._get_upload(uid))
+        up = self.sessions.get(uid)
+        with up.lock:
+            self.sessions.remove(up)
 
-    def _expire_uploads(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            stale = [u for u in self._uploads.values() if now - u.touched > UPLOAD_IDLE_SECONDS]
-        for u in stale:
-            self._abort(u)
-
-    def put_manifest(self, si: bytes, data: bytes) -> None:
-        if len(data) > MAX_MANIFEST:
-            raise IntegrityError("manifest too large")
-        man = parse_manifest(data)
-        if man.si != si:
-            raise IntegrityError("manifest belongs to another storage index")
-        d = self._dir(si)
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / "manifest"
-        with self._lock:
-            if path.exists():
-                if path.read_bytes() != data:
-                    raise ConflictError("a different manifest is already stored for this file; kept it")
-                return
-            tmp = self.incoming / ("m-" + secrets.token_hex(8))
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.rename(tmp, path)
-            except OSError as e:
-                tmp.unlink(missing_ok=True)
-                if _nospace(e):
-                    raise StorageFullError("no space: the node's disk is full") from e
-                raise
-            self._used += len(data)
-        fsync_dir(d)
-
-    # -- reading ------------------------------------------------------------------------
-    def list_shares(self, si: bytes) -> tuple[list[int], bytes | None]:
-        d = self._dir(si)
-        if not d.is_dir():
-            return [], None
-        shnums = sorted(int(p.name) for p in d.iterdir() if p.name.isdigit())
-        mpath = d / "manifest"
-        manifest = mpath.read_bytes() if mpath.exists() else None
-        return shnums, manifest
-
-    def _open_share(self, path: Path) -> tuple[ShareHeader, Levels, Levels]:
-        with self._lock:
-            hit = self._cache.get(path)
-            if hit is not None:
-                self._cache.move_to_end(path)
-                return hit
+    # -- one-shot small shares ----------------------------------------------------------
+    def put_oneshot_from(self, si: bytes, shnum: int, nbytes: int, readinto: Readinto) -> tuple[bytes, bytes]:
+        """Store a whole share and its manifest from a one-shot body of ``nbytes``
+        (protocol/storage.py); every check is made before the blocks are read. (root, slot's mhash)"""
+        if nbytes > MAX_ONESHOT_BODY:
+            raise UsageError(f"one-shot body of {nbytes} bytes exceeds {MAX_ONESHOT_BODY}")
+        if nbytes < 9:
+            raise IntegrityError("one-shot share is truncated")
+        first = bytearray(9)
+        readinto(memoryview(first))
+        size = oneshot_head_size(memoryview(first))
+        if size > nbytes:
+            raise IntegrityError("one-shot share head is longer than the body")
+        raw = bytearray(size)
+        raw[:9] = first
+        readinto(memoryview(raw)[9:])
+        head = parse_oneshot_head(memoryview(raw))
+        check_geometry(head.nseg, head.bsize, head.lbsize)
+        if nbytes != head.size + head.blocks_len:
+            raise IntegrityError("one-shot body length does not match its head")
+        _, mhash = check_slot(si, shnum, head.nseg, head.bsize, head.lbsize, head.root, head.segroot, head.manifest)
+        self._check_room(si, mhash)
+        hdr = ShareHeader(si, shnum, head.nseg, head.bsize, head.lbsize, head.root, head.segroot)
+        total = hdr.file_len + len(head.manifest)
+        self._reserve(total)
+        tmp = self.incoming / ("s-" + secrets.token_hex(16))
         try:
-            with open(path, "rb") as f:
-                hdr = parse_header(f.read(HEADER_SIZE))
-                f.seek(hdr.tree_offset)
-                trees = f.read(2 * hdr.tree_len)
-        except FileNotFoundError as e:
-            raise NotFoundError("no such share") from e
-        if len(trees) != 2 * hdr.tree_len:
-            raise IntegrityError("share file is truncated")
-        entry = (
-            hdr,
-            Levels.from_bytes(BLOCK_TREE, trees[: hdr.tree_len], hdr.nseg),
-            Levels.from_bytes(SEGMENT_TREE, trees[hdr.tree_len :], hdr.nseg),
-        )
-        with self._lock:
-            self._cache[path] = entry
-            while len(self._cache) > 256:
-                self._cache.popitem(last=False)
-        return entry
-
-    def read_range(self, si: bytes, shnum: int, start: int, count: int) -> tuple[bytes, int, int, Path]:
-        """(head, offset, length, path) of the reply for blocks [start, start+count)."""
-        path = self.share_path(si, shnum)
-        hdr, btree, stree = self._open_share(path)
-        if not (0 <= start < hdr.nseg and count >= 1):
-            raise UsageError("block range outside the share")
-        count = min(count, hdr.nseg - start)
-        end = start + count
-        length = hdr.block_offset(end - 1) + hdr.block_len(end - 1) - hdr.block_offset(start)
-        if length > MAX_RANGE_BYTES:
-            raise UsageError(f"block range of {length} bytes exceeds the {MAX_RANGE_BYTES}-byte limit")
-        head = encode_range_head(start, count, btree.range_proof(start, end), stree.range_proof(start, end))
-        return head, hdr.block_offset(start), length, path
-
-    def storage_indexes(self) -> list[bytes]:
-        """Every storage index with a share or manifest here (for a node's repairer and drain)."""
-        out = []
-        for p in self.shares_dir.glob("*/*"):
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                out.append(bytes.fromhex(p.name))
-            except ValueError:
-                continue
-        return sorted(out)
+                bleaves, sleaves = self._receive(fd, head.nseg, head.bsize, head.lbsize, 0, head.nseg, readinto)
+                self._finish(fd, hdr, bytes(bleaves), bytes(sleaves))
+            finally:
+                os.close(fd)
+            self._install(si, mhash, shnum, tmp, head.manifest, hdr.file_len)
+            return head.root, mhash
+        except OSError as e:
+            if _nospace(e):
+                raise StorageFullError("no space: the node's disk is full") from e
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._unreserve(total)
 
-    def share_blocks(self, si: bytes, shnum: int) -> tuple[ShareHeader, Iterator[tuple[bytes, bytes]]]:
+    def put_oneshot(self, si: bytes, shnum: int, body: bytes | memoryview) -> bytes:
+        return self.put_oneshot_from(si, shnum, len(body), reader_of(body))[0]
+
+    # -- removing -----------------------------------------------------------------------
+    def delete_share(self, si: bytes, mhash: bytes, shnum: int) -> None:
+        """Remove one share; a slot left without shares is removed with its manifest."""
+        d = self.slot_dir(si, mhash)
+        path = d / str(shnum)
+        with self._lock:
+            self.forget(path)
+            try:
+                size = path.stat().st_size
+                path.unlink()
+                self._used -= size
+            except FileNotFoundError:
+                return
+            if self.on_delete is not None:
+                self.on_delete(si, mhash, shnum)
+            if not any(p.name.isdigit() for p in d.iterdir()):
+                m = d / "manifest"
+                self._used -= m.stat().st_size if m.exists() else 0
+                shutil.rmtree(d, ignore_errors=True)
+                try:
+                    d.parent.rmdir()
+                except OSError:
+                    pass
+
+    def share_blocks(self, si: bytes, mhash: bytes, shnum: int) -> tuple[ShareHeader, Iterator[tuple[bytes, bytes]]]:
         """A stored share's header and its (segment leaf, block) pairs in order, read from disk
         (to hand the share to another node; the receiver re-checks every hash)."""
-        path = self.share_path(si, shnum)
-        hdr, _, stree = self._open_share(path)
+        path = self.share_path(si, mhash, shnum)
+        hdr, _, stree = self.open_share(path)
         seg_leaves = stree.levels[0]
 
         def pairs() -> Iterator[tuple[bytes, bytes]]:
@@ -336,14 +428,3 @@ class ShareStore:
                     yield seg_leaves[i], block
 
         return hdr, pairs()
-
-    def delete_share(self, si: bytes, shnum: int) -> None:
-        path = self.share_path(si, shnum)
-        with self._lock:
-            self._cache.pop(path, None)
-            try:
-                size = path.stat().st_size
-                path.unlink()
-                self._used -= size
-            except FileNotFoundError:
-                pass

@@ -179,7 +179,10 @@ class RepairerRole:
                     next_scan = time.monotonic() + self.interval
                 self._take_departures()
                 draining = ctx.services.draining
-                visit = None if draining is not None and draining() else self.schedule.next(time.monotonic())
+                if draining is not None and draining():  # the node is leaving: nothing to do but wait
+                    self._stop.wait(1.0)
+                    continue
+                visit = self.schedule.next(time.monotonic())
                 if visit is None:
                     now = time.monotonic()
                     self._wake.wait(min(self.schedule.wait_hint(now), max(0.0, next_scan - now)) + 0.01)

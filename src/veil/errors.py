@@ -75,3 +75,12 @@ class LedgerError(VeilError):
     def __init__(self, message: str, code: str = "rejected") -> None:
         super().__init__(message)
         self.code = code
+
+
+class WriteConflictError(VeilError):
+    """Someone else changed the same folder entry at the same time; your change was not saved.
+
+    Nothing was lost: list the folder again and redo the change if it still makes sense.
+    """
+
+    exit_code = 9

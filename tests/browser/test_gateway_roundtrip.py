@@ -71,6 +71,16 @@ def test_image_preview_and_empty_file(env: Env, page: Page, tmp_path: Path) -> N
     assert got.read_bytes() == b""
 
 
+def test_pdf_preview_is_sandboxed(env: Env, page: Page, tmp_path: Path) -> None:
+    """Issue 19 item 10: an uploader-typed PDF is shown in an iframe without scripts, forms or navigation."""
+    pdf = tmp_path / "doc.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+                    b"trailer<</Root 1 0 R>>\n%%EOF\n")
+    page.goto(env.gateway + "/f/" + env.put(pdf).split("/f/", 1)[1])
+    page.wait_for_selector("#preview iframe", state="attached", timeout=30_000)
+    assert page.get_attribute("#preview iframe", "sandbox") == ""
+
+
 def test_two_hundred_megabytes_stream_both_ways(env: Env, context: BrowserContext, tmp_path: Path) -> None:
     """Upload reads the file slice by slice; download goes through the service worker stream."""
     src = random_file(tmp_path / "big.bin", 200 * 10**6, seed=5)

@@ -21,6 +21,7 @@ from veil.client.wallet import open_wallet, wallet_address
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import load_faucet_key, make_node_genesis
 from veil.devnet.specs import free_port
+from veil.errors import LedgerError
 from veil.ledger import tx as T
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT
@@ -191,3 +192,46 @@ def test_unpinned_endpoints_and_unpinned_or_fake_genesis_are_refused(validator: 
     assert p.returncode == 8 and "not the pinned" in p.stderr
     p = veil({**pinned, "VEIL_GENESIS": validator.genesis.hash.hex()}, "ledger", "verify")
     assert p.returncode == 0, p.stderr
+
+
+def test_payer_closes_cooperatively_with_the_payees_consent(validator: Validator, tmp_path: Path) -> None:
+    """channel_close on a real validator: the payee's consent to its latest cheque closes the channel
+    at once; an older cheque or a forged consent is refused with its code; the chain replays."""
+    from veil.client.channel_close import close_tx, parse_consent
+    from veil.ledger.close_consent import sign_consent
+    from veil.ledger.state import channel_id
+
+    payer_key, payee_key = SigningKey(b"\x61" * 32), SigningKey(b"\x62" * 32)
+    pa, pb = address_of(payer_key.public_key), address_of(payee_key.public_key)
+    fund(validator, pa, 10 * UNIT)
+    c = validator.client()
+    chain, fee = c.chain, PARAMS.min_fee
+    _, nonce = c.submit_with_nonce(payer_key, lambda n: T.channel_open(payer_key, chain, n, fee, pb, 5 * UNIT,
+                                                                       int(c.info()["now"]) + 86_400))  # fmt: skip
+    cid = channel_id(pa, nonce)
+    ch = c.channel(cid)
+    assert ch is not None
+    payer = PayerChannels(tmp_path / "p.channels", payer_key)
+    payer.record(cid, chain, ch)
+    book = ChannelBook(c.genesis().params, pb, SqliteChequeStore(tmp_path / "payee.db"))
+    book.track(cid, ch)
+    old = payer.pay(cid, UNIT, 0, 1)
+    book.accept(old.raw, 0)
+    book.accept(payer.pay(cid, UNIT, 0, 1).raw, 0)
+    latest, sig = book.consent_close(payee_key, cid)
+    assert latest is not None and latest.amount == 2 * UNIT
+    consent = parse_consent({"payee_key": payee_key.public_key, "consent": sig, "cheque": latest.raw}, chain, cid, ch)
+    forged = sign_consent(SigningKey(b"\x63" * 32), chain, cid, old.seq, old.raw)
+    for raw in (T.channel_close(payer_key, chain, nonce + 1, fee, cid, old, payee_key.public_key, sig),
+                T.channel_close(payer_key, chain, nonce + 1, fee, cid, old, payee_key.public_key, forged)):
+        with pytest.raises(LedgerError) as e:
+            c.submit(raw)
+        assert e.value.code == "bad_consent"
+    before = c.account(pa)["balance"]
+    c.wait_committed(c.submit_with_nonce(payer_key, lambda n: close_tx(payer_key, chain, fee, cid, consent, n))[0])
+    assert c.channel(cid) is None
+    assert c.account(pb)["balance"] == 2 * UNIT
+    assert c.account(pa)["balance"] == before - fee + 3 * UNIT
+    payer.close()
+    replay_all(c)
+    c.close()

@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,17 @@ from devnet_helpers import RunningDevnet, put
 
 from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
+from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
-from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
+from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet, load_faucet_key, validator_spec
 from veil.devnet.specs import NodeSpec
+from veil.errors import LedgerError, VeilError
+from veil.format.caps import parse_verify_cap
+from veil.ledger import tx as T
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import UNIT, format_amount
 from veil.ledger.cheque import decode_cheque
+from veil.ledger.lease import Lease
 from veil.ledger.params import Params
 from veil.ledger.state import Channel
 from veil.node.identity import load_or_create
@@ -33,7 +38,8 @@ from veil.node.identity import load_or_create
 pytestmark = pytest.mark.integration
 
 ALLOWANCE = 8_000_000
-PARAMS = Params(chain_id=DEVNET_CHAIN, allowance_bytes=ALLOWANCE, price_per_gb=10**9, uploader_share_bp=2_000)
+PARAMS = Params(chain_id=DEVNET_CHAIN, allowance_bytes=ALLOWANCE, price_per_gb=10**9, uploader_share_bp=2_000,
+                challenge_seconds=8)  # lease challenges are answered (or fail) within 8 s
 CHARGE = ["--price-per-gb", "1", "--free-credit", "4MB", "--lease-price-per-gb-day", "1"]
 PASS = "correct horse"
 
@@ -87,7 +93,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     b = paid.wallet("b", fund=10 * UNIT)
     src = tmp_path / "movie.bin"
     src.write_bytes(os.urandom(12_000_000))
-    p = paid.as_user(a, "put", str(src), check=True)
+    p = paid.as_user(a, "put", str(src), "--payout", "wallet", check=True)
     cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
     c = paid.ledger()
     info0 = c.info()
@@ -244,6 +250,19 @@ def test_node_killed_mid_download_settles_after_restart(paid: PaidDevnet, tmp_pa
     c.close()
 
 
+def _lease_of(paid: PaidDevnet, c: LedgerClient, payer: bytes, spec: NodeSpec) -> tuple[bytes, Lease]:
+    addr = paid.node_addr(spec)
+    lid, le = next((lid, le) for lid in c.leases_of(payer) if (le := c.lease(lid)) is not None and le.payee == addr)
+    return lid, le
+
+
+def _wait_for(cond: Callable[[], bool], what: str, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
 def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(paid: PaidDevnet, tmp_path: Path) -> None:
     u = paid.wallet("lessor", fund=10 * UNIT)
     src = tmp_path / "keep.bin"
@@ -251,29 +270,48 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     out = paid.as_user(u, "put", str(src), "--lease", "30", check=True).stdout.decode()
     assert "leases:     10 of 10 shares for 30 days" in out
     vcap = next(x.split()[-1] for x in out.splitlines() if x.startswith("verify cap"))
+    si = parse_verify_cap(vcap).storage_index
     c = paid.ledger()
     leases = {lid: c.lease(lid) for lid in c.leases_of(u.address)}
     assert len(leases) == 10 and all(le is not None for le in leases.values())
     ok = paid.as_user(u, "audit", vcap, "--rounds", "2")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    # A lying auditor (the payer itself) challenges an honest node on the ledger: the node answers
+    # by itself with the block the ledger picked and its proof, and the lease cannot be failed.
+    chain, fee = c.chain, PARAMS.min_fee
+    honest = paid.storage()[1]
+    hlid, _ = _lease_of(paid, c, u.address, honest)
+    c.wait_committed(c.submit_with_nonce(u.key, lambda n: T.lease_challenge(u.key, chain, n, 2 * fee, hlid))[0])
+    _wait_for(lambda: not c.lease(hlid).challenge_open(), "the honest node did not answer")  # type: ignore[union-attr]
+    le = c.lease(hlid)
+    assert le is not None and le.status == 0 and le.answered == 1
+    with pytest.raises(LedgerError) as e:
+        c.submit_with_nonce(u.key, lambda n: T.lease_fail(u.key, chain, n, fee, hlid))
+    assert e.value.code == "no_challenge"
+
     # One node loses its share.
-    victim_lid, victim = next((lid, le) for lid, le in leases.items() if le is not None and le.shnum == 0)
-    spec = next(s for s in paid.storage() if paid.node_addr(s) == victim.payee)
-    (share,) = (paid.devnet.node_dir(spec) / "storage" / "slots" / victim.si.hex()[:2] / victim.si.hex()).glob("*/0")
+    spec = paid.storage()[0]
+    victim_lid, victim = _lease_of(paid, c, u.address, spec)
+    sdir = paid.devnet.node_dir(spec) / "storage" / "slots" / si.hex()[:2] / si.hex()
+    share = next(p for p in sdir.glob("*/*") if p.name.isdigit())
+    shnum = int(share.name)
     share.unlink()
     before = c.account(u.address)["balance"]
-    bad = paid.as_user(u, "audit", vcap)
+    bad = paid.as_user(u, "audit", vcap, "--wait")  # challenged on the ledger, waits out the window
     assert bad.returncode == 1
     text = bad.stdout.decode()
-    assert "share   0" in text and "FAILED" in text and "reported on the ledger" in text and "9 passed, 1 failed" in text
+    assert f"share {shnum:>3}" in text and "FAILED" in text and "lease failed on the ledger" in text, text
+    assert "9 passed, 1 failed" in text, text
     failed = c.lease(victim_lid)
     assert failed is not None and failed.status == 1 and failed.failed_at > 0
-    # The part not yet earned went back to the uploader (less the report's fee), at once.
+    # The part not yet earned at the challenge went back to the uploader (less the challenge's
+    # and the failure's fees).
     refund = victim.amount - failed.accrued(failed.failed_at)
-    assert c.account(u.address)["balance"] - before == refund - PARAMS.min_fee
+    assert c.account(u.address)["balance"] - before == refund - 3 * fee
     # The node earns nothing more from that lease, however long it waits; the others keep earning.
     assert failed.accrued(failed.end) == failed.accrued(failed.failed_at)
-    other = next(le for le in leases.values() if le is not None and le.shnum != 0)
+    other = next(le for le in leases.values() if le is not None and le.payee != victim.payee)
     assert other.accrued(other.end) == other.amount
     # Its claim pays at most what it had earned before the failure.
     node_before = c.account(victim.payee)
@@ -285,4 +323,70 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     # A failed lease is not challenged again.
     again = paid.as_user(u, "audit", vcap)
     assert again.returncode == 0 and "9 passed, 0 failed" in again.stdout.decode()
+    c.close()
+
+
+def test_payer_closes_a_channel_cooperatively_with_the_cli(paid: PaidDevnet, tmp_path: Path) -> None:
+    """`veil channel close ID` as payer, before expiry: the payee node consents to its latest
+    cheque, the channel closes at once, the node is paid that cheque and the rest comes back."""
+    up = paid.wallet("coop-up", fund=10 * UNIT)
+    dl = paid.wallet("coop-dl", fund=10 * UNIT)
+    src = tmp_path / "coop.bin"
+    src.write_bytes(os.urandom(10_000_000))  # more than the allowance: paid bytes too
+    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
+               if x.startswith("read cap"))  # fmt: skip
+    paid.as_user(dl, "get", cap, "-o", str(tmp_path / "o.bin"), "--max-spend", "5", check=True)
+    c = paid.ledger()
+    book = PayerChannels(dl.channels_path, dl.key)
+    try:
+        cid, pc = next((pc.id, pc) for pc in book.all() if pc.amount > 0)
+    finally:
+        book.close()
+    ch = c.channel(cid)
+    assert ch is not None and int(c.info()["now"]) < ch.expires
+    before = c.account(dl.address)["balance"]
+    p = paid.as_user(dl, "channel", "close", cid.hex())
+    assert p.returncode == 0, p.stderr
+    assert b"closed with the payee's consent" in p.stdout, p.stdout
+    assert c.channel(cid) is None
+    # Whatever the node had settled before, the payer got back exactly the deposit not paid out.
+    assert c.account(dl.address)["balance"] - before == pc.deposit - pc.amount - PARAMS.min_fee
+    paid.veil("ledger", "verify", check=True)
+    # Bad requests to the consent endpoint get a clear 4xx, nothing else.
+    net = load_network(paid.devnet.static_network_path)
+    node = next(n for n in net.nodes if "storage" in n.roles)
+    for body, want in (({"channel": b"short"}, "close request"), ({"channel": bytes(32)}, "no open channel"),
+                       ({"nope": 1}, "close request")):  # fmt: skip
+        with pytest.raises(VeilError) as e:
+            net.client(node).call("POST", "/v1/pay/close", body)
+        assert want in str(e.value), str(e.value)
+    net.close()
+    c.close()
+
+
+def test_a_downloader_with_no_funds_uses_its_free_allowance(paid: PaidDevnet, tmp_path: Path) -> None:
+    """Issue 10: free bytes need no deposit. An account holding no money, only a (sponsored) stake,
+    downloads within its allowance over free-tier channels (deposit 0, fee 0)."""
+    up = paid.wallet("free-up", fund=10 * UNIT)
+    poor = paid.wallet("free-dl")
+    c = paid.ledger()
+    key = load_faucet_key(paid.devnet.node_dir(validator_spec(paid.devnet)))
+    chain = c.chain
+    c.wait_committed(c.submit_with_nonce(key, lambda n: T.stake(key, chain, n, PARAMS.min_fee, PARAMS.allowance_stake,
+                                                                 poor.address))[0])  # fmt: skip
+    acct = c.account(poor.address)
+    assert acct["balance"] == 0 and acct["allowance_left"] == ALLOWANCE
+    src = tmp_path / "small.bin"
+    src.write_bytes(os.urandom(1_000_000))
+    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
+               if x.startswith("read cap"))  # fmt: skip
+    out = tmp_path / "small.out"
+    paid.as_user(poor, "get", cap, "-o", str(out), check=True)
+    assert out.read_bytes() == src.read_bytes()
+    chans = channels_of(c, poor.address)
+    assert chans and all(ch.total_deposit == 0 for _, ch in chans)
+    acct = c.account(poor.address)
+    assert acct["balance"] == 0  # nothing was paid: no deposit, no fee
+    paid.settle_all()
+    assert c.account(poor.address)["allowance_left"] < ALLOWANCE  # the nodes were paid from the allowance
     c.close()

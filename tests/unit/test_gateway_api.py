@@ -65,6 +65,7 @@ def test_pages_carry_security_headers_and_escape_the_tenant(gw: Gateway) -> None
     assert b"<script>" not in body and b"<script type=\"module\" src=\"/static/app.js\">" in body
     status, h, _ = request(gw, "GET", "/embed")
     assert "frame-ancestors 'self' https://shop.example" in h["content-security-policy"]
+    assert "x-frame-options" not in h and "cross-origin-opener-policy" not in h
     for path in ("/api/tenant", "/static/app.js", "/nope", "/api/nope"):
         _, h, _ = request(gw, "GET", path)
         assert "content-security-policy" in h and h["x-content-type-options"] == "nosniff", path

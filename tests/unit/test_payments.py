@@ -1,6 +1,6 @@
 """Pay as you download, without I/O: the node's rule (`judge`), the client's per-node state
 machine, a payer/node exchange over fakes (MemoryChain, ChannelBook, PayerChannels), and the
-ledger's lease rules."""
+ledger's rules for channels (leases: test_ledger_lease.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from veil.ledger import tx as T
 from veil.ledger.address import address_of
 from veil.ledger.channelbook import ChannelBook, MemoryChequeStore
 from veil.ledger.cheque import Settled, check_successor, make_cheque
-from veil.ledger.lease import FAILED, lease_id
 from veil.ledger.params import GB, Params
 from veil.ledger.state import channel_id
 from veil.protocol import payments as pay
@@ -129,8 +128,23 @@ def test_client_machine_rejects_what_the_protocol_does_not_have() -> None:
         pay.event_for("give_me_money")
 
 
+def test_terms_are_believed_only_for_the_pinned_node_and_its_own_address() -> None:
+    """Issue 19 item 2: a node advertising another node's payee (or key) is refused."""
+    from dataclasses import replace
+
+    from veil.crypto.sign import node_id
+
+    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600, NODE.public_key)
+    assert pay.check_terms(t, node_id(NODE.public_key)) == t
+    other = SigningKey(bytes([11]) * 32)
+    with pytest.raises(pay.ForeignPayeeError):  # another node's payee, own key
+        pay.check_terms(replace(t, payee=address_of(other.public_key)), node_id(NODE.public_key))
+    with pytest.raises(pay.ForeignPayeeError):  # another node's key and payee: not the pinned node
+        pay.check_terms(replace(t, payee=address_of(other.public_key), key=other.public_key), node_id(NODE.public_key))
+
+
 def test_wire_pieces_round_trip_and_are_bounded() -> None:
-    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600)
+    t = pay.Terms(address_of(NODE.public_key), CHAIN, PRICE, 5, 16 << 20, 3600, NODE.public_key)
     assert pay.Terms.from_wire(t.to_wire()) == t
     ref = pay.parse_refusal(pay.refusal(pay.UNDERPAID, "more", t))
     assert ref.code == pay.UNDERPAID and ref.terms == t
@@ -231,55 +245,3 @@ def test_settling_pays_node_and_uploader_exactly(tmp_path: Path) -> None:
     assert r.state.supply.minted == minted
 
 
-# -- leases ---------------------------------------------------------------------------------------
-
-
-def test_lease_accrues_fails_on_report_and_keeps_the_supply() -> None:
-    payee = address_of(NODE.public_key)
-    chain = new_chain()
-    start = chain.now
-    chain.submit(T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 3, bytes(32), 1000, start + 1000, 10_000))
-    chain.seal()
-    lid = lease_id(PAYER_ADDR, 0)
-    chain.now = start + 250
-    chain.submit(T.lease_claim(NODE, CHAIN, 0, 1, lid))  # a fresh node: the fee comes out of the claim
-    chain.seal()
-    assert chain.account(payee).balance == 2500 - 1
-    # Only the payer (or its auditor) may report; then accrual stops and the rest goes back.
-    with pytest.raises(LedgerError) as e:
-        chain.submit(T.lease_fail(NODE, CHAIN, 1, 1, lid, b"x"))
-    assert e.value.code == "not_lease_party"
-    chain.now = start + 400
-    chain.submit(T.lease_fail(PAYER, CHAIN, 1, 1, lid, b'{"index": 3}'))
-    chain.seal()
-    le = chain.state.get_lease(lid)
-    assert le is not None and le.status == FAILED and le.escrow == 1500
-    assert chain.account(PAYER_ADDR).balance == 10**6 - 1 - 10_000 - 1 + 6000
-    with pytest.raises(LedgerError) as e:
-        chain.submit(T.lease_fail(PAYER, CHAIN, 2, 1, lid, b"again"))
-    assert e.value.code == "lease_failed"
-    chain.now = start + 5000  # long after: the node still gets only what it had earned
-    chain.submit(T.lease_claim(NODE, CHAIN, 1, 1, lid))
-    chain.seal()
-    assert chain.account(payee).balance == 2500 - 1 + 1500 - 1
-    assert chain.state.get_lease(lid) is None  # nothing left: the record is gone
-    chain.replay().check_supply()
-
-
-def test_lease_rules_refuse_bad_opens_and_claims() -> None:
-    payee = address_of(NODE.public_key)
-    chain = new_chain()
-    for raw, code in (
-        (T.lease_open(PAYER, CHAIN, 0, 1, PAYER_ADDR, bytes(16), 0, bytes(32), 1, chain.now + 10, 5), "bad_lease"),
-        (T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 0, bytes(32), 1, chain.now, 5), "bad_lease"),
-        (T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 0, bytes(32), 1, chain.now + 10, 10**7), "insufficient_funds"),
-        (T.lease_claim(NODE, CHAIN, 0, 1, bytes(32)), "unknown_lease"),
-    ):
-        with pytest.raises(LedgerError) as e:
-            chain.submit(raw)
-        assert e.value.code == code
-    chain.submit(T.lease_open(PAYER, CHAIN, 0, 1, payee, bytes(16), 0, bytes(32), 1, chain.now + 10, 5))
-    chain.seal()
-    with pytest.raises(LedgerError) as e:
-        chain.submit(T.lease_claim(PAYER, CHAIN, 1, 1, lease_id(PAYER_ADDR, 0)))
-    assert e.value.code == "not_lease_party"

@@ -298,7 +298,8 @@ def test_crash_leftovers_are_cleaned(tmp_path: Path) -> None:
 def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) -> None:
     from veil.crypto.sign import SigningKey
     from veil.node.context import NodeContext, Services
-    from veil.node.payment_gate import PaymentsRole
+    from veil.node.pay_payouts import PayoutIndex
+    from veil.node.payments_role import PaymentsRole
 
     store = ShareStore(tmp_path / "s")
     honest = fake_file(SI, seed=1, payout=b"H" * 20)[0]
@@ -306,11 +307,12 @@ def test_payment_gate_reads_the_payout_of_the_slot_being_read(tmp_path: Path) ->
     store.put_oneshot(SI, 0, squat.oneshot())  # first writer
     role = PaymentsRole()
     role.ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 0, services=Services(store=store))
-    assert role._payout(SI, honest.mhash) is None  # not here yet: not cached
+    payouts = PayoutIndex(role._manifest)  # what the role gives the gate
+    assert not payouts.lookup(SI, honest.mhash).known  # not here yet: not cached
     store.put_oneshot(SI, 0, honest.oneshot())
-    assert role._payout(SI, honest.mhash) == b"H" * 20
-    assert role._payout(SI, squat.mhash) == b"S" * 20
-    assert role._holds(SI, 0) and not role._holds(SI, 1)
+    assert payouts.lookup(SI, honest.mhash).address == b"H" * 20
+    assert payouts.lookup(SI, squat.mhash).address == b"S" * 20
+    assert store.holds(SI, 0) and not store.holds(SI, 1)  # (lease notices: test_lease_answers.py)
 
 
 def test_concurrent_writes_share_one_durable_batch(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def uploader_earnings(client: LedgerClient, addr: bytes, params: Params, limit: 
         if row.get("height") is None:
             continue
         t = txm.decode_tx(row["tx"])
-        if t.kind != txm.CHANNEL_SETTLE or t.cheque is None:
+        if t.kind not in (txm.CHANNEL_SETTLE, txm.CHANNEL_CLOSE) or t.cheque is None:
             continue
         for a, v in t.cheque.uploaders:
             if a == addr:

@@ -2,8 +2,9 @@
 
 A channel locks a deposit for one payee (a node). The payer hands the payee cumulative
 cheques off-ledger (`veil channel cheque`, or the client during downloads); the payee closes
-with the latest cheque at any time; the payer can close alone only after expiry, then waits
-out the challenge window (in which the payee can still settle) and finalizes.
+with the latest cheque at any time; the payer closes at any time with the payee's consent to
+its latest cheque, or alone only after expiry, then waits out the challenge window (in which the
+payee can still settle) and finalizes.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from pathlib import Path
 
 import click
 
+from veil.client.channel_close import Consent, ask_consent, close_tx, payee_nodes
 from veil.client.channels import PayerChannels
+from veil.client.ledger_client import LedgerClient, parse_endpoints
+from veil.client.network import Network, NodeInfo, load_network
 from veil.crypto.sign import SigningKey
-from veil.errors import LedgerError, UsageError
+from veil.errors import LedgerError, UsageError, VeilError
 from veil.format.textparse import parse_size
 from veil.ledger import tx as txm
 from veil.ledger.amount import parse_amount
 from veil.ledger.cheque import Cheque, decode_cheque
-from veil.ledger.state import CLOSING, OPEN, channel_id
+from veil.ledger.state import CLOSING, OPEN, Channel, channel_id
 
 from .common import human
 from .ledger_opts import (
@@ -145,16 +149,24 @@ def cheque(
 @channel.command()
 @click.argument("channel_id_hex", metavar="ID")
 @click.option("--cheque", "cheque_hex", default=None, help="Payee: the payer's latest cheque (hex) to settle with.")
+@click.option("--node", "node_spec", default=None, metavar="NODEID@HOST:PORT",
+              help="Payer: the payee node to ask for its consent (default: found from its ledger registration through the network file or the DHT).")
+@click.option("--unilateral", is_flag=True, help="Payer: do not ask the payee; close alone (after expiry only).")
 @wallet_option
 @validator_option
 def close(
-    channel_id_hex: str, cheque_hex: str | None, wallet_path: Path | None, validator: str | None, network_path: Path | None
-) -> None:
+    channel_id_hex: str, cheque_hex: str | None, node_spec: str | None, unilateral: bool, wallet_path: Path | None,
+    validator: str | None, network_path: Path | None,
+) -> None:  # fmt: skip
     """Close channel ID.
 
     As payee: settles the given cheque (if any) and closes at once, refunding the payer the rest.
-    As payer: after expiry, starts a unilateral close; once the challenge window is over, run it
-    again to get the deposit back.
+
+    As payer: asks the payee node for its consent (its latest cheque, signed over closing at exactly
+    that cheque; the node takes no more cheques on the channel) and closes at once: the payee is
+    paid that cheque and the rest of the deposit comes back. If the payee does not answer, and the
+    channel has expired, starts a unilateral close instead; once the challenge window is over, run
+    it again to get the deposit back.
     """
     cid = _cid(channel_id_hex)
     w = unlock(wallet_path)
@@ -167,6 +179,8 @@ def close(
         fee = params.min_fee
         now = int(c.info()["now"])
         build: Callable[[int], bytes]
+        notes: list[str] = []
+        consent: Consent | None = None
         if ch.payee == w.address:
             chq = decode_cheque(bytes.fromhex(cheque_hex)) if cheque_hex else None
             build = functools.partial(_settle, w.key, params.chain_id, fee, cid, chq)
@@ -175,10 +189,15 @@ def close(
             raise UsageError("this wallet is neither the payer nor the payee of that channel")
         elif cheque_hex:
             raise UsageError("--cheque is for the payee; the payer closes without one")
+        elif not unilateral and (consent := _consent(c, node_spec, network_path, params.chain_id, cid, ch, notes)):
+            build = functools.partial(close_tx, w.key, params.chain_id, fee, cid, consent)
+            paid = consent.cheque.amount - ch.paid if consent.cheque is not None else 0
+            done = f"closed with the payee's consent (paid {money(paid)} more), deposit returned"
         elif ch.status == OPEN:
             if now < ch.expires:
                 raise UsageError(
-                    f"the channel runs until {when(ch.expires)}; before that only the payee can close it"
+                    f"{notes[0] if notes else 'the payee did not consent'}; and the channel runs until "
+                    f"{when(ch.expires)}: before that the payer can close only with the payee's consent"
                 )
             build = functools.partial(_op, txm.channel_close_start, w.key, params.chain_id, fee, cid)
             done = f"closing: the payee may still settle until {when(now + params.challenge_seconds)}; run this again then"
@@ -187,14 +206,45 @@ def close(
                 raise UsageError(f"the challenge window is open until {when(ch.close_at)}; run this again then")
             build = functools.partial(_op, txm.channel_finalize, w.key, params.chain_id, fee, cid)
             done = "closed, deposit returned"
-        st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
+        try:
+            st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
+        except LedgerError as e:
+            # The node settled its consented cheque meanwhile: its consent now is to the settled state.
+            again = c.channel(cid) if consent is not None and e.code == "stale_cheque" else None
+            if again is None or not (consent := _consent(c, node_spec, network_path, params.chain_id, cid, again, notes)):
+                raise
+            build = functools.partial(close_tx, w.key, params.chain_id, fee, cid, consent)
+            st = c.wait_committed(c.submit_with_nonce(w.key, build)[0])
         if done.startswith("closed"):
             book = PayerChannels(w.channels_path, w.key)
             book.forget(cid)
             book.close()
     finally:
         c.close()
+    for n in notes:
+        click.echo(f"veil: note: {n}", err=True)
     click.echo(f"channel {cid.hex()[:16]} {done} (block {st['height']})")
+
+
+def _consent(ledger: LedgerClient, node_spec: str | None, network_path: Path | None, chain: str, cid: bytes,
+             ch: Channel, notes: list[str]) -> Consent | None:  # fmt: skip
+    """The payee's consent to a cooperative close, or None (why goes to ``notes``)."""
+    net: Network | None = None
+    try:
+        if node_spec:
+            host, port, nid = parse_endpoints(node_spec)[0]
+            net = Network([NodeInfo(host, port, nid)])
+            nodes = net.nodes
+        else:
+            net = load_network(network_path)
+            nodes = payee_nodes(net, ledger, ch.payee)
+        return ask_consent(net, nodes, chain, cid, ch)
+    except VeilError as e:
+        notes.append(str(e))
+        return None
+    finally:
+        if net is not None:
+            net.close()
 
 
 commands = [channel]

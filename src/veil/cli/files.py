@@ -32,7 +32,8 @@ def _warn(lines: list[str]) -> None:
 @click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the read cap.")
 @click.option("--payout", default=None, metavar="ADDR",
-              help="Address owed the uploader's share of paid downloads (default: your wallet's; 'none' for none).")
+              help="Address owed the uploader's share of paid downloads, or 'wallet' for your wallet's "
+                   "(it is public: it links your uploads). Default: none, or [payments] payout / $VEIL_PAYOUT.")
 @click.option("--lease", "lease_days", type=int, default=None, metavar="DAYS",
               help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -137,15 +138,30 @@ def info(cap: str, network_path: Path | None) -> None:
         click.echo(f"  unreachable: {u}")
 
 
+_PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (default: [payments] max_spend, else 1); "
+             "paid from --wallet.")
+
+
 @click.command()
 @click.argument("verifycap")
 @click.option("--full", is_flag=True, help="Verify every block of every share, not a sample.")
+@click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def check(verifycap: str, full: bool, network_path: Path | None) -> None:
+def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
+          network_path: Path | None) -> None:  # fmt: skip
     """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy."""
+    from .pay_opts import make_payer
+
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
-    rep = check_mod.check(net, vc, full=full)
+    payer = make_payer(net, max_spend, wallet_path)
+    try:
+        rep = check_mod.check(net, vc, full=full, payer=payer)
+    finally:
+        if payer is not None:
+            payer.close()
     m = rep.manifest
     for s in sorted(rep.shares, key=lambda s: s.shnum):
         click.echo(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}")
@@ -163,17 +179,31 @@ def check(verifycap: str, full: bool, network_path: Path | None) -> None:
 @click.command()
 @click.argument("verifycap")
 @click.option("--full", is_flag=True, help="Verify every block of every share before deciding, not a sample.")
+@click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
+@click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def repair(verifycap: str, full: bool, network_path: Path | None) -> None:
+def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
+           network_path: Path | None) -> None:  # fmt: skip
     """Re-create missing and corrupt shares on other nodes, from any k, using only the verify cap.
 
-    Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Exit 0 only if
-    the file has all n healthy shares afterwards."""
+    Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Nodes that charge
+    are paid for the blocks read, from your allowance, then your wallet. Exit 0 only if the file
+    has all n healthy shares afterwards."""
+    from veil.client.payer import stop_reason
+
+    from .pay_opts import make_payer, spend_summary
+
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
+    payer = make_payer(net, max_spend, wallet_path)
     try:
-        res = repair_mod.repair(net, vc, full=full)
+        res = repair_mod.repair(net, vc, full=full, payer=payer)
+    except VeilError as e:
+        raise stop_reason(payer, e) from e
     finally:
+        if payer is not None:
+            payer.close()
         net.close()
     m = res.before.manifest
     for s in res.before.corrupt:
@@ -184,7 +214,8 @@ def repair(verifycap: str, full: bool, network_path: Path | None) -> None:
     if not res.needed:
         click.echo(f"healthy: {m.n} of {m.n} shares; nothing to repair")
         return
-    click.echo(f"healthy: {res.healthy_before} -> {res.healthy_after} of {m.n} shares (k={m.k})")
+    click.echo(f"healthy: {res.healthy_before} -> {res.healthy_after} of {m.n} shares (k={m.k})"
+               + spend_summary(payer))  # fmt: skip
     if res.healthy_after < m.n:
         sys.exit(1)
 

@@ -30,10 +30,17 @@ from .node import parse_listen
                    "Without it, such downloads are refused with 402.")
 @click.option("--max-spend", default=None,
               help="Most VEIL the gateway spends on downloads while it runs (default: config payments.max_spend).")
+@click.option("--max-price-per-gb", "max_price", default=None,
+              help="Never pay a node asking more VEIL per GB than this (default: any price, within the budgets).")
+@click.option("--visitor-budget", default=None,
+              help="Most VEIL spent per day for one visitor (IP address); default max-spend/100; 'none' for no limit.")
+@click.option("--file-budget", default=None,
+              help="Most VEIL spent per day on one file; default max-spend/10; 'none' for no limit.")
 @network_option
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
-            max_spend: str | None, network_path: Path | None, verbose: bool) -> None:
+            max_spend: str | None, max_price: str | None, visitor_budget: str | None, file_budget: str | None,
+            network_path: Path | None, verbose: bool) -> None:
     """Serve the web app: browsers encrypt before upload and decrypt after download.
 
     Put TLS in front of it (a reverse proxy) for anything but 127.0.0.1/localhost: browsers
@@ -54,7 +61,7 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     if not 1 <= k <= n <= 255:
         raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
     host, port = parse_listen(listen)
-    wallet = gateway_wallet(wallet_path, max_spend)
+    wallet = gateway_wallet(wallet_path, max_spend, max_price, visitor_budget, file_budget)
     gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n,
                                wallet=wallet))
     try:

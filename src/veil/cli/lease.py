@@ -47,22 +47,28 @@ def lease_after_upload(net: Network, res: UploadResult, days: int, wallet_path: 
 @click.command()
 @click.argument("verifycap")
 @click.option("--rounds", default=1, show_default=True, help="Random blocks to ask each leased node for.")
-@click.option("--no-report", is_flag=True, help="Do not record failures on the ledger (just show them).")
+@click.option("--no-report", is_flag=True, help="Do not challenge or fail anything on the ledger (just show it).")
+@click.option("--wait", is_flag=True, help="Wait for every ledger challenge to be answered or to run out (the "
+              "challenge window, a network parameter), and fail the leases whose node did not answer.")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The wallet that pays for (or audits) the leases.")
 @network_option
-def audit(verifycap: str, rounds: int, no_report: bool, wallet_path: Path | None, network_path: Path | None) -> None:
+def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, wallet_path: Path | None,
+          network_path: Path | None) -> None:  # fmt: skip
     """Challenge every node leased to keep a share of the file: a random block and its Merkle proof.
 
-    A node that cannot answer is reported on the ledger: its lease stops paying and the rest of
-    the escrow comes back. Exit 0 only if every leased node passed."""
+    A node that cannot answer is challenged on the ledger: it must post a block the ledger picks,
+    with its Merkle proof, within the challenge window. Only a challenge left unanswered fails the
+    lease (this command fails it once the window is over: run it again then, or use --wait); the
+    lease then stops paying and the rest of the escrow comes back. Exit 0 only if every leased node
+    passed."""
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
     w = unlock(wallet_path)
     ledger = _ledger(net)
     payer = make_payer(net, None, wallet_path)
     try:
-        results = run_audit(net, ledger, w, vc, payer, rounds=max(1, rounds), report=not no_report)
+        results = run_audit(net, ledger, w, vc, payer, rounds=max(1, rounds), report=not no_report, wait=wait)
     finally:
         ledger.close()
         if payer is not None:
@@ -71,8 +77,15 @@ def audit(verifycap: str, rounds: int, no_report: bool, wallet_path: Path | None
         click.echo("no active leases of this file paid for or audited by this wallet")
         return
     for r in results:
-        what = "ok" if r.ok else f"FAILED: {r.problem}" + (" (reported on the ledger)" if r.reported else "")
-        click.echo(f"share {r.shnum:>3} on {r.node}: block {r.index}: {what}")
+        if r.state == "answered":
+            what = "answered the ledger's challenge"
+        elif r.ok:
+            what = f"block {r.index}: ok"
+        elif r.state == "failed":
+            what = f"FAILED: {r.problem}" + (" (lease failed on the ledger)" if r.reported else "")
+        else:
+            what = f"block {r.index}: {r.problem}"
+        click.echo(f"share {r.shnum:>3} on {r.node}: {what}")
     failed = sum(1 for r in results if not r.ok)
     click.echo(f"{len(results) - failed} passed, {failed} failed")
     if failed:

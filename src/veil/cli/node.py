@@ -64,6 +64,11 @@ def node() -> None:
 @click.option("--gateway-wallet", default=None,
               help="Gateway role: wallet paying nodes that charge for downloads (passphrase: VEIL_PASSPHRASE).")
 @click.option("--gateway-max-spend", default=None, help="Gateway role: most VEIL spent on downloads while running.")
+@click.option("--gateway-max-price", default=None, help="Gateway role: never pay a node asking more VEIL per GB.")
+@click.option("--gateway-visitor-budget", default=None,
+              help="Gateway role: most VEIL per visitor per day (default max-spend/100; 'none').")
+@click.option("--gateway-file-budget", default=None,
+              help="Gateway role: most VEIL per file per day (default max-spend/10; 'none').")
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
@@ -73,6 +78,9 @@ def node() -> None:
 @click.option("--repair-sweep-rate", default=None,
               help="Repairer role: at most this many background file checks per minute (default 30); departed "
                    "holders trigger checks at once, outside this budget.")
+@click.option("--repair-wallet", default=None,
+              help="Repairer role: wallet paying nodes that charge for the blocks it reads (passphrase: VEIL_PASSPHRASE).")
+@click.option("--repair-max-spend", default=None, help="Repairer role: most VEIL spent on repairs while running.")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
@@ -81,12 +89,19 @@ def node() -> None:
               help="Payments role: the ledger's validators (pinned by node id).")
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
+@click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
+              help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
+                   "(repeatable; docs/specs/transport.md lists them).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
-        network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None, bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
-        repair_sweep_rate: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
-        free_credit: str | None, validator: str | None, validators: str | None, verbose: bool) -> None:
+        network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
+        gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
+        bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
+        repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
+        free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
+        verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
+    from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
     from veil.node.main import run_node
 
@@ -99,10 +114,16 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         network=Path(network_path) if network_path else None,
         gateway_wallet=Path(gateway_wallet) if gateway_wallet else None,
         gateway_max_spend=gateway_max_spend or None,
+        gateway_max_price=gateway_max_price or None,
+        gateway_visitor_budget=gateway_visitor_budget or None,
+        gateway_file_budget=gateway_file_budget or None,
         dht_peer_rate=dht_peer_rate or None,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,
         repair_sweep_rate=_sweep_rate(repair_sweep_rate),
+        repair_wallet=Path(repair_wallet) if repair_wallet else None,
+        repair_max_spend=repair_max_spend or None,
+        http_limits=parse_limits(http_limits) if http_limits else None,
     )
     if storage_admission == "ticket":
         if not validator:

@@ -25,7 +25,7 @@ from .ledger_opts import addr_text, connect, money, validator_option
 
 def payment_config(config: NodeConfig, price: str, lease_price: str | None, free_credit: str | None,
                    validator: str | None) -> NodeConfig:
-    """``config`` with the payments role's settings (node/payment_gate.py) from `veil node run` options."""
+    """``config`` with the payments role's settings (node/payments_role.py) from `veil node run` options."""
     if not validator:
         raise UsageError("--price-per-gb needs --validator NODEID@HOST:PORT[,...] (the ledger that settles cheques)")
     from veil.client.ledger_client import parse_endpoints

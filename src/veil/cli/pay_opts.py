@@ -6,12 +6,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from veil.client.config import payment_setting
+from veil.client.config import payment_setting, payout_setting
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.client.payer import Payer
 from veil.client.wallet import Wallet, default_wallet_path, open_wallet, wallet_address
-from veil.errors import UsageError
 from veil.ledger.address import decode_address
 from veil.ledger.amount import format_amount, parse_amount
 
@@ -20,16 +19,18 @@ from .ledger_opts import passphrase
 
 
 def payout_address(payout: str | None, wallet: Path | None) -> bytes | None:
-    """``--payout ADDR``, else this user's wallet address (no passphrase needed), else none."""
-    if payout is not None:
-        return None if payout.lower() == "none" else decode_address(payout)
-    path = wallet or default_wallet_path()
-    if not path.exists():
+    """The payout address `veil put` writes into the manifest: none unless asked for.
+
+    ``--payout ADDR`` (or ``wallet``: this user's wallet address, no passphrase needed), else the
+    ``VEIL_PAYOUT`` / ``[payments] payout`` setting, else none. The default is none because the
+    manifest is readable by every node, gateway and verify-cap holder: a payout address there
+    links all of one person's uploads to one public ledger account (docs/specs/payments.md)."""
+    choice = payout if payout is not None else payout_setting()
+    if choice.lower() == "none":
         return None
-    try:
-        return wallet_address(path)
-    except UsageError:
-        return None
+    if choice.lower() == "wallet":
+        return wallet_address(wallet or default_wallet_path())
+    return decode_address(choice)
 
 
 def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Payer | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -153,6 +154,132 @@ def sim_economy(budget: str, pool: str, honest_nodes: int, interest: float, as_j
                    f"({o['roi']:.1%} of the budget per epoch); {drain}")  # fmt: skip
     click.echo(f"honest bonded node earns {res['honest_node_roi']:.1%} of its bond per epoch from the pool "
                "(the farmer can do no better than that: farming is just bonding)")
+
+
+@sim.command("ledger")
+@click.option("--accounts", default=1_000_000, show_default=True, type=click.IntRange(1000),
+              help="Accounts in the state (10000000 takes a few minutes and about 1 GB of disk).")
+@click.option("--lookups", default=200_000, show_default=True, type=click.IntRange(1))
+@click.option("--transfers", default=20_000, show_default=True, type=click.IntRange(1),
+              help="Signed transfers applied into blocks, at N accounts and on an empty store.")
+@click.option("--block", default=500, show_default=True, type=click.IntRange(1, 10_000), help="Transfers per block.")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Build the SQLite file here and keep it (default: a temporary directory, removed).")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sim_ledger(accounts: int, lookups: int, transfers: int, block: int, workdir: Path | None, seed: int,
+               as_json: bool) -> None:  # fmt: skip
+    """The ledger state at ACCOUNTS accounts: a real SQLite file built by the ledger store, its size
+    on disk, account lookups/s, and signed transfers/s applied into blocks (synchronous=FULL)."""
+    import tempfile
+
+    from veil.sim import ledger_state
+
+    with _progress(not as_json) as bar, tempfile.TemporaryDirectory(prefix="veil-sim-ledger-") as tmp:
+        d = workdir or Path(tmp)
+        d.mkdir(parents=True, exist_ok=True)
+        if (d / "state.db").exists():
+            raise UsageError(f"{d / 'state.db'} exists already: pick an empty --dir")
+        tasks: dict[str, Any] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done)
+
+        res = ledger_state.run(accounts, d, lookups=lookups, transfers=transfers, block=block, seed=seed,
+                               progress=report)  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2))
+        return
+    click.echo(f"{res.accounts:,} accounts: built in {res.build_s:.1f} s ({res.build_accounts_per_s:,.0f}/s, batched)")
+    click.echo(f"  on disk: {res.bytes_on_disk / 1e6:,.1f} MB ({res.bytes_per_account:.1f} B per account)")
+    click.echo(f"  lookups: {res.lookup_per_s:,.0f}/s ({res.lookup_us:.1f} µs each, {res.lookups:,} random accounts)")
+    click.echo(f"  apply:   {res.apply_per_s:,.0f} signed transfers/s into blocks of {res.block_size} "
+               f"(synchronous=FULL) = {res.apply_ratio:.0%} of the same machine on an empty store "
+               f"({res.apply_per_s_small:,.0f}/s)")  # fmt: skip
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise UsageError(f"{what}: a comma-separated list of numbers, e.g. 0,0.1,0.5") from e
+
+
+@sim.command("shards")
+@click.option("--shards", "shard_list", default="1,2,4,8,16,32", show_default=True,
+              help="Shard counts to simulate (comma-separated).")
+@click.option("--cross", "cross_list", default="0,0.1,0.5,0.9", show_default=True,
+              help="Shares of transfers whose payee is in another shard (comma-separated).")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), default=None,
+              help="One cluster's transfers/s (e.g. the cluster figure of `veil bench ledger`); default: measure "
+                   "the real ledger machine on this machine now.")
+@click.option("--block-ms", default=100.0, show_default=True, type=click.FloatRange(1, 10_000), help="Block interval.")
+@click.option("--in-cost", default=1.0, show_default=True, type=click.FloatRange(0.01, 10),
+              help="Work of crediting an inbound cross-shard message, in transfers (1: as much as a transfer).")
+@click.option("--blocks", default=80, show_default=True, type=click.IntRange(10, 10_000), help="Blocks simulated.")
+@click.option("--load", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Offered load, as a share of the ceiling, at which latency is measured.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sim_shards(shard_list: str, cross_list: str, rate: float | None, block_ms: float, in_cost: float, blocks: int,
+               load: float, seed: int, as_json: bool) -> None:  # fmt: skip
+    """The ledger sharded by account prefix (docs/specs/ledger-scale.md): aggregate transfers/s
+    against the shard count, with cross-shard transfers done as TON-style messages, and their
+    latency; parameterised by one cluster's measured rate."""
+    from veil.sim import shards
+
+    counts = [int(x) for x in _floats(shard_list, "--shards")]
+    measured = rate is None
+    if rate is None:
+        rate = _measure_rate()
+    try:
+        res = shards.run(rate, counts, _floats(cross_list, "--cross"), block_s=block_ms / 1000, in_cost=in_cost,
+                         blocks=blocks, seed=seed, load=load)  # fmt: skip
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({**res.to_dict(), "rate_measured": measured}, indent=2))
+        return
+    how = "measured now (ledger machine alone, one core)" if measured else "given"
+    click.echo(f"one cluster: {rate:,.0f} transfers/s ({how}); block {block_ms:g} ms; inbound message cost {in_cost:g}")
+    click.echo(f"{'shards':>6} {'cross':>5} {'transfers/s':>13} {'x one':>7} {'model S*r/(1+x*c)':>18} "
+               f"{'local p50/p99 ms':>17} {'cross p50/p99 ms':>17}  conserved  (latency at {load:.0%} load)")  # fmt: skip
+    for p in res.points:
+        cross = f"{p.p50_cross_ms:,.0f}/{p.p99_cross_ms:,.0f}" if p.cross > 0 else "-"
+        click.echo(f"{p.shards:>6} {p.cross:>5.2f} {p.throughput:>13,.0f} {p.ratio_to_one:>6.1f}x {p.analytic:>18,.0f} "
+                   f"{p.p50_local_ms:>8,.0f}/{p.p99_local_ms:<8,.0f} {cross:>17}  {'yes' if p.conserved else 'NO'}")  # fmt: skip
+
+
+def _measure_rate() -> float:
+    """Signed transfers/s the real ledger machine applies into blocks here (SQLite, synchronous=FULL)."""
+    import tempfile
+    import time
+
+    from veil.crypto.sign import SigningKey
+    from veil.ledger import tx as txm
+    from veil.ledger.address import address_of
+    from veil.ledger.genesis import make_genesis
+    from veil.ledger.params import Params
+    from veil.ledger.store import LedgerStore
+    from veil.node.validator_core import LedgerMachine, txs_entry
+
+    senders = [SigningKey.generate() for _ in range(50)]
+    g = make_genesis(Params(chain_id="sim-shards"), int(time.time()) - 5, SigningKey.generate().public_key,
+                     {address_of(s.public_key): 10**15 for s in senders}, 0)  # fmt: skip
+    to = address_of(SigningKey.generate().public_key)
+    raws = [txm.transfer(s, g.chain, j, 1, to, 1) for j in range(40) for s in senders]
+    with tempfile.TemporaryDirectory(prefix="veil-sim-shards-") as d:
+        store = LedgerStore(Path(d) / "rate.db")
+        store.init_genesis(g)
+        m = LedgerMachine(store, SigningKey.generate())
+        t = time.perf_counter()
+        for i in range(0, len(raws), 500):
+            m.apply(i // 500 + 1, txs_entry(g.time + 1, raws[i : i + 500]))
+        el = time.perf_counter() - t
+        store.close()
+    return len(raws) / el
 
 
 commands = [sim]

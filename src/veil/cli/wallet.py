@@ -117,10 +117,15 @@ def describe(raw: bytes, me: bytes | None = None) -> str:
         return f"channel open to {addr_text(t.to)[:16]}…, deposit {money(t.amount)}"
     if t.kind == txm.CHANNEL_TOPUP:
         return f"channel {t.channel.hex()[:16]} top-up {money(t.amount)}"
-    if t.kind == txm.CHANNEL_SETTLE:
+    if t.kind in (txm.CHANNEL_SETTLE, txm.CHANNEL_CLOSE):
         c = t.cheque
         what = f"cheque #{c.seq}: {money(c.amount)} paid, {human(c.free_bytes)} free" if c else "no cheque"
-        return f"channel {t.channel.hex()[:16]} {'closed' if t.close else 'settled'} ({what})"
+        how = "closed with the payee's consent" if t.kind == txm.CHANNEL_CLOSE else "closed" if t.close else "settled"
+        return f"channel {t.channel.hex()[:16]} {how} ({what})"
+    if t.lease:
+        return f"lease {t.lease.hex()[:16]} {t.kind.replace('lease_', '')}"
+    if t.kind == txm.LEASE_OPEN:
+        return f"lease open to {addr_text(t.to)[:16]}…, escrow {money(t.amount)}"
     return f"channel {t.channel.hex()[:16]} {t.kind.replace('channel_', '').replace('_', ' ')}"
 
 

@@ -8,6 +8,7 @@ needed and nothing is decrypted.
 from __future__ import annotations
 
 import random
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from veil.protocol.storage import parse_range_head
 
 from .locate import locate
 from .network import Network, NodeInfo
+from .payer import Paying
 
 SAMPLES = 4
 RANGE_BYTES = 4 << 20
@@ -60,14 +62,20 @@ class CheckReport:
         return len(self.healthy_shares) >= self.manifest.k
 
 
-def verify_share_ranges(net: Network, node: NodeInfo, man: Manifest, shnum: int, ranges: list[tuple[int, int]]) -> None:
-    """Fetch each (start, count) range of a share and verify it; IntegrityError on any mismatch."""
+def verify_share_ranges(net: Network, node: NodeInfo, man: Manifest, shnum: int, ranges: list[tuple[int, int]],
+                        payer: Paying | None = None) -> None:  # fmt: skip
+    """Fetch each (start, count) range of a share and verify it; IntegrityError on any mismatch.
+    ``payer`` pays nodes that charge for the blocks (a repairer on a charging network)."""
     client = net.client(node)
     for start, count in ranges:
         want = sum(man.block_len(i) for i in range(start, start + count))
         buf = bytearray(want + 32 * 1024)
         mv = memoryview(buf)
-        client.request("GET", f"/v1/shares/{man.si.hex()}/{shnum}?start={start}&count={count}", into=mv)
+        path = f"/v1/shares/{man.si.hex()}/{shnum}?start={start}&count={count}"
+        if payer is None:
+            client.request("GET", path, into=mv)
+        else:
+            payer.fetch(client, node, path, want, man.payout, mv)
         head = parse_range_head(mv)
         if (head.start, head.count) != (start, count):
             raise IntegrityError("node answered a different range")
@@ -88,16 +96,18 @@ def sample_ranges(man: Manifest, full: bool, rng: random.Random) -> list[tuple[i
     return [(p, 1) for p in sorted(picks)]
 
 
-def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None) -> CheckReport:
+def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None,
+          payer: Paying | None = None) -> CheckReport:  # fmt: skip
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
-    rng = rng or random.Random()
+    # Which blocks are sampled must not be predictable by a node (it would keep just those).
+    rng = rng or secrets.SystemRandom()
     jobs = [(shnum, node) for shnum, nodes in sorted(loc.holders.items()) for node in nodes]
 
     def one(job: tuple[int, NodeInfo]) -> ShareStatus:
         shnum, node = job
         try:
-            verify_share_ranges(net, node, man, shnum, sample_ranges(man, full, rng))
+            verify_share_ranges(net, node, man, shnum, sample_ranges(man, full, rng), payer)
             return ShareStatus(shnum, node, True)
         except VeilError as e:
             return ShareStatus(shnum, node, False, str(e))

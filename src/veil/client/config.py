@@ -38,3 +38,14 @@ def payment_setting(name: str) -> int:
     section = _file().get("payments", {})
     value = section.get(name, DEFAULTS[name]) if isinstance(section, dict) else DEFAULTS[name]
     return parse_amount(str(value))
+
+
+def payout_setting() -> str:
+    """Where `veil put` sends the uploader's reward by default: env ``VEIL_PAYOUT``, else
+    ``[payments] payout`` in config.toml (an address, or ``wallet``), else ``none``."""
+    env = os.environ.get("VEIL_PAYOUT")
+    if env:
+        return env
+    section = _file().get("payments", {})
+    value = section.get("payout", "none") if isinstance(section, dict) else "none"
+    return str(value)

@@ -27,7 +27,7 @@ from veil.protocol.storage import parse_range_head
 
 from .locate import Located, locate
 from .network import Network, NodeInfo
-from .payer import Payer
+from .payer import Payer, Paying
 from .progress import Progress, nothing
 
 BATCH_BYTES = 2 << 20
@@ -51,7 +51,7 @@ class Source(threading.Thread):
     """One (share, node) pair and the worker thread fetching its blocks."""
 
     def __init__(self, sid: int, shnum: int, node: NodeInfo, client: PeerClient, man: Manifest, si: bytes,
-                 results: queue.Queue[tuple[Source, Batch, Any]], payer: Payer | None = None) -> None:
+                 results: queue.Queue[tuple[Source, Batch, Any]], payer: Paying | None = None) -> None:
         super().__init__(name=f"fetch-{shnum}", daemon=True)
         self.sid, self.shnum, self.node, self.client, self.man, self.si = sid, shnum, node, client, man, si
         self.payer = payer
@@ -180,7 +180,7 @@ def fetch_ciphertext(net: Network, vcap: VerifyCap, s0: int = 0, s1: int | None 
 class Fetcher:
     """Fetches, verifies and decodes the sealed segments of one located file."""
 
-    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str], payer: Payer | None = None) -> None:
+    def __init__(self, net: Network, si: bytes, loc: Located, warnings: list[str], payer: Paying | None = None) -> None:
         self.net, self.si, self.loc, self.warnings = net, si, loc, warnings
         self.man = loc.manifest
         self.codec = Codec(self.man.k, self.man.n, self.man.codec)

@@ -1,11 +1,16 @@
 """Paid storage: leases for the shares of an uploaded file, and audits of the nodes keeping them.
 
 ``open_leases`` pays each charging node holding a share its advertised price per GB-day for
-``days`` days into a ledger escrow (``lease_open``) and tells the node the lease id so it
-claims what accrues. ``audit`` (anyone holding the verify cap and named as payer or auditor)
-asks each leased node for a random block with its Merkle proof, checks it against the share
-root in the lease, and reports a failure on the ledger (``lease_fail``): accrual stops, the
-rest of the escrow goes back to the payer, and the failure is in a block for all to see.
+``days`` days into a ledger escrow (``lease_open``, which names only the share's block root,
+block count and block size: not the storage index) and tells the node the lease id, storage
+index and share number, so it can claim what accrues and answer challenges.
+
+``audit`` (anyone holding the verify cap and named as payer or auditor) asks each leased node
+for a random block with its Merkle proof off the ledger, which costs nothing on chain. A node
+that fails is *challenged on the ledger* (``lease_challenge``): the ledger picks a block, and
+the node must post it with its proof (``lease_answer``) before the challenge window ends. Only
+a challenge left unanswered fails the lease (``lease_fail``, which ``audit`` submits once the
+window is over): the ledger checks the evidence itself, so an auditor's word fails no lease.
 """
 
 from __future__ import annotations
@@ -13,18 +18,19 @@ from __future__ import annotations
 import functools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from veil.errors import IntegrityError, PaymentRequiredError, VeilError
-from veil.format import cbor
 from veil.format.caps import VerifyCap
 from veil.format.manifest import Manifest
 from veil.format.merkle import verify_range
 from veil.format.share import BLOCK_TREE
 from veil.ledger import tx as txm
-from veil.ledger.lease import ACTIVE, Lease, lease_id
+from veil.ledger.lease import ACTIVE, MAX_LEASE_BLOCK, Lease, lease_id
+from veil.ledger.rules_lease import CHALLENGE_FEE_FACTOR
 from veil.protocol import payments as pay
-from veil.protocol.storage import parse_range_head, range_reply_max
+from veil.protocol.storage import parse_range_head, range_path, range_reply_max
 
 from .ledger_client import LedgerClient
 from .locate import locate
@@ -47,12 +53,22 @@ class LeaseReceipt:
 
 def _lease_open(wallet: Wallet, chain: str, fee: int, payee: bytes, man: Manifest, shnum: int, size: int, expires: int,
                 amount: int, nonce: int) -> bytes:  # fmt: skip
-    return txm.lease_open(wallet.key, chain, nonce, fee, payee, man.si, shnum, man.roots[shnum], size, expires, amount)
+    return txm.lease_open(wallet.key, chain, nonce, fee, payee, man.roots[shnum], man.nseg, _bsize(man), size, expires,
+                          amount)  # fmt: skip
+
+
+def _bsize(man: Manifest) -> int:
+    return max(man.bsize, man.lbsize)
+
+
+def fetch_terms(net: Network, node: NodeInfo) -> pay.Terms:
+    """The node's terms, believed only if they name the pinned node's own key and address."""
+    return pay.check_terms(pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms")), node.node_id)
 
 
 def node_terms(net: Network, node: NodeInfo) -> pay.Terms | None:
     try:
-        return pay.Terms.from_wire(net.client(node).call("GET", "/v1/pay/terms"))
+        return fetch_terms(net, node)
     except VeilError:
         return None
 
@@ -66,8 +82,17 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
     size = man.share_len()
     out: list[LeaseReceipt] = []
     expires = int(time.time()) + days * DAY
+    if _bsize(man) > MAX_LEASE_BLOCK:
+        return [LeaseReceipt(shnum, node, None, note=f"blocks over {MAX_LEASE_BLOCK} bytes cannot be audited on the ledger")
+                for shnum, node in sorted(res.placement.items())]  # fmt: skip
     for shnum, node in sorted(res.placement.items()):
-        terms = node_terms(net, node)
+        try:
+            terms: pay.Terms | None = fetch_terms(net, node)
+        except pay.ForeignPayeeError as e:
+            out.append(LeaseReceipt(shnum, node, None, note=f"not leased: {e}"))
+            continue
+        except VeilError:
+            terms = None
         if terms is None or terms.lease_price_per_gb_day == 0:
             out.append(LeaseReceipt(shnum, node, None, note="the node does not lease storage"))
             continue
@@ -78,7 +103,7 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
         lid = lease_id(wallet.address, nonce)
         note = ""
         try:
-            net.client(node).call("POST", "/v1/pay/leases", {"lease": lid})
+            net.client(node).call("POST", "/v1/pay/leases", {"lease": lid, "si": man.si, "shnum": shnum})
         except VeilError as e:  # the node can still find it on the ledger; it just was not told
             note = f"node not told: {e}"
         out.append(LeaseReceipt(shnum, node, lid, amount, note))
@@ -90,15 +115,17 @@ class AuditResult:
     lease: bytes
     shnum: int
     node: str
-    index: int
+    index: int  # the block asked for (off the ledger, or by the ledger's challenge)
     ok: bool
     problem: str = ""
-    reported: bool = False
+    reported: bool = False  # a challenge or a failure was submitted to the ledger
+    state: str = "passed"  # passed | challenged (the node may still answer) | answered | failed
 
 
-def _challenge(net: Network, node: NodeInfo, le: Lease, man: Manifest, index: int, payer: Payer | None) -> str:
+def _challenge(net: Network, node: NodeInfo, vcap: VerifyCap, shnum: int, le: Lease, man: Manifest, index: int,
+               payer: Payer | None) -> str:  # fmt: skip
     """'' if the node proved it holds block ``index`` of the leased share, else what went wrong."""
-    path = f"/v1/shares/{le.si.hex()}/{le.shnum}?start={index}&count=1"
+    path = range_path(vcap.storage_index, vcap.manifest_hash, shnum, index, 1)
     n = man.block_len(index)
     buf = memoryview(bytearray(range_reply_max(1, n)))
     client = net.client(node)
@@ -121,11 +148,35 @@ def _challenge(net: Network, node: NodeInfo, le: Lease, man: Manifest, index: in
         return str(e)[:200]
 
 
+def _submit(ledger: LedgerClient, wallet: Wallet, make: Callable[..., bytes], fee: int, lid: bytes) -> None:
+    chain = ledger.genesis().params.chain_id
+    build = functools.partial(make, wallet.key, chain, fee=fee, lease=lid)
+    ledger.wait_committed(ledger.submit_with_nonce(wallet.key, lambda n: build(nonce=n))[0])
+
+
+def _settle_challenge(ledger: LedgerClient, wallet: Wallet, lid: bytes, le: Lease, shnum: int, label: str,
+                      report: bool) -> AuditResult:  # fmt: skip
+    """A lease with a challenge open on the ledger: fail it if the window is over."""
+    now = int(ledger.info()["now"])
+    if now <= le.chal_due:
+        return AuditResult(lid, shnum, label, le.chal_index, False,
+                           f"challenged on the ledger; the node may answer until {le.chal_due}", False, "challenged")  # fmt: skip
+    if report:
+        _submit(ledger, wallet, txm.lease_fail, ledger.genesis().params.min_fee, lid)
+    return AuditResult(lid, shnum, label, le.chal_index, False, "the node did not answer the ledger's challenge",
+                       report, "failed" if report else "challenged")  # fmt: skip
+
+
 def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, payer: Payer | None = None,
-          rounds: int = 1, report: bool = True) -> list[AuditResult]:  # fmt: skip
-    """Challenge every active lease of this file that ``wallet`` pays for or audits."""
+          rounds: int = 1, report: bool = True, wait: bool = False) -> list[AuditResult]:  # fmt: skip
+    """Challenge every active lease of this file that ``wallet`` pays for or audits.
+
+    A node that fails the off-ledger check is challenged on the ledger (``report``); with
+    ``wait``, the audit then waits for each challenge to be answered or to run out, and fails
+    the leases whose challenge ran out."""
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
+    shnum_of = {r: i for i, r in enumerate(man.roots)}
     by_payee: dict[bytes, NodeInfo] = {}
     # The nodes to challenge: those that say they hold this file's shares (found through the
     # DHT or the node list), and any node the network file lists.
@@ -137,24 +188,55 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
             by_payee[t.payee] = sn
     params = ledger.genesis().params
     results: list[AuditResult] = []
+    challenged: list[tuple[bytes, int, str]] = []
     for lid in ledger.leases_of(wallet.address):
         le = ledger.lease(lid)
-        if le is None or le.si != man.si or le.status != ACTIVE or wallet.address not in (le.payer, le.auditor):
+        if le is None or le.root not in shnum_of or le.status != ACTIVE or wallet.address not in (le.payer, le.auditor):
             continue
+        shnum = shnum_of[le.root]
         node = by_payee.get(le.payee)
+        label = node.label if node is not None else le.payee.hex()[:16]
+        if le.challenge_open():
+            r = _settle_challenge(ledger, wallet, lid, le, shnum, label, report)
+            results.append(r)
+            if r.state == "challenged":
+                challenged.append((lid, shnum, label))
+            continue
         for _ in range(rounds):
             index = secrets.randbelow(man.nseg)
             problem = "the node holds no share of this file any more" if node is None else _challenge(
-                net, node, le, man, index, payer)  # fmt: skip
-            label = node.label if node is not None else le.payee.hex()[:16]
-            reported = False
+                net, node, vcap, shnum, le, man, index, payer)  # fmt: skip
             if problem and report:
-                evidence = cbor.encode({"index": index, "problem": problem[:200]})
-                build = functools.partial(txm.lease_fail, wallet.key, params.chain_id, fee=params.min_fee, lease=lid,
-                                          evidence=evidence)  # fmt: skip
-                ledger.submit_with_nonce(wallet.key, lambda n, build=build: build(nonce=n))  # type: ignore[misc]
-                reported = True
-            results.append(AuditResult(lid, le.shnum, label, index, not problem, problem, reported))
+                _submit(ledger, wallet, txm.lease_challenge, CHALLENGE_FEE_FACTOR * params.min_fee, lid)
+                challenged.append((lid, shnum, label))
+                problem += "; challenged on the ledger"
+            results.append(AuditResult(lid, shnum, label, index, not problem, problem, bool(problem and report),
+                                       "challenged" if problem else "passed"))  # fmt: skip
             if problem:
                 break
+    if wait and challenged:
+        results = [r for r in results if r.state != "challenged"] + _wait(ledger, wallet, challenged, report)
     return results
+
+
+def _wait(ledger: LedgerClient, wallet: Wallet, pending: list[tuple[bytes, int, str]], report: bool) -> list[AuditResult]:
+    """Wait until each challenged lease is answered or its window is over (then fail it)."""
+    out: list[AuditResult] = []
+    while pending:
+        left = []
+        for lid, shnum, label in pending:
+            le = ledger.lease(lid)
+            if le is None or not le.challenge_open():
+                answered = le is not None and le.status == ACTIVE
+                out.append(AuditResult(lid, shnum, label, 0, answered,
+                                       "" if answered else "the lease has failed", False,
+                                       "answered" if answered else "failed"))  # fmt: skip
+                continue
+            if int(ledger.info()["now"]) > le.chal_due:
+                out.append(_settle_challenge(ledger, wallet, lid, le, shnum, label, report))
+                continue
+            left.append((lid, shnum, label))
+        pending = left
+        if pending:
+            time.sleep(0.5)
+    return out

@@ -155,8 +155,8 @@ class LedgerClient:
             raise UnavailableError(busy or f"ledger unavailable: no validator took the request ({reached} of {n} reachable)")
         raise UnavailableError(busy or "ledger unavailable")
 
-    def _get(self, path: str) -> dict[str, Any]:
-        v = self.request("GET", path)
+    def _get(self, path: str, max_response: int = 1 << 20) -> dict[str, Any]:
+        v = self.request("GET", path, max_response=max_response)
         if not isinstance(v, dict):
             raise RemoteError(f"{self.where}: unexpected answer to {path}")
         return v
@@ -263,7 +263,7 @@ class LedgerClient:
         return ids
 
     def tx(self, txid: bytes) -> dict[str, Any]:
-        return self._get(f"/v1/ledger/tx/{txid.hex()}")
+        return self._get(f"/v1/ledger/tx/{txid.hex()}", 4 << 20)  # a lease answer carries a share block
 
     def block(self, height: int) -> tuple[bytes, bytes, bytes] | None:
         """(header, body, certificate) of block ``height``."""
@@ -283,7 +283,7 @@ class LedgerClient:
         return hs
 
     def history(self, addr: bytes, limit: int = 50) -> list[dict[str, Any]]:
-        v = self._get(f"/v1/ledger/history/{addr.hex()}?limit={limit}")
+        v = self._get(f"/v1/ledger/history/{addr.hex()}?limit={limit}", 64 << 20)  # lease answers are large
         txs = v.get("txs")
         if not isinstance(txs, list):
             raise RemoteError(f"{self.where}: malformed history")

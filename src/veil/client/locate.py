@@ -67,7 +67,7 @@ def locate(net: Network, si: bytes, manifest_hash: bytes) -> Located:
                 holders.setdefault(s, []).append(node)
             if man is not None and manifest is None:
                 try:
-                    manifest = parse_manifest(man, manifest_hash)
+                    manifest = parse_manifest(man, manifest_hash, si)
                 except IntegrityError as e:
                     bad.append(f"{node.label}: {e}")
     if manifest is None:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from veil.errors import LedgerError, PaymentRequiredError, UsageError, VeilError
 from veil.format import cbor
@@ -42,6 +43,29 @@ MAX_ATTEMPTS = 6
 
 class SpendLimitError(PaymentRequiredError):
     """The download stopped before spending more than the limit you set (--max-spend)."""
+
+
+class BudgetError(PaymentRequiredError):
+    """A spending rule of the caller (a gateway's price ceiling or budgets) refused this payment;
+    the payer itself goes on serving other downloads."""
+
+
+class PriceCeilingError(BudgetError):
+    """A node asked more per GB than the caller pays; the other holders are asked instead."""
+
+
+# Called with (money the next cheque adds, the node's terms) before anything is signed; raises
+# BudgetError to refuse. A gateway uses it for per-visitor and per-file budgets.
+Guard = Callable[[int, pay.Terms], None]
+
+
+class Paying(Protocol):
+    """What the fetcher needs from a payer (client/download.py): a ``Payer``, or a ``GuardedPayer``."""
+
+    stopped: PaymentRequiredError | None
+
+    def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
+              into: memoryview) -> Reply: ...  # fmt: skip
 
 
 @dataclass
@@ -88,8 +112,8 @@ class Payer:
     # -- the fetch hook ---------------------------------------------------------------------
 
     def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
-              into: memoryview) -> Reply:  # fmt: skip
-        """GET ``path`` (``nbytes`` of blocks) from ``node``, paying if it charges."""
+              into: memoryview, guard: Guard | None = None) -> Reply:  # fmt: skip
+        """GET ``path`` (``nbytes`` of blocks) from ``node``, paying if it charges (and ``guard`` agrees)."""
         with self._lock:
             s = self._sessions.get(node.node_id)
             if s is None:
@@ -102,7 +126,7 @@ class Payer:
                 headers: dict[str, str] = {}
                 if s.state is PayState.PAYING:
                     try:
-                        cheque = self._sign(s, nbytes, uploader)
+                        cheque = self._sign(s, nbytes, uploader, guard)
                     except SpendLimitError:
                         s.state = pay.step(s.state, PayEvent.LIMIT)
                         raise
@@ -120,7 +144,7 @@ class Payer:
                 ref = pay.parse_refusal(cbor.decode(r.body, 64 * 1024))
                 last = ref.message
                 if ref.terms is not None:
-                    s.terms = ref.terms
+                    s.terms = pay.check_terms(ref.terms, node.node_id)  # never pay (or lease) a foreign payee
                 ev = pay.event_for(ref.code)
                 if ev is PayEvent.REFUSED_ALLOWANCE:
                     with self._lock:
@@ -166,7 +190,7 @@ class Payer:
         unsettled = sum(max(0, pc.free_bytes - settled[pc.id]) for pc in book.all() if pc.id in settled)
         return max(0, int(acct["allowance_left"]) - unsettled)
 
-    def _sign(self, s: _Session, nbytes: int, uploader: bytes | None) -> bytes | None:
+    def _sign(self, s: _Session, nbytes: int, uploader: bytes | None, guard: Guard | None = None) -> bytes | None:
         """The next cheque for ``nbytes`` more; None if the deposit must be topped up first."""
         assert s.cid is not None and s.terms is not None
         w, book = self._wallet_book()
@@ -192,6 +216,8 @@ class Payer:
                 raise self.stopped
             if delta > pc.remaining:
                 return None
+            if guard is not None:
+                guard(delta, s.terms)  # BudgetError: nothing signed, nothing counted
             self._free_left -= free
             self.spent += delta
             self.free_used += free
@@ -288,7 +314,35 @@ class Payer:
                 + (f", {self.channels_opened} channels opened" if self.channels_opened else ""))  # fmt: skip
 
 
-def stop_reason(payer: Payer | None, e: VeilError) -> VeilError:
+class GuardedPayer:
+    """One download through a shared ``Payer`` under a caller's spending rule (``guard``): a
+    refusal stops this download only (``stopped``), never the shared payer."""
+
+    def __init__(self, payer: Payer, guard: Guard) -> None:
+        self.payer = payer
+        self.guard = guard
+        self._stopped: PaymentRequiredError | None = None
+
+    @property
+    def stopped(self) -> PaymentRequiredError | None:
+        return self._stopped or self.payer.stopped
+
+    @stopped.setter
+    def stopped(self, value: PaymentRequiredError | None) -> None:
+        self._stopped = value
+
+    def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
+              into: memoryview) -> Reply:  # fmt: skip
+        try:
+            return self.payer.fetch(client, node, path, nbytes, uploader, into, guard=self.guard)
+        except BudgetError as e:
+            # A spent budget explains a failed download better than one overpriced node.
+            if self._stopped is None or isinstance(self._stopped, PriceCeilingError):
+                self._stopped = e
+            raise
+
+
+def stop_reason(payer: Paying | None, e: VeilError) -> VeilError:
     """The error to report for a failed download: the payer's reason, when it stopped."""
     if payer is not None and payer.stopped is not None:
         return payer.stopped

@@ -38,6 +38,7 @@ from .check import CheckReport, check
 from .download import Fetcher
 from .locate import Located
 from .network import Network, NodeInfo
+from .payer import Paying
 from .share_writer import ShareWriter, put_manifest
 
 log = logging.getLogger("veil.repair")
@@ -92,14 +93,16 @@ def repair(
     report: CheckReport | None = None,
     skip: Iterable[bytes] = (),
     on_placed: Callable[[int, NodeInfo], None] | None = None,
+    payer: Paying | None = None,
 ) -> RepairResult:
     """Bring the file back to n healthy shares (if it has fewer than ``threshold``; default n).
 
-    ``report`` reuses a check already made; ``skip`` names nodes never to place shares on.
+    ``report`` reuses a check already made; ``skip`` names nodes never to place shares on;
+    ``payer`` pays nodes that charge for the blocks checked and fetched (docs/specs/payments.md).
     Raises UnavailableError if fewer than k healthy shares are left."""
-    rep = report if report is not None else check(net, vcap, full=full)
+    rep = report if report is not None else check(net, vcap, full=full, payer=payer)
     man = rep.manifest
-    if man.hash() != vcap.manifest_hash:
+    if man.hash() != vcap.manifest_hash or man.si != vcap.storage_index:
         raise IntegrityError("the checked manifest does not match the verify cap")
     res = RepairResult(rep)
     missing = rep.missing
@@ -137,7 +140,7 @@ def repair(
     codec = Codec(man.k, man.n, man.codec)
     warnings: list[str] = []
     try:
-        for _, ct in Fetcher(net, si, Located(man, healthy, 0), warnings).segments(0, man.nseg - 1):
+        for _, ct in Fetcher(net, si, Located(man, healthy, 0), warnings, payer).segments(0, man.nseg - 1):
             blocks = codec.encode(ct)
             leaf = SEGMENT_TREE.leaf(ct)
             for shnum, w in list(writers.items()):

@@ -47,9 +47,24 @@ STATE = b"veil/state/v1"
 STATE_CHANGES = b"veil/state-changes/v1"
 WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
+LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
+CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
 
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"
 DHT_PROVIDER_RECORD = b"veil/dht-provider-record/v1"
 # The 256-bit DHT key of a file (storage index -> key): provider records and find_node target it.
 DHT_STORAGE_KEY = b"veil/dht-storage-key/v1"
+
+# Mutable slots and folders (docs/specs/folders.md).
+SLOT_ID = b"veil/slot-id/v1"  # slot id = H(label, Ed25519 public key)
+SLOT_SIG = b"veil/slot-sig/v1"  # what a slot record's Ed25519 signature covers
+SLOT_RECORD = b"veil/slot-record/v1"  # a record's hash (the second half of its checkstring)
+FOLDER_READ_KEY = b"veil/folder-read-key/v1"  # read key = HKDF(write seed, label)
+FOLDER_VERIFY_KEY = b"veil/folder-verify-key/v1"  # verify key = HKDF(read key, label)
+FOLDER_LISTING_KEY = b"veil/folder-listing-key/v1"  # HKDF(read key, salt, label): seals names and caps
+FOLDER_INDEX_KEY = b"veil/folder-index-key/v1"  # HKDF(verify key, salt, label): seals child verify caps
+FOLDER_LISTING_AAD = b"veil/folder-listing/v1"
+FOLDER_INDEX_AAD = b"veil/folder-index/v1"
+FOLDER_CHILD_WRITE_KEY = b"veil/folder-child-write-key/v1"  # HKDF(write seed, salt, label)
+FOLDER_CHILD_WRITE_AAD = b"veil/folder-child-write/v1"

@@ -7,8 +7,11 @@ Layout (all integers big-endian)::
 
 The whole header is the AEAD's associated data together with the caller's ``context``
 label, so no parameter can be changed without the open failing. Cost parameters read from
-a file are bounded before argon2 runs, so a crafted file cannot make us allocate gigabytes.
-Every failure (wrong passphrase, tampering, truncation) is one IntegrityError.
+a file are bounded before argon2 runs (``MAX_M_COST_KIB`` = 256 MiB, ``MAX_T_COST`` = 16,
+``MAX_PARALLELISM`` = 8, and t × m at most 16 passes over 64 MiB), so a crafted file cannot
+make us allocate gigabytes or spin for minutes: it gets one clear IntegrityError, as does
+every other failure (wrong passphrase, tampering, truncation). ``seal`` refuses the same
+range, so everything it writes can be opened again.
 """
 
 from __future__ import annotations
@@ -31,9 +34,16 @@ HEADER_SIZE = _HEADER.size + SALT_SIZE + NONCE_SIZE
 DEFAULT_T_COST = 3
 DEFAULT_M_COST_KIB = 64 * 1024
 DEFAULT_PARALLELISM = 1
-_MAX_T_COST = 64
-_MAX_M_COST_KIB = 4 * 1024 * 1024
+MAX_T_COST = 16
+MAX_M_COST_KIB = 256 * 1024
+MAX_PARALLELISM = 8
+MAX_WORK_KIB = 16 * DEFAULT_M_COST_KIB  # t × m: the time an open may take, in KiB-passes
 _MAX_SECRET = 1 << 20
+
+
+def cost_in_bounds(t: int, m: int, p: int) -> bool:
+    """Argon2id costs a sealed object may ask for (argon2 itself needs m >= 8p)."""
+    return 1 <= t <= MAX_T_COST and 1 <= p <= MAX_PARALLELISM and 8 * p <= m <= MAX_M_COST_KIB and t * m <= MAX_WORK_KIB
 
 
 def _derive(passphrase: str, salt: bytes, t: int, m: int, p: int) -> bytes:
@@ -53,6 +63,8 @@ def seal(
     """Encrypt ``secret`` under ``passphrase``; ``context`` (a label) must be given again to open."""
     if len(secret) > _MAX_SECRET:
         raise ValueError("secret too large")
+    if not cost_in_bounds(t_cost, m_cost_kib, parallelism):
+        raise ValueError("argon2 cost parameters out of range")
     salt = os.urandom(SALT_SIZE)
     nonce = os.urandom(NONCE_SIZE)
     header = _HEADER.pack(MAGIC, VERSION, t_cost, m_cost_kib, parallelism) + salt + nonce
@@ -69,8 +81,11 @@ def open_sealed(passphrase: str, blob: bytes, context: bytes) -> bytes:
         raise IntegrityError("not a passphrase-sealed object (bad magic)")
     if version != VERSION:
         raise IntegrityError(f"passphrase-sealed object version {version} is not supported")
-    if not (1 <= t <= _MAX_T_COST and 8 * p <= m <= _MAX_M_COST_KIB and 1 <= p <= 16):
-        raise IntegrityError("passphrase-sealed object has out-of-range cost parameters")
+    if not cost_in_bounds(t, m, p):
+        raise IntegrityError(
+            f"passphrase-sealed object asks for argon2 costs out of range (t={t}, m={m} KiB, p={p}; at most "
+            f"t={MAX_T_COST}, m={MAX_M_COST_KIB} KiB, p={MAX_PARALLELISM}): refusing to run it"
+        )
     salt = blob[_HEADER.size : _HEADER.size + SALT_SIZE]
     nonce = blob[_HEADER.size + SALT_SIZE : HEADER_SIZE]
     key = _derive(passphrase, salt, t, m, p)

@@ -31,7 +31,7 @@ from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
 from veil.devnet.ledger import add_validators, register_nodes
-from veil.devnet.payments import charge_storage_nodes
+from veil.devnet.payments import charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_json_atomic
 from veil.errors import UnavailableError, UsageError, VeilError
@@ -185,11 +185,17 @@ class Devnet(DevnetFiles):
     def add(self, count: int, args: list[str] | None = None) -> tuple[Network, list[str]]:
         """Add ``count`` storage nodes that join through the running ones; start them."""
         new = self.add_storage_specs(count, list(args or []))
+        if self.config().get("charging"):  # added nodes charge like the others
+            charge_new_nodes(self)
+            new = [s for s in self.specs() if s.name in {n.name for n in new}]
         for spec in new:
             self.start_node(spec)
         self.wait_ready(new)
         self.wait_joined(new)
-        return self.write_network(self.known_ids()), [s.name for s in new]
+        net = self.write_network(self.known_ids())
+        if self.config().get("charging"):
+            register_nodes(self)
+        return net, [s.name for s in new]
 
     def kill(self, name: str, wipe: bool = False) -> bool:
         """SIGKILL node ``name`` (a crash). Its data stays (and `up` restarts it) unless ``wipe``:
@@ -231,7 +237,6 @@ class Devnet(DevnetFiles):
             add_validators(self, validators, params=params)
             if charge is not None:
                 charge_storage_nodes(self, charge)
-                self._save_specs(self.specs(), {"charging": True})
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()

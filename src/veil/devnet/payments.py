@@ -3,6 +3,8 @@
 ``charge_storage_nodes(devnet, options)`` adds ``--validator NODEID@HOST:PORT,...`` (every
 validator, pinned) and the given `veil node run` payment options (``--price-per-gb`` ...) to
 each storage node's arguments; called by ``Devnet.up`` when it creates a devnet with ``charge``.
+The options are kept in the devnet's config, so nodes added later (``Devnet.add``, `veil devnet
+add`) charge like the others: ``charge_new_nodes`` applies them and registers the new nodes.
 """
 
 from __future__ import annotations
@@ -17,4 +19,11 @@ def charge_storage_nodes(devnet: DevnetFiles, options: list[str]) -> None:
     for s in specs:
         if "storage" in s.roles and "--price-per-gb" not in s.args:
             s.args = [*s.args, *options, "--validator", endpoint]
-    devnet._save_specs(specs)
+    devnet._save_specs(specs, {"charging": True, "charge": list(options)})
+
+
+def charge_new_nodes(devnet: DevnetFiles) -> None:
+    """Give storage nodes not charging yet the devnet's payment options (before they start)."""
+    options = devnet.config().get("charge")
+    if devnet.config().get("charging") and isinstance(options, list):
+        charge_storage_nodes(devnet, [str(o) for o in options])

@@ -35,15 +35,15 @@ def storage_index(file_key: bytes) -> bytes:
     return _si(file_key)[:SI_SIZE]
 
 
-def _checksum(kind: bytes, payload: bytes) -> bytes:
+def cap_checksum(kind: bytes, payload: bytes) -> bytes:
     return _check(kind, b"\x00", payload)[:CHECK_SIZE]
 
 
-def _pack(kind: str, payload: bytes) -> str:
-    return f"veil:{kind}:" + b32encode(payload + _checksum(kind.encode(), payload))
+def pack_cap(kind: str, payload: bytes) -> str:
+    return f"veil:{kind}:" + b32encode(payload + cap_checksum(kind.encode(), payload))
 
 
-def _unpack(kind: str, text: str, size: int, what: str) -> bytes:
+def unpack_cap(kind: str, text: str, size: int, what: str) -> bytes:
     try:
         raw = b32decode(text)
     except ValueError as e:
@@ -51,7 +51,7 @@ def _unpack(kind: str, text: str, size: int, what: str) -> bytes:
     if len(raw) != size + CHECK_SIZE:
         raise CapError(f"{what} is truncated or too long ({len(raw)} bytes, expected {size + CHECK_SIZE})")
     payload, check = raw[:size], raw[size:]
-    if _checksum(kind.encode(), payload) != check:
+    if cap_checksum(kind.encode(), payload) != check:
         raise CapError(f"{what} is garbled (checksum mismatch); check that it was copied whole")
     return payload
 
@@ -62,7 +62,7 @@ class VerifyCap:
     manifest_hash: bytes
 
     def to_string(self) -> str:
-        return _pack("v1", self.storage_index + self.manifest_hash)
+        return pack_cap("v1", self.storage_index + self.manifest_hash)
 
     def payload(self) -> str:
         return self.to_string().split(":", 2)[2]
@@ -81,10 +81,10 @@ class ReadCap:
         return VerifyCap(self.storage_index, self.manifest_hash)
 
     def to_string(self) -> str:
-        return _pack("r1", self.file_key + self.manifest_hash)
+        return pack_cap("r1", self.file_key + self.manifest_hash)
 
     def link(self, gateway: str) -> str:
-        key_part = b32encode(self.file_key + _checksum(b"k1", self.file_key))
+        key_part = b32encode(self.file_key + cap_checksum(b"k1", self.file_key))
         return f"{gateway.rstrip('/')}/f/{self.verify_cap().payload()}#{key_part}"
 
 
@@ -98,7 +98,7 @@ def parse_read_cap(text: str) -> ReadCap:
     if len(text) > MAX_CAP_TEXT:
         raise CapError("cap is too long")
     if text.startswith("veil:r1:"):
-        raw = _unpack("r1", text[8:], KEY_SIZE + HASH_SIZE, "read cap")
+        raw = unpack_cap("r1", text[8:], KEY_SIZE + HASH_SIZE, "read cap")
         return ReadCap(raw[:KEY_SIZE], raw[KEY_SIZE:])
     if text.startswith(("https://", "http://")):
         return _parse_link(text)
@@ -114,8 +114,8 @@ def _parse_link(text: str) -> ReadCap:
         raise CapError("share link is garbled: expected …/f/<file>#<key>")
     if not url.fragment:
         raise CapError("share link has no key: the part after '#' is missing")
-    vraw = _unpack("v1", parts[-1], SI_SIZE + HASH_SIZE, "share link")
-    kraw = _unpack("k1", url.fragment, KEY_SIZE, "share link key")
+    vraw = unpack_cap("v1", parts[-1], SI_SIZE + HASH_SIZE, "share link")
+    kraw = unpack_cap("k1", url.fragment, KEY_SIZE, "share link key")
     cap = ReadCap(kraw, vraw[SI_SIZE:])
     if cap.storage_index != vraw[:SI_SIZE]:
         raise WrongKeyError("the key in this link does not belong to this file")
@@ -128,6 +128,6 @@ def parse_verify_cap(text: str) -> VerifyCap:
     if len(text) > MAX_CAP_TEXT:
         raise CapError("cap is too long")
     if text.startswith("veil:v1:"):
-        raw = _unpack("v1", text[8:], SI_SIZE + HASH_SIZE, "verify cap")
+        raw = unpack_cap("v1", text[8:], SI_SIZE + HASH_SIZE, "verify cap")
         return VerifyCap(raw[:SI_SIZE], raw[SI_SIZE:])
     return parse_read_cap(text).verify_cap()

@@ -87,8 +87,13 @@ def manifest_hash(data: bytes) -> bytes:
     return _hash(data)
 
 
-def parse_manifest(data: bytes, expected_hash: bytes | None = None) -> Manifest:
-    """Check size, magic, version (and hash, when known) before decoding; then every field."""
+def parse_manifest(data: bytes, expected_hash: bytes | None = None, expected_si: bytes | None = None) -> Manifest:
+    """Check size, magic, version (and hash, when known) before decoding; then every field.
+
+    ``expected_si``: the storage index of the cap the manifest was fetched for. A manifest
+    naming another storage index is refused: for a read cap the storage index is a hash of
+    the file key, so this check is what commits the manifest (and its ciphertexts) to the key
+    (docs/specs/crypto.md, "Key commitment")."""
     if len(data) > MAX_MANIFEST:
         raise IntegrityError("manifest too large")
     if expected_hash is not None and _hash(data) != expected_hash:
@@ -123,4 +128,6 @@ def parse_manifest(data: bytes, expected_hash: bytes | None = None) -> Manifest:
     )
     if man.to_bytes() != data:
         raise IntegrityError("manifest is not in canonical form")
+    if expected_si is not None and man.si != expected_si:
+        raise IntegrityError("manifest names another storage index than the cap")
     return man

@@ -169,7 +169,10 @@ class Gateway:
                 resp = json_error(500, "internal", "internal error")
             if not isinstance(resp.body, bytes | bytearray | memoryview) or resp.status >= 400 or "Cache-Control" not in resp.headers:
                 resp.headers.setdefault("Cache-Control", "no-store")
-            resp.headers.update(security_headers(tenant, embeddable and resp.status < 400))
+            sec = security_headers(tenant, embeddable and resp.status < 400)
+            for name in ("X-Frame-Options", "Cross-Origin-Opener-Policy"):
+                sec.setdefault(name, "")  # "" drops the server's default (embeddable pages)
+            resp.headers.update(sec)
             access_log.info("%s %s %s %d %.0fms", req.peer[0], req.method, req.path, resp.status,
                             (time.monotonic() - t0) * 1000)
             return resp
@@ -305,7 +308,7 @@ class Gateway:
         start = req.int_param("start", 0)
         count = req.int_param("count") if "count" in req.query else None
         try:
-            first, last, length, body = self.files.segment_range(vcap, start, count)
+            first, last, length, body = self.files.segment_range(vcap, start, count, visitor=str(req.peer[0]))
         except NotFoundError as e:
             raise HTTPError(404, "not_found", "no node has this file") from e
         except VeilError:
@@ -316,7 +319,10 @@ class Gateway:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, host: str, port: int) -> HTTPSServer:
-        self.server = serve((host, port), self.router, None)
+        # The server's own answers (malformed requests, 414, 431, 503 ...) carry the same
+        # security headers as the pages; handlers set their tenant's own, which win by name.
+        defaults = {"Cache-Control": "no-store", **security_headers(None)}
+        self.server = serve((host, port), self.router, None, default_headers=defaults, error_response=json_error)
         self._reaper = threading.Thread(target=self._reap_loop, name="gateway-reaper", daemon=True)
         self._stop = threading.Event()
         self._reaper.start()

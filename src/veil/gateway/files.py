@@ -52,8 +52,10 @@ class FileReader:
         with self._lock:
             self._cache.pop(vcap, None)
 
-    def segment_range(self, vcap: VerifyCap, start: int, count: int | None) -> tuple[int, int, int, Iterator[bytes]]:
-        """(first, last, byte length, iterator of sealed segments) for segments [start, start+count)."""
+    def segment_range(self, vcap: VerifyCap, start: int, count: int | None,
+                      visitor: str = "") -> tuple[int, int, int, Iterator[bytes]]:  # fmt: skip
+        """(first, last, byte length, iterator of sealed segments) for segments [start, start+count);
+        ``visitor`` (the client's address) is whose budget pays."""
         loc = self.located(vcap)
         man = loc.manifest
         if start < 0 or start >= man.nseg:
@@ -63,7 +65,7 @@ class FileReader:
             raise UsageError("count must be at least 1")
         length = sum(man.ciphertext_len(i) for i in range(start, last + 1))
         net = self._network()
-        payer = self.wallet.payer(net) if self.wallet is not None else None
+        payer = self.wallet.payer_for(net, visitor, vcap.storage_index) if self.wallet is not None else None
         fetcher = Fetcher(net, vcap.storage_index, loc, [], payer)
         segments = fetcher.segments(start, last)
         # The first segment is fetched before answering, so "too few shares" is a clean 503

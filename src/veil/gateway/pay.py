@@ -2,7 +2,9 @@
 
 With ``--wallet`` the gateway holds one ``client.payer.Payer`` for its whole run: every
 ciphertext fetch goes through it, so free-allowance bytes are claimed first and then the
-wallet's channel deposits pay, never more in total than ``--max-spend``. Without a wallet a
+wallet's channel deposits pay, never more in total than ``--max-spend``, never to a node above
+``--max-price-per-gb``, and never past a visitor's or a file's daily budget (gateway/budget.py).
+Without a wallet a
 download from nodes that charge is refused with 402 (``NO_WALLET``).
 
 The cost estimate is what the fetcher will ask for: blocks of k+1 shares (client/download.py:
@@ -15,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,11 @@ from veil.client.lease import node_terms
 from veil.client.ledger_client import LedgerClient
 from veil.client.locate import Located
 from veil.client.network import Network, NodeInfo
-from veil.client.payer import Payer
+from veil.client.payer import GuardedPayer, Payer, Paying
 from veil.client.wallet import Wallet, open_wallet
 from veil.errors import UsageError, VeilError
 from veil.format.manifest import Manifest
+from veil.gateway.budget import SpendBudgets, SpendRules
 from veil.ledger.amount import parse_amount
 from veil.protocol import payments as pay
 
@@ -94,10 +97,18 @@ class GatewayWallet:
     wallet: Wallet
     max_spend: int
     deposit: int
+    rules: SpendRules = field(default_factory=SpendRules)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._payer: Payer | None = None
+        self.budgets = SpendBudgets(self.rules)
+
+    def payer_for(self, net: Network, visitor: str, si: bytes) -> Paying | None:
+        """The payer for one visitor's download of one file: the shared payer under the
+        gateway's price ceiling and budgets."""
+        payer = self.payer(net)
+        return None if payer is None else GuardedPayer(payer, self.budgets.guard(visitor, si))
 
     def payer(self, net: Network) -> Payer | None:
         """The gateway's payer; None while the network lists no validator (nothing to pay through)."""
@@ -128,18 +139,34 @@ class GatewayWallet:
                 self._payer.ledger.close()
 
 
-def gateway_wallet(path: Path | None, max_spend: str | None) -> GatewayWallet | None:
-    """``--wallet``/``--max-spend`` (also the gateway role's ``wallet``/``max_spend`` keys).
+def spend_rules(max_spend: int, max_price: str | None, visitor_budget: str | None,
+                file_budget: str | None) -> SpendRules:  # fmt: skip
+    """``--max-price-per-gb`` (default: any), ``--visitor-budget`` (default: max-spend / 100)
+    and ``--file-budget`` (default: max-spend / 10), each budget per day; 'none' for no budget."""
+
+    def budget(text: str | None, default: int) -> int | None:
+        if text is None:
+            return max(1, default)
+        return None if text.lower() == "none" else parse_amount(text)
+
+    return SpendRules(parse_amount(max_price) if max_price is not None else None,
+                      budget(visitor_budget, max_spend // 100), budget(file_budget, max_spend // 10))  # fmt: skip
+
+
+def gateway_wallet(path: Path | None, max_spend: str | None, max_price: str | None = None,
+                   visitor_budget: str | None = None, file_budget: str | None = None) -> GatewayWallet | None:  # fmt: skip
+    """``--wallet``/``--max-spend`` and the spending rules (also the gateway role's keys).
 
     The wallet is unlocked now, with VEIL_PASSPHRASE, so a wrong passphrase stops the gateway
     at start rather than failing a visitor's download.
     """
     if path is None:
-        if max_spend is not None:
-            raise UsageError("--max-spend needs --wallet: without a wallet the gateway spends nothing")
+        if any(x is not None for x in (max_spend, max_price, visitor_budget, file_budget)):
+            raise UsageError("--max-spend (and the budgets) needs --wallet: without a wallet the gateway spends nothing")
         return None
     secret = os.environ.get("VEIL_PASSPHRASE")
     if secret is None:
         raise UsageError("--wallet needs the wallet's passphrase in VEIL_PASSPHRASE")
     limit = parse_amount(max_spend) if max_spend is not None else payment_setting("max_spend")
-    return GatewayWallet(open_wallet(path, secret), limit, payment_setting("deposit"))
+    rules = spend_rules(limit, max_price, visitor_budget, file_budget)
+    return GatewayWallet(open_wallet(path, secret), limit, payment_setting("deposit"), rules)

@@ -5,7 +5,8 @@ port (browsers cannot pin node ids). Config (NodeConfig, from `veil node run`):
 ``gateway_listen`` (HOST:PORT, default 127.0.0.1:8080), ``tenants`` (path to a tenants
 TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``,
 ``gateway_wallet`` (a wallet that pays nodes which charge for downloads; passphrase from
-VEIL_PASSPHRASE in the node's environment) and ``gateway_max_spend``.
+VEIL_PASSPHRASE in the node's environment), ``gateway_max_spend``, ``gateway_max_price``,
+``gateway_visitor_budget`` and ``gateway_file_budget`` (gateway/budget.py).
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
 gateway, tests/unit/test_layers.py): cli/node.py adds it to node/main.py's NODE_ROLES when it
@@ -41,7 +42,8 @@ class GatewayRole:
             network_path=cfg.network,
             tenants=load_tenants(cfg.tenants),
             k=cfg.k, n=cfg.n,
-            wallet=gateway_wallet(cfg.gateway_wallet, cfg.gateway_max_spend),
+            wallet=gateway_wallet(cfg.gateway_wallet, cfg.gateway_max_spend, cfg.gateway_max_price,
+                                  cfg.gateway_visitor_budget, cfg.gateway_file_budget),
         ))
 
     def start(self) -> None:

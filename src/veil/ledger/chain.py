@@ -56,7 +56,7 @@ class Replayer:
         if not all(ok):
             raise LedgerError(f"{where} holds a transaction with a bad signature", "bad_signature")
         self.signatures += len(txs)
-        env = BlockEnv(g.params, g.time, h.time)
+        env = BlockEnv(g.params, g.time, h.time, h.prev)
         ov = Overlay(self.state)
         for i, t in enumerate(txs):
             try:

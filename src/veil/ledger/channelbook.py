@@ -19,6 +19,7 @@ from veil.crypto.sign import SigningKey
 from veil.errors import LedgerError
 from veil.ledger import tx as txm
 from veil.ledger.cheque import Cheque, Settled, Settlement, check_successor, decode_cheque
+from veil.ledger.close_consent import sign_consent
 from veil.ledger.params import Params
 from veil.ledger.state import OPEN, Channel
 
@@ -33,10 +34,23 @@ class ChequeStore(Protocol):
     def forget(self, channel: bytes) -> None:
         """Drop a channel that has been settled and closed."""
 
+    def mark_closing(self, channel: bytes) -> None:
+        """Durably record that the node consented to close ``channel`` (it takes no more cheques)."""
+
+    def closing(self) -> set[bytes]:
+        """Every channel marked closing."""
+
 
 class MemoryChequeStore:
     def __init__(self) -> None:
         self.latest: dict[bytes, bytes] = {}
+        self.closed: set[bytes] = set()
+
+    def mark_closing(self, channel: bytes) -> None:
+        self.closed.add(channel)
+
+    def closing(self) -> set[bytes]:
+        return set(self.closed)
 
     def save(self, channel: bytes, cheque: bytes) -> None:
         self.latest[channel] = cheque
@@ -46,6 +60,7 @@ class MemoryChequeStore:
 
     def forget(self, channel: bytes) -> None:
         self.latest.pop(channel, None)
+        self.closed.discard(channel)
 
 
 class Receipt(NamedTuple):
@@ -74,6 +89,7 @@ class ChannelBook:
         self._lock = threading.Lock()
         for cid, raw in store.load():
             self._pending[cid] = decode_cheque(raw)
+        self._closing = store.closing()  # channels this node consented to close: no more cheques
 
     def track(self, cid: bytes, channel: Channel) -> None:
         """Learn (or refresh, after a top-up or settlement) a channel from the ledger."""
@@ -97,6 +113,7 @@ class ChannelBook:
     def forget(self, cid: bytes) -> None:
         with self._lock:
             self._entries.pop(cid, None)
+            self._closing.discard(cid)
         self.store.forget(cid)
 
     def accept(self, raw: bytes, now: int) -> Receipt:
@@ -124,7 +141,7 @@ class ChannelBook:
             if e is None:
                 raise LedgerError("cheque for a channel this node does not know", "unknown_channel")
             ch = e.channel
-            if ch.status != OPEN or now + self.expiry_margin >= ch.expires:
+            if ch.status != OPEN or now + self.expiry_margin >= ch.expires or c.channel in self._closing:
                 raise LedgerError("the channel is expired or closing; open a new one", "channel_expired")
             if c.seq <= e.accepted.seq:
                 raise LedgerError(f"cheque sequence {c.seq} is not above the last accepted {e.accepted.seq}", "stale_cheque")
@@ -132,7 +149,7 @@ class ChannelBook:
 
     def _successor(self, e: _Entry, c: Cheque, now: int) -> Settlement:
         ch = e.channel
-        if ch.status != OPEN or now + self.expiry_margin >= ch.expires:
+        if ch.status != OPEN or now + self.expiry_margin >= ch.expires or c.channel in self._closing:
             raise LedgerError("the channel is expired or closing; open a new one", "channel_expired")
         return check_successor(
             e.accepted,
@@ -143,6 +160,21 @@ class ChannelBook:
             total_deposit=ch.total_deposit,
             params=self.params,
         )
+
+    def consent_close(self, key: SigningKey, cid: bytes) -> tuple[Cheque | None, bytes]:
+        """The payee's consent to a payer's cooperative close at the latest accepted cheque
+        (close_consent.py): from now on the book refuses every cheque on the channel (durably),
+        so the payer cannot close at this cheque after being served more."""
+        with self._lock:
+            e = self._entries.get(cid)
+            if e is None:
+                raise LedgerError("this node does not know that channel", "unknown_channel")
+            self.store.mark_closing(cid)
+            self._closing.add(cid)
+            latest = e.latest if e.latest is not None and e.latest.seq > e.channel.seq else None
+            seq = latest.seq if latest is not None else e.channel.seq
+        sig = sign_consent(key, self.params.chain_id, cid, seq, latest.raw if latest is not None else None)
+        return latest, sig
 
     def latest(self, cid: bytes) -> Cheque | None:
         with self._lock:

@@ -16,6 +16,7 @@ class SqliteChequeStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS cheques (channel BLOB PRIMARY KEY, raw BLOB NOT NULL) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE IF NOT EXISTS closing (channel BLOB PRIMARY KEY) WITHOUT ROWID")
         self._lock = threading.Lock()
 
     def save(self, channel: bytes, cheque: bytes) -> None:
@@ -29,6 +30,15 @@ class SqliteChequeStore:
     def forget(self, channel: bytes) -> None:
         with self._lock:
             self._db.execute("DELETE FROM cheques WHERE channel = ?", (channel,))
+            self._db.execute("DELETE FROM closing WHERE channel = ?", (channel,))
+
+    def mark_closing(self, channel: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO closing VALUES (?)", (channel,))
+
+    def closing(self) -> set[bytes]:
+        with self._lock:
+            return {bytes(r[0]) for r in self._db.execute("SELECT channel FROM closing")}
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Rules for payments: transfers, channels (open, top-up, settle, closes) and storage leases.
+"""Rules for payments: transfers and channels (open, top-up, settle, the closes); leases are in
+rules_lease.py.
 
 Each handler checks everything first and writes only when every rule held (see state.py).
 Pure; the dispatcher is ``rules.apply_tx``.
@@ -6,13 +7,14 @@ Pure; the dispatcher is ``rules.apply_tx``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from veil.errors import LedgerError
 from veil.ledger import tx as txm
+from veil.ledger.address import address_of
 from veil.ledger.amount import MAX_AMOUNT
-from veil.ledger.cheque import check_successor
-from veil.ledger.lease import ACTIVE as LEASE_ACTIVE
-from veil.ledger.lease import FAILED as LEASE_FAILED
-from veil.ledger.lease import Lease, lease_id
+from veil.ledger.cheque import Cheque, check_successor
+from veil.ledger.close_consent import consent_ok
 from veil.ledger.params import Params
 from veil.ledger.rules_common import (
     charge,
@@ -85,69 +87,97 @@ def _topup(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     ov.channels[tx.channel] = ch._replace(deposit=ch.deposit + tx.amount, expires=max(ch.expires, tx.expires))
 
 
+class _Payout(NamedTuple):
+    """What settling one cheque moves (computed first; nothing written)."""
+
+    upd: Channel  # the channel after it
+    payer: Account
+    charged: int  # free bytes charged to the payer's allowance
+    free_pay: int  # what the pool pays the payee for them
+    to_uploaders: tuple[tuple[bytes, int], ...]
+    to_payee: int  # from the deposit
+
+
+def _payout(ov: Overlay, env: BlockEnv, cid: bytes, ch: Channel, c: Cheque | None) -> _Payout:
+    payer = ov.get_account(ch.payer) or Account()
+    if c is None:
+        return _Payout(ch, payer, 0, 0, (), 0)
+    params = env.params
+    c.verify(ch.payer_pub)
+    s = check_successor(ch.settled(), c, chain=params.chain_id, channel=cid, payer=ch.payer,
+                        total_deposit=ch.total_deposit, params=params)  # fmt: skip
+    # The free part is honoured only up to the payer's allowance left this epoch (and the
+    # pool): a node extends free credit at its own risk, never at the network's.
+    charged = min(s.free_bytes, allowance_left(params, payer, env.epoch))
+    # The pool pays only a registered node with a bond, up to its share of the epoch budget.
+    free_pay = min(params.free_payout(charged), ov.get_supply().pool, pool_room(ov, params, ch.payee, env.epoch))
+    for addr, amt in s.to_uploaders:
+        if would_overflow(ov, addr, amt):
+            raise LedgerError("uploader payout would overflow a balance", "bad_amount")
+    upd = ch._replace(deposit=ch.deposit - s.paid, seq=c.seq, paid=c.amount, free_bytes=c.free_bytes,
+                      paid_bytes=c.paid_bytes, uploaders=c.uploaders)  # fmt: skip
+    return _Payout(upd, payer, charged, free_pay, s.to_uploaders, s.to_payee)
+
+
+def _write_payout(ov: Overlay, env: BlockEnv, ch: Channel, p: _Payout) -> None:
+    """Everything but the payee's own balance (the caller credits it)."""
+    if p.charged:
+        payer = ov.get_account(ch.payer) or Account()
+        used = payer.used if payer.epoch == env.epoch else 0
+        ov.accounts[ch.payer] = payer._replace(epoch=env.epoch, used=used + p.charged)
+    for addr, amt in p.to_uploaders:
+        credit(ov, addr, amt)
+    if p.free_pay:
+        supply = ov.get_supply()
+        ov.supply = supply._replace(pool=supply.pool - p.free_pay)
+        pay_from_pool(ov, ch.payee, env.epoch, p.free_pay)
+
+
+def _end_channel(ov: Overlay, cid: bytes, upd: Channel) -> None:
+    if upd.deposit:
+        credit(ov, upd.payer, upd.deposit)
+    ov.channels[cid] = None
+
+
 def _settle(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     ch = _channel(ov, tx)
-    params = env.params
     if ch.payee != tx.sender:
         raise LedgerError("only the channel's payee can settle it", "not_channel_party")
     if tx.cheque is None and not tx.close:
         raise LedgerError("a settle without a cheque must close the channel", "malformed")
-    supply = ov.get_supply()
-    payer = ov.get_account(ch.payer) or Account()
-    free_pay = 0
-    charged = 0
-    upd = ch
-    to_up: tuple[tuple[bytes, int], ...] = ()
-    to_payee = 0
-    if tx.cheque is not None:
-        c = tx.cheque
-        c.verify(ch.payer_pub)
-        s = check_successor(
-            ch.settled(),
-            c,
-            chain=params.chain_id,
-            channel=tx.channel,
-            payer=ch.payer,
-            total_deposit=ch.total_deposit,
-            params=params,
-        )
-        # The free part is honoured only up to the payer's allowance left this epoch (and the
-        # pool): a node extends free credit at its own risk, never at the network's.
-        epoch = env.epoch
-        charged = min(s.free_bytes, allowance_left(params, payer, epoch))
-        # The pool pays only a registered node with a bond, up to its share of the epoch budget.
-        free_pay = min(params.free_payout(charged), supply.pool, pool_room(ov, params, tx.sender, epoch))
-        to_up, to_payee = s.to_uploaders, s.to_payee
-        upd = ch._replace(
-            deposit=ch.deposit - s.paid,
-            seq=c.seq,
-            paid=c.amount,
-            free_bytes=c.free_bytes,
-            paid_bytes=c.paid_bytes,
-            uploaders=c.uploaders,
-        )
-        for addr, amt in to_up:
-            if would_overflow(ov, addr, amt):
-                raise LedgerError("uploader payout would overflow a balance", "bad_amount")
-    got = to_payee + free_pay
+    p = _payout(ov, env, tx.channel, ch, tx.cheque)
+    got = p.to_payee + p.free_pay
     payout_to_sender(ov, tx, sender, got, "settlement")
     # All checks passed: write.
-    if charged:
-        used = payer.used if payer.epoch == env.epoch else 0
-        ov.accounts[ch.payer] = payer._replace(epoch=env.epoch, used=used + charged)
     ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
-    for addr, amt in to_up:
-        credit(ov, addr, amt)
-    if free_pay:
-        ov.supply = supply._replace(pool=supply.pool - free_pay)
-        pay_from_pool(ov, tx.sender, epoch, free_pay)
+    _write_payout(ov, env, ch, p)
     take_fee(ov, tx.fee)
     if tx.close:
-        if upd.deposit:
-            credit(ov, ch.payer, upd.deposit)
-        ov.channels[tx.channel] = None
+        _end_channel(ov, tx.channel, p.upd)
     else:
-        ov.channels[tx.channel] = upd
+        ov.channels[tx.channel] = p.upd
+
+
+def _coop_close(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    """The payer closes at once, with the payee's consent to the final cheque (close_consent.py)."""
+    ch = _channel(ov, tx)
+    if ch.payer != tx.sender:
+        raise LedgerError("only the channel's payer can close it with the payee's consent", "not_channel_party")
+    if address_of(tx.payee_key) != ch.payee:
+        raise LedgerError("the consent is not from the channel's payee", "bad_consent")
+    seq = tx.cheque.seq if tx.cheque is not None else ch.seq
+    raw = tx.cheque.raw if tx.cheque is not None else None
+    if not consent_ok(tx.payee_key, tx.consent, env.params.chain_id, tx.channel, seq, raw):
+        raise LedgerError("the payee's consent does not cover this close", "bad_consent")
+    charge(ov, tx, env, sender, 0)
+    p = _payout(ov, env, tx.channel, ch, tx.cheque)
+    got = p.to_payee + p.free_pay
+    if would_overflow(ov, ch.payee, got) or would_overflow(ov, ch.payer, p.upd.deposit):
+        raise LedgerError("the close would overflow a balance", "bad_amount")
+    debit(ov, tx, env, sender, 0)
+    _write_payout(ov, env, ch, p)
+    credit(ov, ch.payee, got)
+    _end_channel(ov, tx.channel, p.upd)
 
 
 def _close_start(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
@@ -179,58 +209,6 @@ def _finalize(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     ov.channels[tx.channel] = None
 
 
-def _lease_open(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    if tx.to == tx.sender:
-        raise LedgerError("a lease pays another account (the node)", "bad_lease")
-    if tx.expires <= env.time:
-        raise LedgerError("the lease would already be over", "bad_lease")
-    charge(ov, tx, env, sender, tx.amount)
-    lid = lease_id(tx.sender, tx.nonce)
-    debit(ov, tx, env, sender, tx.amount)
-    ov.leases[lid] = Lease(
-        payer=tx.sender, payee=tx.to, auditor=tx.auditor or tx.sender, si=tx.si, shnum=tx.shnum, root=tx.root,
-        size=tx.size, start=env.time, end=tx.expires, amount=tx.amount, escrow=tx.amount,
-    )  # fmt: skip
-
-
-def _lease(ov: Overlay, tx: Tx) -> Lease:
-    le = ov.get_lease(tx.lease)
-    if le is None:
-        raise LedgerError(f"no lease {tx.lease.hex()[:16]}…", "unknown_lease")
-    return le
-
-
-def _lease_claim(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    le = _lease(ov, tx)
-    if le.payee != tx.sender:
-        raise LedgerError("only the lease's node can claim it", "not_lease_party")
-    got = le.claimable(env.time)
-    payout_to_sender(ov, tx, sender, got, "claim")
-    ov.accounts[tx.sender] = sender._replace(balance=sender.balance + got - tx.fee, nonce=sender.nonce + 1)
-    take_fee(ov, tx.fee)
-    upd = le._replace(escrow=le.escrow - got, claimed=le.claimed + got)
-    ov.leases[tx.lease] = None if upd.done(env.time) else upd
-
-
-def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    le = _lease(ov, tx)
-    if tx.sender not in (le.payer, le.auditor):
-        raise LedgerError("only the lease's payer or auditor can report a failed audit", "not_lease_party")
-    if le.status != LEASE_ACTIVE:
-        raise LedgerError("the lease has already failed", "lease_failed")
-    if env.time >= le.end:
-        raise LedgerError("the lease is over; there is nothing left to stop", "bad_lease")
-    failed = le._replace(status=LEASE_FAILED, failed_at=env.time)
-    refund = le.amount - failed.accrued(env.time)
-    if would_overflow(ov, le.payer, refund):
-        raise LedgerError("refund would overflow the payer's balance", "bad_amount")
-    charge(ov, tx, env, sender, 0)
-    debit(ov, tx, env, sender, 0)
-    credit(ov, le.payer, refund)
-    upd = failed._replace(escrow=le.escrow - refund)
-    ov.leases[tx.lease] = None if upd.done(env.time) else upd
-
-
 HANDLERS = {
     txm.TRANSFER: _transfer,
     txm.CHANNEL_OPEN: _open,
@@ -238,7 +216,5 @@ HANDLERS = {
     txm.CHANNEL_SETTLE: _settle,
     txm.CHANNEL_CLOSE_START: _close_start,
     txm.CHANNEL_FINALIZE: _finalize,
-    txm.LEASE_OPEN: _lease_open,
-    txm.LEASE_CLAIM: _lease_claim,
-    txm.LEASE_FAIL: _lease_fail,
+    txm.CHANNEL_CLOSE: _coop_close,
 }

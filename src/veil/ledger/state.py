@@ -165,6 +165,7 @@ class BlockEnv:
     params: Params  # params.chain_id is the chain id: the genesis hash in hex
     genesis_time: int
     time: int  # the block's time, unix seconds
+    prev: bytes = ZERO_HASH  # the previous block's hash (the genesis hash for height 1): seeds lease challenges
 
     @property
     def epoch(self) -> int:

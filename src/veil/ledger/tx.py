@@ -13,10 +13,14 @@ channel_topup          channel (id), amount, expires (optional; may only grow)
 channel_settle         channel, cheque (bytes, optional), close (bool)
 channel_close_start    channel
 channel_finalize       channel
-lease_open             payee, auditor (optional address), si (16 bytes), shnum, root (32),
-                       size, expires (the lease's end, unix seconds), amount (the escrow)
+channel_close          channel, cheque (optional), payee_key, consent: the payer closes at once,
+                       with the payee's signed consent to that final cheque (close_consent.py)
+lease_open             payee, auditor (optional address), root (32), blocks, bsize, size,
+                       expires (the lease's end, unix seconds), amount (the escrow)
 lease_claim            lease (id): the payee takes what has accrued
-lease_fail             lease, evidence (bytes <= 512): the payer or auditor reports a failed audit
+lease_challenge        lease: the payer or auditor asks the node to prove it keeps the share
+lease_answer           lease, block (bytes), proof (list of 32-byte hashes): the node's proof
+lease_fail             lease: a challenge went unanswered past its deadline
 stake                  amount, for (optional address; default the sender)
 unstake                amount
 withdraw               (none): released unbonding stake back to the balance
@@ -55,10 +59,13 @@ from veil.ledger.envelope import (
     want_fields,
     want_int,
 )
+from veil.ledger.lease import MAX_LEASE_BLOCK, MAX_LEASE_BLOCKS
 
 MAGIC = "veil-tx"
 VERSION = 1
 MAX_TX_SIZE = MAX_CHEQUE_SIZE + 1024
+MAX_ANSWER_SIZE = MAX_LEASE_BLOCK + 8192  # a lease_answer carries one share block and its proof
+MAX_PROOF = 128
 MAX_MEMO = 256
 MAX_EXPIRY = 2**40
 _SIG_PREFIX = sig_prefix(labels.TX_SIG)
@@ -70,10 +77,12 @@ CHANNEL_TOPUP = "channel_topup"
 CHANNEL_SETTLE = "channel_settle"
 CHANNEL_CLOSE_START = "channel_close_start"
 CHANNEL_FINALIZE = "channel_finalize"
+CHANNEL_CLOSE = "channel_close"
 LEASE_OPEN = "lease_open"
 LEASE_CLAIM = "lease_claim"
+LEASE_CHALLENGE = "lease_challenge"
+LEASE_ANSWER = "lease_answer"
 LEASE_FAIL = "lease_fail"
-MAX_EVIDENCE = 512
 STAKE = "stake"
 UNSTAKE = "unstake"
 WITHDRAW = "withdraw"
@@ -94,9 +103,12 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     CHANNEL_SETTLE: (_COMMON | {"channel", "close"}, frozenset({"cheque"})),
     CHANNEL_CLOSE_START: (_COMMON | {"channel"}, frozenset()),
     CHANNEL_FINALIZE: (_COMMON | {"channel"}, frozenset()),
-    LEASE_OPEN: (_COMMON | {"payee", "si", "shnum", "root", "size", "expires", "amount"}, frozenset({"auditor"})),
+    CHANNEL_CLOSE: (_COMMON | {"channel", "payee_key", "consent"}, frozenset({"cheque"})),
+    LEASE_OPEN: (_COMMON | {"payee", "root", "blocks", "bsize", "size", "expires", "amount"}, frozenset({"auditor"})),
     LEASE_CLAIM: (_COMMON | {"lease"}, frozenset()),
-    LEASE_FAIL: (_COMMON | {"lease", "evidence"}, frozenset()),
+    LEASE_CHALLENGE: (_COMMON | {"lease"}, frozenset()),
+    LEASE_ANSWER: (_COMMON | {"lease", "block", "proof"}, frozenset()),
+    LEASE_FAIL: (_COMMON | {"lease"}, frozenset()),
     STAKE: (_COMMON | {"amount"}, frozenset({"for"})),
     UNSTAKE: (_COMMON | {"amount"}, frozenset()),
     WITHDRAW: (_COMMON, frozenset()),
@@ -130,11 +142,14 @@ class Tx:
     parties: tuple[bytes, ...] = ()  # set by a validator: the channel's payer and payee, for history
     lease: bytes = b""  # lease_claim / lease_fail: the lease id
     auditor: bytes = b""  # lease_open (empty: the payer audits)
-    si: bytes = b""
-    shnum: int = 0
     root: bytes = b""
+    nblocks: int = 0
+    bsize: int = 0
     size: int = 0
-    evidence: bytes = b""
+    block: bytes = b""  # lease_answer: the challenged block and its Merkle path
+    bproof: tuple[bytes, ...] = ()
+    payee_key: bytes = b""  # channel_close: the payee's public key and its consent signature
+    consent: bytes = b""
     node: bytes = b""  # node_register: the node's public key; validator_change: the validator's key
     proof: bytes = b""  # node_register: the node key's signature
     op: str = ""  # validator_change
@@ -161,12 +176,20 @@ def tx_id(raw: bytes) -> bytes:
 def decode_tx(raw: bytes) -> Tx:
     """Parse and schema-check; LedgerError ``oversized``, ``malformed`` or ``bad_amount``."""
     what = "transaction"
-    m, body, sig = open_envelope(raw, MAGIC, VERSION, MAX_TX_SIZE, what)
+    big = len(raw) > MAX_TX_SIZE  # only a lease_answer may be (it carries a share block)
+    try:
+        m, body, sig = open_envelope(raw, MAGIC, VERSION, MAX_ANSWER_SIZE, what)
+    except LedgerError:
+        if big:
+            raise LedgerError(f"transaction of {len(raw)} bytes exceeds {MAX_TX_SIZE}", "oversized") from None
+        raise
     kind = m.get("type")
     shape = _SHAPES.get(kind) if isinstance(kind, str) else None
     if shape is None:
         raise LedgerError(f"unknown transaction type {str(kind)[:32]!r}", "malformed")
     assert isinstance(kind, str)
+    if big and kind != LEASE_ANSWER:
+        raise LedgerError(f"transaction of {len(raw)} bytes exceeds {MAX_TX_SIZE}", "oversized")
     want_fields(m, what, *shape)
     chain = m["chain"]
     if not isinstance(chain, str) or not 0 < len(chain) <= 64:
@@ -199,16 +222,22 @@ def decode_tx(raw: bytes) -> Tx:
         tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
         if "auditor" in m:
             tx.auditor = want_bytes(m, "auditor", what, ADDRESS_SIZE)
-        tx.si = want_bytes(m, "si", what, 16)
-        tx.shnum = want_int(m, "shnum", what, 0, 254)
         tx.root = want_bytes(m, "root", what, 32)
+        tx.nblocks = want_int(m, "blocks", what, 1, MAX_LEASE_BLOCKS)
+        tx.bsize = want_int(m, "bsize", what, 1, MAX_LEASE_BLOCK)
         tx.size = want_int(m, "size", what, 1, 2**53)
         tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
         tx.amount = want_amount(m, "amount", what)
-    elif kind in (LEASE_CLAIM, LEASE_FAIL):
+    elif kind in (LEASE_CLAIM, LEASE_CHALLENGE, LEASE_ANSWER, LEASE_FAIL):
         tx.lease = want_bytes(m, "lease", what, 32)
-        if kind == LEASE_FAIL:
-            tx.evidence = want_bytes(m, "evidence", what, max_size=MAX_EVIDENCE)
+        if kind == LEASE_ANSWER:
+            tx.block = want_bytes(m, "block", what, max_size=MAX_LEASE_BLOCK)
+            proof = m["proof"]
+            if not isinstance(proof, list) or len(proof) > MAX_PROOF or not all(
+                isinstance(h, bytes) and len(h) == 32 for h in proof
+            ):
+                raise LedgerError("transaction: proof must be a list of 32-byte hashes", "malformed")
+            tx.bproof = tuple(proof)
     elif kind in _STAKE_KINDS:
         _decode_stake(tx, m)
     else:
@@ -217,11 +246,16 @@ def decode_tx(raw: bytes) -> Tx:
             tx.amount = want_amount(m, "amount", what)
             if "expires" in m:
                 tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
-        elif kind == CHANNEL_SETTLE:
-            close = m["close"]
-            if not isinstance(close, bool):
-                raise LedgerError("transaction: close must be true or false", "malformed")
-            tx.close = close
+        elif kind in (CHANNEL_SETTLE, CHANNEL_CLOSE):
+            if kind == CHANNEL_SETTLE:
+                close = m["close"]
+                if not isinstance(close, bool):
+                    raise LedgerError("transaction: close must be true or false", "malformed")
+                tx.close = close
+            else:
+                tx.close = True
+                tx.payee_key = want_bytes(m, "payee_key", what, PUBLIC_KEY_SIZE)
+                tx.consent = want_bytes(m, "consent", what, 64)
             if "cheque" in m:
                 tx.cheque = decode_cheque(want_bytes(m, "cheque", what, max_size=MAX_CHEQUE_SIZE))
     return tx
@@ -303,11 +337,17 @@ def channel_finalize(key: SigningKey, chain: str, nonce: int, fee: int, channel:
     return build_tx(key, chain, CHANNEL_FINALIZE, nonce, fee, channel=channel)
 
 
+def channel_close(key: SigningKey, chain: str, nonce: int, fee: int, channel: bytes, cheque: Cheque | None,
+                  payee_key: bytes, consent: bytes) -> bytes:  # fmt: skip
+    return build_tx(key, chain, CHANNEL_CLOSE, nonce, fee, channel=channel, cheque=cheque.raw if cheque else None,
+                    payee_key=payee_key, consent=consent)  # fmt: skip
+
+
 def lease_open(
-    key: SigningKey, chain: str, nonce: int, fee: int, payee: bytes, si: bytes, shnum: int, root: bytes, size: int,
+    key: SigningKey, chain: str, nonce: int, fee: int, payee: bytes, root: bytes, nblocks: int, bsize: int, size: int,
     expires: int, amount: int, auditor: bytes | None = None,
 ) -> bytes:  # fmt: skip
-    return build_tx(key, chain, LEASE_OPEN, nonce, fee, payee=payee, si=si, shnum=shnum, root=root, size=size,
+    return build_tx(key, chain, LEASE_OPEN, nonce, fee, payee=payee, root=root, blocks=nblocks, bsize=bsize, size=size,
                     expires=expires, amount=amount, auditor=auditor)  # fmt: skip
 
 
@@ -315,8 +355,17 @@ def lease_claim(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes)
     return build_tx(key, chain, LEASE_CLAIM, nonce, fee, lease=lease)
 
 
-def lease_fail(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes, evidence: bytes) -> bytes:
-    return build_tx(key, chain, LEASE_FAIL, nonce, fee, lease=lease, evidence=evidence)
+def lease_challenge(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes) -> bytes:
+    return build_tx(key, chain, LEASE_CHALLENGE, nonce, fee, lease=lease)
+
+
+def lease_answer(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes, block: bytes,
+                 proof: list[bytes]) -> bytes:  # fmt: skip
+    return build_tx(key, chain, LEASE_ANSWER, nonce, fee, lease=lease, block=block, proof=list(proof))
+
+
+def lease_fail(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes) -> bytes:
+    return build_tx(key, chain, LEASE_FAIL, nonce, fee, lease=lease)
 
 
 def stake(key: SigningKey, chain: str, nonce: int, fee: int, amount: int, beneficiary: bytes | None = None) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from veil.crypto.sign import SigningKey
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import Request, Response, Router
+from veil.net.wire import Limits
 from veil.storage.store import ShareStore
 
 
@@ -35,6 +36,9 @@ class NodeConfig:
     tenants: Path | None = None
     gateway_wallet: Path | None = None
     gateway_max_spend: str | None = None  # VEIL, as the user wrote it
+    gateway_max_price: str | None = None  # VEIL per GB; None: any price (gateway/budget.py)
+    gateway_visitor_budget: str | None = None  # VEIL per visitor per day; None: max-spend / 100
+    gateway_file_budget: str | None = None  # VEIL per file per day; None: max-spend / 10
     k: int = 3
     n: int = 10
     # dht
@@ -45,6 +49,8 @@ class NodeConfig:
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count
     repair_sweep_rate: float | None = None  # background file visits per minute
+    repair_wallet: Path | None = None  # pays charging nodes for the blocks the repairer reads
+    repair_max_spend: str | None = None  # VEIL, as the user wrote it
     # payments
     price_per_gb: int | None = None  # base units per GB served; set turns the gate on
     lease_price_per_gb_day: int | None = None
@@ -54,6 +60,8 @@ class NodeConfig:
     # validator
     validators: tuple[str, ...] = ()  # NODEID@HOST:PORT of cluster members to join through
     election: tuple[float, float] = (0.5, 1.0)  # raft election timeout range, seconds
+    # transport
+    http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 
 
 class Charger(Protocol):

@@ -56,9 +56,15 @@ def _repairer() -> Role:
 
 
 def _payments() -> Role:
-    from veil.node.payment_gate import PaymentsRole
+    from veil.node.payments_role import PaymentsRole
 
     return PaymentsRole()
+
+
+def _mutable() -> Role:
+    from veil.node.mutable_role import MutableRole
+
+    return MutableRole()
 
 
 # role name -> a factory taking no arguments and returning the Role.
@@ -68,6 +74,7 @@ NODE_ROLES: dict[str, RoleFactory] = {
     "dht": _dht,
     "repairer": _repairer,
     "payments": _payments,
+    "mutable": _mutable,
 }
 
 
@@ -102,11 +109,14 @@ class Node:
             "public_key": self.ctx.key.public_key,
             "version": __version__,
             "roles": {r.name: r.status() for r in self.roles},
+            # connections by state (as of the server's last tick), queued heads, worker threads
+            "http": self.server.stats() if self.server is not None else {},
         }
 
     def start(self) -> None:
         ctx = server_context(self.ctx.key, self.data_dir / "tls")
-        server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx)
+        server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx,
+                                     limits=self.ctx.config.http_limits)
         self.ctx.port = int(server.server_address[1])
         for role in self.roles:
             role.start()

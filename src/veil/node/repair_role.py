@@ -21,7 +21,10 @@ What this node does, from one thread, as repair_schedule.RepairSchedule says:
 Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600: a file's sweep
 visits are at least this far apart; also the period of the store scan and the liveness probe),
 ``repair_sweep_rate`` (sweep visits per minute, default 30), ``repair_threshold`` (``happy``
-(default), ``n``, or a share count).
+(default), ``n``, or a share count), ``repair_wallet`` (a wallet that pays charging nodes for the
+blocks checked and fetched; passphrase from VEIL_PASSPHRASE) and ``repair_max_spend`` (most VEIL
+it spends while the node runs; default [payments] max_spend). Without a wallet the repairer works
+against free nodes only.
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 """
@@ -29,19 +32,26 @@ Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from veil.client.check import check
+from veil.client.config import payment_setting
+from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network, NodeInfo, node_from_address
+from veil.client.payer import Payer
 from veil.client.repair import repair
+from veil.client.wallet import Wallet, open_wallet
 from veil.errors import UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap
 from veil.format.manifest import Manifest, manifest_hash, parse_manifest
+from veil.ledger.amount import parse_amount
 from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
@@ -125,12 +135,42 @@ class RepairerRole:
         self._net: Network | None = None
         self._peers: dict[bytes, NodeInfo] = {}  # how to reach the nodes named in the schedule
         self._repairs: dict[bytes, tuple[bool, float]] = {}  # node id -> (runs this role, when learnt)
+        self._wallet: Wallet | None = None
+        self._max_spend = 0
+        self._payer: Payer | None = None
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
         self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
         self.sweep_rate = float(ctx.config.repair_sweep_rate or DEFAULT_SWEEP_RATE)
         self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
+        wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
+        if wallet:
+            secret = os.environ.get("VEIL_PASSPHRASE")
+            if secret is None:
+                raise UsageError("--repair-wallet needs the wallet's passphrase in VEIL_PASSPHRASE")
+            self._wallet = open_wallet(Path(str(wallet)), secret)  # now: a wrong passphrase stops the node at start
+            self._max_spend = parse_amount(str(limit)) if limit else payment_setting("max_spend")
+        elif limit:
+            raise UsageError("--repair-max-spend needs --repair-wallet")
+
+    def _payer_for(self, net: Network) -> Payer | None:
+        """The repairer's payer (one per run, so --repair-max-spend bounds the whole run)."""
+        if self._wallet is None:
+            return None
+        if self._payer is None:
+            endpoint = self.ctx.config.validator if self.ctx is not None else None
+            ledger = LedgerClient.from_endpoint(str(endpoint)) if endpoint else LedgerClient.from_network(net)
+            if ledger is None:
+                return None
+            w = self._wallet
+            self._payer = Payer(lambda: w, ledger, max_spend=self._max_spend,
+                                deposit=max(1, min(self._max_spend, payment_setting("deposit"))))  # fmt: skip
+        return self._payer
+
+    @property
+    def spent(self) -> int:
+        return self._payer.spent if self._payer is not None else 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="repairer", daemon=True)
@@ -143,6 +183,9 @@ class RepairerRole:
             self._thread.join(timeout=10)
         if self._net is not None:
             self._net.close()
+        if self._payer is not None:
+            self._payer.close()
+            self._payer.ledger.close()
 
     def status(self) -> dict[str, Any]:
         s, sch = self.stats, self.schedule
@@ -150,7 +193,7 @@ class RepairerRole:
             "interval_ms": int(self.interval * 1000), "sweep_rate_per_min": f"{self.sweep_rate:g}",
             "threshold": str(self.threshold), "checked": s.checked, "elections": s.elections,
             "repaired_files": s.repaired_files, "repaired_shares": s.repaired_shares, "probes": s.probes,
-            "last_error": s.last_error[:200],
+            "last_error": s.last_error[:200], "spent": self.spent,
         }
         if sch is not None:
             out |= {"files": len(sch.files), "leading": sch.leading, "sweep_visits": sch.stats.sweep_visits,
@@ -369,7 +412,8 @@ class RepairerRole:
         net = self._network()
         man = parse_manifest(mbytes)
         vcap = VerifyCap(si, manifest_hash(mbytes))
-        rep = check(net, vcap)
+        payer = self._payer_for(net)
+        rep = check(net, vcap, payer=payer)
         self.stats.checked += 1
         claimed = {s.node.node_id: s.node for s in rep.shares}
         claimed[ctx.node_id] = NodeInfo(ctx.host, ctx.port, ctx.node_id)
@@ -388,7 +432,7 @@ class RepairerRole:
         sch.learnt(key, ctx.node_id, ids, time.monotonic())
         if len(rep.healthy_shares) >= threshold_for(man, self.threshold):
             return
-        res = repair(net, vcap, report=rep)
+        res = repair(net, vcap, report=rep, payer=payer)
         if res.placed:
             self.stats.repaired_files += 1
             self.stats.repaired_shares += len(res.placed)

@@ -323,7 +323,7 @@ class StorageRole:
             )
         except IntegrityError as e:
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
-        # A charging node (payments role, node/payment_gate.py) is paid before a byte is sent;
+        # A charging node (payments role, node/payments_role.py) is paid before a byte is sent;
         # the payout it checks is the one in this slot's manifest.
         gate = self.ctx.services.payments if self.ctx is not None else None
         refusal: Response | None = gate.charge(req, si, length, mhash) if gate is not None else None

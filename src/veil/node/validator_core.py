@@ -116,7 +116,7 @@ class LedgerMachine:
 
     def _apply_txs(self, index: int, t: int, raws: list[bytes]) -> None:
         height, head_hash, head_time, state_hash = self.store.head()
-        env = BlockEnv(self.params, self.genesis.time, max(t, head_time))
+        env = BlockEnv(self.params, self.genesis.time, max(t, head_time), head_hash)
         verdicts: list[Verdict] = []
         decoded: list[tuple[int, Tx]] = []
         for raw in raws[:MAX_BATCH]:

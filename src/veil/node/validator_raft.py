@@ -42,6 +42,7 @@ log = logging.getLogger("veil.validator")
 
 BATCH_WINDOW = 0.005
 MAX_ENTRY_TXS = 20_000
+MAX_ENTRY_BYTES = 16 << 20  # a batch this big goes out on its own (lease answers are up to ~1 MiB each)
 SUBMIT_TIMEOUT = 15.0
 SIG_FLUSH = 0.05
 RESIGN_EVERY = 1.0
@@ -65,6 +66,7 @@ class _Raft(SyncObj):  # type: ignore[misc]
 @dataclass
 class _Batch:
     raws: list[bytes] = field(default_factory=list)
+    nbytes: int = 0
     index: int | None = None
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -207,12 +209,15 @@ class Cluster:
             self.check_quorum()
             self.machine.mark_verified([t.txid for _, t in good])
             with self._pending_lock:
-                if self._pending is None or len(self._pending.raws) + len(good) > MAX_ENTRY_TXS:
+                size = sum(len(t.raw) for _, t in good)
+                if (self._pending is None or len(self._pending.raws) + len(good) > MAX_ENTRY_TXS
+                        or self._pending.nbytes + size > MAX_ENTRY_BYTES):  # fmt: skip
                     self._flush_locked()
                     self._pending = _Batch()
                 batch = self._pending
                 base = len(batch.raws)
                 batch.raws.extend(t.raw for _, t in good)
+                batch.nbytes += size
             self._wake.set()
             if not batch.done.wait(SUBMIT_TIMEOUT) or batch.error is not None or batch.index is None:
                 up, n = self.reachable()

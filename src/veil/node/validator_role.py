@@ -39,7 +39,7 @@ from veil.ledger.address import ADDRESS_SIZE, decode_address
 from veil.ledger.genesis import decode_genesis
 from veil.ledger.state import ValidatorSet
 from veil.ledger.store import LedgerStore
-from veil.ledger.tx import MAX_TX_SIZE
+from veil.ledger.tx import MAX_ANSWER_SIZE, MAX_TX_SIZE
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.context import NodeContext
 from veil.node.validator_core import MAX_BATCH, LedgerMachine
@@ -198,7 +198,7 @@ class ValidatorRole:
         return Response(body=self._m.genesis.raw, content_type="application/cbor")
 
     def _submit_one(self, req: Request) -> Response:
-        raw = req.read_body(MAX_TX_SIZE)
+        raw = req.read_body(MAX_ANSWER_SIZE)  # a lease answer is the one large kind; decode_tx bounds the rest
         v = self._c.submit([raw])[0]
         if v.error is not None:
             raise v.error

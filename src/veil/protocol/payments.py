@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
+from veil.crypto.sign import PUBLIC_KEY_SIZE, node_id
 from veil.errors import IntegrityError
 from veil.format.fields import get_bytes, get_int, get_str, require_map
-from veil.ledger.address import ADDRESS_SIZE
+from veil.ledger.address import ADDRESS_SIZE, address_of
 from veil.ledger.cheque import Cheque, Settled
 from veil.ledger.params import GB
 
@@ -53,6 +54,7 @@ class Terms:
     lease_price_per_gb_day: int  # units per 10^9 bytes kept for one day (leases)
     free_credit: int  # free-tier bytes the node accepts per payer before it settles them
     min_life: int  # seconds a channel must still have before expiry to be accepted
+    key: bytes = b""  # the node's Ed25519 public key: payee and the pinned node id both derive from it
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +70,23 @@ class Terms:
             lease_price_per_gb_day=get_int(m, "lease_price_per_gb_day", w),
             free_credit=get_int(m, "free_credit", w),
             min_life=get_int(m, "min_life", w, 0, 2**40),
+            key=get_bytes(m, "key", w, PUBLIC_KEY_SIZE),
         )
+
+
+class ForeignPayeeError(IntegrityError):
+    """The node asked to be paid at an address that is not its own key's: it was not paid."""
+
+
+def check_terms(terms: Terms, pinned_node_id: bytes) -> Terms:
+    """Terms are believed only if they belong to the node we are talking to: its key must be
+    the one the TLS pin checked (node id = SHA-256 of the key) and the payee that key's address.
+    Otherwise a node could get another node paid, audited and failed in its place (issue 19 item 2)."""
+    if node_id(terms.key) != pinned_node_id:
+        raise ForeignPayeeError("the node's payment terms name another node's key")
+    if address_of(terms.key) != terms.payee:
+        raise ForeignPayeeError("the node asks to be paid at an address that is not its own key's")
+    return terms
 
 
 def encode_cheque_header(raw: bytes) -> str:

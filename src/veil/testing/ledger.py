@@ -51,7 +51,7 @@ class MemoryChain:
         # The open block's time is fixed by its first accepted transaction.
         when = self.now if self._time is None else self._time
         child = Overlay(self._open)
-        apply_tx(child, tx, BlockEnv(self.params, self.genesis.time, when))
+        apply_tx(child, tx, BlockEnv(self.params, self.genesis.time, when, self._head))
         self._time = when
         self._open.merge(child)
         self._txs.append(tx)

@@ -320,7 +320,8 @@ async function preview(ctx) {
   const url = URL.createObjectURL(previewBlob);
   const title = `Preview of ${ctx.meta.name}`;
   const node = kind === "img" ? el("img", { src: url, alt: title })
-    : kind === "iframe" ? el("iframe", { src: url, title })
+    // The PDF is the uploader's, served from the gateway's origin: no scripts, forms or navigation.
+    : kind === "iframe" ? el("iframe", { src: url, title, sandbox: "" })
     : el(kind, { src: url, controls: true, "aria-label": title });
   $("preview").replaceChildren(node);
   setStatus("");

@@ -78,3 +78,8 @@ def test_cli_rejects_bad_arguments_before_starting_anything() -> None:
     assert r.exit_code != 0 and isinstance(r.exception, UsageError)
     r = CliRunner().invoke(small_cmd, ["--discovery", "carrier-pigeon"])
     assert r.exit_code == 2 and "carrier-pigeon" in r.output
+
+
+def test_cli_rejects_a_negative_settle_time() -> None:
+    r = CliRunner().invoke(small_cmd, ["--settle-seconds", "-1"])
+    assert r.exit_code != 0 and isinstance(r.exception, UsageError)

@@ -231,20 +231,21 @@ def idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 
 def run(files: int, sizes: list[int], nodes: int, k: int, n: int, inflight: int, idle_files: int,
-        idle_seconds: float, node_args: list[str], echo: Callable[[str], None], discovery: str = "dht") -> dict[str, Any]:
+        idle_seconds: float, node_args: list[str], echo: Callable[[str], None], discovery: str = "dht",
+        settle_seconds: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="veil-bench-small-") as t:
         root = Path(t)
         d = Devnet(root / "devnet")
         echo(f"starting a {nodes}-node devnet ...")
         d.up(nodes, ["storage"], node_args)
         try:
-            return _measure(d, files, sizes, k, n, inflight, idle_files, idle_seconds, echo, discovery)
+            return _measure(d, files, sizes, k, n, inflight, idle_files, idle_seconds, echo, discovery, settle_seconds)
         finally:
             d.down()
 
 
 def _measure(d: Devnet, files: int, sizes: list[int], k: int, n: int, inflight: int, idle_files: int,
-             idle_seconds: float, echo: Callable[[str], None], discovery: str) -> dict[str, Any]:
+             idle_seconds: float, echo: Callable[[str], None], discovery: str, settle_seconds: float) -> dict[str, Any]:
     static = load_network(d.static_network_path)
     storage = [x for x in static.nodes if "storage" in x.roles]
     rtt = rtt_ceiling(storage[0])
@@ -281,9 +282,14 @@ def _measure(d: Devnet, files: int, sizes: list[int], k: int, n: int, inflight: 
         net.close()
     result["idle_files"] = len(work.stored)
     pids = {s.name: pid for s in d.specs() if (pid := d.pid_of(s)) is not None}
+    roles = {s.name: s.roles for s in d.specs()}
+    result["settle_seconds"] = settle_seconds
+    if settle_seconds > 0:  # what the nodes still do right after the upload (announcing what they store ...)
+        echo(f"letting the devnet settle for {settle_seconds:g} s (its CPU is sampled too) ...")
+        settle = idle_cpu(pids, settle_seconds)
+        result["settle_cpu_percent"] = {name: {"cpu": v, "roles": roles[name]} for name, v in settle.items()}
     echo(f"sampling the idle devnet's CPU for {idle_seconds:g} s, holding {len(work.stored)} files ...")
     cpu = idle_cpu(pids, idle_seconds)
-    roles = {s.name: s.roles for s in d.specs()}
     result["idle_seconds"] = idle_seconds
     result["idle_cpu_percent"] = {name: {"cpu": v, "roles": roles[name]} for name, v in cpu.items()}
     return result
@@ -310,9 +316,12 @@ def report(r: dict[str, Any]) -> None:
                f"16 in flight (64 KiB) >= {t['put_files_per_s_16']:g} files/s put, >= {t['get_files_per_s_16']:g} get")
     if "top_up" in r:
         click.echo(f"top-up to {r['idle_files']} files: {r['top_up']['files_per_s']:.1f} files/s")
-    click.echo(f"idle CPU over {r['idle_seconds']:g} s holding {r['idle_files']} files (% of one core; target < {t['idle_cpu_percent']:g}):")
+    settle = r.get("settle_cpu_percent", {})
+    click.echo(f"idle CPU over {r['idle_seconds']:g} s holding {r['idle_files']} files (% of one core; target < {t['idle_cpu_percent']:g})"
+               + (f", after {r['settle_seconds']:g} s to settle (CPU then in brackets):" if settle else ":"))
     for name, v in r["idle_cpu_percent"].items():
-        click.echo(f"  {name:<12} {v['cpu']:6.2f}%   {','.join(v['roles'])}")
+        during = f"  ({settle[name]['cpu']:.2f}%)" if name in settle else ""
+        click.echo(f"  {name:<12} {v['cpu']:6.2f}%{during}   {','.join(v['roles'])}")
 
 
 @click.command("small")
@@ -321,6 +330,9 @@ def report(r: dict[str, Any]) -> None:
 @click.option("--inflight", default=16, show_default=True, help="Files in flight in the concurrent phases.")
 @click.option("--idle-files", default=10_000, show_default=True, help="Files the devnet holds while its idle CPU is sampled (topped up with the last size).")
 @click.option("--idle-seconds", default=60.0, show_default=True, help="How long to sample the idle CPU.")
+@click.option("--settle-seconds", default=120.0, show_default=True,
+              help="Wait this long after the upload before sampling the idle CPU (the nodes still announce what "
+                   "they stored); the CPU of this window is reported too.")
 @click.option("-k", "k", default=3, show_default=True)
 @click.option("-n", "n", default=10, show_default=True)
 @click.option("--nodes", default=10, show_default=True)
@@ -329,15 +341,19 @@ def report(r: dict[str, Any]) -> None:
               help="How the client finds storage nodes: through the DHT (the devnet's network.json, what `veil put` "
                    "uses) or from the static list of every node (nodes.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def small_cmd(files: int, sizes: str, inflight: int, idle_files: int, idle_seconds: float, k: int, n: int, nodes: int,
+def small_cmd(files: int, sizes: str, inflight: int, idle_files: int, idle_seconds: float, settle_seconds: float,
+              k: int, n: int, nodes: int,
               node_args: tuple[str, ...], discovery: str, as_json: bool) -> None:
     """Store and fetch many small files through a fresh devnet; print files/s, p50/p99, ceilings, ratios and idle CPU."""
     check_options(files, inflight, idle_files, idle_seconds, k, n, nodes)
+    if settle_seconds < 0:
+        raise UsageError("--settle-seconds must be >= 0")
 
     def echo(line: str) -> None:  # progress goes to stderr, so --json output stays clean
         click.echo(line, err=True)
 
-    r = run(files, parse_sizes(sizes), nodes, k, n, inflight, idle_files, idle_seconds, list(node_args), echo, discovery)
+    r = run(files, parse_sizes(sizes), nodes, k, n, inflight, idle_files, idle_seconds, list(node_args), echo, discovery,
+            settle_seconds)
     if as_json:
         click.echo(json.dumps(r, indent=2))
     else:

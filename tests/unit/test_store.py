@@ -231,7 +231,8 @@ def test_idle_sessions_are_reaped_on_a_timer(tmp_path: Path) -> None:
     assert len(store.sessions) == 1 and store._reserved > 0
     clock.advance(store.sessions.idle_seconds + 1)
     deadline = time.monotonic() + 30
-    while len(store.sessions) and time.monotonic() < deadline:
+    # The reaper drops the session, then releases its reservation: wait for both.
+    while (len(store.sessions) or store._reserved) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(store.sessions) == 0 and store._reserved == 0
     assert list(store.incoming.iterdir()) == []

@@ -16,13 +16,14 @@ from veil.client.output import AtomicOutput
 from veil.client.upload import upload_path
 from veil.errors import UsageError, VeilError
 from veil.format.caps import parse_read_cap, parse_verify_cap
+from veil.format.remote_text import clean
 
 from .common import human, network_option, open_network, progress_bar
 
 
 def _warn(lines: list[str]) -> None:
     for w in lines:
-        click.echo(f"veil: warning: {w}", err=True)
+        click.echo(f"veil: warning: {clean(w)}", err=True)
 
 
 @click.command()
@@ -112,7 +113,7 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
             payer.close()
     _warn(res.warnings)
     if not quiet and output != "-":
-        click.echo(f"{output}: {human(res.written)} ({res.meta['type']}) verified and decrypted"
+        click.echo(f"{output}: {human(res.written)} ({clean(res.meta['type'])}) verified and decrypted"
                    + spend_summary(payer), err=True)  # fmt: skip
 
 
@@ -125,17 +126,17 @@ def info(cap: str, network_path: Path | None) -> None:
     net = open_network(network_path)
     loc, meta = open_file(net, rc)
     m = loc.manifest
-    click.echo(f"name:        {meta['name']}")
+    click.echo(f"name:        {clean(meta['name'])}")
     click.echo(f"size:        {meta['size']} bytes ({human(meta['size'])})")
-    click.echo(f"type:        {meta['type']}")
+    click.echo(f"type:        {clean(meta['type'])}")
     click.echo(f"encoding:    {m.k}-of-{m.n} ({m.codec}), happy {m.happy}, {m.nseg} segments of {m.segsize} bytes")
     click.echo(f"storage idx: {m.si.hex()}")
     click.echo(f"verify cap:  {rc.verify_cap().to_string()}")
     click.echo(f"shares:      {len(loc.holders)} of {m.n} found on {loc.asked} nodes asked")
     for shnum in sorted(loc.holders):
-        click.echo(f"  share {shnum:>3}: " + ", ".join(n.label for n in loc.holders[shnum]))
+        click.echo(f"  share {shnum:>3}: " + clean(", ".join(n.label for n in loc.holders[shnum])))
     for u in loc.unreachable:
-        click.echo(f"  unreachable: {u}")
+        click.echo(f"  unreachable: {clean(u)}")
 
 
 _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (default: [payments] max_spend, else 1); "
@@ -164,7 +165,9 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
             payer.close()
     m = rep.manifest
     for s in sorted(rep.shares, key=lambda s: s.shnum):
-        click.echo(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}")
+        click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}"))
+    for u in rep.unreachable:
+        click.echo(f"unreachable: {clean(u)}")
     click.echo(
         f"healthy: {len(rep.healthy_shares)} of {m.n} shares (k={m.k}); missing: {rep.missing or 'none'}; "
         f"corrupt: {len(rep.corrupt)}; unreachable nodes: {len(rep.unreachable)}"
@@ -207,7 +210,7 @@ def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path 
         net.close()
     m = res.before.manifest
     for s in res.before.corrupt:
-        click.echo(f"share {s.shnum:>3} on {s.node.label}: CORRUPT (ignored): {s.problem}")
+        click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: CORRUPT (ignored): {s.problem}"))
     for shnum, node in sorted(res.placed.items()):
         click.echo(f"share {shnum:>3}: re-created on {node.label}")
     _warn(res.problems)

@@ -10,6 +10,7 @@ import click
 
 from veil import __version__
 from veil.errors import VeilError
+from veil.format.remote_text import clean
 
 # Each module exposes ``commands``: a list of click commands/groups to add to `veil`.
 COMMAND_MODULES = [
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except VeilError as e:
-        click.echo(f"veil: error: {e}", err=True)
+        click.echo(f"veil: error: {clean(e)}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("veil: interrupted", err=True)

@@ -12,16 +12,15 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from veil.errors import IntegrityError, VeilError
+from veil.errors import VeilError
 from veil.format.caps import VerifyCap
 from veil.format.manifest import Manifest
-from veil.format.merkle import verify_range
-from veil.format.share import BLOCK_TREE
-from veil.protocol.storage import parse_range_head
+from veil.protocol.nodeinfo import NodeInfo
 
 from .locate import locate
-from .network import Network, NodeInfo
+from .network import Network
 from .payer import Paying
+from .ranges import read_blocks
 
 SAMPLES = 4
 RANGE_BYTES = 4 << 20
@@ -66,26 +65,10 @@ def verify_share_ranges(net: Network, node: NodeInfo, man: Manifest, shnum: int,
                         payer: Paying | None = None) -> None:  # fmt: skip
     """Fetch each (start, count) range of a share and verify it; IntegrityError on any mismatch.
     ``payer`` pays nodes that charge for the blocks (a repairer on a charging network)."""
-    client = net.client(node)
+    mhash = man.hash()
+    buf: bytearray | None = None
     for start, count in ranges:
-        want = sum(man.block_len(i) for i in range(start, start + count))
-        buf = bytearray(want + 32 * 1024)
-        mv = memoryview(buf)
-        path = f"/v1/shares/{man.si.hex()}/{shnum}?start={start}&count={count}"
-        if payer is None:
-            client.request("GET", path, into=mv)
-        else:
-            payer.fetch(client, node, path, want, man.payout, mv)
-        head = parse_range_head(mv)
-        if (head.start, head.count) != (start, count):
-            raise IntegrityError("node answered a different range")
-        off = head.size
-        leaves = []
-        for i in range(start, start + count):
-            n = man.block_len(i)
-            leaves.append(BLOCK_TREE.leaf(mv[off : off + n]))
-            off += n
-        verify_range(BLOCK_TREE, man.roots[shnum], man.nseg, start, leaves, head.bproof)
+        read_blocks(net.transport, node, man, mhash, shnum, start, count, payer, buf)
 
 
 def sample_ranges(man: Manifest, full: bool, rng: random.Random) -> list[tuple[int, int]]:

@@ -24,18 +24,16 @@ from dataclasses import dataclass
 from veil.errors import IntegrityError, PaymentRequiredError, VeilError
 from veil.format.caps import VerifyCap
 from veil.format.manifest import Manifest
-from veil.format.merkle import verify_range
-from veil.format.share import BLOCK_TREE
 from veil.ledger import tx as txm
 from veil.ledger.lease import ACTIVE, MAX_LEASE_BLOCK, Lease, lease_id
 from veil.ledger.rules_lease import CHALLENGE_FEE_FACTOR
 from veil.protocol import payments as pay
-from veil.protocol.storage import parse_range_head, range_path, range_reply_max
 
 from .ledger_client import LedgerClient
 from .locate import locate
 from .network import Network, NodeInfo
-from .payer import Payer
+from .payer import Payer, Paying
+from .ranges import read_blocks
 from .upload import UploadResult
 from .wallet import Wallet
 
@@ -123,22 +121,13 @@ class AuditResult:
 
 
 def _challenge(net: Network, node: NodeInfo, vcap: VerifyCap, shnum: int, le: Lease, man: Manifest, index: int,
-               payer: Payer | None) -> str:  # fmt: skip
+               payer: Paying | None) -> str:  # fmt: skip
     """'' if the node proved it holds block ``index`` of the leased share, else what went wrong."""
-    path = range_path(vcap.storage_index, vcap.manifest_hash, shnum, index, 1)
-    n = man.block_len(index)
-    buf = memoryview(bytearray(range_reply_max(1, n)))
-    client = net.client(node)
     try:
-        if payer is None:
-            client.request("GET", path, into=buf)
-        else:  # a charging node is paid for the challenge block like for any other
-            payer.fetch(client, node, path, n, man.payout, buf)
-        head = parse_range_head(buf)
-        if head.start != index or head.count != 1:
-            return "answered another block than asked"
-        block = buf[head.size : head.size + n]
-        verify_range(BLOCK_TREE, le.root, man.nseg, index, [BLOCK_TREE.leaf(block)], head.bproof)
+        if le.root != man.roots[shnum]:
+            return "the block does not match the share root in the lease"
+        # a charging node is paid for the challenge block like for any other
+        read_blocks(net.transport, node, man, vcap.manifest_hash, shnum, index, 1, payer)
         return ""
     except PaymentRequiredError:
         raise

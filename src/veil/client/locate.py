@@ -1,23 +1,35 @@
-"""Find a file: ask nodes (in rendezvous order, in parallel) which shares they hold, and get
-a manifest that matches the cap's manifest hash.
+"""Find a file: ask nodes (in rendezvous order, in parallel) which shares of its slot they hold,
+and get a manifest that matches the cap's manifest hash.
 
 The nodes asked are the network's candidates for the storage index (every listed node, or
 the DHT's nearest nodes) followed by the nodes whose provider records name the index: shares
 repaired or handed over after churn may sit outside the first candidates. What a node says
-it holds is only a claim; the blocks it serves are verified against the manifest."""
+it holds is only a claim; the blocks it serves are verified against the manifest.
+
+Stragglers never hold a caller: the whole locate has a deadline (``LOCATE_TIMEOUT``), and it
+returns early once it has a verified manifest and enough holders: every share number found
+(then a short settle for second copies), or k of them and a grace as long again as that took
+(at least ``GRACE``). Nodes that had not answered are named in ``unreachable``.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import time
 from dataclasses import dataclass, field
 
 from veil.errors import IntegrityError, NotFoundError, UnavailableError, VeilError
-from veil.format.fields import require_map
 from veil.format.manifest import Manifest, parse_manifest
+from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.transport import CONTROL_TIMEOUT, SlotListing
 
-from .network import Network, NodeInfo
+from .network import Network
+from .workers import POOL
 
 LOCATE_TIMEOUT = 10.0
+GRACE = 0.25  # after k shares are found, wait at least this long (or as long again) for more
+SETTLE = 0.05  # after every share number is found, wait this long for second copies
+
 
 
 @dataclass
@@ -32,44 +44,86 @@ class Located:
         return len(self.holders)
 
 
-def locate(net: Network, si: bytes, manifest_hash: bytes) -> Located:
-    order = net.storage_nodes_for(si)
-    seen = {n.node_id for n in order}
-    for node, _ in net.providers_of(si):
-        if node.node_id not in seen:
-            seen.add(node.node_id)
-            order.append(node)
+def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCATE_TIMEOUT,
+           order: list[NodeInfo] | None = None) -> Located:  # fmt: skip
+    """``order``: the rendezvous candidates when the caller already has them. Provider records
+    (DHT mode) are looked up alongside the first asks; their nodes are asked as they arrive,
+    and not waited for once enough holders have answered."""
+    order = list(net.storage_nodes_for(si) if order is None else order)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    replies: queue.SimpleQueue[tuple[NodeInfo | None, SlotListing | list[NodeInfo] | None, str | None]]
+    replies = queue.SimpleQueue()
 
-    def ask(node: NodeInfo) -> tuple[NodeInfo, list[int], bytes | None, str | None]:
+    def ask(node: NodeInfo) -> None:
         try:
-            v = net.client(node).call("GET", f"/v1/shares/{si.hex()}")
-            m = require_map(v, "share list", {"shares", "manifest"})
-            shares = m.get("shares")
-            man = m.get("manifest")
-            if not isinstance(shares, list) or not all(isinstance(s, int) and 0 <= s < 255 for s in shares):
-                raise IntegrityError("malformed share list")
-            if man is not None and not isinstance(man, bytes):
-                raise IntegrityError("malformed manifest field")
-            return node, shares, man, None
+            ls = net.transport.list_slot(node, si, manifest_hash, timeout=min(CONTROL_TIMEOUT, timeout))
+            replies.put((node, ls, None))
         except VeilError as e:
-            return node, [], None, str(e)
+            replies.put((node, None, str(e)))
 
+    def providers() -> None:
+        try:
+            replies.put((None, [node for node, _ in net.providers_of(si)], None))
+        except VeilError as e:
+            replies.put((None, [], f"provider lookup failed: {e}"))
+
+    seen = {n.node_id for n in order}
+    for cand in order:
+        POOL.submit(ask, cand)
+    pending_providers = net.discovery == "dht"
+    if pending_providers:
+        POOL.submit(providers)
     holders: dict[int, list[NodeInfo]] = {}
     manifest: Manifest | None = None
     unreachable: list[str] = []
     bad: list[str] = []
-    with ThreadPoolExecutor(max_workers=min(16, len(order))) as ex:
-        for node, shares, man, err in ex.map(ask, order):
-            if err is not None:
-                unreachable.append(err)
-                continue
-            for s in shares:
-                holders.setdefault(s, []).append(node)
-            if man is not None and manifest is None:
-                try:
-                    manifest = parse_manifest(man, manifest_hash, si)
-                except IntegrityError as e:
-                    bad.append(f"{node.label}: {e}")
+    answered: set[bytes] = set()
+    enough_at: float | None = None
+    full_at: float | None = None
+    while len(answered) < len(order) or pending_providers:
+        now = time.monotonic()
+        wake = deadline
+        if enough_at is not None:
+            wake = min(wake, enough_at + max(GRACE, enough_at - t0))
+        if full_at is not None:
+            wake = min(wake, full_at + SETTLE)
+        if now >= wake:
+            break
+        try:
+            node, ls, err = replies.get(timeout=wake - now)
+        except queue.Empty:
+            break
+        if node is None:  # the provider lookup: ask the nodes it names that were not asked yet
+            pending_providers = False  # (a failed lookup just adds nobody: the candidates were asked)
+            for extra in ls if isinstance(ls, list) else []:
+                if extra.node_id not in seen:
+                    seen.add(extra.node_id)
+                    order.append(extra)
+                    POOL.submit(ask, extra)
+            continue
+        answered.add(node.node_id)
+        if err is not None or not isinstance(ls, SlotListing):
+            unreachable.append(err or f"{node.label}: no answer")
+            continue
+        for s in ls.shares:
+            holders.setdefault(s, []).append(node)
+        if ls.manifest is not None and manifest is None:
+            try:
+                manifest = parse_manifest(ls.manifest, manifest_hash, si)
+            except IntegrityError as e:
+                bad.append(f"{node.label}: {e}")
+        if manifest is not None:
+            found = len([s for s in holders if s < manifest.n])
+            now = time.monotonic()
+            if enough_at is None and found >= manifest.k:
+                enough_at = now
+            if full_at is None and found >= manifest.n:
+                full_at = now
+    waited = time.monotonic() - t0
+    for node in order:
+        if node.node_id not in answered:
+            unreachable.append(f"{node.label}: no answer within {waited:.1f} s (not waited for)")
     if manifest is None:
         if bad:
             raise IntegrityError(

@@ -5,6 +5,9 @@ A network file (JSON) lists nodes by address and node id, or only ``bootstrap`` 
 ``$VEIL_HOME/devnet/network.json`` and the client finds it there by itself. ``--network``
 or ``VEIL_NETWORK`` point elsewhere.
 
+Storage requests go through ``Network.transport`` (protocol/transport.py): pinned TLS by
+default, the in-memory grid of ``veil.testing.grid`` in unit tests.
+
 A ``Network`` answers the placement questions the same way either way:
 ``storage_nodes_for(si)`` is the candidate storage nodes in rendezvous order for a storage
 index, ``providers_of(si)`` the nodes that announced (signed provider records) that they hold
@@ -26,7 +29,12 @@ from veil.crypto.sign import SigningKey
 from veil.errors import UnavailableError, UsageError
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver, parse_address
+from veil.net.storage_transport import TlsTransport
+from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.placement import dht_key, permuted
+from veil.protocol.transport import StorageTransport
+
+__all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
 
 DEFAULT_GATEWAY = "https://127.0.0.1:8080"
 
@@ -38,23 +46,6 @@ def veil_home() -> Path:
 def default_network_path() -> Path:
     env = os.environ.get("VEIL_NETWORK")
     return Path(env) if env else veil_home() / "devnet" / "network.json"
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    host: str
-    port: int
-    node_id: bytes
-    name: str = ""
-    roles: tuple[str, ...] = ("storage",)
-
-    @property
-    def addr(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.addr} ({self.node_id.hex()[:8]})"
 
 
 def node_from_address(address: str, nid: bytes) -> NodeInfo:
@@ -71,6 +62,8 @@ class Network:
     dht: DhtDriver | None = field(default=None, repr=False)  # given (a node's own) or made on first use
     _own_dht: bool = field(default=False, repr=False)
     _clients: dict[bytes, PeerClient] = field(default_factory=dict, repr=False)
+    # Every storage-node request of the data path goes through this one seam.
+    transport: StorageTransport = field(default_factory=TlsTransport, repr=False)
 
     def storage_nodes(self) -> list[NodeInfo]:
         """The storage nodes the network file lists (none when discovery goes through the DHT)."""
@@ -120,6 +113,8 @@ class Network:
         return [(node_from_address(r.address, r.provider_id), r.shares) for r in recs]
 
     def client(self, node: NodeInfo, timeout: float = 30.0) -> PeerClient:
+        """A pinned client for a node's other APIs (payment terms, leases); storage requests
+        go through ``transport``."""
         c = self._clients.get(node.node_id)
         if c is None:
             c = self._clients[node.node_id] = PeerClient(node.host, node.port, node.node_id, timeout)
@@ -129,6 +124,7 @@ class Network:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        self.transport.close()
         if self._own_dht and self.dht is not None:
             self.dht.stop()
             self.dht, self._own_dht = None, False

@@ -24,16 +24,18 @@ from typing import Protocol
 
 from veil.errors import LedgerError, PaymentRequiredError, UsageError, VeilError
 from veil.format import cbor
+from veil.format.remote_text import clean
 from veil.ledger import tx as txm
 from veil.ledger.amount import UNIT, format_amount
 from veil.ledger.state import OPEN, channel_id
-from veil.net.client import PeerClient, Reply, raise_for_reply
+from veil.net.client import raise_for_reply
 from veil.protocol import payments as pay
+from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.payments import PayEvent, PayState
+from veil.protocol.transport import RangeAnswer
 
 from .channels import PayerChannels
 from .ledger_client import LedgerClient
-from .network import NodeInfo
 from .wallet import Wallet
 
 DEFAULT_DEPOSIT = 1 * UNIT
@@ -64,8 +66,8 @@ class Paying(Protocol):
 
     stopped: PaymentRequiredError | None
 
-    def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
-              into: memoryview) -> Reply: ...  # fmt: skip
+    def fetch(self, send: Callable[[dict[str, str] | None], RangeAnswer], node: NodeInfo, nbytes: int,
+              uploader: bytes | None) -> RangeAnswer: ...  # fmt: skip
 
 
 @dataclass
@@ -111,9 +113,10 @@ class Payer:
 
     # -- the fetch hook ---------------------------------------------------------------------
 
-    def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
-              into: memoryview, guard: Guard | None = None) -> Reply:  # fmt: skip
-        """GET ``path`` (``nbytes`` of blocks) from ``node``, paying if it charges (and ``guard`` agrees)."""
+    def fetch(self, send: Callable[[dict[str, str] | None], RangeAnswer], node: NodeInfo, nbytes: int,
+              uploader: bytes | None, guard: Guard | None = None) -> RangeAnswer:  # fmt: skip
+        """Read ``nbytes`` of blocks from ``node`` with ``send`` (one range read through the
+        storage transport, with these headers), paying if it charges (and ``guard`` agrees)."""
         with self._lock:
             s = self._sessions.get(node.node_id)
             if s is None:
@@ -135,14 +138,14 @@ class Payer:
                         self._topup(s, nbytes)
                         continue
                     headers[pay.CHEQUE_HEADER] = pay.encode_cheque_header(cheque)
-                r = client.request("GET", path, headers=headers, into=into, check=False)
+                r = send(headers)
                 if r.status == 200:
                     s.state = pay.step(s.state, PayEvent.SERVED)
                     return r
                 if r.status != 402:
-                    raise_for_reply(r.status, r.body, client.where)
-                ref = pay.parse_refusal(cbor.decode(r.body, 64 * 1024))
-                last = ref.message
+                    raise_for_reply(r.status, bytes(r.data), node.label)
+                ref = pay.parse_refusal(cbor.decode(bytes(r.data), 64 * 1024))
+                last = clean(ref.message)
                 if ref.terms is not None:
                     s.terms = pay.check_terms(ref.terms, node.node_id)  # never pay (or lease) a foreign payee
                 ev = pay.event_for(ref.code)
@@ -331,10 +334,10 @@ class GuardedPayer:
     def stopped(self, value: PaymentRequiredError | None) -> None:
         self._stopped = value
 
-    def fetch(self, client: PeerClient, node: NodeInfo, path: str, nbytes: int, uploader: bytes | None,
-              into: memoryview) -> Reply:  # fmt: skip
+    def fetch(self, send: Callable[[dict[str, str] | None], RangeAnswer], node: NodeInfo, nbytes: int,
+              uploader: bytes | None) -> RangeAnswer:  # fmt: skip
         try:
-            return self.payer.fetch(client, node, path, nbytes, uploader, into, guard=self.guard)
+            return self.payer.fetch(send, node, nbytes, uploader, guard=self.guard)
         except BudgetError as e:
             # A spent budget explains a failed download better than one overpriced node.
             if self._stopped is None or isinstance(self._stopped, PriceCeilingError):

@@ -9,8 +9,8 @@
 3. Fetch any k healthy shares and decode the *sealed* segments (each verified against the
    manifest's segment tree; nothing is decrypted: the read key is never needed), re-encode
    each with the deterministic codec and stream the missing blocks to their new nodes.
-4. Commit each new share under the manifest's own root (the writer and the node both check
-   it; a mismatch is never committed), after storing the manifest on that node.
+4. Commit each new share under the manifest's own root, with the manifest in the same request
+   (the writer and the node both check the root; a mismatch is never committed).
 
 Corrupt copies are not deleted: nobody but the holder can prove a share is its own, so there
 is no remote delete. They are ignored (check counts them out) and a fresh copy is placed on
@@ -39,7 +39,7 @@ from .download import Fetcher
 from .locate import Located
 from .network import Network, NodeInfo
 from .payer import Paying
-from .share_writer import ShareWriter, put_manifest
+from .share_writer import ShareWriter
 
 log = logging.getLogger("veil.repair")
 
@@ -158,8 +158,7 @@ def repair(
     mbytes = man.to_bytes()
     for shnum, w in writers.items():
         try:
-            put_manifest(net, w.node, si, mbytes)
-            w.commit(man.roots[shnum], man.segroot)
+            w.commit(man.roots[shnum], man.segroot, mbytes)
         except VeilError as e:
             w.abort()
             res.problems.append(f"share {shnum} on {w.node.label} not committed: {e}")

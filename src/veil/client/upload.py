@@ -5,7 +5,12 @@ hashes it and erasure-codes it; one sender thread per share hashes that share's 
 and streams them to its node in batches. Bounded queues keep memory flat whatever the file
 size. Shares go to nodes in rendezvous order (protocol/placement.py); a node that refuses
 or fails at the start is replaced by the next in order; the upload succeeds only if shares
-land on at least ``happy`` distinct nodes.
+land on at least ``happy`` distinct nodes. Each share is committed together with the manifest
+(one round trip per share, all shares in parallel).
+
+A small file (at most ``SMALL_FILE`` bytes, and each share within one request) takes the
+one-shot path instead: it is sealed and erasure-coded in memory and every share travels with its
+manifest in one ``PUT /v1/shares/{si}/{shnum}``, all nodes in parallel: about one round trip.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -26,17 +32,21 @@ from veil.format.manifest import Manifest
 from veil.format.merkle import Levels
 from veil.format.segments import SegmentCipher, seal_metadata, segment_count
 from veil.format.share import BLOCK_TREE, SEGMENT_TREE
-from veil.net.client import PeerClient
-from veil.protocol.storage import UploadRequest
+from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.storage import Commit, UploadRequest
+from veil.protocol.transport import StorageTransport, bulk_timeout
 
-from .network import Network, NodeInfo
+from .network import Network
+from .place import place_shares
 from .progress import Progress, nothing
+from .small import check_params, fits_oneshot, upload_small
 
 log = logging.getLogger("veil.upload")
 
 SEGMENT_SIZE = 1 << 20
 BATCH_BYTES = 2 << 20
 QUEUE_DEPTH = 2
+SMALL_FILE = 4 << 20  # files up to this size go by the one-shot path (one request per share)
 
 
 @dataclass
@@ -50,9 +60,9 @@ class UploadResult:
 class _Sender(threading.Thread):
     """Streams one share to one node; computes that share's block-tree leaves on the way."""
 
-    def __init__(self, shnum: int, node: NodeInfo, client: PeerClient, uid: str) -> None:
+    def __init__(self, shnum: int, node: NodeInfo, transport: StorageTransport, uid: str) -> None:
         super().__init__(name=f"send-{shnum}", daemon=True)
-        self.shnum, self.node, self.client, self.uid = shnum, node, client, uid
+        self.shnum, self.node, self.transport, self.uid = shnum, node, transport, uid
         self.q: queue.Queue[tuple[int, list[tuple[bytes, bytes]]] | None] = queue.Queue(QUEUE_DEPTH)
         self.leaves: list[bytes] = []
         self.error: VeilError | None = None
@@ -72,18 +82,11 @@ class _Sender(threading.Thread):
                 parts.append(block)
             if self.error is not None:
                 continue
+            body = b"".join(parts)
             try:
-                self.client.request("PUT", f"/v1/uploads/{self.uid}?start={start}", b"".join(parts))
+                self.transport.write(self.node, self.uid, start, body, timeout=bulk_timeout(len(body)))
             except VeilError as e:
                 self.error = e
-
-
-def _begin(client: PeerClient, req: UploadRequest) -> str:
-    reply = client.call("POST", "/v1/uploads", req.to_value())
-    uid = reply.get("id") if isinstance(reply, dict) else None
-    if not isinstance(uid, str) or not uid.isalnum() or len(uid) > 64:
-        raise UnavailableError(f"{client.where}: bad reply to upload request")
-    return uid
 
 
 class ShareUploader:
@@ -97,9 +100,7 @@ class ShareUploader:
         self, net: Network, si: bytes, size: int, k: int = 3, n: int = 10, happy: int | None = None,
         segment_size: int = SEGMENT_SIZE,
     ) -> None:
-        if not 1 <= k <= n <= 255:
-            raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
-        self.happy = min(n, max(k, happy if happy is not None else min(n, k + 4)))
+        self.happy = check_params(k, n, happy)
         self.net, self.si, self.size, self.k, self.n, self.segment_size = net, si, size, k, n, segment_size
         order = net.storage_nodes_for(si)
         self.codec = Codec(k, n)
@@ -107,6 +108,8 @@ class ShareUploader:
         self.last_plain = size - segment_size * (self.nseg - 1)
         self.bsize = self.codec.block_size(segment_size + 16)
         self.lbsize = self.codec.block_size(self.last_plain + 16)
+        if self.nseg == 1:  # a one-block share has one block size (storage protocol v2)
+            self.bsize = self.lbsize
         self.senders = self._place(order)
         self.seg_leaves: list[bytes] = []
         self.batch_segs = max(1, BATCH_BYTES // self.bsize)
@@ -117,31 +120,15 @@ class ShareUploader:
             snd.start()
 
     def _place(self, order: list[NodeInfo]) -> dict[int, _Sender]:
-        """Share i to the i-th node in rendezvous order; a refusal falls to the next node."""
-        senders: dict[int, _Sender] = {}
+        """Share i to the i-th node in rendezvous order (all at once); a refusal falls to the next node."""
         problems: list[str] = []
-        candidates = list(order)
-        used: list[NodeInfo] = []
-        for shnum in range(self.n):
-            req = UploadRequest(self.si, shnum, self.nseg, self.bsize, self.lbsize)
-            while True:
-                if candidates:
-                    node = candidates.pop(0)
-                elif used:
-                    node = min(used, key=lambda u: sum(1 for s in senders.values() if s.node is u))
-                else:
-                    break
-                try:
-                    uid = _begin(self.net.client(node), req)
-                except VeilError as e:
-                    problems.append(f"{node.label}: {e}")
-                    if node in used:
-                        used.remove(node)
-                    continue
-                senders[shnum] = _Sender(shnum, node, self.net.client(node), uid)
-                if node not in used:
-                    used.append(node)
-                break
+        tr = self.net.transport
+
+        def begin(shnum: int, node: NodeInfo) -> str:
+            return tr.begin(node, UploadRequest(self.si, shnum, self.nseg, self.bsize, self.lbsize))
+
+        placed = place_shares(order, self.n, begin, problems)
+        senders = {shnum: _Sender(shnum, node, tr, uid) for shnum, (node, uid) in placed.items()}
         distinct = {s.node.node_id for s in senders.values()}
         if len(distinct) < self.happy or len(senders) < self.n:
             _abort_all(senders.values())
@@ -197,37 +184,34 @@ class ShareUploader:
         segroot = Levels.build(SEGMENT_TREE, self.seg_leaves).root()
         roots = {shnum: Levels.build(BLOCK_TREE, snd.leaves).root() for shnum, snd in senders.items()}
         warnings: list[str] = []
-        for shnum, snd in senders.items():
-            if snd.error is not None:
-                warnings.append(f"share {shnum} on {snd.node.label} failed: {snd.error}")
-                continue
-            try:
-                got = snd.client.call("POST", f"/v1/uploads/{snd.uid}/commit", {"root": roots[shnum], "segroot": segroot})
-            except VeilError as e:
-                warnings.append(f"share {shnum} on {snd.node.label} failed at commit: {e}")
-                snd.error = e
-                continue
-            if not isinstance(got, dict) or got.get("root") != roots[shnum]:
-                warnings.append(f"share {shnum} on {snd.node.label}: node kept a different share")
-                snd.error = UnavailableError("conflict")
-        holders = {snd.node.node_id: snd.node for snd in senders.values() if snd.error is None}
-        if len(holders) < self.happy:
-            raise _too_few(senders, self.happy)
         man = Manifest(
             si=self.si, k=self.k, n=self.n, happy=self.happy, segsize=self.segment_size, size=self.size,
             bsize=self.bsize, lbsize=self.lbsize, roots=tuple(roots[i] for i in range(self.n)), segroot=segroot,
             meta=meta, payout=payout, codec=CODEC,
         )
         mbytes = man.to_bytes()
-        stored = 0
-        for node in holders.values():
+
+        def commit(snd: _Sender) -> str | None:
+            """Commit one share with the manifest; a warning, or None when it is stored."""
+            if snd.error is not None:
+                return f"share {snd.shnum} on {snd.node.label} failed: {snd.error}"
             try:
-                self.net.client(node).request("PUT", f"/v1/manifests/{self.si.hex()}", mbytes)
-                stored += 1
+                # the node builds the trees and fsyncs the whole share before it answers
+                got = snd.transport.commit(snd.node, snd.uid, Commit(roots[snd.shnum], segroot, mbytes),
+                                           timeout=bulk_timeout(man.share_len()))  # fmt: skip
             except VeilError as e:
-                warnings.append(f"manifest on {node.label} failed: {e}")
-        if stored == 0:
-            raise UnavailableError("no node accepted the manifest")
+                snd.error = e
+                return f"share {snd.shnum} on {snd.node.label} failed at commit: {e}"
+            if got != roots[snd.shnum]:
+                snd.error = UnavailableError("conflict")
+                return f"share {snd.shnum} on {snd.node.label}: node kept a different share"
+            return None
+
+        with ThreadPoolExecutor(max_workers=len(senders), thread_name_prefix="commit") as ex:
+            warnings += [w for w in ex.map(commit, senders.values()) if w is not None]
+        holders = {snd.node.node_id for snd in senders.values() if snd.error is None}
+        if len(holders) < self.happy:
+            raise _too_few(senders, self.happy)
         return man, warnings
 
     @property
@@ -254,6 +238,18 @@ def upload(
     The key is always new: segment nonces are the segment index, so a key used twice would
     reuse AES-GCM nonces. No caller can pass one in."""
     key = caps.new_file_key()
+    meta: dict[str, Any] = {
+        "name": name, "type": mime or mimetypes.guess_type(name)[0] or "application/octet-stream", "size": size,
+    }
+    if mtime is not None:
+        meta["mtime"] = mtime
+    if size <= SMALL_FILE and fits_oneshot(size, k, n, segment_size):
+        data = bytearray(size)
+        _read_exact(src, memoryview(data), 0)
+        small = upload_small(net, key, bytes(data), seal_metadata(key, meta), k, n, happy, segment_size, payout)
+        progress(size)
+        return UploadResult(caps.ReadCap(key, small.manifest.hash()), small.manifest, small.placement,
+                            small.warnings)  # fmt: skip
     up = ShareUploader(net, caps.storage_index(key), size, k, n, happy, segment_size)
     cipher = SegmentCipher(key, up.nseg)
     pbuf = bytearray(segment_size)
@@ -268,11 +264,6 @@ def upload(
     except BaseException:
         up.abort()
         raise
-    meta: dict[str, Any] = {
-        "name": name, "type": mime or mimetypes.guess_type(name)[0] or "application/octet-stream", "size": size,
-    }
-    if mtime is not None:
-        meta["mtime"] = mtime
     man, warnings = up.finish(seal_metadata(key, meta), payout)
     return UploadResult(caps.ReadCap(key, man.hash()), man, up.placement, warnings)
 
@@ -287,10 +278,7 @@ def _too_few(senders: dict[int, _Sender], happy: int) -> UnavailableError:
 
 def _abort_all(senders: Iterable[_Sender]) -> None:
     for s in senders:
-        try:
-            s.client.request("DELETE", f"/v1/uploads/{s.uid}", check=False)
-        except VeilError:
-            pass
+        s.transport.abort(s.node, s.uid)
 
 
 def _read_exact(src: BinaryIO, mv: memoryview, offset: int) -> None:

@@ -1,6 +1,11 @@
 """Pinned HTTPS client for talking to nodes: keep-alive connection pool per peer, bounded reads.
 
 Wire errors become VeilErrors here, so callers above never see sockets, ssl or http.client.
+Every request has a deadline for the whole exchange (``deadline`` seconds, by default the
+client's ``timeout``): connect, send and every read share it, and the watchdog of
+net/deadline.py shuts the socket down when it passes, so a peer dripping one byte at a time
+cannot hold a caller longer than that. Remote error text is sanitised here
+(format/remote_text.py) before anything above can print it.
 """
 
 from __future__ import annotations
@@ -9,11 +14,11 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from veil.errors import (
-    IntegrityError,
     LedgerError,
     NotFoundError,
     PaymentRequiredError,
@@ -23,7 +28,10 @@ from veil.errors import (
     VeilError,
 )
 from veil.format import cbor
+from veil.format.remote_text import clean
+from veil.net.deadline import WATCHDOG, Watch
 from veil.net.tls import check_pin, client_context
+from veil.protocol.transport import DeadlineExceeded
 
 DEFAULT_TIMEOUT = 30.0
 MAX_SMALL_RESPONSE = 4 << 20
@@ -48,10 +56,12 @@ class _Conn(http.client.HTTPSConnection):
         super().__init__(host, port, timeout=timeout, context=client_context())
         self.pin = pin
         self.peer_id: bytes | None = None
+        self.fd = -1
 
     def connect(self) -> None:
         super().connect()
         assert isinstance(self.sock, ssl.SSLSocket)
+        self.fd = self.sock.fileno()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peer_id = check_pin(self.sock, self.pin, f"{self.host}:{self.port}")
 
@@ -62,11 +72,11 @@ def raise_for_reply(status: int, body: bytes, where: str) -> None:
     try:
         v = cbor.decode(body, 64 * 1024)
         if isinstance(v, dict):
-            code = str(v.get("error", code))[:64]
-            message = str(v.get("message", message))[:500]
+            code = clean(v.get("error", code), 64)
+            message = clean(v.get("message", message))
     except VeilError:
         pass
-    text = f"{where}: {message}"
+    text = f"{clean(where)}: {message}"
     if status == 404:
         raise NotFoundError(text)
     if status == 507:
@@ -101,7 +111,7 @@ class PeerClient:
 
     def _put(self, c: _Conn) -> None:
         with self._lock:
-            if len(self._idle) < 8:
+            if len(self._idle) < 16:  # many files at once share these (bounded in flight by the transport)
                 self._idle.append(c)
                 return
         c.close()
@@ -121,54 +131,90 @@ class PeerClient:
         max_response: int = MAX_SMALL_RESPONSE,
         into: memoryview | None = None,
         check: bool = True,
+        deadline: float | None = None,
     ) -> Reply:
-        """One request. With ``into``, a 200 body is read straight into that buffer (it must fit)."""
-        conn = self._get()
+        """One request. With ``into``, a 200 body is read straight into that buffer (it must fit).
+
+        ``deadline``: seconds for the whole exchange (default: this client's timeout)."""
+        limit = self.timeout if deadline is None else deadline
+        watch = WATCHDOG.watch(time.monotonic() + limit)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            length = resp.getheader("Content-Length")
-            n = int(length) if length and length.isdigit() else -1
-            if n < 0:
-                raise RemoteError(f"{self.where}: reply without Content-Length")
-            if resp.status == 200 and into is not None:
-                if n > len(into):
-                    raise RemoteError(f"{self.where}: reply of {n} bytes is larger than expected")
-                got = 0
-                while got < n:
-                    r = resp.readinto(into[got:n])
-                    if not r:
-                        raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
-                    got += r
-                data = b""
-            else:
-                if n > max_response:
-                    raise RemoteError(f"{self.where}: reply of {n} bytes exceeds the {max_response}-byte limit")
-                data = resp.read(n)
-                if len(data) != n:
-                    raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
-            reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-            if resp.will_close:
-                conn.close()
-            else:
-                self._put(conn)
-                conn = None  # type: ignore[assignment]
-        except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError) as e:
-            raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {e}") from e
-        except IntegrityError:
+            for attempt in (0, 1):
+                conn = self._get() if attempt == 0 else _Conn(self.host, self.port, self.node_id, self.timeout)
+                reused = conn.sock is not None
+                try:
+                    reply, keep = self._exchange(conn, method, path, body, headers, max_response, into, watch, limit)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()
+                    # A pooled connection the node had already closed (idle keep-alive): the node
+                    # never saw this request, so it is sent once more on a fresh connection.
+                    if reused and attempt == 0 and not watch.fired:
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                WATCHDOG.release(watch)
+                if keep and not watch.fired:  # (a socket the watchdog shut down is not pooled)
+                    self._put(conn)
+                else:
+                    conn.close()
+                break
+        except (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException, OSError, ValueError) as e:
+            WATCHDOG.release(watch)
+            if watch.fired:
+                raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from e
+            raise NodeUnreachable(f"{self.where} unreachable: {e.__class__.__name__}: {clean(e)}") from e
+        except VeilError:
+            WATCHDOG.release(watch)
+            if watch.fired:
+                raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from None
             raise
-        finally:
-            if conn is not None:
-                conn.close()
         if check and reply.status >= 300:
             raise_for_reply(reply.status, reply.body, self.where)
         return reply
 
-    def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE) -> Any:
+    def _exchange(self, conn: _Conn, method: str, path: str, body: bytes | memoryview | None,
+                  headers: dict[str, str] | None, max_response: int, into: memoryview | None,
+                  watch: Watch, limit: float) -> tuple[Reply, bool]:  # fmt: skip
+        """Send one request on ``conn`` and read the whole reply; (reply, keep the connection)."""
+        if conn.sock is None:
+            conn.timeout = min(self.timeout, limit)
+            conn.connect()
+        else:
+            conn.sock.settimeout(min(self.timeout, limit))
+        WATCHDOG.arm(watch, conn.fd)
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        length = resp.getheader("Content-Length")
+        n = int(length) if length and length.isdigit() else -1
+        if n < 0:
+            raise RemoteError(f"{self.where}: reply without Content-Length")
+        if resp.status == 200 and into is not None:
+            if n > len(into):
+                raise RemoteError(f"{self.where}: reply of {n} bytes is larger than expected")
+            got = 0
+            while got < n:
+                r = resp.readinto(into[got:n])
+                if not r:
+                    raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+                got += r
+            data = b""
+        else:
+            if n > max_response:
+                raise RemoteError(f"{self.where}: reply of {n} bytes exceeds the {max_response}-byte limit")
+            data = resp.read(n)
+            if len(data) != n:
+                raise NodeUnreachable(f"{self.where}: connection closed mid-reply")
+        reply = Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        return reply, not resp.will_close
+
+    def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE,
+             deadline: float | None = None) -> Any:  # fmt: skip
         """A CBOR request/response round trip."""
         body = cbor.encode(value) if value is not None else None
         hdrs = {"Content-Type": "application/cbor"} if body is not None else {}
-        return self.request(method, path, body, hdrs, max_response).cbor(max_response)
+        return self.request(method, path, body, hdrs, max_response, deadline=deadline).cbor(max_response)
 
     def learn_node_id(self) -> bytes:
         """Connect once and return the node id the peer proved (for bootstrap by address only)."""

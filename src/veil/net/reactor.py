@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from veil.net.fairqueue import FairQueue
 from veil.net.http1 import MAX_HEAD, MAX_LINE, HeadError, RequestHead, head_end, parse_head
 from veil.net.wire import Limits
 
@@ -61,7 +62,7 @@ RenderError = Callable[[int, str, str, dict[str, str]], bytes]
 
 class Reactor:
     def __init__(self, lsock: socket.socket, ctx: ssl.SSLContext | None, limits: Limits,
-                 jobs: queue.Queue[Job | None], render_error: RenderError) -> None:
+                 jobs: FairQueue[Job], render_error: RenderError) -> None:
         self.lsock = lsock
         self.ctx = ctx
         self.limits = limits

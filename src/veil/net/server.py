@@ -32,6 +32,7 @@ from veil.net.exchange import (
     error_status,
     serve_one,
 )
+from veil.net.fairqueue import FairQueue
 from veil.net.http1 import MAX_HEAD
 from veil.net.reactor import Job, Reactor
 from veil.net.wire import HTTPError, Limits, Response, cbor_error, cbor_response, render_small
@@ -89,7 +90,8 @@ class HTTPSServer:
         self.site = Site(router, lim, dict(default_headers or {}), error_response or cbor_error)
         self.socket = socket.create_server(addr, backlog=lim.queue + 64, reuse_port=False)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=lim.queue)
+        self._jobs: FairQueue[Job] = FairQueue(lim.queue, lim.workers_per_ip, max(1, lim.queue // 4),
+                                               key=lambda job: job[0].ip)
         self.reactor = Reactor(self.socket, ctx, lim, self._jobs, self._render_error)
         self._workers = [threading.Thread(target=self._work, name=f"http-worker-{i}", daemon=True)
                          for i in range(lim.workers)]
@@ -113,6 +115,8 @@ class HTTPSServer:
             except Exception:  # serve_one answers handler errors itself; this is a bug in the server
                 log.exception("serving %s %s failed", head.method, head.target[:80])
                 keep, linger = False, False
+            finally:
+                self._jobs.done(job)
             self.reactor.give_back(conn, keep, linger)
 
     def serve_forever(self) -> None:

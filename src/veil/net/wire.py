@@ -52,6 +52,7 @@ class Limits:
     """Every bound of one server; docs/specs/transport.md derives its memory bound from these."""
 
     workers: int = 16  # threads that run handlers; nothing else runs a handler
+    workers_per_ip: int = 4  # of those, at most this many serve one client IP at a time
     queue: int = 64  # complete request heads waiting for a worker; past it: 503 + Retry-After
     max_connections: int = 512  # open connections in total (idle ones are evicted first)
     max_per_ip: int = 128  # open connections from one IP address

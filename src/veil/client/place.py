@@ -1,0 +1,66 @@
+"""Put n shares on nodes in rendezvous order, all in parallel, replacing nodes that refuse.
+
+Share i goes to the i-th candidate; every share whose node refuses or fails is retried on the
+next unused candidate, and once those run out on the used node holding fewest shares, round
+after round (each round in parallel) until every share is placed or no node is left. Shared by
+the streaming upload (``begin`` per share) and the one-shot small-file upload (the whole share
+per request). Imports from: veil.errors, veil.protocol, veil.client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from veil.errors import VeilError
+from veil.protocol.nodeinfo import NodeInfo
+
+T = TypeVar("T")
+
+
+def place_shares(order: list[NodeInfo], n: int, put: Callable[[int, NodeInfo], T],
+                 problems: list[str]) -> dict[int, tuple[NodeInfo, T]]:  # fmt: skip
+    """share number -> (node, what ``put`` returned) for every share that found a node."""
+    placed: dict[int, tuple[NodeInfo, T]] = {}
+    fresh = list(order)
+    failed: set[bytes] = set()
+    todo = list(range(n))
+    with ThreadPoolExecutor(max_workers=max(1, min(n, 16)), thread_name_prefix="place") as ex:
+        while todo:
+            plan: list[tuple[int, NodeInfo]] = []
+            load: dict[bytes, int] = {}
+            for node, _ in placed.values():
+                load[node.node_id] = load.get(node.node_id, 0) + 1
+            used = {node.node_id: node for node, _ in placed.values()}
+            for shnum in todo:
+                if fresh:
+                    node = fresh.pop(0)
+                else:
+                    spare = [u for u in used.values() if u.node_id not in failed]
+                    if not spare:
+                        break
+                    node = min(spare, key=lambda u: load.get(u.node_id, 0))
+                load[node.node_id] = load.get(node.node_id, 0) + 1
+                used[node.node_id] = node
+                plan.append((shnum, node))
+            if not plan:
+                break
+
+            def one(job: tuple[int, NodeInfo]) -> tuple[int, NodeInfo, T | None, VeilError | None]:
+                shnum, node = job
+                try:
+                    return shnum, node, put(shnum, node), None
+                except VeilError as e:
+                    return shnum, node, None, e
+
+            todo = []
+            for shnum, node, got, err in ex.map(one, plan):
+                if err is None:
+                    placed[shnum] = (node, got)  # type: ignore[assignment]
+                else:
+                    problems.append(f"{node.label}: {err}")
+                    failed.add(node.node_id)
+                    todo.append(shnum)
+            todo.sort()
+    return placed

@@ -1,0 +1,121 @@
+"""The storage transport over direct pinned TLS: one keep-alive ``PeerClient`` pool per node.
+
+Implements ``veil.protocol.transport.StorageTransport`` with the paths and bodies of
+``veil.protocol.storage``; every call carries its whole-exchange deadline down to
+``PeerClient.request``. ``MAX_IN_FLIGHT`` bounds the requests this transport has outstanding
+at once (many files at once share the pooled connections instead of opening more).
+
+Imports from: veil.errors, veil.format, veil.protocol, veil.net.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from veil.errors import IntegrityError, RemoteError
+from veil.format.fields import require_map
+from veil.protocol import storage as sp
+from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.storage import Commit, UploadRequest
+from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing
+
+from .client import PeerClient, raise_for_reply
+
+MAX_IN_FLIGHT = 64
+_CBOR = {"Content-Type": "application/cbor"}
+
+
+def parse_listing(v: Any) -> SlotListing:
+    m = require_map(v, "share list", {"shares", "manifest"})
+    shares, man = m.get("shares"), m.get("manifest")
+    if not isinstance(shares, list) or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 255
+                                               for s in shares):  # fmt: skip
+        raise IntegrityError("malformed share list")
+    if man is not None and not isinstance(man, bytes):
+        raise IntegrityError("malformed manifest field")
+    return SlotListing(tuple(shares), man)
+
+
+def parse_root(v: Any, where: str) -> bytes:
+    root = v.get("root") if isinstance(v, dict) else None
+    if not isinstance(root, bytes) or len(root) != 32:
+        raise RemoteError(f"{where}: bad reply to commit (no root)")
+    return root
+
+
+class TlsTransport:
+    """``StorageTransport`` over pinned HTTPS to each node's own address."""
+
+    def __init__(self, read_timeout: float = 30.0, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self.read_timeout = read_timeout
+        self._clients: dict[bytes, PeerClient] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+
+    def peer(self, node: NodeInfo) -> PeerClient:
+        with self._lock:
+            c = self._clients.get(node.node_id)
+            if c is None or (c.host, c.port) != (node.host, node.port):
+                c = self._clients[node.node_id] = PeerClient(node.host, node.port, node.node_id, self.read_timeout)
+            return c
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
+
+    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float) -> Any:
+        with self._slots:
+            return self.peer(node).call(method, path, value, deadline=timeout)
+
+    # -- StorageTransport ----------------------------------------------------------------
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
+        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout)
+        uid = reply.get("id") if isinstance(reply, dict) else None
+        if not isinstance(uid, str) or not uid.isalnum() or len(uid) > 64:
+            raise RemoteError(f"{node.label}: bad reply to upload request")
+        return uid
+
+    def write(self, node: NodeInfo, uid: str, start: int, body: bytes | memoryview, timeout: float) -> None:
+        with self._slots:
+            self.peer(node).request("PUT", sp.upload_path(uid, start), body, deadline=timeout)
+
+    def commit(self, node: NodeInfo, uid: str, commit: Commit, timeout: float = CONTROL_TIMEOUT) -> bytes:
+        with self._slots:
+            r = self.peer(node).request("POST", sp.commit_path(uid), sp.encode_commit(commit), _CBOR, deadline=timeout)
+        return parse_root(r.cbor(), node.label)
+
+    def abort(self, node: NodeInfo, uid: str, timeout: float = CONTROL_TIMEOUT) -> None:
+        try:
+            with self._slots:
+                self.peer(node).request("DELETE", sp.upload_path(uid), check=False, deadline=timeout)
+        except Exception:  # best effort by contract: the node reaps idle sessions itself
+            pass
+
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+        with self._slots:
+            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, deadline=timeout)
+        return parse_root(r.cbor(), node.label)
+
+    def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
+        return parse_listing(self._call(node, "GET", sp.slot_path(si, mhash), None, timeout))
+
+    def read_range(
+        self, node: NodeInfo, si: bytes, mhash: bytes, shnum: int, start: int, count: int, *,
+        timeout: float, into: memoryview | None = None, max_size: int = 0, manifest: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> RangeAnswer:
+        path = sp.range_path(si, mhash, shnum, start, count, manifest)
+        peer = self.peer(node)
+        with self._slots:
+            r = peer.request("GET", path, headers=headers, into=into, max_response=max(max_size, 64 << 10),
+                             check=False, deadline=timeout)  # fmt: skip
+        if r.status == 200:
+            n = int(r.headers.get("content-length", "0"))
+            return RangeAnswer(200, r.body if into is None else into[:n], n)
+        if r.status == 402:
+            return RangeAnswer(402, r.body)
+        raise_for_reply(r.status, r.body, peer.where)
+        raise AssertionError("unreachable")

@@ -1,0 +1,202 @@
+"""An in-process grid of storage nodes behind the data path's one seam (tahoe-lafs no_network.py).
+
+``Grid(root, count)`` makes ``count`` storage nodes, each a real ``ShareStore`` on disk under
+``root``, and a ``GridTransport`` that answers ``StorageTransport`` calls from them directly:
+the same checks and bodies as the HTTP storage role (protocol/storage.py v2: slots keyed by
+manifest hash, commit with manifest, one-shot shares, range replies with the manifest), without
+sockets or processes. ``grid.network()`` is a ``Network`` whose transport is the grid, so upload,
+download, locate, check and repair run end to end in a unit test.
+
+Faults, per node (``grid.nodes[i]``): ``dead`` (every request fails as unreachable), ``stall``
+(seconds each request hangs before it is served, ``stall_reads`` only range reads; past the caller's deadline it fails with
+``DeadlineExceeded`` as a dripping node would), ``corrupt`` (range replies have one block byte
+flipped), ``full`` (uploads refused with 507). Every request is counted per node and kind in
+``requests``, so tests can assert how many exchanges an operation took.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from veil.client.network import Network
+from veil.errors import (
+    IntegrityError,
+    NotFoundError,
+    RemoteError,
+    StorageFullError,
+    UnavailableError,
+    UsageError,
+    VeilError,
+)
+from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.storage import Commit, UploadRequest, parse_range_head
+from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing
+from veil.storage.store import ConflictError, ShareStore
+
+
+@dataclass
+class GridNode:
+    info: NodeInfo
+    store: ShareStore
+    dead: bool = False
+    stall: float = 0.0
+    stall_reads: float = 0.0  # only range reads hang (the node lists its shares promptly)
+    corrupt: bool = False
+    full: bool = False
+    requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def label(self) -> str:
+        return self.info.label
+
+
+class Grid:
+    def __init__(self, root: Path, count: int = 10, capacity: int | None = None) -> None:
+        self.root = root
+        self.nodes: list[GridNode] = []
+        self._woken = threading.Event()
+        for i in range(count):
+            self.add_node(capacity, name=f"grid{i}")
+
+    def add_node(self, capacity: int | None = None, name: str = "") -> GridNode:
+        nid = os.urandom(32)  # node ids are hashes of keys; the grid needs no key
+        name = name or f"grid{len(self.nodes)}"
+        info = NodeInfo("grid", 1 + len(self.nodes), nid, name)
+        node = GridNode(info, ShareStore(self.root / name, capacity))
+        self.nodes.append(node)
+        return node
+
+    def node(self, info: NodeInfo) -> GridNode:
+        for n in self.nodes:
+            if n.info.node_id == info.node_id:
+                return n
+        raise UnavailableError(f"{info.label} is not on this grid")
+
+    def wipe(self, node: GridNode) -> None:
+        """Lose everything the node stored (a disk replaced)."""
+        shutil.rmtree(node.store.root, ignore_errors=True)
+        node.store.close()
+        node.store = ShareStore(node.store.root, node.store.capacity)
+
+    def network(self) -> Network:
+        return Network(nodes=[n.info for n in self.nodes], transport=GridTransport(self))
+
+    def requests(self, kind: str | None = None) -> int:
+        return sum(n.requests[kind] if kind else sum(n.requests.values()) for n in self.nodes)
+
+    def reset_counts(self) -> None:
+        for n in self.nodes:
+            n.requests.clear()
+
+    def close(self) -> None:
+        """Wake every stalled request (they fail) and close the stores."""
+        self._woken.set()
+        for n in self.nodes:
+            n.store.close()
+
+
+class GridTransport:
+    """``StorageTransport`` served from the grid's ShareStores, with the grid's faults."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+
+    def _enter(self, info: NodeInfo, kind: str, timeout: float) -> GridNode:
+        node = self.grid.node(info)
+        node.requests[kind] += 1
+        if node.dead:
+            raise UnavailableError(f"node {info.label} unreachable: connection refused (grid: dead)")
+        stall = max(node.stall, node.stall_reads if kind == "read" else 0.0)
+        if stall > 0:
+            if self.grid._woken.wait(min(stall, timeout)) or stall >= timeout:
+                raise DeadlineExceeded(f"node {info.label} did not answer within {timeout:g} s")
+        return node
+
+    @staticmethod
+    def _wire(node: GridNode, e: VeilError) -> VeilError:
+        """What the client would see over HTTP for a store error."""
+        where = f"node {node.label}"
+        if isinstance(e, ConflictError):
+            return RemoteError(f"{where}: {e} (conflict)")
+        if isinstance(e, NotFoundError):
+            return NotFoundError(f"{where}: {e}")
+        if isinstance(e, StorageFullError):
+            return StorageFullError(f"{where}: {e}")
+        if isinstance(e, IntegrityError | UsageError):
+            return RemoteError(f"{where}: {e} (bad_request)")
+        return e
+
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
+        g = self._enter(node, "begin", timeout)
+        if g.full:
+            raise StorageFullError(f"node {g.label}: no space (grid: full)")
+        try:
+            return g.store.begin_upload(req)
+        except VeilError as e:
+            raise self._wire(g, e) from e
+
+    def write(self, node: NodeInfo, uid: str, start: int, body: bytes | memoryview, timeout: float) -> None:
+        g = self._enter(node, "write", timeout)
+        try:
+            g.store.write_blocks(uid, start, memoryview(body))
+        except VeilError as e:
+            raise self._wire(g, e) from e
+
+    def commit(self, node: NodeInfo, uid: str, commit: Commit, timeout: float = CONTROL_TIMEOUT) -> bytes:
+        g = self._enter(node, "commit", timeout)
+        try:
+            return g.store.commit_upload(uid, commit)
+        except VeilError as e:
+            raise self._wire(g, e) from e
+
+    def abort(self, node: NodeInfo, uid: str, timeout: float = CONTROL_TIMEOUT) -> None:
+        try:
+            g = self._enter(node, "abort", timeout)
+            g.store.abort_upload(uid)
+        except VeilError:
+            pass
+
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+        g = self._enter(node, "oneshot", timeout)
+        if g.full:
+            raise StorageFullError(f"node {g.label}: no space (grid: full)")
+        try:
+            return g.store.put_oneshot(si, shnum, body)
+        except VeilError as e:
+            raise self._wire(g, e) from e
+
+    def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
+        g = self._enter(node, "list", timeout)
+        shnums, man = g.store.list_shares(si, mhash)
+        return SlotListing(tuple(shnums), man)
+
+    def read_range(
+        self, node: NodeInfo, si: bytes, mhash: bytes, shnum: int, start: int, count: int, *,
+        timeout: float, into: memoryview | None = None, max_size: int = 0, manifest: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> RangeAnswer:
+        g = self._enter(node, "read", timeout)
+        try:
+            data = bytearray(g.store.read_range_bytes(si, mhash, shnum, start, count, manifest))
+        except VeilError as e:
+            raise self._wire(g, e) from e
+        if g.corrupt:
+            head = parse_range_head(memoryview(data))
+            if len(data) > head.size:
+                data[head.size + (len(data) - head.size) // 2] ^= 0x01
+        if into is None:
+            if len(data) > max(max_size, 64 << 10):
+                raise RemoteError(f"node {g.label}: reply of {len(data)} bytes exceeds the limit")
+            return RangeAnswer(200, bytes(data), len(data))
+        if len(data) > len(into):
+            raise RemoteError(f"node {g.label}: reply of {len(data)} bytes is larger than expected")
+        into[: len(data)] = data
+        return RangeAnswer(200, into[: len(data)], len(data))
+
+    def close(self) -> None:
+        pass

@@ -57,7 +57,6 @@ from veil.node.context import NodeContext
 from veil.node.netview import node_network
 from veil.node.repair_schedule import NEW, RepairSchedule, Visit
 from veil.protocol.placement import dht_key, permuted
-from veil.protocol.storage import slot_path
 from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.repairer")
@@ -346,14 +345,13 @@ class RepairerRole:
         if node is None:
             return False
         try:
-            v = self._network().client(node, PROBE_TIMEOUT).call("GET", slot_path(si, mhash))
+            listing = self._network().transport.list_slot(node, si, mhash, PROBE_TIMEOUT)
         except VeilError:
             self._learn_roles(node, self._ask_roles(node))  # departed only if it does not answer at all
             return False
         assert self.schedule is not None
         self.schedule.answered(node.node_id)
-        shares = v.get("shares") if isinstance(v, dict) else None
-        return isinstance(shares, list) and len(shares) > 0
+        return len(listing.shares) > 0
 
     def _candidates(self, si: bytes) -> list[NodeInfo]:
         """Storage nodes for ``si`` in placement order, as this node already knows them (no lookup)."""

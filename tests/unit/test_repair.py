@@ -4,6 +4,7 @@ network's two discovery modes behind one interface."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -101,3 +102,26 @@ def test_static_candidates_are_in_rendezvous_order() -> None:
     net = Network(nodes=list(NODES))
     si = os.urandom(16)
     assert net.storage_nodes_for(si) == [NODES[i] for i in permuted(si, [n.node_id for n in NODES])]
+
+
+def test_repairer_status_is_cbor_and_its_options_are_checked(tmp_path: Path) -> None:
+    from veil.crypto.sign import SigningKey
+    from veil.format import cbor
+    from veil.net.server import Router
+    from veil.node.context import NodeConfig, NodeContext
+    from veil.node.repair_role import RepairerRole, parse_sweep_rate
+    from veil.node.repair_schedule import RepairSchedule
+
+    role = RepairerRole()
+    ctx = NodeContext(tmp_path, SigningKey.generate(), "127.0.0.1", 1,
+                      config=NodeConfig(repair_interval=2.5, repair_sweep_rate=7.5))
+    role.attach(ctx, Router())
+    assert cbor.decode(cbor.encode(role.status()), 65536)["sweep_rate_per_min"] == "7.5"
+    role.schedule = RepairSchedule(ctx.node_id, role.interval, role.sweep_rate, 0.0)
+    role.schedule.sync([os.urandom(16)], 0.0)
+    st = cbor.decode(cbor.encode(role.status()), 65536)
+    assert st["files"] == 1 and st["leading"] == 0 and st["interval_ms"] == 2500
+    assert parse_sweep_rate("60") == 60.0
+    for bad in ("0", "-1", "fast", "nan", "inf"):
+        with pytest.raises(UsageError):
+            parse_sweep_rate(bad)

@@ -15,11 +15,13 @@ def _register() -> None:
     from veil.bench.datapath import datapath_cmd
     from veil.bench.gateway import gateway_cmd
     from veil.bench.ledger import ledger_cmd
+    from veil.bench.small import small_cmd
     from veil.bench.store import store_cmd
 
     bench.add_command(datapath_cmd)
     bench.add_command(ledger_cmd)
     bench.add_command(gateway_cmd)
+    bench.add_command(small_cmd)
     bench.add_command(store_cmd)
     bench.add_command(abuse_cmd)
 

@@ -24,7 +24,7 @@ def _dir_option(f: F) -> F:
 def _node_options(f: F) -> F:
     f = click.option("--capacity", default=None, help="Per-node capacity for new nodes (e.g. 1GB).")(f)
     f = click.option("--repair-interval", type=float, default=None,
-                     help="Seconds between a new node's repair rounds (default 120).")(f)
+                     help="New nodes' --repair-interval: seconds between background checks of one file (default 120).")(f)
     return click.option("--repair-threshold", default=None,
                         help="New nodes repair files below this many healthy shares: happy (default), n, or a count.")(f)
 

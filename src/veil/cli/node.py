@@ -29,6 +29,14 @@ def _gateway_role() -> Role:
     return GatewayRole()
 
 
+def _sweep_rate(text: str | None) -> float | None:
+    if not text:
+        return None
+    from veil.node.repair_role import parse_sweep_rate
+
+    return parse_sweep_rate(text)
+
+
 def role_table() -> dict[str, RoleFactory]:
     """Every role `veil node run --role` knows: the node package's, plus the gateway (which
     lives above node, so node cannot name it)."""
@@ -64,7 +72,12 @@ def node() -> None:
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
-@click.option("--repair-interval", type=float, default=None, help="Repairer role: seconds between checks (default 3600).")
+@click.option("--repair-interval", type=float, default=None,
+              help="Repairer role: seconds between two background checks of one file, and between scans of the "
+                   "store and liveness probes of the peers its files depend on (default 3600).")
+@click.option("--repair-sweep-rate", default=None,
+              help="Repairer role: at most this many background file checks per minute (default 30); departed "
+                   "holders trigger checks at once, outside this budget.")
 @click.option("--repair-wallet", default=None,
               help="Repairer role: wallet paying nodes that charge for the blocks it reads (passphrase: VEIL_PASSPHRASE).")
 @click.option("--repair-max-spend", default=None, help="Repairer role: most VEIL spent on repairs while running.")
@@ -83,7 +96,7 @@ def node() -> None:
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
-        bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None,
+        bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
         verbose: bool) -> None:
@@ -107,6 +120,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         dht_peer_rate=dht_peer_rate or None,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,
+        repair_sweep_rate=_sweep_rate(repair_sweep_rate),
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,

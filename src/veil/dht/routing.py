@@ -10,6 +10,8 @@ Rules (docs/specs/dht.md, "Routing table"):
   so long-lived nodes, which are the likeliest to stay, keep their slots.
 - A contact that fails ``max_failures`` requests in a row is evicted (sooner if a replacement
   is waiting).
+- Every evicted id is remembered (the last ``MAX_EVICTED``) until ``take_evicted`` hands them
+  on: a node that stops answering is news for the repairer (docs/specs/repair.md, triggers).
 Imports from: veil.dht.ids.
 """
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from veil.dht.ids import ID_BITS, Contact, to_int
 
 DEFAULT_K = 20
+MAX_EVICTED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class RoutingTable:
         self._nonempty: list[int] = []  # sorted indexes of buckets that exist
         self._failures: dict[int, int] = {}
         self._size = 0
+        self._evicted: list[bytes] = []
 
     # -- queries --------------------------------------------------------------------------
 
@@ -242,7 +246,15 @@ class RoutingTable:
             if key in b.entries:
                 self._evict(b, key)
 
+    def take_evicted(self) -> list[bytes]:
+        """Ids evicted since the last call (oldest first; at most MAX_EVICTED are kept)."""
+        out, self._evicted = self._evicted, []
+        return out
+
     def _evict(self, b: _Bucket, key: int) -> None:
+        if len(self._evicted) >= MAX_EVICTED:
+            del self._evicted[0]
+        self._evicted.append(b.entries[key].node_id)
         del b.entries[key]
         self._size -= 1
         self._failures.pop(key, None)

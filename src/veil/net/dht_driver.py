@@ -70,6 +70,7 @@ class DhtDriver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.joined = threading.Event()
+        self._departure_listeners: list[Callable[[bytes], None]] = []
 
     # -- serving -------------------------------------------------------------------------
 
@@ -160,6 +161,17 @@ class DhtDriver:
         with self._lock:
             self.node.unprovide(storage_index)
 
+    def on_departure(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(node_id)`` (from a DHT thread, outside the lock; keep it quick) for
+        every contact the routing table evicts because it stopped answering."""
+        with self._lock:
+            self._departure_listeners.append(listener)
+
+    def closest_known(self, target: bytes, count: int) -> list[Contact]:
+        """The ``count`` contacts of the routing table nearest ``target``: no network traffic."""
+        with self._lock:
+            return list(self.node.routing.closest(target, count))
+
     def contacts(self) -> list[Contact]:
         with self._lock:
             return list(self.node.routing.contacts())
@@ -193,6 +205,14 @@ class DhtDriver:
             out = self.node.take_outgoing()
             events = self.node.take_events()
             finished = [(self._waiters.pop(ev.op_id, None), ev) for ev in events]
+            departed = self.node.routing.take_evicted()
+            listeners = list(self._departure_listeners) if departed else []
+        for nid in departed:
+            for listener in listeners:
+                try:
+                    listener(nid)
+                except Exception:
+                    log.exception("departure listener failed")
         for fut, ev in finished:
             if fut is not None and not fut.done():
                 fut.set_result(ev)

@@ -48,6 +48,7 @@ class NodeConfig:
     # repairer
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count
+    repair_sweep_rate: float | None = None  # background file visits per minute
     repair_wallet: Path | None = None  # pays charging nodes for the blocks the repairer reads
     repair_max_spend: str | None = None  # VEIL, as the user wrote it
     # payments

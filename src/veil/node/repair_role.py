@@ -1,24 +1,30 @@
-"""The ``repairer`` role: keeps the files this node stores shares of at full health.
+"""The ``repairer`` role: keeps the files this node stores shares of at full health, at a cost
+that does not grow with how many it stores (docs/specs/repair.md, "Automatic repair").
 
 A node holds each such file's manifest, and a manifest plus its storage index is all a verify
-cap contains, so the node knows the verify cap of every file it stores a share of; no
-registration is needed and no key is ever seen. Every ``repair_interval`` seconds (with
-jitter) it walks those files:
+cap contains, so it needs no registration and never sees a key. Each file has one repair
+*leader*: the first node, in the placement order for its storage index, among the nodes that
+claim a share, answer, and run this role. Only the leader locates, checks and repairs the file.
 
-1. locate the file (cheap: who claims which share);
-2. only the file's *leader* goes on: the first node, in the placement order for that storage
-   index, among the nodes that claim a share. Every holder computes the same leader, so one
-   node does the work. A holder that is not the leader still repairs a file that has stayed
-   below the threshold for ``FALLBACK_ROUNDS`` of its rounds (the leader may not run this
-   role); racing repairers are safe (client/repair.py);
-3. the leader checks it (block samples verified against the manifest) and repairs it
-   (client/repair.py) when fewer than ``repair_threshold`` shares are healthy.
+What this node does, from one thread, as repair_schedule.RepairSchedule says:
+- a file it has not placed yet (``new``): *elect* — ask the candidates ahead of this node in
+  placement order (its routing table's view, no lookup) whether they hold a share, one at a
+  time, until one does (usually the first: one small request). If none does, this node leads;
+- a file it leads: check it (locate + sampled blocks) and repair it below the threshold; the
+  claims it sees may name a node ahead of it, which then leads;
+- a file another node leads (sweep): ask that node whether it still holds a share (one small
+  request); if not, or it does not answer, elect again;
+- a peer that departs — evicted from the DHT routing table, or failing the liveness probe
+  this node sends every ``repair_interval`` to the peers its files depend on (O(peers), not
+  O(files)), or failing a request — makes every file it led or held due at once.
 
-Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600),
-``repair_threshold`` (``happy`` (default), ``n``, or a share count), ``repair_wallet`` (a wallet
-that pays charging nodes for the blocks checked and fetched; passphrase from VEIL_PASSPHRASE)
-and ``repair_max_spend`` (most VEIL it spends while the node runs; default [payments]
-max_spend). Without a wallet the repairer works against free nodes only.
+Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600: a file's sweep
+visits are at least this far apart; also the period of the store scan and the liveness probe),
+``repair_sweep_rate`` (sweep visits per minute, default 30), ``repair_threshold`` (``happy``
+(default), ``n``, or a share count), ``repair_wallet`` (a wallet that pays charging nodes for the
+blocks checked and fetched; passphrase from VEIL_PASSPHRASE) and ``repair_max_spend`` (most VEIL
+it spends while the node runs; default [payments] max_spend). Without a wallet the repairer works
+against free nodes only.
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 """
@@ -27,8 +33,10 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,24 +44,28 @@ from typing import Any
 from veil.client.check import check
 from veil.client.config import payment_setting
 from veil.client.ledger_client import LedgerClient
-from veil.client.locate import locate
-from veil.client.network import Network
+from veil.client.network import Network, NodeInfo, node_from_address
 from veil.client.payer import Payer
 from veil.client.repair import repair
 from veil.client.wallet import Wallet, open_wallet
 from veil.errors import UsageError, VeilError
-from veil.format.caps import VerifyCap
+from veil.format.caps import SI_SIZE, VerifyCap
 from veil.format.manifest import Manifest, manifest_hash, parse_manifest
 from veil.ledger.amount import parse_amount
 from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
-from veil.protocol.placement import permuted
+from veil.node.repair_schedule import NEW, RepairSchedule, Visit
+from veil.protocol.placement import dht_key, permuted
+from veil.storage.store import ShareStore
 
 log = logging.getLogger("veil.repairer")
 
 DEFAULT_INTERVAL = 3600.0
-FALLBACK_ROUNDS = 3
+DEFAULT_SWEEP_RATE = 30.0
+CANDIDATES = 20  # as many as a DHT lookup returns (k)
+PROBE_TIMEOUT = 5.0
+RETRY_AFTER_ERROR = 60.0
 
 
 def parse_threshold(text: str) -> str | int:
@@ -63,6 +75,16 @@ def parse_threshold(text: str) -> str | int:
     if t.isdigit() and 1 <= int(t) <= 255:
         return int(t)
     raise UsageError(f"bad repair threshold {text!r}: use happy, n, or a share count 1..255")
+
+
+def parse_sweep_rate(text: str) -> float:
+    try:
+        r = float(text)
+    except ValueError:
+        r = -1.0
+    if not 0 < r <= 1_000_000:
+        raise UsageError(f"bad repair sweep rate {text!r}: give files per minute, more than 0")
+    return r
 
 
 def threshold_for(man: Manifest, threshold: str | int) -> int:
@@ -75,17 +97,23 @@ def threshold_for(man: Manifest, threshold: str | int) -> int:
     return max(man.k, min(man.n, threshold))
 
 
+def split_key(key: bytes) -> tuple[bytes, bytes]:
+    """A schedule key (storage index + manifest hash: a slot, which is one file) split in two."""
+    return key[:SI_SIZE], key[SI_SIZE:]
+
+
 def leader(si: bytes, holders: list[bytes]) -> bytes | None:
-    """The node that repairs this file: the first claimed holder in placement order."""
+    """The first claimed holder in placement order (the leader, if it answers and repairs)."""
     return holders[permuted(si, holders)[0]] if holders else None
 
 
 @dataclass
 class RepairStats:
-    rounds: int = 0
     checked: int = 0
+    elections: int = 0
     repaired_files: int = 0
     repaired_shares: int = 0
+    probes: int = 0
     last_error: str = ""
 
 
@@ -95,12 +123,17 @@ class RepairerRole:
     def __init__(self) -> None:
         self.ctx: NodeContext | None = None
         self.interval = DEFAULT_INTERVAL
+        self.sweep_rate = DEFAULT_SWEEP_RATE
         self.threshold: str | int = "happy"
         self.stats = RepairStats()
+        self.schedule: RepairSchedule | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._departures: deque[bytes] = deque(maxlen=4096)  # from DHT threads to the loop
         self._thread: threading.Thread | None = None
-        self._below: dict[bytes, int] = {}  # storage index -> rounds seen below threshold as non-leader
         self._net: Network | None = None
+        self._peers: dict[bytes, NodeInfo] = {}  # how to reach the nodes named in the schedule
+        self._repairs: dict[bytes, tuple[bool, float]] = {}  # node id -> (runs this role, when learnt)
         self._wallet: Wallet | None = None
         self._max_spend = 0
         self._payer: Payer | None = None
@@ -108,6 +141,7 @@ class RepairerRole:
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
         self.interval = float(ctx.config.repair_interval or DEFAULT_INTERVAL)
+        self.sweep_rate = float(ctx.config.repair_sweep_rate or DEFAULT_SWEEP_RATE)
         self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
         wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
         if wallet:
@@ -143,6 +177,7 @@ class RepairerRole:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._net is not None:
@@ -152,20 +187,123 @@ class RepairerRole:
             self._payer.ledger.close()
 
     def status(self) -> dict[str, Any]:
-        s = self.stats
-        return {"interval_ms": int(self.interval * 1000), "threshold": str(self.threshold), "rounds": s.rounds,
-                "checked": s.checked, "repaired_files": s.repaired_files, "repaired_shares": s.repaired_shares,
-                "last_error": s.last_error[:200], "spent": self.spent}
+        s, sch = self.stats, self.schedule
+        out: dict[str, Any] = {
+            "interval_ms": int(self.interval * 1000), "sweep_rate_per_min": f"{self.sweep_rate:g}",
+            "threshold": str(self.threshold), "checked": s.checked, "elections": s.elections,
+            "repaired_files": s.repaired_files, "repaired_shares": s.repaired_shares, "probes": s.probes,
+            "last_error": s.last_error[:200], "spent": self.spent,
+        }
+        if sch is not None:
+            out |= {"files": len(sch.files), "leading": sch.leading, "sweep_visits": sch.stats.sweep_visits,
+                    "triggered_visits": sch.stats.triggered_visits, "departures": sch.stats.departures}
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        rng = random.Random()
-        while not self._stop.wait(self.interval * rng.uniform(0.8, 1.2)):
+        ctx = self.ctx
+        assert ctx is not None
+        dht = ctx.services.dht
+        while dht is not None and not dht.joined.is_set():  # nothing before the DHT has joined
+            if self._stop.wait(0.5):
+                return
+        if dht is not None:
+            dht.on_departure(self._on_departure)
+        self.schedule = RepairSchedule(ctx.node_id, self.interval, self.sweep_rate, time.monotonic(),
+                                       departed_ttl=max(600.0, 3 * self.interval))
+        next_scan = 0.0
+        while not self._stop.is_set():
             try:
-                self.run_once()
+                now = time.monotonic()
+                if now >= next_scan:
+                    self._scan(now)
+                    next_scan = time.monotonic() + self.interval
+                self._take_departures()
+                draining = ctx.services.draining
+                if draining is not None and draining():  # the node is leaving: nothing to do but wait
+                    self._stop.wait(1.0)
+                    continue
+                visit = self.schedule.next(time.monotonic())
+                if visit is None:
+                    now = time.monotonic()
+                    self._wake.wait(min(self.schedule.wait_hint(now), max(0.0, next_scan - now)) + 0.01)
+                    self._wake.clear()
+                    continue
+                self._visit(visit)
             except Exception as e:  # keep the loop alive; the status says what went wrong
-                log.exception("repair round failed")
+                log.exception("repairer step failed")
                 self.stats.last_error = str(e)
-            self.stats.rounds += 1
+                self._stop.wait(1.0)
+
+    def _on_departure(self, node_id: bytes) -> None:
+        self._departures.append(node_id)
+        self._wake.set()
+
+    def _scan(self, now: float) -> None:
+        """Re-read which files the store holds, and probe the peers they depend on."""
+        assert self.ctx is not None and self.schedule is not None
+        store = self.ctx.services.store
+        if store is None:
+            return
+        held = [si + mhash for si in store.storage_indexes() for mhash in store.slots(si)]
+        known = set(self.schedule.files)
+        self.schedule.sync(held, now)
+        for key in held:
+            if key not in known:
+                self._predict(store, key)
+        peers = [self._peers[p] for p in self.schedule.peers() if p in self._peers]
+        if peers:
+            with ThreadPoolExecutor(max_workers=min(8, len(peers))) as ex:
+                answers = list(ex.map(self._ask_roles, peers))
+            for node, runs in zip(peers, answers, strict=True):
+                self._learn_roles(node, runs)
+
+    def _take_departures(self) -> None:
+        """Evictions the DHT reported. A peer this node's files depend on is asked once more
+        first: a DHT request that timed out on a busy machine is no reason to re-elect leaders."""
+        assert self.schedule is not None
+        seen: set[bytes] = set()
+        peers = self.schedule.peers() if self._departures else set()
+        while self._departures:
+            nid = self._departures.popleft()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            node = self._peers.get(nid)
+            if node is None or nid not in peers:
+                self.schedule.departed(nid, time.monotonic())  # no file of ours names it: a mark only
+            else:
+                self._learn_roles(node, self._ask_roles(node))
+
+    def _ask_roles(self, node: NodeInfo) -> bool | None:
+        """Does ``node`` run the repairer role? None if it does not answer twice. (Network only.)"""
+        for _ in range(2):
+            self.stats.probes += 1
+            try:
+                st = self._network().client(node, PROBE_TIMEOUT).call("GET", "/v1/node")
+            except VeilError:
+                continue
+            return isinstance(st, dict) and isinstance(st.get("roles"), dict) and "repairer" in st["roles"]
+        return None
+
+    def _learn_roles(self, node: NodeInfo, runs: bool | None) -> None:
+        assert self.schedule is not None
+        now = time.monotonic()
+        if runs is None:
+            self._repairs.pop(node.node_id, None)
+            self.schedule.departed(node.node_id, now)
+        else:
+            self._repairs[node.node_id] = (runs, now)
+            self.schedule.answered(node.node_id)
+
+    def _runs_repairer(self, node: NodeInfo) -> bool | None:
+        known = self._repairs.get(node.node_id)
+        if known is not None and time.monotonic() - known[1] < self.interval:
+            return known[0]
+        runs = self._ask_roles(node)
+        self._learn_roles(node, runs)
+        return runs
 
     def _network(self) -> Network:
         if self._net is None:
@@ -173,55 +311,132 @@ class RepairerRole:
             self._net = node_network(self.ctx)
         return self._net
 
-    def run_once(self) -> None:
-        """One pass over every file this node holds a share of."""
-        ctx = self.ctx
-        assert ctx is not None
-        store = ctx.services.store
-        dht = ctx.services.dht
-        if store is None or (dht is not None and not dht.joined.is_set()):
-            return
-        draining = ctx.services.draining
-        for si in store.storage_indexes():
-            for mhash in store.slots(si):  # each slot is its own file (a squatter's slot fails check)
-                if self._stop.is_set() or (draining is not None and draining()):
-                    return
-                shnums, mbytes = store.list_shares(si, mhash)
-                if mbytes is None or not shnums:
-                    continue
-                try:
-                    self._one(si, mbytes)
-                except VeilError as e:
-                    self.stats.last_error = f"{si.hex()[:16]}: {e}"
-                    log.info("repairer: %s: %s", si.hex()[:16], e)
+    # -- visits -----------------------------------------------------------------------------
 
-    def _one(self, si: bytes, mbytes: bytes) -> None:
+    def _visit(self, v: Visit) -> None:
+        ctx, sch = self.ctx, self.schedule
+        assert ctx is not None and sch is not None
+        store = ctx.services.store
+        now = time.monotonic()
+        si, mhash = split_key(v.key)
+        shnums, mbytes = store.list_shares(si, mhash) if store is not None else ([], None)
+        if mbytes is None or not shnums:
+            sch.learnt(v.key, None, None, now)  # nothing to look after (yet): look again next sweep
+            return
+        try:
+            st = v.state
+            if v.reason == NEW or st.leader is None or sch.is_departed(st.leader, now):
+                self._elect(v.key, mbytes)
+            elif st.leader == ctx.node_id:
+                self._lead(v.key, mbytes)
+            elif not self._still_holds(self._peers.get(st.leader), si, mhash):
+                self._elect(v.key, mbytes)
+            else:
+                sch.learnt(v.key, st.leader, None, time.monotonic())
+        except Exception as e:  # the file must stay in the sweep whatever went wrong
+            if not isinstance(e, VeilError):
+                log.exception("repairer: %s", si.hex()[:16])
+            self.stats.last_error = f"{si.hex()[:16]}: {e}"
+            log.info("repairer: %s: %s", si.hex()[:16], e)
+            sch.requeue(v, time.monotonic(), min(self.interval, RETRY_AFTER_ERROR))
+
+    def _still_holds(self, node: NodeInfo | None, si: bytes, mhash: bytes) -> bool:
+        """Does ``node`` answer and claim a share of the file? (A failure to answer is a departure.)"""
+        if node is None:
+            return False
+        try:
+            listing = self._network().transport.list_slot(node, si, mhash, PROBE_TIMEOUT)
+        except VeilError:
+            self._learn_roles(node, self._ask_roles(node))  # departed only if it does not answer at all
+            return False
+        assert self.schedule is not None
+        self.schedule.answered(node.node_id)
+        return len(listing.shares) > 0
+
+    def _candidates(self, si: bytes) -> list[NodeInfo]:
+        """Storage nodes for ``si`` in placement order, as this node already knows them (no lookup)."""
         ctx = self.ctx
         assert ctx is not None
+        dht = ctx.services.dht
+        me = NodeInfo(ctx.host, ctx.port, ctx.node_id)
+        if dht is None:
+            nodes = [n for n in self._network().storage_nodes() if n.node_id != ctx.node_id] + [me]
+        else:
+            nodes = [node_from_address(c.address, c.node_id) for c in dht.closest_known(dht_key(si), CANDIDATES)]
+            nodes = [n for n in nodes if n.node_id != ctx.node_id] + [me]
+        return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+
+    def _predict(self, store: ShareStore, key: bytes) -> None:
+        """A new file's leader and holders as placement predicts them, from local knowledge only:
+        uploads put share i on the i-th node in placement order, so until a visit confirms it the
+        first candidate is taken for the leader and the first n for the holders. That is enough
+        for departures to trigger the right checks before the sweep has reached the file."""
+        assert self.ctx is not None and self.schedule is not None
+        si, mhash = split_key(key)
+        shnums, mbytes = store.list_shares(si, mhash)
+        if mbytes is None or not shnums:
+            return
+        try:
+            n = parse_manifest(mbytes).n
+        except VeilError:
+            return
+        placed = self._candidates(si)[:n]
+        for node in placed:
+            self._peers.setdefault(node.node_id, node)
+        self.schedule.predicted(key, placed[0].node_id, [x.node_id for x in placed])
+
+    def _elect(self, key: bytes, mbytes: bytes) -> None:
+        """Find the leader: the first node ahead of this one that answers, repairs and holds a share."""
+        ctx, sch = self.ctx, self.schedule
+        assert ctx is not None and sch is not None
+        si, mhash = split_key(key)
+        self.stats.elections += 1
+        for node in self._candidates(si):
+            if node.node_id == ctx.node_id:
+                break
+            if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
+                continue
+            if self._still_holds(node, si, mhash):
+                self._peers[node.node_id] = node
+                sch.learnt(key, node.node_id, None, time.monotonic())
+                return
+        self._lead(key, mbytes)
+
+    def _lead(self, key: bytes, mbytes: bytes) -> None:
+        """Check the file (and hand it over if the claims show a leader ahead); repair if needed."""
+        ctx, sch = self.ctx, self.schedule
+        assert ctx is not None and sch is not None
+        si, _ = split_key(key)
         net = self._network()
         man = parse_manifest(mbytes)
         vcap = VerifyCap(si, manifest_hash(mbytes))
-        limit = threshold_for(man, self.threshold)
-        loc = locate(net, si, vcap.manifest_hash)
-        claimed = sorted({n.node_id for nodes in loc.holders.values() for n in nodes})
-        if leader(si, claimed) != ctx.node_id:
-            if loc.share_count() >= limit:
-                self._below.pop(si, None)
-                return
-            seen = self._below[si] = self._below.get(si, 0) + 1
-            if seen < FALLBACK_ROUNDS:
-                return
-        self.stats.checked += 1
         payer = self._payer_for(net)
         rep = check(net, vcap, payer=payer)
-        if len(rep.healthy_shares) >= limit:
-            self._below.pop(si, None)
+        self.stats.checked += 1
+        claimed = {s.node.node_id: s.node for s in rep.shares}
+        claimed[ctx.node_id] = NodeInfo(ctx.host, ctx.port, ctx.node_id)
+        ids = list(claimed)
+        for i in permuted(si, ids):
+            node = claimed[ids[i]]
+            if node.node_id == ctx.node_id:
+                break
+            if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
+                continue
+            self._peers[node.node_id] = node
+            sch.learnt(key, node.node_id, None, time.monotonic())  # it leads; it will check the file
+            return
+        for nid, node in claimed.items():
+            self._peers.setdefault(nid, node)
+        sch.learnt(key, ctx.node_id, ids, time.monotonic())
+        if len(rep.healthy_shares) >= threshold_for(man, self.threshold):
             return
         res = repair(net, vcap, report=rep, payer=payer)
-        self._below.pop(si, None)
         if res.placed:
             self.stats.repaired_files += 1
             self.stats.repaired_shares += len(res.placed)
             log.info("repairer: %s: %d -> %d healthy shares", si.hex()[:16], res.healthy_before, res.healthy_after)
+            for node in res.placed.values():
+                self._peers.setdefault(node.node_id, node)
+            sch.learnt(key, ctx.node_id, ids + [n.node_id for n in res.placed.values()], time.monotonic())
         if res.problems:
             self.stats.last_error = "; ".join(res.problems[:3])

@@ -22,6 +22,7 @@ from veil.client.channels import PayerChannels
 from veil.client.locate import locate
 from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
+from veil.crypto.sign import node_id
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
 from veil.devnet.manager import NodeSpec
 from veil.errors import PaymentRequiredError
@@ -34,6 +35,8 @@ from veil.ledger.address import address_of
 from veil.ledger.amount import UNIT
 from veil.ledger.params import Params
 from veil.node.identity import load_or_create
+from veil.node.repair_role import leader
+from veil.protocol.storage import slot_path
 
 pytestmark = pytest.mark.integration
 
@@ -72,12 +75,12 @@ class Paid(RunningDevnet):
         return [self.devnet.node_dir(s) / "storage" / "slots" / h[:2] / h / mhash.hex() for s in self.storage()]
 
     def served_manifests(self, cap: ReadCap) -> list[bytes]:
-        """The manifest every storage node serves for the file (GET /v1/shares/{si})."""
+        """The manifest every storage node serves for the file (GET /v1/shares/{si}?m=)."""
         net = load_network(self.devnet.static_network_path)  # every node, not just the bootstrap ones
         out = []
         for node in net.nodes:
             if "storage" in node.roles:
-                m = net.client(node).call("GET", f"/v1/shares/{cap.storage_index.hex()}").get("manifest")
+                m = net.client(node).call("GET", slot_path(cap.storage_index, cap.manifest_hash)).get("manifest")
                 if m is not None:
                     out.append(m)
         return out
@@ -268,7 +271,7 @@ def _holding(paid: Paid, cap: ReadCap) -> list[NodeSpec]:
     for s in paid.storage():
         node = by_port.get(s.port)
         if node is not None and paid.devnet.pid_of(s) is not None:
-            if net.client(node).call("GET", f"/v1/shares/{cap.storage_index.hex()}")["shares"]:
+            if net.client(node).call("GET", slot_path(cap.storage_index, cap.manifest_hash))["shares"]:
                 out.append(s)
     return out
 
@@ -303,7 +306,13 @@ def test_a_charging_network_heals_and_the_repairer_pays(paid: Paid, tmp_path: Pa
     src2.write_bytes(os.urandom(300_000))
     cap2 = _read_cap(put(paid, src2, *SHAPE))
     holders = _holding(paid, cap2)
-    healer, victim = holders[0], holders[-1]
+    # The healer must be the file's repair leader (the first holder in placement order): only the
+    # leader repairs (docs/specs/repair.md, "The leader"); the victim is any other holder.
+    by_id = {node_id(paid.key_of(s)): s for s in holders}
+    first = leader(cap2.storage_index, list(by_id))
+    assert first is not None
+    healer = by_id[first]
+    victim = next(s for s in holders if s is not healer)
     node_wallet = paid.wallet("node-repairer", fund=5 * UNIT, stake=0)
     args = [*healer.args, "--repair-interval", "1", "--repair-wallet", str(node_wallet.path),
             "--repair-max-spend", "1"]  # fmt: skip

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from veil.dht.ids import Contact
 from veil.dht.messages import (
+    MAX_BATCH_RECORDS,
     MAX_CONTACTS,
     MAX_MESSAGE_SIZE,
     AddProvider,
+    AddProviders,
     FindNode,
     FindProviders,
     FindValue,
@@ -44,6 +46,7 @@ requests = st.one_of(
     st.builds(FindValue, key, sender),
     st.builds(FindProviders, key, sender),
     st.builds(AddProvider, record, sender),
+    st.builds(AddProviders, st.lists(record, max_size=5).map(tuple), sender),
     st.builds(StoreNode, record, sender),
 )
 node_lists = st.lists(contacts, max_size=MAX_CONTACTS).map(tuple)
@@ -101,3 +104,13 @@ def test_response_bounds() -> None:
         decode_response(cbor.encode({**base, "type": "stored", "accepted": 1}))
     with pytest.raises(ValueError):
         encode_response(Providers((b"x" * 1000,) * 40, ()))
+
+
+def test_add_providers_bounds() -> None:
+    base = {"magic": "veil/dht", "v": 1, "type": "add_providers"}
+    assert decode_request(cbor.encode({**base, "records": [b"x"] * MAX_BATCH_RECORDS})) == AddProviders(
+        (b"x",) * MAX_BATCH_RECORDS
+    )
+    for bad in ([b"x"] * (MAX_BATCH_RECORDS + 1), [b"x" * 2000], [1], b"x"):
+        with pytest.raises(IntegrityError):
+            decode_request(cbor.encode({**base, "records": bad}))

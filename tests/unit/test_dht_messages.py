@@ -75,6 +75,9 @@ def test_rejects_bad_envelopes_and_fields() -> None:
     cases = [
         {**good, "magic": "other"},
         {**good, "v": 2},
+        {**good, "v": 1.0},
+        {**good, "target": 1.5},
+        {**good, "from": [bytes(32), 2.0]},
         {**good, "type": "steal"},
         {**good, "target": bytes(31)},
         {**good, "extra": 1},
@@ -84,7 +87,7 @@ def test_rejects_bad_envelopes_and_fields() -> None:
     ]
     for m in cases:
         with pytest.raises(IntegrityError):
-            decode_request(cbor.encode(m))
+            decode_request(cbor2.dumps(m, canonical=True))
     with pytest.raises(IntegrityError):
         decode_request(b"\x00" * (MAX_MESSAGE_SIZE + 1))
     with pytest.raises(IntegrityError):

@@ -195,10 +195,10 @@ def _bounded(data: bytes) -> bytes:
 
 
 def _envelope(data: bytes, what: str) -> tuple[str, dict[str, Any]]:
-    m = cbor.decode(data, MAX_MESSAGE_SIZE)
+    m = cbor.decode_for_schema(data, MAX_MESSAGE_SIZE)  # every field's type is checked by the caller
     if not isinstance(m, dict) or m.get("magic") != MAGIC:
         raise IntegrityError(f"not a DHT {what}")
-    if m.get("v") != VERSION:
+    if type(m.get("v")) is not int or m.get("v") != VERSION:
         raise IntegrityError(f"DHT {what} version {m.get('v')!r} is not supported")
     t = m.get("type")
     if not isinstance(t, str):

@@ -121,10 +121,10 @@ def decode_record(data: bytes, now: float) -> Record:
     """Check and decode a record of either kind; IntegrityError unless every check passes."""
     if len(data) > MAX_RECORD_SIZE:
         raise IntegrityError(f"DHT record of {len(data)} bytes is over the {MAX_RECORD_SIZE}-byte limit")
-    m = cbor.decode(data, MAX_RECORD_SIZE)
+    m = cbor.decode_for_schema(data, MAX_RECORD_SIZE)  # every field's type is checked below
     if not isinstance(m, dict) or m.get("magic") != MAGIC:
         raise IntegrityError("not a DHT record")
-    if m.get("v") != VERSION:
+    if type(m.get("v")) is not int or m.get("v") != VERSION:
         raise IntegrityError(f"DHT record version {m.get('v')!r} is not supported")
     kind = m.get("kind")
     if kind == "node":
@@ -149,7 +149,7 @@ def decode_record(data: bytes, now: float) -> Record:
         raise IntegrityError(f"{what} claims to live longer than {MAX_TTL} seconds")
     body = {k: v for k, v in m.items() if k != "sig"}
     if kind == "node":
-        verify(pk, _NODE_HASH(cbor.encode(body)), sig)
+        verify(pk, _NODE_HASH(cbor.encode_decoded(body)), sig)
         return NodeRecord(rid, pk, address, expires, sig, bytes(data))
     key = get_bytes(m, "key", what, ID_BYTES)
     raw_shares = m.get("shares")
@@ -160,7 +160,7 @@ def decode_record(data: bytes, now: float) -> Record:
         _check_shares(shares)
     except ValueError as e:
         raise IntegrityError(f"{what}: {e}") from e
-    verify(pk, _PROVIDER_HASH(cbor.encode(body)), sig)
+    verify(pk, _PROVIDER_HASH(cbor.encode_decoded(body)), sig)
     return ProviderRecord(key, rid, pk, address, shares, expires, sig, bytes(data))
 
 

@@ -25,7 +25,8 @@ visits are at least this far apart; also the period of the store scan and the li
 blocks checked and fetched and signs the storage tickets of the shares it places; passphrase from
 VEIL_PASSPHRASE) and ``repair_max_spend`` (most VEIL it spends while the node runs; default
 [payments] max_spend). Without a wallet, a node that knows a ledger (``validator``) pays and signs
-with its own account; one that does not works against free, open nodes only.
+with its own account; one that does not, or given ``--repair-wallet none``, works against free
+nodes only (and signs tickets with the node's key).
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 """
@@ -146,7 +147,10 @@ class RepairerRole:
         self.sweep_rate = float(ctx.config.repair_sweep_rate or DEFAULT_SWEEP_RATE)
         self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
         wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
-        if wallet:
+        if wallet is not None and str(wallet) == "none":  # never pays: heals on free nodes only
+            if limit:
+                raise UsageError("--repair-max-spend needs a wallet (not --repair-wallet none)")
+        elif wallet:
             secret = os.environ.get("VEIL_PASSPHRASE")
             if secret is None:
                 raise UsageError("--repair-wallet needs the wallet's passphrase in VEIL_PASSPHRASE")

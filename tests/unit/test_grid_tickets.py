@@ -1,6 +1,7 @@
 """The client's side of storage admission over the in-memory grid (client/tickets.py): uploads,
-one-shot and streaming, and repair send a fresh storage ticket to nodes that want one, unlock the
-key only when a node first asks, and fail with a clear payment error when they cannot sign."""
+one-shot and streaming, repair and the gateway's browser uploads send a fresh storage ticket to
+nodes that want one, unlock the key only when a node first asks, and fail with a clear payment
+error when they cannot sign."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from veil.client.check import check
 from veil.client.repair import repair
 from veil.client.tickets import Tickets
 from veil.client.upload import SMALL_FILE, upload
+from veil.client.wallet import Wallet
 from veil.crypto.sign import SigningKey
 from veil.errors import PaymentRequiredError, UsageError
+from veil.gateway.app import Gateway, GatewayConfig
+from veil.gateway.pay import GatewayWallet
 from veil.protocol.tickets import parse_ticket
 from veil.testing.grid import Grid
 
@@ -102,4 +106,14 @@ def test_repair_sends_tickets_to_the_new_holders(tmp_path: Path) -> None:
     assert out.healthy_after == 4
     assert sum(len(n.tickets) for n in g.nodes) == before + len(out.placed)
     assert check(fresh, vcap).healthy
+    g.close()
+
+
+def test_the_gateway_signs_its_browser_uploads_with_its_wallet(tmp_path: Path) -> None:
+    g = _grid(tmp_path)
+    wallet = GatewayWallet(Wallet(tmp_path / "gw.wallet", KEY), max_spend=1, deposit=1)
+    gw = Gateway(GatewayConfig(network=g.network(), wallet=wallet, k=2, n=6))
+    s = gw.uploads.begin("t", os.urandom(16), 100_000, 64 * 1024, 2, 6, 6, os.urandom(200))
+    assert sorted(parse_ticket(t).account for n in g.nodes for t in n.tickets) == [KEY.public_key] * 6
+    s.uploader.abort()
     g.close()

@@ -91,6 +91,9 @@ def test_uploads_without_a_ticket_or_quota_are_refused(adm: Admitting, tmp_path:
 def test_a_staked_wallet_stores_until_its_quota_is_used(adm: Admitting, tmp_path: Path) -> None:
     w = adm.wallet("uploader")
     files = []
+    acct = subprocess.run([sys.executable, "-m", "veil.cli.main", "account"], capture_output=True, timeout=120,
+                          env={**adm.env, "VEIL_WALLET": str(w.path)})  # fmt: skip
+    assert b"storage:    300.0 KB free storage quota per node" in acct.stdout, acct.stdout + acct.stderr
     for i in range(2):  # each ≈ 125 kB of share per node: two fit a 300 kB quota
         src = tmp_path / f"f{i}.bin"
         src.write_bytes(os.urandom(250_000))

@@ -79,12 +79,16 @@ def test_an_upload_that_cannot_sign_fails_with_a_payment_error(tmp_path: Path) -
         upload(g.network(), io.BytesIO(data), len(data), "f.bin", k=2, n=6)
     net = g.network()
 
+    asked = []
+
     def no_wallet() -> SigningKey:
+        asked.append(1)
         raise UsageError("no wallet at /nowhere: create one with `veil wallet create`")
 
     net.tickets = Tickets(no_wallet)
     with pytest.raises(PaymentRequiredError, match="no wallet"):
         upload(net, io.BytesIO(data), len(data), "f.bin", k=2, n=6)
+    assert len(asked) == 1  # asked once (one passphrase prompt), not once per node
     assert all(n.store.usage()["shares"] == 0 for n in g.nodes)
     g.close()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from veil.crypto.sign import SigningKey
-from veil.errors import PaymentRequiredError
+from veil.errors import PaymentRequiredError, VeilError
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.tickets import make_ticket
 
@@ -35,6 +35,7 @@ class Tickets:
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._source, self.life, self.clock = key_source, life, clock
         self._key: SigningKey | None = None
+        self._failed: VeilError | None = None
         self._lock = threading.Lock()
         self.wanted = eager  # a node asked for tickets: send them from the start from now on
         self.signed = 0
@@ -45,8 +46,14 @@ class Tickets:
 
     def key(self) -> SigningKey:
         with self._lock:
+            if self._failed is not None:  # one prompt, one failure: not one per node
+                raise self._failed
             if self._key is None:
-                self._key = self._source()  # may prompt, or raise a UsageError ("no wallet ...")
+                try:
+                    self._key = self._source()  # may prompt, or raise a UsageError ("no wallet ...")
+                except VeilError as e:
+                    self._failed = e
+                    raise
             return self._key
 
     def header(self, node: NodeInfo, si: bytes) -> str:

@@ -5,7 +5,8 @@ whose storage nodes run `--storage-admission ticket`, and the real `veil put`:
   (exit 7) and nothing is stored;
 - a staked wallet signs a fresh ticket per share and the file stores and reads back;
 - the account's free storage quota runs out: refused, exit 7;
-- a forged ticket and a replayed one are refused by a real node (400), and store nothing."""
+- a forged ticket and a replayed one are refused by a real node (400), and store nothing;
+- a refusal of a large one-shot share (before its body is read) still reaches the client."""
 
 from __future__ import annotations
 
@@ -140,3 +141,12 @@ def test_forged_and_replayed_tickets_are_refused(adm: Admitting) -> None:
                        check=False).status  # fmt: skip
     assert status == 400
     assert c.call("GET", slot_path(other.si, other.mhash))["shares"] == []
+
+
+def test_a_refusal_before_a_large_one_shot_body_is_read_reaches_the_client(adm: Admitting, tmp_path: Path) -> None:
+    """A one-shot share of ≈ 1.7 MB is refused (402) before the node reads its body; the client
+    still gets the answer (not a reset), retries with a ticket, and reports the quota."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3_500_000))  # one-shot path (≤ 4 MiB), 2-of-4: shares of ≈ 1.75 MB
+    r = adm.put_as(adm.wallet("big"), src)
+    assert r.returncode == 7 and b"storage quota exceeded" in r.stderr, r.stderr

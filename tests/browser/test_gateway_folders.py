@@ -1,0 +1,314 @@
+"""Folders in the browser (docs/specs/gateway.md, "Folders in the browser"): chromium opens folder
+links of the devnet's gateway, checks and decrypts the listing itself, downloads a file and the
+whole tree as a ZIP stream, and with a write link uploads into the folder; a read link cannot.
+Folders are made at the format level (tests/browser/folder_slots.py)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from folder_slots import put_raw, read_listing, write_version
+from gateway_browser import Env, random_file
+from playwright.sync_api import Page, Route
+
+from veil.format.caps import parse_read_cap
+from veil.format.folder import FILE, FOLDER, Entry, sorted_listing
+from veil.format.folder_caps import FolderWriteCap, new_folder
+from veil.format.folder_seal import seal_body, seal_child_write_cap
+from veil.format.mutable import sign_record
+
+pytestmark = pytest.mark.browser
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "folders_v1.json").read_text())
+EVIL = "<img src=x onerror=document.body.dataset.pwned=1>"
+
+
+def test_browser_matches_the_folder_vectors(env: Env, page: Page) -> None:
+    """veil-folder.js against tests/vectors/folders_v1.json, byte for byte, in chromium."""
+    page.goto(env.gateway + "/")
+    page.wait_for_selector("body[data-loaded='1']")
+    got = page.evaluate("""async (V) => {
+      const fo = await import("/static/veil-folder.js");
+      const vf = await import("/static/veil-format.js");
+      const unhex = (h) => Uint8Array.from(h.match(/../g) || [], (x) => parseInt(x, 16));
+      const out = {};
+      const frag = (l) => l.split("#")[1], loc = (l) => l.split("/d/")[1].split("#")[0];
+      const r = await fo.parseFolderLink(loc(V.link), frag(V.link));
+      const w = await fo.parseFolderLink(loc(V.write_link), frag(V.write_link));
+      out.slot = vf.hex(r.slot); out.readKey = vf.hex(r.readKey); out.verifyKey = vf.hex(r.verifyKey);
+      out.writeReadKey = vf.hex(w.readKey); out.publicKey = vf.hex(w.signer.publicKey); out.writable = [r.writable, w.writable];
+      out.readCap = await fo.folderReadCap(r.readKey, r.slot);
+      out.hrefs = [await fo.folderHref(r.slot, r.readKey), await fo.folderHref(w.slot, w.readKey, w.seed)];
+      const rec1 = await fo.parseRecord(unhex(V.record_v1), r.slot);
+      const rec2 = await fo.parseRecord(unhex(V.record_v2), r.slot);
+      out.cs = [fo.checkstringText(rec1.cs), fo.checkstringText(rec2.cs)];
+      out.chain2 = rec2.chain.map(fo.checkstringText);
+      const listing = await fo.openBody(r.readKey, r.slot, 2, rec2.payload);
+      out.entries = listing.entries.map((e) => ({ ...e, wcap: e.wcap ? vf.hex(e.wcap) : null }));
+      out.listingCbor = vf.hex(vf.cborEncode(fo.listingValue(listing)));
+      const salt = unhex(V.salt);
+      out.body2 = vf.hex(await fo.sealBody(r.readKey, r.slot, 2, listing, fo.ROOT, salt));
+      out.record2 = vf.hex((await fo.signRecord(w.signer, 2, unhex(V.body_v2), [rec1.cs])).raw);
+      const photos = listing.entries.find((e) => e.name === "Photos");
+      const child = await fo.parseFolderReadCap(photos.cap);
+      out.childSeed = vf.hex(await fo.openChildWriteSeed(w.seed, w.slot, child.slot, photos.wcap));
+      // every kind of damage is refused
+      const fails = async (f) => { try { await f(); return "accepted"; } catch (e) { return e.kind || e.message; } };
+      const flip = (h, i) => { const b = unhex(h); b[i] ^= 1; return b; };
+      const raw2 = unhex(V.record_v2);
+      const zeroLoc = await fo.locatorOf(new Uint8Array(32));
+      out.tamper = {
+        signature: await fails(() => fo.parseRecord(flip(V.record_v2, raw2.length - 1), r.slot)),
+        payload: await fails(() => fo.parseRecord(flip(V.record_v2, 200), r.slot)),
+        seq: await fails(() => fo.parseRecord(flip(V.record_v2, 44), r.slot)),
+        otherSlot: await fails(() => fo.parseRecord(raw2, new Uint8Array(32))),
+        truncated: await fails(() => fo.parseRecord(raw2.subarray(0, raw2.length - 1), r.slot)),
+        body: await fails(() => fo.openBody(r.readKey, r.slot, 2, flip(V.body_v2, 300))),
+        wrongSeq: await fails(() => fo.openBody(r.readKey, r.slot, 3, unhex(V.body_v2))),
+        wrongKey: await fails(() => fo.openBody(new Uint8Array(32), r.slot, 2, unhex(V.body_v2))),
+        nokey: await fails(() => fo.parseFolderLink(loc(V.link), "")),
+        garbled: await fails(() => fo.parseFolderLink(loc(V.link), frag(V.link).slice(0, -1) + "a")),
+        foreignWrite: await fails(() => fo.parseFolderLink(zeroLoc, frag(V.write_link))),
+      };
+      out.names = ["ok.txt", "..", ".", "a/b", "a\\\\b", "nul\\u0000", "tab\\t", "", "e\\u0301", "x".repeat(256)].map(fo.nameProblem);
+      out.local = fo.localNames(["README", "readme", "a.txt", "A.TXT", "../x", "Café", "CAFÉ"]).map((l) => l.local);
+      return out;
+    }""", VECTORS)
+    V = VECTORS
+    assert (got["slot"], got["readKey"], got["verifyKey"]) == (V["slot_id"], V["read_key"], V["verify_key"])
+    assert got["writeReadKey"] == V["read_key"] and got["publicKey"] == V["public_key"]
+    assert got["writable"] == [False, True] and got["readCap"] == V["read_cap"]
+    assert got["hrefs"] == ["/d/" + V["link"].split("/d/")[1], "/d/" + V["write_link"].split("/d/")[1]]
+    assert got["cs"] == [V["checkstring_v1"], V["checkstring_v2"]] and got["chain2"] == [V["checkstring_v1"]]
+    assert [{k: v for k, v in e.items() if v is not None} for e in got["entries"]] == \
+        [{k: v for k, v in e.items() if v is not None} for e in V["entries"]]
+    assert got["listingCbor"] == V["listing_cbor"]
+    assert got["body2"] == V["body_v2"] and got["record2"] == V["record_v2"]
+    assert got["childSeed"] == FolderWriteCap(bytes([7]) * 32).seed.hex()
+    assert got["tamper"] == {"signature": "integrity", "payload": "integrity", "seq": "integrity",
+                             "otherSlot": "integrity", "truncated": "integrity", "body": "wrongkey",
+                             "wrongSeq": "wrongkey", "wrongKey": "wrongkey", "nokey": "nokey", "garbled": "garbled",
+                             "foreignWrite": "wrongkey"}, got["tamper"]
+    assert got["names"][0] is None and all(p for p in got["names"][1:]), got["names"]
+    assert got["local"] == ["README", "readme (2)", "a.txt", "A (2).TXT", None, "Café", "CAFÉ (2)"]
+
+
+def test_zip_writer_output_opens_with_python_zipfile(env: Env, page: Page) -> None:
+    """The ZIP writer's plain and ZIP64 records, read back by Python's zipfile."""
+    page.goto(env.gateway + "/")
+    page.wait_for_selector("body[data-loaded='1']")
+    for mode in ("auto", "always"):
+        b64 = page.evaluate("""async (mode) => {
+          const { ZipWriter } = await import("/static/veil-zip.js");
+          const vf = await import("/static/veil-format.js");
+          const z = new ZipWriter({ zip64: mode });
+          const enc = new TextEncoder();
+          const parts = [z.directory("sub", 1700000000)];
+          for (const [path, text] of [["sub/ünï.txt", "hello"], ["empty", ""], ["b.bin", "x".repeat(70000)]]) {
+            const data = enc.encode(text);
+            parts.push(z.begin(path, data.length, 1700000000));
+            if (data.length) { parts.push(z.data(data.subarray(0, 10))); parts.push(z.data(data.subarray(10))); }
+            parts.push(z.end());
+          }
+          parts.push(z.finish());
+          return vf.toBase64(vf.concat(...parts));
+        }""", mode)
+        zf = zipfile.ZipFile(io.BytesIO(base64.b64decode(b64)))
+        assert zf.testzip() is None
+        assert zf.namelist() == ["sub/", "sub/ünï.txt", "empty", "b.bin"]
+        assert zf.read("sub/ünï.txt") == b"hello" and zf.read("empty") == b"" and zf.read("b.bin") == b"x" * 70000
+        assert zf.getinfo("b.bin").date_time[0] == 2023
+
+
+@dataclass
+class Tree:
+    w: FolderWriteCap
+    sub: FolderWriteCap
+    files: dict[str, bytes]  # path in the tree -> content
+
+
+def _file_entry(env: Env, path: Path, name: str) -> Entry:
+    cap = parse_read_cap(env.put(path))
+    return Entry(name, FILE, cap.to_string(), size=path.stat().st_size, mtime=1_700_000_000)
+
+
+@pytest.fixture(scope="module")
+def tree(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Tree:
+    d = tmp_path_factory.mktemp("folder-src")
+    a = random_file(d / "a.bin", 1_300_000, seed=21)
+    b = d / "b.txt"
+    b.write_text("hello from a folder\n")
+    c = random_file(d / "c.bin", 5_000, seed=22)
+    root, sub = new_folder(), new_folder()
+    write_version(env.net, sub, [_file_entry(env, c, "inner ü.bin")])
+    write_version(env.net, root, [
+        _file_entry(env, a, "a.bin"),
+        _file_entry(env, b, EVIL),
+        # a hostile name written by hand: the page must refuse it, never write it anywhere
+        Entry("../escape.txt", FILE, _file_entry(env, b, "x").cap, size=b.stat().st_size),
+        Entry("Sub", FOLDER, sub.read_cap().to_string(), wcap=seal_child_write_cap(root, sub)),
+    ])
+    return Tree(root, sub, {"a.bin": a.read_bytes(), EVIL: b.read_bytes(), "Sub/inner ü.bin": c.read_bytes()})
+
+
+def _open(page: Page, link: str) -> None:
+    page.goto(link)
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+
+
+def _row_names(page: Page) -> list[str]:
+    return page.eval_on_selector_all("#folder-entries tbody tr.entry", "rows => rows.map(r => r.dataset.name)")
+
+
+def test_read_link_lists_and_downloads(env: Env, page: Page, tree: Tree, tmp_path: Path) -> None:
+    link = tree.w.read_cap().link(env.gateway)
+    _open(page, link)
+    assert sorted(_row_names(page)) == sorted(["a.bin", EVIL, "Sub"])
+    # names are text, never markup
+    assert page.locator("#folder-entries img").count() == 0 and page.evaluate("document.body.dataset.pwned") is None
+    assert page.locator("#folder-entries td.name", has_text=EVIL).count() == 1
+    assert 'refused entry "../escape.txt": contains "/"' in page.inner_text("#folder-warnings")
+    assert page.is_hidden("#folder-upload") and page.is_disabled("#folder-file-input")
+    assert "read-only" in page.inner_text("#folder-kind").lower()
+    # one file, through the service worker
+    row = page.locator("#folder-entries tr.entry[data-name='a.bin']")
+    with page.expect_download(timeout=120_000) as dl:
+        row.locator("button").click()
+    dl.value.save_as(tmp_path / "a.bin")
+    assert dl.value.suggested_filename == "a.bin"
+    assert (tmp_path / "a.bin").read_bytes() == tree.files["a.bin"]
+    # subfolder navigation: a read link to the child (no write key without one for the parent)
+    href = page.get_attribute("#folder-entries tr.entry[data-name='Sub'] a", "href") or ""
+    assert "#w-" not in href
+    page.click("#folder-entries tr.entry[data-name='Sub'] a")
+    page.wait_for_function("() => document.body.dataset.ready === '1' && location.pathname.startsWith('/d/')"
+                           " && document.querySelectorAll('#folder-entries tr.entry').length === 1", timeout=60_000)
+    assert _row_names(page) == ["inner ü.bin"]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_whole_folder_as_zip(env: Env, page: Page, tree: Tree, tmp_path: Path) -> None:
+    _open(page, tree.w.read_cap().link(env.gateway))
+    with page.expect_download(timeout=120_000) as dl:
+        page.click("#zip")
+    out = tmp_path / "folder.zip"
+    dl.value.save_as(out)
+    page.wait_for_selector("body[data-zipped='1']", timeout=60_000)
+    zf = zipfile.ZipFile(out)
+    assert zf.testzip() is None
+    assert sorted(zf.namelist()) == sorted([*tree.files, "Sub/"])
+    for path, data in tree.files.items():
+        assert zf.read(path) == data, path
+    assert not any(".." in n or n.startswith("/") for n in zf.namelist())
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def _upload(page: Page, path: Path) -> None:
+    before = page.locator("#folder-uploads li.upload").count()
+    page.set_input_files("#folder-file-input", str(path))
+    page.wait_for_selector(f"#folder-uploads li.upload:nth-child({before + 1})[data-state]", timeout=120_000)
+    li = page.locator("#folder-uploads li.upload").nth(before)
+    assert li.get_attribute("data-state") == "done", li.inner_text()
+
+
+def test_write_link_uploads_into_the_folder(env: Env, page: Page, tmp_path: Path) -> None:
+    parent, sub = new_folder(), new_folder()
+    write_version(env.net, sub, [])
+    write_version(env.net, parent, [Entry("Sub", FOLDER, sub.read_cap().to_string(), wcap=seal_child_write_cap(parent, sub))])
+    # the parent's write link opens the child's sealed write key: its link writes too
+    _open(page, parent.write_link(env.gateway))
+    assert "add files" in page.inner_text("#folder-kind").lower() and page.is_visible("#folder-choose")
+    assert page.get_attribute("#folder-entries tr.entry[data-name='Sub'] a", "href") == sub.write_link("")
+    page.click("#folder-entries tr.entry[data-name='Sub'] a")
+    page.wait_for_function("() => document.body.dataset.ready === '1' && location.hash.startsWith('#w-')"
+                           " && document.querySelectorAll('#folder-entries tr.entry').length === 0", timeout=60_000)
+    assert page.is_visible("#folder-empty")
+    src = random_file(tmp_path / "from browser ☃.bin", 2_200_000, seed=23)
+    _upload(page, src)
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#folder-entries tr.entry'))"
+                           ".some(r => r.dataset.name === 'from browser ☃.bin')", timeout=60_000)
+    # the format-level reader sees the browser's version, signed with the folder's key, and its entry
+    rec, listing = read_listing(env.net, sub)
+    assert rec.seq == 2 and rec.public_key == sub.signing_key.public_key
+    [new] = listing.entries
+    assert (new.name, new.kind, new.size) == ("from browser ☃.bin", FILE, src.stat().st_size)
+    out = tmp_path / "back.bin"
+    env.veil("get", new.cap, "-o", str(out))
+    assert out.read_bytes() == src.read_bytes()
+    # a name the folder already holds (after case folding) is refused before anything is uploaded
+    same = tmp_path / "FROM BROWSER ☃.bin"
+    same.write_bytes(b"x")
+    page.set_input_files("#folder-file-input", str(same))
+    page.wait_for_selector("#folder-uploads li.upload:nth-child(2)[data-state='failed']", timeout=60_000)
+    assert "already has an entry" in page.inner_text("#folder-uploads li.upload:nth-child(2)")
+    assert len(read_listing(env.net, sub)[1].entries) == 1
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_lost_race_is_retried_not_lost(env: Env, page: Page, tmp_path: Path) -> None:
+    """Another writer saves a version between the page's read and its write: the gateway answers
+    409, the page reads again and saves both changes."""
+    w = new_folder()
+    first = write_version(env.net, w, [])
+    other = _file_entry(env, random_file(tmp_path / "other.bin", 100, seed=24), "other.bin")
+    raced = threading.Event()
+
+    def race(route: Route) -> None:
+        if route.request.method == "PUT" and not raced.is_set():
+            raced.set()
+            write_version(env.net, w, [other], base=first)  # wins: the page's version now conflicts
+        route.continue_()
+
+    page.route("**/api/mutable/*", race)
+    _open(page, w.write_link(env.gateway))
+    src = random_file(tmp_path / "mine.bin", 3000, seed=25)
+    _upload(page, src)
+    assert raced.is_set()
+    rec, listing = read_listing(env.net, w)
+    assert sorted(e.name for e in listing.entries) == ["mine.bin", "other.bin"]
+    assert rec.seq == 3 and first.checkstring in rec.chain
+
+
+def _gateway_put(env: Env, slot: bytes, raw: bytes) -> tuple[int, dict[str, str]]:
+    req = urllib.request.Request(f"{env.gateway}/api/mutable/{slot.hex()}", data=raw, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_read_link_cannot_write(env: Env, page: Page, tree: Tree) -> None:
+    """The page offers no upload; a version forged without the write key is refused by the gateway
+    and by every node; a stale version signed with the key loses its compare-and-swap."""
+    _open(page, tree.w.read_cap().link(env.gateway))
+    assert page.is_hidden("#folder-upload") and page.is_disabled("#folder-file-input")
+    rec, listing = read_listing(env.net, tree.w)
+    slot = tree.w.slot_id
+    # forged: signed by another key (its public key does not hash to this slot)
+    mallory = new_folder()
+    forged = sign_record(mallory.signing_key, rec.seq + 1, seal_body(tree.w, rec.seq + 1, sorted_listing([])),
+                         (rec.checkstring,))
+    status, body = _gateway_put(env, slot, forged.raw)
+    assert status == 400 and body["error"] == "bad_record", body
+    assert set(put_raw(env.net, slot, forged.raw, rec.checkstring)) == {400}
+    # damaged: the real key's record with one payload byte changed
+    good = sign_record(tree.w.signing_key, rec.seq + 1, seal_body(tree.w, rec.seq + 1, listing), (rec.checkstring,))
+    bad = bytearray(good.raw)
+    bad[300] ^= 1
+    assert _gateway_put(env, slot, bytes(bad))[0] == 400
+    # stale: a validly signed version that does not build on the current one
+    stale = sign_record(tree.w.signing_key, rec.seq, seal_body(tree.w, rec.seq, sorted_listing([])))
+    status, body = _gateway_put(env, slot, stale.raw)
+    assert status == 409 and body["error"] == "conflict", body
+    assert read_listing(env.net, tree.w)[0].checkstring == rec.checkstring  # nothing changed

@@ -47,13 +47,14 @@ def read_listing(net: Network, cap: FolderReadCap | FolderWriteCap) -> tuple[Slo
     return rec, open_body(rc, rec.seq, rec.payload)
 
 
-def put_raw(net: Network, slot: bytes, raw: bytes, expect: Checkstring | None) -> list[int]:
-    """PUT one record to every slot node with ``expect`` (None: the slot must be empty); statuses."""
+def put_raw(net: Network, slot: bytes, raw: bytes, expect: Checkstring | None, only: int | None = None) -> list[int]:
+    """PUT one record to every slot node (or the first ``only``) with ``expect`` (None: the slot
+    must be empty); their statuses."""
 
     def one(node: NodeInfo) -> int:
         return net.client(node).request("PUT", put_path(slot, expect), raw, OCTETS, check=False).status
 
-    nodes = slot_nodes(net, slot)
+    nodes = slot_nodes(net, slot)[:only]
     with ThreadPoolExecutor(len(nodes)) as ex:
         return list(ex.map(one, nodes))
 

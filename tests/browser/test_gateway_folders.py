@@ -312,3 +312,18 @@ def test_a_read_link_cannot_write(env: Env, page: Page, tree: Tree) -> None:
     status, body = _gateway_put(env, slot, stale.raw)
     assert status == 409 and body["error"] == "conflict", body
     assert read_listing(env.net, tree.w)[0].checkstring == rec.checkstring  # nothing changed
+
+
+def test_stale_nodes_do_not_roll_the_folder_back(env: Env, page: Page, tmp_path: Path) -> None:
+    """Version 2 reached only 7 of the 10 nodes (the others still hold version 1): the gateway
+    resolves over all of them and the page shows version 2."""
+    w = new_folder()
+    v1 = write_version(env.net, w, [])
+    entry = _file_entry(env, random_file(tmp_path / "new.bin", 10, seed=26), "new.bin")
+    v2 = sign_record(w.signing_key, 2, seal_body(w, 2, sorted_listing([entry])), (v1.checkstring,))
+    assert put_raw(env.net, w.slot_id, v2.raw, v1.checkstring, only=7) == [200] * 7
+    with urllib.request.urlopen(f"{env.gateway}/api/mutable/{w.slot_id.hex()}", timeout=30) as r:
+        assert r.read() == v2.raw and r.headers["X-Veil-Seq"] == "2"
+        assert r.headers["X-Veil-Anchor"] == v2.checkstring.to_text()
+    _open(page, w.read_cap().link(env.gateway))
+    assert _row_names(page) == ["new.bin"] and page.get_attribute("body", "data-version") == "2"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from folder_slots import put_raw, read_listing, write_version
-from gateway_browser import Env, random_file
+from gateway_browser import ARTIFACTS, Env, random_file
 from playwright.sync_api import Page, Route
 
 from veil.format.caps import parse_read_cap
@@ -179,6 +179,8 @@ def test_read_link_lists_and_downloads(env: Env, page: Page, tree: Tree, tmp_pat
     assert 'refused entry "../escape.txt": contains "/"' in page.inner_text("#folder-warnings")
     assert page.is_hidden("#folder-upload") and page.is_disabled("#folder-file-input")
     assert "read-only" in page.inner_text("#folder-kind").lower()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gateway-folder.png"), full_page=True)
     # one file, through the service worker
     row = page.locator("#folder-entries tr.entry[data-name='a.bin']")
     with page.expect_download(timeout=120_000) as dl:
@@ -327,3 +329,25 @@ def test_stale_nodes_do_not_roll_the_folder_back(env: Env, page: Page, tmp_path:
         assert r.headers["X-Veil-Anchor"] == v2.checkstring.to_text()
     _open(page, w.read_cap().link(env.gateway))
     assert _row_names(page) == ["new.bin"] and page.get_attribute("body", "data-version") == "2"
+
+
+def test_gateway_write_moves_nodes_holding_an_own_attempt_or_nothing(env: Env, tmp_path: Path) -> None:
+    """A writer's earlier attempt that reached 3 nodes (an orphan) and two nodes that hold nothing:
+    a version naming the attempt as merged is taken by all 10 through the gateway."""
+    w = new_folder()
+    v1 = sign_record(w.signing_key, 1, seal_body(w, 1, sorted_listing([])))
+    assert put_raw(env.net, w.slot_id, v1.raw, None, only=8) == [200] * 8  # nodes 9 and 10 stay empty
+    orphan = sign_record(w.signing_key, 2, seal_body(w, 2, sorted_listing([])), (v1.checkstring,))
+    assert put_raw(env.net, w.slot_id, orphan.raw, v1.checkstring, only=3) == [200] * 3
+    v3 = sign_record(w.signing_key, 3, seal_body(w, 3, sorted_listing([])), (v1.checkstring,), (orphan.checkstring,))
+    status, body = _gateway_put(env, w.slot_id, v3.raw)
+    assert status == 200 and body == {"seq": 3, "hash": v3.hash.hex(), "accepted": 10, "n": 10}, body
+    assert read_listing(env.net, w)[0].checkstring == v3.checkstring
+    # the same record again is a no-op success (a retried PUT); garbage is 400, too big 413
+    assert _gateway_put(env, w.slot_id, v3.raw)[0] == 200
+    assert _gateway_put(env, w.slot_id, b"VLMS")[0] == 400
+    assert _gateway_put(env, b"\x00" * 31, v3.raw)[0] == 400
+    assert _gateway_put(env, w.slot_id, bytes(300_000))[0] == 413
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{env.gateway}/api/mutable/{new_folder().slot_id.hex()}", timeout=30)
+    assert e.value.code == 404

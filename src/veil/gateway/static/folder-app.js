@@ -133,7 +133,8 @@ async function render() {
   body.replaceChildren(...rows);
   warnings.replaceChildren(...notes);
   $("folder-empty").hidden = rows.length > 0;
-  $("folder-title").textContent = `${current.entries.length} ${current.entries.length === 1 ? "item" : "items"}`;
+  const refused = current.entries.length - rows.length;
+  $("folder-title").textContent = `${rows.length} ${rows.length === 1 ? "item" : "items"}${refused ? ` (${refused} refused)` : ""}`;
   document.body.dataset.version = String(current.record.seq);
 }
 

@@ -351,3 +351,17 @@ def test_gateway_write_moves_nodes_holding_an_own_attempt_or_nothing(env: Env, t
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{env.gateway}/api/mutable/{new_folder().slot_id.hex()}", timeout=30)
     assert e.value.code == 404
+
+
+def test_a_folder_that_contains_itself_zips_once(env: Env, page: Page, tmp_path: Path) -> None:
+    w = new_folder()
+    src = random_file(tmp_path / "f.bin", 1000, seed=27)
+    write_version(env.net, w, [_file_entry(env, src, "f.bin"), Entry("loop", FOLDER, w.read_cap().to_string())])
+    _open(page, w.read_cap().link(env.gateway))
+    with page.expect_download(timeout=120_000) as dl:
+        page.click("#zip")
+    dl.value.save_as(tmp_path / "loop.zip")
+    page.wait_for_selector("body[data-zipped='1']", timeout=60_000)
+    zf = zipfile.ZipFile(tmp_path / "loop.zip")
+    assert zf.namelist() == ["f.bin", "loop/"] and zf.read("f.bin") == src.read_bytes()
+    assert "contains itself" in page.inner_text("#folder-warnings")

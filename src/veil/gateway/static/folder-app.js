@@ -168,18 +168,31 @@ async function downloadFile(entry, name, button) {
   }
 }
 
+/** ``fn`` over ``xs``, at most ``width`` at a time, results in order. */
+async function pooled(xs, width, fn) {
+  const out = new Array(xs.length);
+  let next = 0;
+  const worker = async () => { while (next < xs.length) { const i = next++; out[i] = await fn(xs[i]); } };
+  await Promise.all(Array.from({ length: Math.min(width, xs.length) }, worker));
+  return out;
+}
+
 /** Every file and folder under ``f`` as ZIP items (paths of checked local names only). */
 async function collect(f, entries, prefix, depth, items, seen, warnings) {
   if (depth > MAX_DEPTH) throw new VeilError("refused", `the folder is nested deeper than ${MAX_DEPTH} levels`);
   const plan = fo.localNames(entries.map((e) => e.name));
+  const kept = [];
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i], ln = plan[i];
-    if (ln.warning) warnings.push(`${prefix}: ${ln.warning}`);
-    if (!ln.local) continue;
-    if (items.length >= MAX_ZIP_ITEMS) throw new VeilError("refused", `more than ${MAX_ZIP_ITEMS} items: use \`veil get -r\``);
-    const path = prefix + ln.local;
+    if (plan[i].warning) warnings.push(`${prefix || "/"}: ${plan[i].warning}`);
+    if (plan[i].local) kept.push([entries[i], prefix + plan[i].local]);
+  }
+  if (items.length + kept.length > MAX_ZIP_ITEMS) throw new VeilError("refused", `more than ${MAX_ZIP_ITEMS} items: use \`veil get -r\``);
+  // Manifests of this folder's files, a few at a time (each is a round trip to the gateway).
+  const files = await pooled(kept.filter(([e]) => e.kind === "file"), 8, ([e]) => fileOf(e.cap));
+  let fi = 0;
+  for (const [e, path] of kept) {
     if (e.kind === "file") {
-      const { verify, key, man } = await fileOf(e.cap);
+      const { verify, key, man } = files[fi++];
       items.push({ path, verify, key, size: man.size, segsize: man.segsize, mtime: e.mtime });
       continue;
     }

@@ -17,7 +17,7 @@ from veil.gateway.folders import slot_happy
 from veil.protocol.mutable import put_path, slot_path
 from veil.protocol.nodeinfo import NodeInfo
 
-N, K = 10, 3
+N = 10
 OCTETS = {"Content-Type": "application/octet-stream"}
 
 
@@ -35,7 +35,7 @@ def read_latest(net: Network, slot: bytes) -> Latest:
 
     with ThreadPoolExecutor(len(nodes)) as ex:
         replies = dict(enumerate(ex.map(one, nodes)))
-    latest = pick_latest(replies, slot, len(nodes), slot_happy(len(nodes), K, None))
+    latest = pick_latest(replies, slot, len(nodes), slot_happy(len(nodes)))
     assert latest.decided and not latest.invalid
     return latest
 
@@ -65,5 +65,5 @@ def write_version(net: Network, w: FolderWriteCap, entries: list[Entry], base: S
     chain = (base.checkstring, *base.chain)[:8] if base is not None else ()
     rec = sign_record(w.signing_key, seq, seal_body(w, seq, sorted_listing(entries)), chain)
     statuses = put_raw(net, w.slot_id, rec.raw, base.checkstring if base is not None else None)
-    assert statuses.count(200) >= slot_happy(len(statuses), K, None), statuses
+    assert statuses.count(200) >= slot_happy(len(statuses)), statuses
     return rec

@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,9 +21,9 @@ from gateway_browser import ARTIFACTS, Env, random_file
 from playwright.sync_api import Page, Route
 
 from veil.format.caps import parse_read_cap
-from veil.format.folder import FILE, FOLDER, Entry, sorted_listing
+from veil.format.folder import FILE, FOLDER, Entry, Listing, PageRef, sorted_listing
 from veil.format.folder_caps import FolderWriteCap, new_folder
-from veil.format.folder_seal import seal_body, seal_child_write_cap
+from veil.format.folder_seal import PAGE, seal_body, seal_child_write_cap
 from veil.format.mutable import sign_record
 
 pytestmark = pytest.mark.browser
@@ -214,12 +214,12 @@ def test_whole_folder_as_zip(env: Env, page: Page, tree: Tree, tmp_path: Path) -
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-def _upload(page: Page, path: Path) -> None:
+def _upload(page: Page, path: Path, expect: str = "done") -> None:
     before = page.locator("#folder-uploads li.upload").count()
     page.set_input_files("#folder-file-input", str(path))
     page.wait_for_selector(f"#folder-uploads li.upload:nth-child({before + 1})[data-state]", timeout=120_000)
     li = page.locator("#folder-uploads li.upload").nth(before)
-    assert li.get_attribute("data-state") == "done", li.inner_text()
+    assert li.get_attribute("data-state") == expect, li.inner_text()
 
 
 def test_write_link_uploads_into_the_folder(env: Env, page: Page, tmp_path: Path) -> None:
@@ -365,3 +365,23 @@ def test_a_folder_that_contains_itself_zips_once(env: Env, page: Page, tmp_path:
     zf = zipfile.ZipFile(tmp_path / "loop.zip")
     assert zf.namelist() == ["f.bin", "loop/"] and zf.read("f.bin") == src.read_bytes()
     assert "contains itself" in page.inner_text("#folder-warnings")
+
+
+def test_a_paged_folder_is_read_but_not_written(env: Env, page: Page, tmp_path: Path) -> None:
+    """A big folder's root lists pages (immutable files, each a sealed page body): the page fetches
+    and opens them; adding to a paged folder is left to `veil put`."""
+    w = new_folder()
+    src = random_file(tmp_path / "p.bin", 500, seed=28)
+    e = _file_entry(env, src, "x")
+    groups = [[replace(e, name="alpha"), replace(e, name="beta")], [replace(e, name="mango")]]
+    refs = []
+    for i, group in enumerate(groups):
+        body = tmp_path / f"page{i}"
+        body.write_bytes(seal_body(w, 0, sorted_listing(group), PAGE))
+        refs.append(PageRef("" if i == 0 else group[0].name, len(group), parse_read_cap(env.put(body)).to_string()))
+    rec = sign_record(w.signing_key, 1, seal_body(w, 1, Listing(pages=tuple(refs))))
+    assert put_raw(env.net, w.slot_id, rec.raw, None).count(200) == 10
+    _open(page, w.write_link(env.gateway))
+    assert _row_names(page) == ["alpha", "beta", "mango"]
+    _upload(page, src, expect="failed")
+    assert "split into pages" in page.inner_text("#folder-uploads")

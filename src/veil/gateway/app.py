@@ -108,7 +108,7 @@ class Gateway:
         self.network = NetworkSource(config.network_path, config.network)
         self.uploads = UploadManager(self.network, config.max_uploads)
         self.files = FileReader(self.network, wallet=config.wallet)
-        self.slots = SlotGateway(self.network, config.n, config.k, config.happy)
+        self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
         self.static = {name: _static_bytes(name) for name in STATIC_FILES}
         self.sw = _static_bytes("sw.js")

@@ -1,7 +1,7 @@
 """Folder slots for browsers: the newest verified record of a slot, and compare-and-swap writes
 of records a browser signed (docs/specs/gateway.md, "Folders in the browser").
 
-The gateway holds no folder key. It reads a slot from the slot's n nodes (the first n storage
+The gateway holds no folder key. It reads a slot from the slot's n nodes (the first 10 storage
 nodes in rendezvous order of the slot id, as shares) and answers the version ``pick_latest``
 resolves, so one stale or lying node cannot roll a folder back through it; the page checks the
 signature and opens the sealed listing itself. A write is a record the page signed with the
@@ -34,11 +34,14 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 T = TypeVar("T")
 
 
-def slot_happy(n: int, k: int, happy: int | None) -> int:
-    """How many of a slot's ``n`` nodes a write must reach: as for files (min(n, k+4)), and always
-    a majority (docs/specs/folders.md: any two successful writes then share a node)."""
-    h = happy if happy is not None else min(n, k + 4)
-    return min(n, max(h, n // 2 + 1))
+FOLDER_N = 10  # nodes a folder's slot lives on (fewer on a smaller network), as the CLI's client
+
+
+def slot_happy(n: int) -> int:
+    """How many of a slot's ``n`` nodes a write must reach: 7 of 10, and always a majority
+    (docs/specs/folders.md: any two successful writes then share a node). The same rule as the
+    CLI's folder client, so versions the page writes count as settled for it and back."""
+    return max(n // 2 + 1, n * 7 // 10)
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,15 @@ class Written:
 
 
 class SlotGateway:
-    def __init__(self, network: Callable[[], Network], n: int, k: int, happy: int | None) -> None:
+    def __init__(self, network: Callable[[], Network], n: int = FOLDER_N) -> None:
         self._network = network
-        self.n, self.k, self.happy = n, k, happy
+        self.n = n
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gw-slot")
 
     def nodes(self, slot: bytes) -> tuple[Network, list[NodeInfo], int]:
         net = self._network()
         nodes = net.storage_nodes_for(slot)[: self.n]
-        return net, nodes, slot_happy(len(nodes), self.k, self.happy)
+        return net, nodes, slot_happy(len(nodes))
 
     def read(self, slot: bytes) -> Latest:
         """The current version, from every one of the slot's nodes (so the answer is decided

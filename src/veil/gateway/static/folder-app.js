@@ -57,9 +57,15 @@ async function fileBytes(cap) {
 async function pageEntries(f, pages, depth) {
   if (depth > 3) throw new VeilError("integrity", "the folder's pages nest too deeply");
   const out = [];
-  for (const p of pages) {
-    const listing = await fo.openBody(f.readKey, f.slot, 0, await fileBytes(p.cap), fo.PAGE);
-    out.push(...(listing.pages ? await pageEntries(f, listing.pages, depth + 1) : listing.entries));
+  for (let i = 0; i < pages.length; i++) {
+    const listing = await fo.openBody(f.readKey, f.slot, 0, await fileBytes(pages[i].cap), fo.PAGE);
+    const got = listing.pages ? await pageEntries(f, listing.pages, depth + 1) : listing.entries;
+    // A page covers the names from its ``first`` up to the next page's.
+    const hi = i + 1 < pages.length ? pages[i + 1].first : null;
+    if (got.some((e) => fo.cmpNames(e.name, pages[i].first) < 0 || (hi !== null && fo.cmpNames(e.name, hi) >= 0))) {
+      throw new VeilError("integrity", "a folder page holds names outside its range");
+    }
+    out.push(...got);
   }
   return out;
 }

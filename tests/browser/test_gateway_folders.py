@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from folder_slots import put_raw, read_listing, write_version
-from gateway_browser import ARTIFACTS, Env, random_file
+from gateway_browser import ARTIFACTS, Env, RecordingProxy, random_file
 from playwright.sync_api import Page, Route
 
 from veil.format.caps import parse_read_cap
@@ -385,3 +385,44 @@ def test_a_paged_folder_is_read_but_not_written(env: Env, page: Page, tmp_path: 
     assert _row_names(page) == ["alpha", "beta", "mango"]
     _upload(page, src, expect="failed")
     assert "split into pages" in page.inner_text("#folder-uploads")
+
+
+def _forms(key: bytes, text: str) -> list[bytes]:
+    return [text.encode(), text.upper().encode(), key, key.hex().encode(), key.hex().upper().encode(),
+            base64.b64encode(key), base64.urlsafe_b64encode(key).rstrip(b"=")]
+
+
+def test_no_folder_key_or_name_reaches_the_gateway(env: Env, page: Page, tmp_path: Path) -> None:
+    """Every byte the (branded) gateway receives while the page lists, downloads, zips and uploads
+    into a folder, and its whole log: no form of the read key or the write seed, no entry name."""
+    w = new_folder()
+    src = random_file(tmp_path / "s.bin", 70_000, seed=29)
+    write_version(env.net, w, [_file_entry(env, src, "secret-entry-91b2.bin")])
+    proxy = RecordingProxy(env.branded_port)
+    try:
+        origin = f"http://127.0.0.1:{proxy.port}"
+        read_link, write_link = w.read_cap().link(origin), w.write_link(origin)
+        _open(page, read_link)
+        with page.expect_download(timeout=120_000) as dl:
+            page.locator("#folder-entries tr.entry button").click()
+        dl.value.save_as(tmp_path / "one")
+        with page.expect_download(timeout=120_000) as dl:
+            page.click("#zip")
+        dl.value.save_as(tmp_path / "all.zip")
+        page.wait_for_selector("body[data-zipped='1']", timeout=60_000)
+        _open(page, write_link)
+        _upload(page, random_file(tmp_path / "secret-upload-44c1.bin", 5000, seed=30))
+    finally:
+        proxy.close()
+    assert (tmp_path / "one").read_bytes() == src.read_bytes()
+    assert sorted(read_listing(env.net, w)[1].entries, key=lambda e: e.name)[1].name == "secret-upload-44c1.bin"
+    wire = bytes(proxy.received)
+    log = env.branded_log.read_bytes()
+    assert b"GET /api/mutable/" in wire and b"PUT /api/mutable/" in wire and b"PUT /api/uploads/" in wire
+    forms = _forms(w.read_cap().read_key, read_link.split("#", 1)[1]) + _forms(w.seed, write_link.split("#", 1)[1])
+    for form in forms:
+        assert form not in wire, "key material reached the gateway"
+        assert form not in log, "key material in the gateway's log"
+    for name in (b"secret-entry-91b2", b"secret-upload-44c1"):
+        assert name not in wire and name not in log
+    assert b"#" not in b"".join(line for line in wire.split(b"\r\n") if line.startswith((b"GET ", b"PUT ", b"POST ")))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from folder_slots import put_raw, read_listing, write_version
 from gateway_browser import ARTIFACTS, Env, RecordingProxy, random_file
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Browser, Page, Route
 
 from veil.format.caps import parse_read_cap
 from veil.format.folder import FILE, FOLDER, Entry, Listing, PageRef, sorted_listing
@@ -426,3 +426,19 @@ def test_no_folder_key_or_name_reaches_the_gateway(env: Env, page: Page, tmp_pat
     for name in (b"secret-entry-91b2", b"secret-upload-44c1"):
         assert name not in wire and name not in log
     assert b"#" not in b"".join(line for line in wire.split(b"\r\n") if line.startswith((b"GET ", b"PUT ", b"POST ")))
+
+
+def test_folder_page_on_a_phone(env: Env, browser: Browser, tree: Tree) -> None:
+    ctx = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    try:
+        page = ctx.new_page()
+        _open(page, tree.w.write_link(env.gateway))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        unlabeled = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#folder-view input, #folder-view button')).filter(e => "
+            "!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.id)")
+        assert unlabeled == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "gateway-folder-phone.png"), full_page=True)
+    finally:
+        ctx.close()

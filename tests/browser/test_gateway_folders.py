@@ -442,3 +442,27 @@ def test_folder_page_on_a_phone(env: Env, browser: Browser, tree: Tree) -> None:
         page.screenshot(path=str(ARTIFACTS / "gateway-folder-phone.png"), full_page=True)
     finally:
         ctx.close()
+
+
+def test_two_pages_adding_at_once_both_land(env: Env, browser: Browser, tmp_path: Path) -> None:
+    """Two visitors add files to one folder at the same moment, three each: whatever the
+    interleaving, every file reported added is in the folder afterwards."""
+    w = new_folder()
+    write_version(env.net, w, [])
+    ctxs = [browser.new_context() for _ in range(2)]
+    try:
+        pages = [c.new_page() for c in ctxs]
+        for p in pages:
+            _open(p, w.write_link(env.gateway))
+        files = [[random_file(tmp_path / f"p{i}-{j}.bin", 3000 + j, seed=40 + 3 * i + j) for j in range(3)] for i in range(2)]
+        for p, fs in zip(pages, files, strict=True):
+            p.set_input_files("#folder-file-input", [str(f) for f in fs])
+        for p in pages:
+            p.wait_for_selector("#folder-uploads li.upload:nth-child(3)[data-state]", timeout=180_000)
+            states = p.eval_on_selector_all("#folder-uploads li.upload", "ls => ls.map(l => l.dataset.state)")
+            assert states == ["done"] * 3, p.inner_text("#folder-uploads")
+        _, listing = read_listing(env.net, w)
+        assert sorted(e.name for e in listing.entries) == sorted(f.name for fs in files for f in fs)
+    finally:
+        for c in ctxs:
+            c.close()

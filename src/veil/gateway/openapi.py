@@ -132,7 +132,10 @@ def spec() -> dict[str, Any]:
                     "parameters": [_SLOT],
                     "responses": {"200": {"description": "slot record (b\"VLMS\" 0x01 ..., docs/specs/folders.md)",
                                           "headers": {"X-Veil-Anchor": {"schema": {"type": "string"}, "description":
-                                                      "checkstring of the highest settled version seen, or 0"}},
+                                                      "checkstring of the highest settled version seen, or 0"},
+                                                      "X-Veil-Seq": {"schema": {"type": "integer"}},
+                                                      "X-Veil-Holders": {"schema": {"type": "integer"}, "description":
+                                                      "how many of the folder's nodes hold this version"}},
                                           "content": {"application/octet-stream": binary}},
                                   "400": _err("garbled folder id"), "404": _err("no node holds this folder"),
                                   "503": _err("too few of the folder's nodes answered")},

@@ -178,6 +178,7 @@ def test_read_link_lists_and_downloads(env: Env, page: Page, tree: Tree, tmp_pat
     assert page.locator("#folder-entries td.name", has_text=EVIL).count() == 1
     assert 'refused entry "../escape.txt": contains "/"' in page.inner_text("#folder-warnings")
     assert page.is_hidden("#folder-upload") and page.is_disabled("#folder-file-input")
+    assert page.is_hidden("#folder-share")
     assert "read-only" in page.inner_text("#folder-kind").lower()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "gateway-folder.png"), full_page=True)
@@ -230,6 +231,7 @@ def test_write_link_uploads_into_the_folder(env: Env, page: Page, tmp_path: Path
     _open(page, parent.write_link(env.gateway))
     assert "add files" in page.inner_text("#folder-kind").lower() and page.is_visible("#folder-choose")
     assert page.get_attribute("#folder-entries tr.entry[data-name='Sub'] a", "href") == sub.write_link("")
+    assert page.input_value("#folder-read-link") == parent.read_cap().link(env.gateway)  # to hand out
     page.click("#folder-entries tr.entry[data-name='Sub'] a")
     page.wait_for_function("() => document.body.dataset.ready === '1' && location.hash.startsWith('#w-')"
                            " && document.querySelectorAll('#folder-entries tr.entry').length === 0", timeout=60_000)

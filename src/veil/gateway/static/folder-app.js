@@ -315,6 +315,17 @@ function enqueue(files) {
   }
 }
 
+/** A write link's holder may hand out the folder's read-only link (derived here, never sent). */
+async function showReadLink() {
+  const box = $("folder-read-link");
+  box.value = location.origin + await fo.folderHref(folder.slot, folder.readKey);
+  $("folder-share").hidden = false;
+  $("folder-copy").addEventListener("click", async () => {
+    box.select();
+    try { await navigator.clipboard.writeText(box.value); $("folder-copy").textContent = "Copied"; } catch { $("folder-copy").textContent = "Press Ctrl+C"; }
+  });
+}
+
 function setupUpload() {
   const input = $("folder-file-input");
   $("folder-upload").hidden = false;
@@ -337,6 +348,6 @@ export async function openFolder(t) {
   await refresh();
   $("zip").disabled = false;
   $("zip").addEventListener("click", () => downloadZip().catch(fail));
-  if (folder.writable) setupUpload();
+  if (folder.writable) { setupUpload(); await showReadLink(); }
   document.body.dataset.ready = "1";
 }

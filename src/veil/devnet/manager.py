@@ -39,7 +39,7 @@ from veil.ledger.params import Params
 from veil.net.client import PeerClient
 
 START_TIMEOUT = 30.0
-STORAGE_ROLES = ["storage", "dht", "repairer"]
+STORAGE_ROLES = ["storage", "dht", "repairer", "mutable"]
 # Every devnet peer is 127.0.0.1, and DHT rate limits are per peer address.
 DEVNET_DHT_RATE = "10000"
 DEFAULT_REPAIR_INTERVAL = "120"

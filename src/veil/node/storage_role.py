@@ -10,8 +10,8 @@ ticket within the account's free storage quota on the ledger at ``validator``; s
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (republished until withdrawn) and, once the node has joined, every storage
 index already on disk is announced again: both go through the Announcer (node/announcer.py),
-in batches, off the write path, so a put answers as soon as its share is durable. The store is offered to other roles
-as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
+in batches, off the write path, so a put answers as soon as its share is durable. The store is
+offered to other roles as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
 ``DATA/control.token``, in ``X-Veil-Control``: proof of access to the node's data dir) hands
 every share to other nodes (node/drain.py); meanwhile new uploads are refused.
 """
@@ -277,7 +277,15 @@ class StorageRole:
         n = req.content_length
         if n > MAX_ONESHOT_BODY:
             raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
-        hold = self._admit(req, si, n)
+        try:
+            hold = self._admit(req, si, n)
+        except VeilError:
+            # Refused before the body was read: read it (at most MAX_ONESHOT_BODY, into the reused
+            # chunk buffer) so the client, still sending, gets the 402/400 and not a reset.
+            buf = _chunk_buffer()
+            while req.remaining:
+                req.readinto_exact(buf[: min(len(buf), req.remaining)])
+            raise
 
         def store() -> tuple[bytes, bytes, bytes, int]:
             root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)

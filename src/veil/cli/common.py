@@ -33,8 +33,24 @@ def network_option(f: F) -> F:
     )(f)
 
 
-def open_network(path: Path | None) -> Network:
-    return load_network(path)
+def anon_options(f: F) -> F:
+    f = click.option("--hops", type=int, default=None, metavar="N",
+                     help="Relays per onion circuit, 1-5 (default: $VEIL_HOPS, [anon] hops, else 3).")(f)
+    return click.option("--anon/--direct", "anon", default=None,
+                        help="Send every node request over onion circuits of relays, so no storage node sees "
+                             "your address (default: $VEIL_ANON, [anon] enabled in config.toml, else direct).")(f)
+
+
+def open_network(path: Path | None, anon: bool | None = False, hops: int | None = None) -> Network:
+    """The network file's nodes; with ``anon`` (or the anon setting when None) every storage and
+    DHT request goes over onion circuits (TooFewRelays at once if the file lists too few relays)."""
+    from veil.client.config import anon_setting
+
+    net = load_network(path)
+    use, n = anon_setting(anon, hops)
+    if use:
+        net.use_circuits(n)
+    return net
 
 
 class Bar:

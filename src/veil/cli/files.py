@@ -18,7 +18,7 @@ from veil.errors import UsageError, VeilError
 from veil.format.caps import parse_read_cap, parse_verify_cap
 from veil.format.remote_text import clean
 
-from .common import human, network_option, open_network, progress_bar
+from .common import anon_options, human, network_option, open_network, progress_bar
 
 
 def _warn(lines: list[str]) -> None:
@@ -39,20 +39,23 @@ def _warn(lines: list[str]) -> None:
               help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
 def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, payout: str | None, lease_days: int | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
+        wallet_path: Path | None, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
     from .pay_opts import payout_address
 
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
+    if lease_days is not None and net.anon is not None:
+        raise UsageError("--lease talks to the nodes directly; it is not available with --anon yet")
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
         res = upload_path(net, str(file), progress=bar, k=k, n=n, happy=happy, payout=payout_addr)
-    _warn(res.warnings)
+    _warn(res.warnings + net.warnings())
     if lease_days is not None:
         from .lease import lease_after_upload
 
@@ -82,9 +85,10 @@ def _parse_range(text: str) -> tuple[int, int]:
               help="Most VEIL to spend past the free allowance (default: [payments] max_spend in config.toml, else 1).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
 def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, max_spend: str | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
+        wallet_path: Path | None, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Download, verify and decrypt the file behind CAP (a read cap or share link).
 
     Nodes that charge are paid from your free allowance first, then from channel deposits."""
@@ -94,7 +98,7 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
 
     rc = parse_read_cap(cap)
     rng = _parse_range(byte_range) if byte_range else None
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     meta: dict[str, Any] = {}
     if output is None:
         _, meta = open_file(net, rc)
@@ -111,7 +115,7 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
     finally:
         if payer is not None:
             payer.close()
-    _warn(res.warnings)
+    _warn(res.warnings + net.warnings())
     if not quiet and output != "-":
         click.echo(f"{output}: {human(res.written)} ({clean(res.meta['type'])}) verified and decrypted"
                    + spend_summary(payer), err=True)  # fmt: skip
@@ -119,11 +123,12 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
 
 @click.command()
 @click.argument("cap")
+@anon_options
 @network_option
-def info(cap: str, network_path: Path | None) -> None:
+def info(cap: str, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Show a file's name, size, type, parameters and share locations, without downloading it."""
     rc = parse_read_cap(cap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     loc, meta = open_file(net, rc)
     m = loc.manifest
     click.echo(f"name:        {clean(meta['name'])}")
@@ -137,6 +142,7 @@ def info(cap: str, network_path: Path | None) -> None:
         click.echo(f"  share {shnum:>3}: " + clean(", ".join(n.label for n in loc.holders[shnum])))
     for u in loc.unreachable:
         click.echo(f"  unreachable: {clean(u)}")
+    _warn(net.warnings())
 
 
 _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (default: [payments] max_spend, else 1); "
@@ -149,14 +155,15 @@ _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (defa
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
 def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
-          network_path: Path | None) -> None:  # fmt: skip
+          network_path: Path | None, anon: bool | None, hops: int | None) -> None:  # fmt: skip
     """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy."""
     from .pay_opts import make_payer
 
     vc = parse_verify_cap(verifycap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     payer = make_payer(net, max_spend, wallet_path)
     try:
         rep = check_mod.check(net, vc, full=full, payer=payer)
@@ -168,6 +175,7 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
         click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}"))
     for u in rep.unreachable:
         click.echo(f"unreachable: {clean(u)}")
+    _warn(net.warnings())
     click.echo(
         f"healthy: {len(rep.healthy_shares)} of {m.n} shares (k={m.k}); missing: {rep.missing or 'none'}; "
         f"corrupt: {len(rep.corrupt)}; unreachable nodes: {len(rep.unreachable)}"
@@ -185,9 +193,10 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
 def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
-           network_path: Path | None) -> None:  # fmt: skip
+           network_path: Path | None, anon: bool | None, hops: int | None) -> None:  # fmt: skip
     """Re-create missing and corrupt shares on other nodes, from any k, using only the verify cap.
 
     Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Nodes that charge
@@ -198,7 +207,7 @@ def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path 
     from .pay_opts import make_payer, spend_summary
 
     vc = parse_verify_cap(verifycap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     payer = make_payer(net, max_spend, wallet_path)
     try:
         res = repair_mod.repair(net, vc, full=full, payer=payer)
@@ -213,7 +222,7 @@ def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path 
         click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: CORRUPT (ignored): {s.problem}"))
     for shnum, node in sorted(res.placed.items()):
         click.echo(f"share {shnum:>3}: re-created on {node.label}")
-    _warn(res.problems)
+    _warn(res.problems + net.warnings())
     if not res.needed:
         click.echo(f"healthy: {m.n} of {m.n} shares; nothing to repair")
         return

@@ -92,6 +92,10 @@ def node() -> None:
 @click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
               help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
                    "(repeatable; docs/specs/transport.md lists them).")
+@click.option("--relay-port", type=click.IntRange(0, 65535), default=0,
+              help="Relay role: port of the circuit listener (default: any free port; node.json names it).")
+@click.option("--relay-max-per-ip", type=click.IntRange(1, 100000), default=None,
+              help="Relay role: circuits open at once from one predecessor address (default 32).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
@@ -99,8 +103,11 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
-        verbose: bool) -> None:
-    """Run a node with the given roles until SIGTERM."""
+        relay_port: int, relay_max_per_ip: int | None, verbose: bool) -> None:
+    """Run a node with the given roles until SIGTERM.
+
+    Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
+    onion circuits for `veil put/get --anon`; it extends only to nodes in --network or its DHT)."""
     from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
     from veil.node.main import run_node
@@ -124,6 +131,8 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,
+        relay_port=relay_port,
+        relay_max_per_ip=relay_max_per_ip,
     )
     if storage_admission == "ticket":
         if not validator:

@@ -50,7 +50,8 @@ class Circuit:
     """A built circuit: its hops, its machine, the splice threads and what they report."""
 
     machine: CircuitMachine
-    ends: list[SpliceEnd] = field(default_factory=list)
+    ends: list[tuple[int, SpliceEnd]] = field(default_factory=list)  # (layer: relay index, how it ended)
+    ended_at: float | None = None  # when the first splice ended (the circuit is then going down)
     threads: list[threading.Thread] = field(default_factory=list)
     created: float = field(default_factory=time.monotonic)
     sock: socket.socket | None = None  # the innermost end, for the target's TLS
@@ -63,8 +64,13 @@ class Circuit:
     def relays(self) -> list[Hop]:
         return self.machine.path
 
-    def bytes_moved(self) -> int:
-        return sum(e.a_to_b + e.b_to_a for e in self.ends[:1])
+    def tamperer(self) -> bytes | None:
+        """The relay that altered bytes, when a layer's TLS failed its integrity check: the TLS
+        with relay i is carried by relay i-1 (relay 0's by the network, so nobody is named)."""
+        for i, end in self.ends:
+            if end.why == "tls" and end.side == "a" and i >= 1:
+                return self.machine.path[i - 1].node_id
+        return None
 
 
 def _wrap(raw: socket.socket, timeout: float) -> ssl.SSLSocket:
@@ -90,9 +96,14 @@ def _read_head(s: ssl.SSLSocket) -> bytes:
             return bytes(buf)
 
 
-def _pump(circ: Circuit, a: socket.socket, b: socket.socket) -> None:
+def _pump(circ: Circuit, layer: int, a: socket.socket, b: socket.socket) -> None:
+    def ended(end: SpliceEnd) -> None:
+        circ.ends.append((layer, end))
+        if circ.ended_at is None:
+            circ.ended_at = time.monotonic()
+
     def run() -> None:
-        circ.ends.append(splice(a, b, idle=IDLE, lifetime=LIFETIME))
+        splice(a, b, idle=IDLE, lifetime=LIFETIME, on_end=ended)
 
     t = threading.Thread(target=run, name="circuit-splice", daemon=True)
     circ.threads.append(t)
@@ -138,7 +149,7 @@ def build_circuit(path: list[Hop], target: Hop, timeout: float = BUILD_TIMEOUT,
             inner, outer = socket.socketpair()
             opened += [inner, outer]
             layer.settimeout(None)
-            _pump(circ, layer, inner)  # the splice owns (and closes) layer and inner from here
+            _pump(circ, m.hop, layer, inner)  # the splice owns (and closes) layer and inner from here
             opened = [s for s in opened if s is not layer and s is not inner]
             if m.step(CircEvent.EXTENDED) is CircState.READY:
                 circ.sock = outer

@@ -39,6 +39,11 @@ from .storage_transport import MAX_IN_FLIGHT, TlsTransport
 MAX_BUILDS = 3
 PROBE_TIMEOUT = 3.0
 PROBE_AGAIN = 10.0  # seconds before a relay that answered a probe is probed again
+RECENT = 5.0  # a circuit that went down this long before a failed request may be the one it used
+
+
+def _integrity_failure(error: str) -> bool:
+    return "BAD_RECORD_MAC" in error or "DECRYPTION_FAILED" in error
 
 
 class _CircuitPeer(PeerClient):
@@ -52,7 +57,7 @@ class _CircuitPeer(PeerClient):
             return super().request(*args, **kwargs)
         except UnavailableError as e:
             if not isinstance(e, TooFewRelays):
-                self.transport.suspect(self.node)
+                self.transport.suspect(self.node, str(e))
             raise
 
 
@@ -128,9 +133,20 @@ class CircuitTransport(TlsTransport):
                 self._exit_use[nid] = 1 << 30  # never again the least-used exit
             self.warnings.append(f"{why}; circuits are rebuilt through other relays")
 
-    def suspect(self, node: NodeInfo) -> None:
-        """A request to ``node`` failed: probe the relays of its circuits and name the dead ones."""
+    def suspect(self, node: NodeInfo, error: str = "") -> None:
+        """A request to ``node`` failed: name a relay that altered bytes (a layer's TLS failed its
+        integrity check), else probe the relays of its circuits and name the dead ones."""
         now = time.monotonic()
+        with self._mu:
+            dead = [c for c in self.circuits if c.machine.target.node_id == node.node_id and c.ended_at is not None
+                    and now - c.ended_at < RECENT]  # fmt: skip
+        for c in dead:
+            culprit = c.tamperer()
+            if culprit is None and _integrity_failure(error) and c is max(dead, key=lambda d: d.ended_at or 0):
+                culprit = c.relays[-1].node_id  # the node's own TLS failed: only the exit carries it in the clear
+            if culprit is not None:
+                label = next(h.label for h in c.relays if h.node_id == culprit)
+                self._blame(culprit, f"{label} altered bytes in transit (caught by the inner TLS)")
         with self._mu:
             hops = {h.node_id: h for c in self.circuits if c.machine.target.node_id == node.node_id
                     for h in c.relays if h.node_id not in self.avoid

@@ -53,9 +53,11 @@ def _why(e: BaseException) -> str:
 
 
 def splice(a: socket.socket, b: socket.socket, *, idle: float, lifetime: float,
-           stop: threading.Event | None = None, on_bytes: Callable[[int], None] | None = None) -> SpliceEnd:  # fmt: skip
+           stop: threading.Event | None = None, on_bytes: Callable[[int], None] | None = None,
+           on_end: Callable[[SpliceEnd], None] | None = None) -> SpliceEnd:  # fmt: skip
     """Run until a side closes or fails, nothing moves for ``idle`` s, or ``lifetime`` s pass.
-    Closes both sockets. ``on_bytes`` is called with each count forwarded (either way)."""
+    Closes both sockets. ``on_bytes`` is called with each count forwarded (either way);
+    ``on_end`` with the outcome before the sockets close (so whoever sees them close can read it)."""
     a.setblocking(False)
     b.setblocking(False)
     ab, ba = _Dir(a, b), _Dir(b, a)
@@ -116,6 +118,8 @@ def splice(a: socket.socket, b: socket.socket, *, idle: float, lifetime: float,
             select.select(rd, wr, [], min(1.0, idle))
     finally:
         end.a_to_b, end.b_to_a = ab.moved, ba.moved
+        if on_end is not None:
+            on_end(end)
         for s in (a, b):
             _close(s)
 

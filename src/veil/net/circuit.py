@@ -52,6 +52,7 @@ class Circuit:
     machine: CircuitMachine
     ends: list[tuple[int, SpliceEnd]] = field(default_factory=list)  # (layer: relay index, how it ended)
     ended_at: float | None = None  # when the first splice ended (the circuit is then going down)
+    moved: int = 0  # bytes through the entry relay so far, both ways
     threads: list[threading.Thread] = field(default_factory=list)
     created: float = field(default_factory=time.monotonic)
     sock: socket.socket | None = None  # the innermost end, for the target's TLS
@@ -96,14 +97,23 @@ def _read_head(s: ssl.SSLSocket) -> bytes:
             return bytes(buf)
 
 
-def _pump(circ: Circuit, layer: int, a: socket.socket, b: socket.socket) -> None:
+def _pump(circ: Circuit, layer: int, a: socket.socket, b: socket.socket,
+          on_broken: Callable[[Circuit], None] | None) -> None:  # fmt: skip
     def ended(end: SpliceEnd) -> None:
         circ.ends.append((layer, end))
-        if circ.ended_at is None:
+        first = circ.ended_at is None
+        if first:
             circ.ended_at = time.monotonic()
+        if first and end.side == "a" and on_broken is not None:
+            # The relay side went first (not our own close of the innermost socket): a relay, or
+            # the node, ended the circuit. Let the owner find out which, off this thread.
+            threading.Thread(target=on_broken, args=(circ,), name="circuit-broken", daemon=True).start()
+
+    def count(n: int) -> None:
+        circ.moved += n
 
     def run() -> None:
-        splice(a, b, idle=IDLE, lifetime=LIFETIME, on_end=ended)
+        splice(a, b, idle=IDLE, lifetime=LIFETIME, on_end=ended, on_bytes=count if layer == 0 else None)
 
     t = threading.Thread(target=run, name="circuit-splice", daemon=True)
     circ.threads.append(t)
@@ -112,8 +122,11 @@ def _pump(circ: Circuit, layer: int, a: socket.socket, b: socket.socket) -> None
 
 def build_circuit(path: list[Hop], target: Hop, timeout: float = BUILD_TIMEOUT,
                   source: str | None = None, connect: Callable[..., socket.socket] = socket.create_connection,
-                  ) -> Circuit:  # fmt: skip
-    """Telescope a circuit through ``path`` to ``target``; CircuitError (with ``blame``) on failure."""
+                  on_broken: Callable[[Circuit], None] | None = None) -> Circuit:  # fmt: skip
+    """Telescope a circuit through ``path`` to ``target``; CircuitError (with ``blame``) on failure.
+
+    ``on_broken(circuit)`` is called (in a thread of its own) if the circuit is later ended from
+    the relays' side rather than by closing the returned socket."""
     m = CircuitMachine(list(path), target)
     circ = Circuit(m)
     deadline = time.monotonic() + timeout
@@ -149,7 +162,7 @@ def build_circuit(path: list[Hop], target: Hop, timeout: float = BUILD_TIMEOUT,
             inner, outer = socket.socketpair()
             opened += [inner, outer]
             layer.settimeout(None)
-            _pump(circ, m.hop, layer, inner)  # the splice owns (and closes) layer and inner from here
+            _pump(circ, m.hop, layer, inner, on_broken)  # the splice owns (and closes) layer and inner from here
             opened = [s for s in opened if s is not layer and s is not inner]
             if m.step(CircEvent.EXTENDED) is CircState.READY:
                 circ.sock = outer

@@ -42,23 +42,32 @@ PROBE_AGAIN = 10.0  # seconds before a relay that answered a probe is probed aga
 RECENT = 5.0  # a circuit that went down this long before a failed request may be the one it used
 
 
+def _shutdown(sock: socket.socket | None) -> None:
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _integrity_failure(error: str) -> bool:
     return "BAD_RECORD_MAC" in error or "DECRYPTION_FAILED" in error
 
 
 class _CircuitPeer(PeerClient):
-    """A PeerClient whose failures as unavailable make the transport check the relays."""
+    """A PeerClient whose failures as unavailable make the transport check the relays; a read
+    (GET) that failed because of a relay is sent once more, through a new circuit."""
 
     transport: CircuitTransport
     node: NodeInfo
 
-    def request(self, *args: Any, **kwargs: Any) -> Reply:
+    def request(self, method: str, *args: Any, **kwargs: Any) -> Reply:
         try:
-            return super().request(*args, **kwargs)
+            return super().request(method, *args, **kwargs)
         except UnavailableError as e:
-            if not isinstance(e, TooFewRelays):
-                self.transport.suspect(self.node, str(e))
-            raise
+            if isinstance(e, TooFewRelays) or not self.transport.suspect(self.node, str(e)) or method != "GET":
+                raise
+        return super().request(method, *args, **kwargs)
 
 
 class CircuitTransport(TlsTransport):
@@ -78,6 +87,7 @@ class CircuitTransport(TlsTransport):
         self._exit_use: collections.Counter[bytes] = collections.Counter()
         self._exit_of: dict[bytes, bytes] = {}
         self._probed: dict[bytes, float] = {}
+        self._probing: dict[bytes, threading.Event] = {}
         self._mu = threading.Lock()
 
     def check_relays(self) -> None:
@@ -111,7 +121,7 @@ class CircuitTransport(TlsTransport):
         for _ in range(MAX_BUILDS):
             path = self._path(node)
             try:
-                circ = build_circuit(path, target, self.build_timeout, self.source)
+                circ = build_circuit(path, target, self.build_timeout, self.source, on_broken=self._broken)
             except CircuitError as e:
                 last = e
                 self._blame(e.blame, str(e))
@@ -132,10 +142,14 @@ class CircuitTransport(TlsTransport):
             if nid in self._exit_use:
                 self._exit_use[nid] = 1 << 30  # never again the least-used exit
             self.warnings.append(f"{why}; circuits are rebuilt through other relays")
+            doomed = [c for c in self.circuits if c.sock is not None and any(h.node_id == nid for h in c.relays)]
+        for c in doomed:  # pooled connections through it fail at once and are redialled through others
+            _shutdown(c.sock)
 
-    def suspect(self, node: NodeInfo, error: str = "") -> None:
+    def suspect(self, node: NodeInfo, error: str = "") -> bool:
         """A request to ``node`` failed: name a relay that altered bytes (a layer's TLS failed its
-        integrity check), else probe the relays of its circuits and name the dead ones."""
+        integrity check), else probe the relays of its circuits and name the dead ones. True if a
+        relay of the node's circuits is (now) avoided: the failure was a relay's, not the node's."""
         now = time.monotonic()
         with self._mu:
             dead = [c for c in self.circuits if c.machine.target.node_id == node.node_id and c.ended_at is not None
@@ -148,24 +162,45 @@ class CircuitTransport(TlsTransport):
                 label = next(h.label for h in c.relays if h.node_id == culprit)
                 self._blame(culprit, f"{label} altered bytes in transit (caught by the inner TLS)")
         with self._mu:
-            hops = {h.node_id: h for c in self.circuits if c.machine.target.node_id == node.node_id
-                    for h in c.relays if h.node_id not in self.avoid
-                    and now - self._probed.get(h.node_id, -PROBE_AGAIN) >= PROBE_AGAIN}  # fmt: skip
-            for nid in hops:
-                self._probed[nid] = now
-        results: dict[bytes, str | None] = {}
+            hops = [h for c in self.circuits if c.machine.target.node_id == node.node_id for h in c.relays]
+        self._probe(hops)
+        with self._mu:
+            return any(h.node_id in self.avoid for h in hops)
 
-        def run(h: Hop) -> None:
-            results[h.node_id] = probe(h, PROBE_TIMEOUT)
+    def _broken(self, circ: Circuit) -> None:
+        """A circuit was ended from the relays' side: check that its relays still answer."""
+        self._probe(circ.relays)
 
-        threads = [threading.Thread(target=run, args=(h,), daemon=True) for h in hops.values()]
+    def _probe(self, relays: list[Hop]) -> None:
+        """Probe each relay not avoided and not probed lately; wait for probes other threads run."""
+        now = time.monotonic()
+        todo: dict[bytes, tuple[Hop, threading.Event]] = {}
+        waits: list[threading.Event] = []
+        with self._mu:
+            for h in relays:
+                if h.node_id in self.avoid or h.node_id in todo:
+                    continue
+                running = self._probing.get(h.node_id)
+                if running is not None and not running.is_set():
+                    waits.append(running)
+                elif now - self._probed.get(h.node_id, -PROBE_AGAIN) >= PROBE_AGAIN:
+                    self._probed[h.node_id] = now
+                    todo[h.node_id] = (h, threading.Event())
+                    self._probing[h.node_id] = todo[h.node_id][1]
+
+        def run(h: Hop, done: threading.Event) -> None:
+            try:
+                why = probe(h, PROBE_TIMEOUT)
+                if why is not None:
+                    self._blame(h.node_id, f"{h.label} {why}")
+            finally:
+                done.set()
+
+        threads = [threading.Thread(target=run, args=hd, daemon=True) for hd in todo.values()]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join(PROBE_TIMEOUT + 2)
-        for nid, why in results.items():
-            if why is not None:
-                self._blame(nid, f"{hops[nid].label} {why}")
+        for ev in [d for _, d in todo.values()] + waits:
+            ev.wait(PROBE_TIMEOUT + 2)
 
     def stats(self) -> dict[str, Any]:
         with self._mu:

@@ -1,0 +1,274 @@
+"""Anonymous transfers over real relay processes and real storage nodes, TLS on 127.0.0.1.
+
+Every relay listens on its own loopback address (127.0.1.N) and the client's circuits leave from
+127.0.0.2, so the peer addresses each process records (VEIL_TRACE_DIR, net/trace.py) say who
+is who: the trace test shows no storage node saw the client and no relay saw both the client and
+a storage node. A relay SIGSTOPped or killed mid-download costs circuits, not the download.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from veil.client.download import download
+from veil.client.network import Network, load_network
+from veil.client.upload import upload
+from veil.devnet.manager import Devnet
+from veil.format.caps import ReadCap
+
+CLIENT_IP = "127.0.0.2"
+RELAYS = 6
+NODES = 5
+ENC = {"k": 3, "n": 5, "happy": 5}
+
+
+@dataclass
+class Relay:
+    ip: str
+    port: int  # the node's HTTPS port
+    relay_port: int
+    node_id: str
+    proc: subprocess.Popen[bytes]
+
+
+@dataclass
+class Env:
+    root: Path
+    devnet: Devnet
+    relays: list[Relay]
+    network: Path
+    trace: Path
+    storage: dict[str, str]  # node id prefix (the trace label) -> "host:port"
+
+    def net(self, hops: int = 3) -> Network:
+        net = load_network(self.network)
+        net.use_circuits(hops, source=CLIENT_IP)
+        assert net.anon is not None
+        net.anon.build_timeout = 5.0
+        return net
+
+    def veil(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "VEIL_HOME": str(self.root / "home"), "VEIL_NETWORK": str(self.network)}
+        return subprocess.run([sys.executable, "-m", "veil.cli.main", *args], env=env, capture_output=True,
+                              timeout=300)  # fmt: skip
+
+
+def _wait_json(path: Path, timeout: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path} did not appear") from None
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("circuits")
+    trace = root / "trace"
+    trace.mkdir()
+    old = os.environ.get("VEIL_TRACE_DIR")
+    os.environ["VEIL_TRACE_DIR"] = str(trace)  # inherited by every node and relay started below
+    d = Devnet(root / "devnet")
+    relays: list[Relay] = []
+    try:
+        d.up(NODES, ["storage"], [])
+        network = root / "network.json"
+        for i in range(RELAYS):
+            data = root / f"relay-{i + 1}"
+            ip = f"127.0.1.{i + 1}"
+            log = open(root / f"relay-{i + 1}.log", "ab")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data), "--role", "relay",
+                 "--listen", f"{ip}:0", "--network", str(network), "--relay-max-per-ip", "1024"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            log.close()
+            info = _wait_json(data / "node.json")
+            relays.append(Relay(ip, int(str(info["port"])), int(str(info["relay_port"])), str(info["node_id"]), proc))
+        listed = json.loads(d.static_network_path.read_text())
+        storage = {n["node_id"][:16]: f"{n['host']}:{n['port']}" for n in listed["nodes"] if "storage" in n["roles"]}
+        listed["nodes"] += [{"name": f"relay-{i + 1}", "host": r.ip, "port": r.port, "relay_port": r.relay_port,
+                             "node_id": r.node_id, "roles": ["relay"]} for i, r in enumerate(relays)]  # fmt: skip
+        network.write_text(json.dumps(listed))
+        yield Env(root, d, relays, network, trace, storage)
+    finally:
+        for r in relays:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.kill(r.proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+        for r in relays:
+            try:
+                r.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                r.proc.kill()
+                r.proc.wait(10)
+        d.down()
+        if old is None:
+            os.environ.pop("VEIL_TRACE_DIR", None)
+        else:
+            os.environ["VEIL_TRACE_DIR"] = old
+
+
+def _put(env: Env, data: bytes, name: str) -> ReadCap:
+    net = env.net()  # a new network object, so new circuits, for every file
+    try:
+        return upload(net, io.BytesIO(data), len(data), name, **ENC).cap  # type: ignore[arg-type]
+    finally:
+        net.close()
+
+
+def _get(env: Env, cap: ReadCap, hops: int = 3) -> tuple[bytes, Network]:
+    net = env.net(hops)
+    out = io.BytesIO()
+    try:
+        download(net, cap, out)
+    finally:
+        net.close()
+    return out.getvalue(), net
+
+
+def _trace(env: Env) -> list[dict[str, str]]:
+    lines = []
+    for p in env.trace.glob("*.jsonl"):
+        lines += [json.loads(line) for line in p.read_text().splitlines() if line]
+    return lines
+
+
+def test_anonymous_files_round_trip_and_nobody_sees_both_ends(env: Env) -> None:
+    files = {"small": os.urandom(40_000), "medium": os.urandom(1_500_000), "large": os.urandom(5_000_000)}
+    for p in env.trace.glob("*.jsonl"):
+        p.unlink()  # only what these transfers cause
+    caps = {name: _put(env, data, name) for name, data in files.items()}
+    for name, data in files.items():
+        got, net = _get(env, caps[name])
+        assert got == data, name
+        assert net.anon is not None and net.anon.stats()["circuits"] >= 3
+        exits = list(net.anon._exit_of.values())
+        assert len(exits) == len(set(exits))  # 6 relays, at most 5 nodes: no exit carried two of them
+    lines = _trace(env)
+    relay_ips = {r.ip for r in env.relays}
+    relay_addrs = {f"{r.ip}:{r.relay_port}" for r in env.relays}
+    storage_addrs = set(env.storage.values())
+    seen_by_storage = {ln["peer"].rpartition(":")[0] for ln in lines if ln["kind"] == "accept" and ln["who"] in env.storage}
+    assert CLIENT_IP not in seen_by_storage, "a storage node saw the client's address"
+    assert seen_by_storage & relay_ips, "storage nodes saw no exit relay at all (did the transfers go direct?)"
+    hops = [ln for ln in lines if ln["kind"] == "relay"]
+    assert hops
+    for ln in hops:
+        pred = ln["peer"].rpartition(":")[0]
+        assert pred == CLIENT_IP or pred in relay_ips, ln  # a neighbour: the client or a relay
+        assert ln["next"] in relay_addrs | storage_addrs, ln
+        assert not (pred == CLIENT_IP and ln["next"] in storage_addrs), f"a relay saw both the client and a node: {ln}"
+    assert any(ln["peer"].startswith(CLIENT_IP + ":") for ln in hops)  # entries saw the client ...
+    assert any(ln["next"] in storage_addrs for ln in hops)  # ... and exits the nodes
+    client_lines = [ln for ln in lines if ln["kind"] == "client"]
+    assert client_lines and all(ln["peer"].startswith(CLIENT_IP + ":") and ln["next"] in relay_addrs
+                                for ln in client_lines)  # fmt: skip
+    env.root.joinpath("caps.json").write_text(json.dumps({k: v.to_string() for k, v in caps.items()}))
+
+
+def test_cli_anon_with_one_and_five_hops(env: Env, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(700_000))
+    p = env.veil("put", "--anon", "--hops", "1", "-n", "5", "--happy", "5", str(src))
+    assert p.returncode == 0, p.stderr.decode()
+    fields = dict(line.split(":", 1) for line in p.stdout.decode().splitlines())
+    cap, vcap = fields["read cap"].strip(), fields["verify cap"].strip()
+    out = tmp_path / "out.bin"
+    p = env.veil("get", "--anon", "--hops", "5", "-q", "-o", str(out), cap)
+    assert p.returncode == 0, p.stderr.decode()
+    assert out.read_bytes() == src.read_bytes()
+    p = env.veil("check", "--anon", "--hops", "2", vcap)
+    assert p.returncode == 0 and b"healthy: 5 of 5 shares" in p.stdout, p.stderr.decode()
+    pe = subprocess.run([sys.executable, "-m", "veil.cli.main", "info", cap], capture_output=True, timeout=300,
+                        env={**os.environ, "VEIL_HOME": str(env.root / "home"), "VEIL_NETWORK": str(env.network),
+                             "VEIL_ANON": "1"})  # fmt: skip
+    assert pe.returncode == 0 and b"size:        700000 bytes" in pe.stdout, pe.stderr.decode()
+
+
+def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:
+    listed = json.loads(env.network.read_text())
+    relays = [n for n in listed["nodes"] if "relay_port" in n]
+    listed["nodes"] = [n for n in listed["nodes"] if "relay_port" not in n] + relays[:1]
+    few = tmp_path / "few.json"
+    few.write_text(json.dumps(listed))
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"x" * 1000)
+    p = env.veil("put", "--anon", "--network", str(few), str(src))
+    assert p.returncode == 5
+    assert p.stderr.decode().strip() == "veil: error: need 3 relays for a circuit, found 1"
+    p = env.veil("put", "--anon", "--hops", "6", str(src))
+    assert p.returncode == 2 and "--hops must be between 1 and 5" in p.stderr.decode()
+
+
+def _download_hitting(env: Env, data: bytes, cap: ReadCap, sig: signal.Signals) -> tuple[Network, Relay]:
+    """Download ``cap`` over circuits; once 1 MB has arrived, send ``sig`` to a relay in use."""
+    net = env.net()
+    assert net.anon is not None
+    hit: list[Relay] = []
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if done[0] > 1_000_000 and not hit:
+            # the busiest live circuit: one a share stream of this download is using
+            live = max((c for c in net.anon.circuits if c.alive), key=lambda c: c.moved)  # type: ignore[union-attr]
+            exit_id = live.relays[-1].node_id.hex()
+            relay = next(r for r in env.relays if r.node_id == exit_id)
+            os.kill(relay.proc.pid, sig)
+            hit.append(relay)
+
+    done = [0]
+    out = io.BytesIO()
+    try:
+        download(net, cap, out, progress=progress)
+    finally:
+        net.close()
+    assert hit, "the download ended before a relay could be hit"
+    assert out.getvalue() == data
+    return net, hit[0]
+
+
+def _named(net: Network, relay: Relay, timeout: float = 60.0) -> str:
+    label = next(h.label for h in net.relays() if h.node_id.hex() == relay.node_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for w in net.warnings():
+            if label in w:
+                return w
+        time.sleep(0.1)
+    raise AssertionError(f"{label} was never named: {net.warnings()}")
+
+
+def test_relay_stopped_mid_download_costs_a_circuit_not_the_file(env: Env) -> None:
+    data = os.urandom(16_000_000)  # 8 batches: most requests are still to come when the relay is hit
+    cap = _put(env, data, "stopped")
+    net, relay = _download_hitting(env, data, cap, signal.SIGSTOP)
+    try:
+        w = _named(net, relay)  # by the probe after a stalled request, or by a build that stalled at it
+        assert "did not complete a TLS handshake" in w or "did not answer" in w, w
+    finally:
+        os.kill(relay.proc.pid, signal.SIGCONT)
+
+
+def test_relay_killed_mid_download_costs_a_circuit_not_the_file(env: Env) -> None:
+    data = os.urandom(16_000_000)  # 8 batches: most requests are still to come when the relay is hit
+    cap = _put(env, data, "killed")
+    net, relay = _download_hitting(env, data, cap, signal.SIGKILL)
+    relay.proc.wait(30)
+    w = _named(net, relay)  # by the probe after the circuit broke, or by a build that was refused
+    assert "unreachable" in w or "Connection refused" in w, w

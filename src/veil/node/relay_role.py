@@ -170,6 +170,7 @@ class RelayRole:
 
     def _carry(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         assert self._tls is not None and self.ctx is not None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # handshakes are many small writes
         watch = WATCHDOG.watch(time.monotonic() + HANDSHAKE_TIMEOUT)  # handshake + head, one deadline
         WATCHDOG.arm(watch, sock.fileno())
         sock.settimeout(HANDSHAKE_TIMEOUT)

@@ -26,6 +26,7 @@ from veil.client.network import Network, load_network
 from veil.client.upload import upload
 from veil.devnet.manager import Devnet
 from veil.format.caps import ReadCap
+from veil.net.client import PeerClient
 
 CLIENT_IP = "127.0.0.2"
 RELAYS = 6
@@ -75,6 +76,16 @@ def _wait_json(path: Path, timeout: float = 60.0) -> dict[str, object]:
             time.sleep(0.05)
 
 
+def _wait_announced(r: Relay, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    peer = PeerClient(r.ip, r.port, bytes.fromhex(r.node_id), timeout=5)
+    while not peer.call("GET", "/v1/node")["roles"]["relay"]["announced"]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"relay at {r.ip} did not announce itself in the DHT")
+        time.sleep(0.1)
+    peer.close()
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("circuits")
@@ -87,13 +98,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     try:
         d.up(NODES, ["storage"], [])
         network = root / "network.json"
+        boot = ",".join(d.bootstrap_addresses())
         for i in range(RELAYS):
             data = root / f"relay-{i + 1}"
             ip = f"127.0.1.{i + 1}"
             log = open(root / f"relay-{i + 1}.log", "ab")
+            # Every relay announces itself in the DHT's relay directory; the even ones have no network
+            # file and let a successor through only when the DHT vouches for it (a signed record).
+            listed = ["--network", str(network)] if i % 2 == 0 else []
             proc = subprocess.Popen(
                 [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data), "--role", "relay",
-                 "--listen", f"{ip}:0", "--network", str(network), "--relay-max-per-ip", "1024"],
+                 "--listen", f"{ip}:0", *listed, "--relay-max-per-ip", "1024", "--relay-announce", boot],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
             log.close()
             info = _wait_json(data / "node.json")
@@ -103,6 +118,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         listed["nodes"] += [{"name": f"relay-{i + 1}", "host": r.ip, "port": r.port, "relay_port": r.relay_port,
                              "node_id": r.node_id, "roles": ["relay"]} for i, r in enumerate(relays)]  # fmt: skip
         network.write_text(json.dumps(listed))
+        for r in relays:
+            _wait_announced(r)
         yield Env(root, d, relays, network, trace, storage)
     finally:
         for r in relays:
@@ -199,6 +216,21 @@ def test_cli_anon_with_one_and_five_hops(env: Env, tmp_path: Path) -> None:
                         env={**os.environ, "VEIL_HOME": str(env.root / "home"), "VEIL_NETWORK": str(env.network),
                              "VEIL_ANON": "1"})  # fmt: skip
     assert pe.returncode == 0 and b"size:        700000 bytes" in pe.stdout, pe.stderr.decode()
+
+
+def test_relays_found_in_the_dht_directory(env: Env, tmp_path: Path) -> None:
+    # A network file with bootstrap addresses only: storage nodes and relays both come from the DHT.
+    boot = tmp_path / "boot.json"
+    boot.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses()}))
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(300_000))
+    p = env.veil("put", "--anon", "--network", str(boot), "-q", "-n", "5", "--happy", "5", str(src))
+    assert p.returncode == 0, p.stderr.decode()
+    out = tmp_path / "out.bin"
+    # five hops of six relays: every circuit passes relays that know no network file
+    p = env.veil("get", "--anon", "--hops", "5", "--network", str(boot), "-q", "-o", str(out), p.stdout.decode().strip())
+    assert p.returncode == 0, p.stderr.decode()
+    assert out.read_bytes() == src.read_bytes()
 
 
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:

@@ -96,6 +96,9 @@ def node() -> None:
               help="Relay role: port of the circuit listener (default: any free port; node.json names it).")
 @click.option("--relay-max-per-ip", type=click.IntRange(1, 100000), default=None,
               help="Relay role: circuits open at once from one predecessor address (default 32).")
+@click.option("--relay-announce", default=None, metavar="HOST:PORT[,...]",
+              help="Relay role: DHT nodes to announce this relay through (a signed record in the relay "
+                   "directory, where clients in DHT mode find relays).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
@@ -103,7 +106,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
-        relay_port: int, relay_max_per_ip: int | None, verbose: bool) -> None:
+        relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None, verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM.
 
     Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
@@ -133,6 +136,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         http_limits=parse_limits(http_limits) if http_limits else None,
         relay_port=relay_port,
         relay_max_per_ip=relay_max_per_ip,
+        relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),
     )
     if storage_admission == "ticket":
         if not validator:

@@ -33,7 +33,7 @@ from veil.net.dht_driver import DhtDriver, parse_address
 from veil.net.storage_transport import TlsTransport
 from veil.protocol.circuit import DEFAULT_HOPS, Hop
 from veil.protocol.nodeinfo import NodeInfo
-from veil.protocol.placement import dht_key, permuted
+from veil.protocol.placement import dht_key, permuted, relay_directory_key
 from veil.protocol.transport import StorageTransport
 
 __all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
@@ -70,9 +70,25 @@ class Network:
     anon: CircuitTransport | None = field(default=None, repr=False)  # set by use_circuits
 
     def relays(self) -> list[Hop]:
-        """The relays the network file lists (nodes with a ``relay_port``), as circuit hops."""
-        return [Hop(n.host, self.relay_ports[n.node_id], n.node_id, n.name)
-                for n in self.nodes if n.node_id in self.relay_ports]  # fmt: skip
+        """The relays the network file lists (nodes with a ``relay_port``), as circuit hops; with
+        none listed and DHT discovery, the relays in the DHT's relay directory (signed records)."""
+        listed = [Hop(n.host, self.relay_ports[n.node_id], n.node_id, n.name)
+                  for n in self.nodes if n.node_id in self.relay_ports]  # fmt: skip
+        if listed or self.discovery != "dht":
+            return listed
+        # Asked directly, before any circuit exists: it tells the DHT nodes asked only that this
+        # address looks for relays (as a Tor client fetches the directory), never which file.
+        drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+        try:
+            drv.join(self.bootstrap)
+            recs = drv.find_providers(relay_directory_key(), want=20)
+        finally:
+            drv.stop()
+        out = []
+        for r in recs:
+            host, port = parse_address(r.address)
+            out.append(Hop(host, port, r.provider_id))
+        return out
 
     def use_circuits(self, hops: int = DEFAULT_HOPS, source: str | None = None) -> CircuitTransport:
         """Send every storage request (and, with DHT discovery, every DHT lookup) over onion

@@ -74,6 +74,9 @@ class Devnet(DevnetFiles):
         for _ in range(count):
             args = ["--relay-port", str(free_port()), "--network", str(self.static_network_path),
                     "--relay-max-per-ip", DEVNET_RELAY_PER_IP]  # fmt: skip
+            boot = self.bootstrap_addresses() or [f"127.0.0.1:{s.port}" for s in self.specs() if "dht" in s.roles][:3]
+            if boot:  # announced in the DHT's relay directory too (retried until the DHT is up)
+                args += ["--relay-announce", ",".join(boot)]
             new += self.add_specs(1, ["relay"], args, prefix="relay")
         return new
 

@@ -64,6 +64,7 @@ class NodeConfig:
     relay_port: int = 0  # the relay listener's port; 0: any free one (in node.json and GET /v1/node)
     relay_max_circuits: int | None = None  # circuits open at once; None: 256
     relay_max_per_ip: int | None = None  # circuits open from one predecessor address; None: 32
+    relay_announce: tuple[str, ...] = ()  # HOST:PORT of DHT nodes to announce this relay through
     # transport
     http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 

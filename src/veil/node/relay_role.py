@@ -28,14 +28,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from veil.errors import VeilError
 from veil.format.remote_text import clean
 from veil.net import trace
 from veil.net.deadline import WATCHDOG
+from veil.net.dht_driver import DhtDriver
 from veil.net.server import Router
 from veil.net.splice import splice
 from veil.net.tls import server_context
 from veil.node.context import NodeContext
 from veil.protocol.circuit import Extend, encode_reply, head_end, parse_extend
+from veil.protocol.placement import relay_directory_key
 
 log = logging.getLogger("veil.relay")
 
@@ -97,6 +100,9 @@ class RelayRole:
         self.forwarded = 0
         self.known = KnownNodes(None)
         self._tls: ssl.SSLContext | None = None
+        self._dir: DhtDriver | None = None  # announces this relay; asked about unknown successors
+        self.announced = False
+        self._verified: dict[tuple[str, int], bytes] = {}  # addresses the DHT vouched for
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
@@ -111,17 +117,41 @@ class RelayRole:
         self.lsock.settimeout(0.5)
         self.port = int(self.lsock.getsockname()[1])
         threading.Thread(target=self._accept_loop, name="relay-accept", daemon=True).start()
+        if self.ctx.config.relay_announce:
+            threading.Thread(target=self._announce, name="relay-announce", daemon=True).start()
         log.info("relay listening on %s:%d", self.ctx.host, self.port)
+
+    def _announce(self) -> None:
+        """Join the DHT as a client (no routing-table entry: a relay is not a storage candidate) and
+        store a signed provider record, with this relay's circuit address, under the relay
+        directory key; the driver republishes it. Retried until the DHT answers."""
+        assert self.ctx is not None
+        drv = DhtDriver(self.ctx.key, f"{self.ctx.host}:{self.port}", announce=False)
+        while not self._stop.is_set():
+            try:
+                drv.join(list(self.ctx.config.relay_announce), timeout=20)
+                break
+            except VeilError as e:
+                log.info("relay: DHT not reachable yet (%s); retrying", e)
+                self._stop.wait(2.0)
+        if self._stop.is_set():
+            drv.stop()
+            return
+        drv.provide(relay_directory_key(), ())
+        drv.start()
+        self._dir, self.announced = drv, True
 
     def stop(self) -> None:
         self._stop.set()
         if self.lsock is not None:
             self.lsock.close()
+        if self._dir is not None:
+            self._dir.stop()
 
     def status(self) -> dict[str, Any]:
         with self._lock:
             return {"port": self.port, "open": self.open, "circuits": self.total, "refused": self.refused,
-                    "bytes_forwarded": self.forwarded}  # fmt: skip
+                    "bytes_forwarded": self.forwarded, "announced": self.announced}  # fmt: skip
 
     # -- circuits ---------------------------------------------------------------------------
     def _accept_loop(self) -> None:
@@ -214,14 +244,16 @@ class RelayRole:
         assert self.ctx is not None
         if ext.node_id == self.ctx.node_id:
             return "a relay does not extend to itself"
-        extra: dict[tuple[str, int], bytes] = {}
-        dht = self.ctx.services.dht
-        if dht is not None:
-            for c in dht.contacts():
-                host, _, port = c.address.rpartition(":")
-                if port.isdigit():
-                    extra[(host, int(port))] = c.node_id
+        extra: dict[tuple[str, int], bytes] = dict(self._verified)
+        for dht in (self.ctx.services.dht, self._dir):
+            if dht is not None:
+                for c in dht.contacts():
+                    host, _, port = c.address.rpartition(":")
+                    if port.isdigit():
+                        extra[(host, int(port))] = c.node_id
         known = self.known.lookup(ext.host, ext.port, extra)
+        if known is None and ext.node_id is not None:
+            known = self._ask_dht(ext)
         if known is None:
             return f"{ext.host}:{ext.port} is not a Veil node this relay knows"
         if known == self.ctx.node_id:
@@ -229,3 +261,25 @@ class RelayRole:
         if ext.node_id is not None and known != ext.node_id:
             return f"{ext.host}:{ext.port} is known under another node id"
         return ""
+
+    def _ask_dht(self, ext: Extend) -> bytes | None:
+        """Is ``ext`` a node or relay the DHT vouches for? A signed node record (storage nodes) or
+        relay-directory record (relays) of that id with that address."""
+        drv = self._dir or (self.ctx.services.dht if self.ctx is not None else None)
+        if drv is None or ext.node_id is None:
+            return None
+        addr = f"{ext.host}:{ext.port}"
+        try:
+            rec = drv.find_node_record(ext.node_id, timeout=5.0)
+            ok = rec is not None and rec.address == addr
+            if not ok:
+                ok = any(r.provider_id == ext.node_id and r.address == addr
+                         for r in drv.find_providers(relay_directory_key(), want=64, timeout=5.0))  # fmt: skip
+        except VeilError:
+            return None
+        if not ok:
+            return None
+        with self._lock:
+            if len(self._verified) < 4096:
+                self._verified[(ext.host, ext.port)] = ext.node_id
+        return ext.node_id

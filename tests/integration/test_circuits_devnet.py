@@ -233,6 +233,48 @@ def test_relays_found_in_the_dht_directory(env: Env, tmp_path: Path) -> None:
     assert out.read_bytes() == src.read_bytes()
 
 
+def _circuits(env: Env) -> int:
+    total = 0
+    for r in env.relays:
+        peer = PeerClient(r.ip, r.port, bytes.fromhex(r.node_id), timeout=10)
+        total += int(peer.call("GET", "/v1/node")["roles"]["relay"]["circuits"])
+        peer.close()
+    return total
+
+
+def test_gateway_fetches_through_circuits(env: Env) -> None:
+    import socket
+    import urllib.request
+
+    data = os.urandom(200_000)
+    cap = _put(env, data, "via-gateway")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = subprocess.Popen([sys.executable, "-m", "veil.cli.main", "gateway", "--anon", "--no-access-log",
+                           "--listen", f"127.0.0.1:{port}", "--network", str(env.network)],
+                          env={**os.environ, "VEIL_HOME": str(env.root / "home")},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        vcap = cap.verify_cap().payload()
+        before = _circuits(env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/files/{vcap}/segments", timeout=60) as r:
+                    body = r.read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or gw.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert len(body) >= len(data)  # sealed segments: the plaintext plus tags, decrypted by the browser
+        assert _circuits(env) > before  # it went through the relays
+    finally:
+        gw.terminate()
+        gw.wait(20)
+
+
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:
     listed = json.loads(env.network.read_text())
     relays = [n for n in listed["nodes"] if "relay_port" in n]

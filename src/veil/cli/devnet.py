@@ -49,10 +49,14 @@ def devnet() -> None:
               help="Ledger validators to create (a Raft cluster; for a new devnet).")
 @click.option("--relays", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Onion relays to create (for a new devnet): `veil get --anon` needs --hops of them (3).")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
+              help="New devnet: storage nodes take shares from anyone, or only with a storage ticket within "
+                   "the uploader's free storage quota (stake); `veil put` then needs a staked wallet.")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, validators: int, relays: int, capacity: str | None, repair_interval: float | None,
+def up(nodes: int, validators: int, relays: int, storage_admission: str, capacity: str | None,
+       repair_interval: float | None,
        repair_threshold: str | None, root: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
 
@@ -61,7 +65,8 @@ def up(nodes: int, validators: int, relays: int, capacity: str | None, repair_in
     d = Devnet(root)
     params, charge = pay_settings(d, **pay)
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
-                        charge=charge, validators=validators, relays=relays)  # fmt: skip
+                        charge=charge, validators=validators, admission=storage_admission == "ticket",
+                        relays=relays)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")

@@ -44,13 +44,14 @@ def _warn(lines: list[str]) -> None:
 def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, payout: str | None, lease_days: int | None,
         wallet_path: Path | None, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
-    from .pay_opts import payout_address
+    from .pay_opts import payout_address, ticket_signer
 
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
     net = open_network(network_path, anon, hops)
     if lease_days is not None and net.anon is not None:
         raise UsageError("--lease talks to the nodes directly; it is not available with --anon yet")
+    net.tickets = ticket_signer(wallet_path)  # nodes that admit by ticket: signed by the wallet
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
@@ -204,10 +205,11 @@ def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path 
     has all n healthy shares afterwards."""
     from veil.client.payer import stop_reason
 
-    from .pay_opts import make_payer, spend_summary
+    from .pay_opts import make_payer, spend_summary, ticket_signer
 
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path, anon, hops)
+    net.tickets = ticket_signer(wallet_path)  # new holders that admit by ticket: charged to the wallet
     payer = make_payer(net, max_spend, wallet_path)
     try:
         res = repair_mod.repair(net, vc, full=full, payer=payer)

@@ -36,6 +36,8 @@ from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.placement import dht_key, permuted, relay_directory_key
 from veil.protocol.transport import StorageTransport
 
+from .tickets import Tickets
+
 __all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
 
 DEFAULT_GATEWAY = "https://127.0.0.1:8080"
@@ -66,6 +68,8 @@ class Network:
     _clients: dict[bytes, PeerClient] = field(default_factory=dict, repr=False)
     # Every storage-node request of the data path goes through this one seam.
     transport: StorageTransport = field(default_factory=TlsTransport, repr=False)
+    # Who signs storage tickets for nodes that admit storage by ticket (client/tickets.py).
+    tickets: Tickets | None = field(default=None, repr=False)
     relay_ports: dict[bytes, int] = field(default_factory=dict)  # node id -> its relay listener's port
     anon: CircuitTransport | None = field(default=None, repr=False)  # set by use_circuits
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
-from veil.devnet.ledger import add_validators, register_nodes
-from veil.devnet.payments import charge_new_nodes, charge_storage_nodes
+from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes
+from veil.devnet.payments import admit_new_nodes, admit_storage_nodes, charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_json_atomic
 from veil.errors import UnavailableError, UsageError, VeilError
@@ -39,7 +39,7 @@ from veil.ledger.params import Params
 from veil.net.client import PeerClient
 
 START_TIMEOUT = 30.0
-STORAGE_ROLES = ["storage", "dht", "repairer"]
+STORAGE_ROLES = ["storage", "dht", "repairer", "mutable"]
 # Every devnet peer is 127.0.0.1, and DHT rate limits are per peer address.
 DEVNET_DHT_RATE = "10000"
 DEFAULT_REPAIR_INTERVAL = "120"
@@ -203,17 +203,25 @@ class Devnet(DevnetFiles):
     def add(self, count: int, args: list[str] | None = None) -> tuple[Network, list[str]]:
         """Add ``count`` storage nodes that join through the running ones; start them."""
         new = self.add_storage_specs(count, list(args or []))
-        if self.config().get("charging"):  # added nodes charge like the others
-            charge_new_nodes(self)
-            new = [s for s in self.specs() if s.name in {n.name for n in new}]
+        charge_new_nodes(self)  # added nodes charge and admit like the others
+        admit_new_nodes(self)
+        new = [s for s in self.specs() if s.name in {n.name for n in new}]
         for spec in new:
             self.start_node(spec)
         self.wait_ready(new)
         self.wait_joined(new)
         net = self.write_network(self.known_ids())
-        if self.config().get("charging"):
-            register_nodes(self)
+        self._fund_nodes()
         return net, [s.name for s in new]
+
+    def _fund_nodes(self) -> None:
+        """On a charging or admitting devnet: bond the storage nodes (the pool's payees) and give each
+        node's own account stake and money, which its repairer and drain pay and sign tickets with."""
+        cfg = self.config()
+        if cfg.get("charging"):
+            register_nodes(self)
+        if cfg.get("charging") or cfg.get("admission"):
+            sponsor_nodes(self)
 
     def kill(self, name: str, wipe: bool = False) -> bool:
         """SIGKILL node ``name`` (a crash). Its data stays (and `up` restarts it) unless ``wipe``:
@@ -240,13 +248,14 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, relays: int = 0,
+        validators: int = 1, admission: bool = False, relays: int = 0,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
         payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
-        ``relays`` relays are added when creating (`veil devnet up` asks for 6).
+        ``admission`` makes every storage node admit storage only by ticket; ``relays`` relays are
+        added when creating (`veil devnet up` asks for 6).
         """
         if not self.exists():
             if "storage" in roles:
@@ -258,6 +267,8 @@ class Devnet(DevnetFiles):
                 self.add_relay_specs(relays)
             if charge is not None:
                 charge_storage_nodes(self, charge)
+            if admission:
+                admit_storage_nodes(self)
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()
@@ -269,8 +280,7 @@ class Devnet(DevnetFiles):
         ids = self.wait_ready(specs)
         self.wait_joined(specs)
         net = self.write_network(ids)
-        if self.config().get("charging"):
-            register_nodes(self)  # bonded nodes are the pool's payees
+        self._fund_nodes()
         return net, started
 
     def add_gateway(self) -> NodeSpec:

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, load_network
+from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
 from veil.gateway.files import FileReader
+from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
@@ -49,7 +51,8 @@ MAX_JSON = 64 * 1024
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".png": "image/png",
                 ".json": "application/json"}
-STATIC_FILES = ("app.js", "veil-format.js", "style.css", "logo.svg")
+STATIC_FILES = ("app.js", "common.js", "upload.js", "folder-app.js", "veil-format.js", "veil-folder.js",
+                "veil-zip.js", "style.css", "logo.svg")
 _local = threading.local()
 
 
@@ -69,10 +72,14 @@ class GatewayConfig:
 class NetworkSource:
     """The network file, re-read when it changes (a devnet writes it after the gateway starts)."""
 
-    def __init__(self, path: Path | None, fixed: Network | None = None, anon_hops: int = 0) -> None:
+    def __init__(self, path: Path | None, fixed: Network | None = None, tickets: Tickets | None = None,
+                 anon_hops: int = 0) -> None:  # fmt: skip
         self.path = path
         self._fixed = fixed
         self.anon_hops = anon_hops
+        self.tickets = tickets  # signs storage tickets for nodes that admit by ticket (the gateway's wallet)
+        if fixed is not None and tickets is not None:
+            fixed.tickets = tickets
         self._lock = threading.Lock()
         self._net: Network | None = None
         self._stamp: tuple[int, int] | None = None
@@ -94,6 +101,7 @@ class NetworkSource:
                 net = load_network(p)
                 if self.anon_hops:  # (TooFewRelays here is the request's error, one line)
                     net.use_circuits(self.anon_hops)
+                net.tickets = self.tickets
                 self._net = net
                 self._stamp = stamp
                 if old is not None:
@@ -108,9 +116,14 @@ def _static_bytes(name: str) -> bytes:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.network = NetworkSource(config.network_path, config.network, config.anon_hops)
+        w = config.wallet
+        # Browser uploads to nodes that admit storage by ticket are charged to the gateway's account.
+        self.network = NetworkSource(config.network_path, config.network,
+                                     Tickets(lambda: w.wallet.key) if w is not None else None,
+                                     config.anon_hops)  # fmt: skip
         self.uploads = UploadManager(self.network, config.max_uploads)
         self.files = FileReader(self.network, wallet=config.wallet)
+        self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
         self.static = {name: _static_bytes(name) for name in STATIC_FILES}
         self.sw = _static_bytes("sw.js")
@@ -128,6 +141,7 @@ class Gateway:
         r.add("GET", "/", self._page("upload"))
         r.add("GET", "/embed", self._page("embed"))
         r.add("GET", "/f/{verify}", self._page("file"))
+        r.add("GET", "/d/{slot}", self._page("folder"))
         r.add("GET", "/dl/{token}", self._page("nohelper", status=404))
         r.add("GET", "/static/{name}", self._wrap(self.static_file))
         r.add("GET", "/sw.js", self._wrap(self.service_worker))
@@ -143,6 +157,8 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
+        r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
+        r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -350,6 +366,7 @@ class Gateway:
             self.server.server_close()
             self.server = None
         self.uploads.close()
+        self.slots.close()
         if self.config.wallet is not None:
             self.config.wallet.close()
 

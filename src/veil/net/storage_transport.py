@@ -18,6 +18,7 @@ from veil.format.fields import require_map
 from veil.protocol import storage as sp
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest
+from veil.protocol.tickets import TICKET_HEADER
 from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing
 
 from .client import PeerClient, raise_for_reply
@@ -42,6 +43,10 @@ def parse_root(v: Any, where: str) -> bytes:
     if not isinstance(root, bytes) or len(root) != 32:
         raise RemoteError(f"{where}: bad reply to commit (no root)")
     return root
+
+
+def _ticket(ticket: str | None) -> dict[str, str] | None:
+    return {TICKET_HEADER: ticket} if ticket is not None else None
 
 
 class TlsTransport:
@@ -70,13 +75,15 @@ class TlsTransport:
         for c in clients:
             c.close()
 
-    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float) -> Any:
+    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float,
+              headers: dict[str, str] | None = None) -> Any:  # fmt: skip
         with self._slots:
-            return self.peer(node).call(method, path, value, deadline=timeout)
+            return self.peer(node).call(method, path, value, deadline=timeout, headers=headers)
 
     # -- StorageTransport ----------------------------------------------------------------
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
-        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout)
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
+        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout, _ticket(ticket))
         uid = reply.get("id") if isinstance(reply, dict) else None
         if not isinstance(uid, str) or not uid.isalnum() or len(uid) > 64:
             raise RemoteError(f"{node.label}: bad reply to upload request")
@@ -98,9 +105,10 @@ class TlsTransport:
         except Exception:  # best effort by contract: the node reaps idle sessions itself
             pass
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         with self._slots:
-            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, deadline=timeout)
+            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, _ticket(ticket), deadline=timeout)
         return parse_root(r.cbor(), node.label)
 
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:

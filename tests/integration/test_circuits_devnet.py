@@ -193,6 +193,7 @@ def test_anonymous_files_round_trip_and_nobody_sees_both_ends(env: Env) -> None:
         assert not (pred == CLIENT_IP and ln["next"] in storage_addrs), f"a relay saw both the client and a node: {ln}"
     assert any(ln["peer"].startswith(CLIENT_IP + ":") for ln in hops)  # entries saw the client ...
     assert any(ln["next"] in storage_addrs for ln in hops)  # ... and exits the nodes
+    assert not [ln for ln in lines if ln["who"] == "client" and ln["kind"] == "direct"]  # nothing bypassed them
     client_lines = [ln for ln in lines if ln["kind"] == "client"]
     assert client_lines and all(ln["peer"].startswith(CLIENT_IP + ":") and ln["next"] in relay_addrs
                                 for ln in client_lines)  # fmt: skip
@@ -273,6 +274,35 @@ def test_gateway_fetches_through_circuits(env: Env) -> None:
     finally:
         gw.terminate()
         gw.wait(20)
+
+
+def test_dht_lookups_go_over_circuits_too(env: Env, tmp_path: Path) -> None:
+    # DHT discovery (bootstrap addresses, no storage nodes listed), relays listed: the client
+    # finds storage nodes and share holders with DHT lookups, and those must not reach a node directly.
+    listed = json.loads(env.network.read_text())
+    dht_net = tmp_path / "dht.json"
+    dht_net.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(),
+                                   "nodes": [n for n in listed["nodes"] if "relay_port" in n]}))  # fmt: skip
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(250_000))
+    for p in env.trace.glob("*.jsonl"):
+        p.unlink()
+    run = {**os.environ, "VEIL_HOME": str(env.root / "home"), "VEIL_NETWORK": str(dht_net),
+           "VEIL_ANON": "1", "VEIL_ANON_SOURCE": "127.0.0.3"}  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "put", "-q", "-n", "5", "--happy", "5", str(src)],
+                       env=run, capture_output=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr.decode()
+    out = tmp_path / "out.bin"
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "get", "-q", "-o", str(out), p.stdout.decode().strip()],
+                       env=run, capture_output=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr.decode()
+    assert out.read_bytes() == src.read_bytes()
+    lines = _trace(env)
+    seen = {ln["peer"].rpartition(":")[0] for ln in lines if ln["kind"] == "accept" and ln["who"] in env.storage}
+    assert "127.0.0.3" not in seen, "a storage node saw the client (a DHT lookup went direct)"
+    direct = [ln for ln in lines if ln["who"] == "client" and ln["kind"] == "direct"]
+    assert not direct, f"the client connected to nodes directly: {direct[:3]}"
+    assert any(ln["who"] == "client" and ln["kind"] == "client" for ln in lines)  # (its circuits are traced)
 
 
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:

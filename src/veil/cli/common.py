@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,8 +49,8 @@ def open_network(path: Path | None, anon: bool | None = False, hops: int | None 
 
     net = load_network(path)
     use, n = anon_setting(anon, hops)
-    if use:
-        net.use_circuits(n)
+    if use:  # VEIL_ANON_SOURCE: the local address circuits leave from (multi-homed hosts, the tests)
+        net.use_circuits(n, source=os.environ.get("VEIL_ANON_SOURCE") or None)
     return net
 
 

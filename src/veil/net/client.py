@@ -31,6 +31,7 @@ from veil.errors import (
 )
 from veil.format import cbor
 from veil.format.remote_text import clean
+from veil.net import trace
 from veil.net.deadline import WATCHDOG, Watch
 from veil.net.tls import check_pin, client_context
 from veil.protocol.transport import DeadlineExceeded
@@ -86,6 +87,7 @@ class _Conn(http.client.HTTPSConnection):
             super().connect()
             assert isinstance(self.sock, ssl.SSLSocket)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            trace.record("direct", self.sock.getsockname(), f"{self.host}:{self.port}")  # no-op unless tracing
         else:  # a tunnel (a socket pair's end): the same TLS, no TCP options
             raw = self._dial((self.host, self.port), self.timeout or DEFAULT_TIMEOUT, None)
             raw.settimeout(self.timeout)

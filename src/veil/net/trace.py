@@ -3,7 +3,9 @@
 Off unless ``VEIL_TRACE_DIR`` names a directory. Then every accepted connection of a node's
 server, every circuit a relay carries (predecessor and successor) and every connection a
 client opens appends one JSON line to ``<dir>/<label>-<pid>.jsonl``:
-``{"who": label, "kind": "accept"|"relay"|"client", "peer": "ip:port", "next": "host:port"}``.
+``{"who": label, "kind": "accept"|"relay"|"client"|"direct", "peer": "ip:port", "next": "host:port"}``
+(``client``: the first hop of a circuit, from the client's side; ``direct``: a pinned
+connection straight to a node, ``peer`` being the local address).
 It records only addresses, never what was asked; it exists so a test can show who saw whom.
 """
 

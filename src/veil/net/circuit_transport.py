@@ -82,7 +82,8 @@ class CircuitTransport(TlsTransport):
         self.rng = rng or random.SystemRandom()
         self.warnings: list[str] = []
         self.circuits: list[Circuit] = []
-        self.build_times: list[float] = []
+        self.build_times: list[float] = []  # the last 1,000
+        self.built = 0
         self.avoid: set[bytes] = set()
         self._exit_use: collections.Counter[bytes] = collections.Counter()
         self._exit_of: dict[bytes, bytes] = {}
@@ -128,8 +129,11 @@ class CircuitTransport(TlsTransport):
                 continue
             assert circ.sock is not None and circ.machine.ready_after is not None
             with self._mu:
+                now = time.monotonic()  # forget circuits long gone (a gateway builds them for ever)
+                self.circuits = [c for c in self.circuits if c.ended_at is None or now - c.ended_at < RECENT]
                 self.circuits.append(circ)
-                self.build_times.append(circ.machine.ready_after)
+                self.build_times = [*self.build_times[-999:], circ.machine.ready_after]
+                self.built += 1
             return circ.sock
         assert last is not None
         raise CircuitError(f"no circuit to {node.label} after {MAX_BUILDS} tries: {last}", last.blame)
@@ -204,5 +208,5 @@ class CircuitTransport(TlsTransport):
 
     def stats(self) -> dict[str, Any]:
         with self._mu:
-            return {"circuits": len(self.circuits), "build_times": list(self.build_times),
+            return {"circuits": self.built, "build_times": list(self.build_times),
                     "exits": len(set(self._exit_of.values())), "avoided": len(self.avoid)}  # fmt: skip

@@ -113,9 +113,17 @@ def splice(a: socket.socket, b: socket.socket, *, idle: float, lifetime: float,
                 return end
             if any(isinstance(s, ssl.SSLSocket) and s.pending() for s in (a, b)):
                 continue
-            rd = [d.src for d in (ab, ba) if not d.buf and not d.eof]
-            wr = [d.dst for d in (ab, ba) if d.buf]
-            select.select(rd, wr, [], min(1.0, idle))
+            # poll, not select: a busy relay holds more than select's 1024 descriptors
+            want: dict[int, int] = {}
+            for d in (ab, ba):
+                if d.buf:
+                    want[d.dst.fileno()] = want.get(d.dst.fileno(), 0) | select.POLLOUT
+                elif not d.eof:
+                    want[d.src.fileno()] = want.get(d.src.fileno(), 0) | select.POLLIN
+            poller = select.poll()
+            for fd, ev in want.items():
+                poller.register(fd, ev)
+            poller.poll(min(1.0, idle) * 1000)
     finally:
         end.a_to_b, end.b_to_a = ab.moved, ba.moved
         if on_end is not None:

@@ -305,6 +305,17 @@ def test_dht_lookups_go_over_circuits_too(env: Env, tmp_path: Path) -> None:
     assert any(ln["who"] == "client" and ln["kind"] == "client" for ln in lines)  # (its circuits are traced)
 
 
+def test_circuits_command_shows_hops_and_build_times(env: Env) -> None:
+    p = env.veil("circuits", "--hops", "3", "--count", "5")
+    assert p.returncode == 0, p.stderr.decode()
+    out = p.stdout.decode().splitlines()
+    assert out[0] == f"{RELAYS} relays known; 3-hop circuits to {NODES} storage nodes:"
+    rows = [line for line in out[1:] if " via " in line]
+    assert len(rows) == NODES and all(r.count(" > ") == 2 and "built in" in r for r in rows), out
+    exits = {r.split(" > ")[-1].split("  built")[0] for r in rows}
+    assert len(exits) == NODES  # a different exit for every node (6 relays, 5 nodes)
+
+
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:
     listed = json.loads(env.network.read_text())
     relays = [n for n in listed["nodes"] if "relay_port" in n]

@@ -316,6 +316,48 @@ def test_circuits_command_shows_hops_and_build_times(env: Env) -> None:
     assert len(exits) == NODES  # a different exit for every node (6 relays, 5 nodes)
 
 
+def test_circuits_that_cannot_be_built_end_in_one_line_not_a_hang(env: Env, tmp_path: Path) -> None:
+    # Three "relays" that accept TCP and never speak TLS (as a stalled relay does): every build
+    # times out at its entry, which is named and left out, until too few are left.
+    import socket
+    import threading
+
+    mutes = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold(ls: socket.socket) -> None:
+        ls.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(ls.accept()[0])
+            except TimeoutError:
+                pass
+
+    threads = [threading.Thread(target=hold, args=(ls,), daemon=True) for ls in mutes]
+    for t in threads:
+        t.start()
+    try:
+        listed = json.loads(env.network.read_text())
+        listed["nodes"] = [n for n in listed["nodes"] if "relay_port" not in n] + [
+            {"name": f"mute-{i}", "host": "127.0.0.1", "port": 1, "relay_port": ls.getsockname()[1],
+             "node_id": bytes([i + 1]).hex() * 32, "roles": ["relay"]} for i, ls in enumerate(mutes)]  # fmt: skip
+        bad = tmp_path / "mute.json"
+        bad.write_text(json.dumps(listed))
+        cap = _put(env, os.urandom(50_000), "unreachable-by-circuit").to_string()
+        p = env.veil("get", "--anon", "--network", str(bad), "-o", str(tmp_path / "out"), cap)
+        err = p.stderr.decode().strip().splitlines()
+        assert p.returncode == 5, err
+        assert [line for line in err if line.startswith("veil: error:")] == [err[-1]]
+        assert "mute-" in err[-1] and "did not answer within" in err[-1], err  # the stalled relay, named
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for s in held + mutes:
+            s.close()
+
+
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:
     listed = json.loads(env.network.read_text())
     relays = [n for n in listed["nodes"] if "relay_port" in n]

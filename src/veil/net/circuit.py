@@ -40,7 +40,7 @@ from veil.protocol.circuit import (
     parse_reply,
 )
 
-BUILD_TIMEOUT = 10.0  # seconds for the whole telescoping
+BUILD_TIMEOUT = 5.0  # seconds for the whole telescoping (under the 10 s of a control request)
 IDLE = 300.0  # a splice with no byte either way for this long ends (the pool drops the circuit)
 LIFETIME = 3600.0
 

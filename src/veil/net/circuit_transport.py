@@ -85,6 +85,7 @@ class CircuitTransport(TlsTransport):
         self.build_times: list[float] = []  # the last 1,000
         self.built = 0
         self.avoid: set[bytes] = set()
+        self._why: dict[bytes, str] = {}  # why each avoided relay is avoided
         self._exit_use: collections.Counter[bytes] = collections.Counter()
         self._exit_of: dict[bytes, bytes] = {}
         self._probed: dict[bytes, float] = {}
@@ -108,8 +109,13 @@ class CircuitTransport(TlsTransport):
 
     def _path(self, node: NodeInfo) -> list[Hop]:
         with self._mu:
-            path = choose_path(self.relays, node.node_id, self.hops, self._exit_use, self.avoid, self.rng,
-                               prefer_exit=self._exit_of.get(node.node_id))  # fmt: skip
+            try:
+                path = choose_path(self.relays, node.node_id, self.hops, self._exit_use, self.avoid, self.rng,
+                                   prefer_exit=self._exit_of.get(node.node_id))  # fmt: skip
+            except TooFewRelays as e:
+                if not self._why:
+                    raise
+                raise TooFewRelays(f"{e}: {'; '.join(list(self._why.values())[:3])}") from None
             if self._exit_of.get(node.node_id) != path[-1].node_id:
                 self._exit_of[node.node_id] = path[-1].node_id
                 self._exit_use[path[-1].node_id] += 1
@@ -143,6 +149,7 @@ class CircuitTransport(TlsTransport):
             if nid is None or nid in self.avoid:
                 return
             self.avoid.add(nid)
+            self._why[nid] = why
             if nid in self._exit_use:
                 self._exit_use[nid] = 1 << 30  # never again the least-used exit
             self.warnings.append(f"{why}; circuits are rebuilt through other relays")

@@ -213,6 +213,8 @@ def test_cli_anon_with_one_and_five_hops(env: Env, tmp_path: Path) -> None:
     assert out.read_bytes() == src.read_bytes()
     p = env.veil("check", "--anon", "--hops", "2", vcap)
     assert p.returncode == 0 and b"healthy: 5 of 5 shares" in p.stdout, p.stderr.decode()
+    p = env.veil("repair", "--anon", vcap)
+    assert p.returncode == 0 and b"nothing to repair" in p.stdout, p.stderr.decode()
     pe = subprocess.run([sys.executable, "-m", "veil.cli.main", "info", cap], capture_output=True, timeout=300,
                         env={**os.environ, "VEIL_HOME": str(env.root / "home"), "VEIL_NETWORK": str(env.network),
                              "VEIL_ANON": "1"})  # fmt: skip

@@ -214,3 +214,12 @@ def test_splice_idle_deadline() -> None:
 
 def test_client_context_is_tls13_only() -> None:  # nested layers inherit it
     assert client_context().minimum_version is ssl.TLSVersion.TLSv1_3
+
+
+def test_a_relay_that_could_reach_nobody_is_refused_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(tmp_path / "r"),
+                        "--role", "relay"], capture_output=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2 and b"the relay role needs --network FILE or --relay-announce" in p.stderr

@@ -153,6 +153,9 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
 
         parse_threshold(repair_threshold)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if "relay" in role_list and not (network_path or relay_announce or bootstrap):
+        raise click.UsageError("the relay role needs --network FILE or --relay-announce HOST:PORT "
+                               "(it extends circuits only to nodes it knows from them)")
     if validators:
         from veil.client.ledger_client import parse_endpoints
 

@@ -10,7 +10,9 @@ download, locate, check and repair run end to end in a unit test.
 Faults, per node (``grid.nodes[i]``): ``dead`` (every request fails as unreachable), ``stall``
 (seconds each request hangs before it is served, ``stall_reads`` only range reads; past the caller's deadline it fails with
 ``DeadlineExceeded`` as a dripping node would), ``corrupt`` (range replies have one block byte
-flipped), ``full`` (uploads refused with 507). Every request is counted per node and kind in
+flipped), ``full`` (uploads refused with 507), ``slot_reply`` (a function through which the
+node's answers to mutable slot reads pass: a stale or lying node). Each node also keeps mutable
+slots in a real ``MutableStore`` (``slots``), as the ``mutable`` role does. Every request is counted per node and kind in
 ``requests``, so tests can assert how many exchanges an operation took.
 """
 
@@ -20,6 +22,7 @@ import os
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +36,12 @@ from veil.errors import (
     UsageError,
     VeilError,
 )
+from veil.format.mutable import Checkstring
+from veil.protocol.mutable import VersionInfo
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest, parse_range_head
-from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing
+from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing, SlotWrite
+from veil.storage.mutable import MutableStore, SlotConflict
 from veil.storage.store import ConflictError, ShareStore
 
 
@@ -48,7 +54,14 @@ class GridNode:
     stall_reads: float = 0.0  # only range reads hang (the node lists its shares promptly)
     corrupt: bool = False
     full: bool = False
+    slots: MutableStore | None = None
+    slot_reply: Callable[[bytes | None], bytes | None] | None = None
     requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def mutable(self) -> MutableStore:
+        assert self.slots is not None
+        return self.slots
 
     @property
     def label(self) -> str:
@@ -67,7 +80,8 @@ class Grid:
         nid = os.urandom(32)  # node ids are hashes of keys; the grid needs no key
         name = name or f"grid{len(self.nodes)}"
         info = NodeInfo("grid", 1 + len(self.nodes), nid, name)
-        node = GridNode(info, ShareStore(self.root / name, capacity))
+        node = GridNode(info, ShareStore(self.root / name, capacity),
+                        slots=MutableStore(self.root / f"{name}-slots.sqlite"))
         self.nodes.append(node)
         return node
 
@@ -82,6 +96,11 @@ class Grid:
         shutil.rmtree(node.store.root, ignore_errors=True)
         node.store.close()
         node.store = ShareStore(node.store.root, node.store.capacity)
+        path = self.root / f"{node.info.name}-slots.sqlite"
+        node.mutable.close()
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            p.unlink(missing_ok=True)
+        node.slots = MutableStore(path)
 
     def network(self) -> Network:
         return Network(nodes=[n.info for n in self.nodes], transport=GridTransport(self))
@@ -98,6 +117,7 @@ class Grid:
         self._woken.set()
         for n in self.nodes:
             n.store.close()
+            n.mutable.close()
 
 
 class GridTransport:
@@ -197,6 +217,26 @@ class GridTransport:
             raise RemoteError(f"node {g.label}: reply of {len(data)} bytes is larger than expected")
         into[: len(data)] = data
         return RangeAnswer(200, into[: len(data)], len(data))
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        g = self._enter(node, "slot-get", timeout)
+        raw = g.mutable.get(slot, seq)
+        return g.slot_reply(raw) if g.slot_reply is not None else raw
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        g = self._enter(node, "slot-put", timeout)
+        try:
+            g.mutable.put(slot, record, expect)
+        except SlotConflict as e:
+            return SlotWrite(False, g.slot_reply(e.current) if g.slot_reply is not None else e.current)
+        except VeilError as e:
+            raise self._wire(g, e) from e
+        return SlotWrite(True)
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[VersionInfo]:
+        return self._enter(node, "slot-versions", timeout).mutable.versions(slot)
 
     def close(self) -> None:
         pass

@@ -195,3 +195,30 @@ def write_slot(net: Network, sn: SlotNodes, key: SigningKey, latest: Latest, bui
             return res
         att = res
         time.sleep(backoff(cas.attempts, rng))
+
+
+def census(net: Network, sn: SlotNodes) -> SlotRead:
+    """Every node's answer (for check and repair): who holds the current version, who does not."""
+    held: dict[int, bytes | None] = {}
+    problems: list[str] = []
+    _get(net, sn, list(range(sn.n)), None, held, problems)
+    latest = pick_latest(held, sn.slot, sn.n, sn.happy)
+    return SlotRead(latest, held, problems)
+
+
+def heal_slot(net: Network, sn: SlotNodes, got: SlotRead) -> int:
+    """Put the current version on the slot's nodes that answered without it (each fast-forwards
+    from what it holds, if the version names that as a parent); how many now hold it."""
+    rec = got.latest.record
+    if rec is None:
+        return 0
+    expects: dict[int, Checkstring | None] = {}
+    for i, raw in got.held.items():
+        if i in got.latest.holders:
+            continue
+        try:
+            expects[i] = parse_record(raw, sn.slot).checkstring if raw is not None else None
+        except IntegrityError:
+            expects[i] = None  # it answered garbage; an empty node takes any version
+    replies = put_everywhere(net, sn, rec, expects)
+    return len(got.latest.holders) + sum(1 for r in replies.values() if isinstance(r, Accepted))

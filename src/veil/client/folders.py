@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from veil.errors import NotFoundError, UsageError, WriteConflictError
+from veil.errors import IntegrityError, NotFoundError, UsageError, WriteConflictError
 from veil.format.folder import FOLDER, Entry
 from veil.format.folder_caps import (
     FolderCap,
@@ -77,7 +77,12 @@ def child_caps(parent: Snapshot | tuple[FolderReadCap, FolderWriteCap | None], e
         raise UsageError(f"{shown(e.name)} is a file, not a folder")
     rc = parse_folder_cap(e.cap)
     assert isinstance(rc, FolderReadCap)
-    wc = open_child_write_cap(pw, rc.slot_id, e.wcap) if pw is not None and e.wcap is not None else None
+    wc = None
+    if pw is not None and e.wcap is not None:
+        try:
+            wc = open_child_write_cap(pw, rc.slot_id, e.wcap)
+        except IntegrityError:
+            wc = None  # sealed for another parent, or tampered with: read-only from here
     return rc, wc
 
 

@@ -109,7 +109,8 @@ def health_r(cap: str, fix: bool, full: bool, as_json: bool, network_path: Path 
         state = "ok" if h.ok else (f"PROBLEM: {h.problem}" if h.problem else "not healthy")
         what = "nodes" if h.kind == "folder" else "shares"
         change = f"{h.before} -> {h.healthy}" if fix and h.before != h.healthy else f"{h.healthy}"
-        click.echo(clean(f"{h.kind:<6} {h.cap[:30]}…  {change} of {h.total} {what}  {state}"))
+        gone = f" ({h.unreachable} unreachable)" if h.unreachable else ""
+        click.echo(clean(f"{h.kind:<6} {h.cap[:30]}…  {change} of {h.total} {what}{gone}  {state}"))
 
     walk_health(net, vcap, report, fix=fix, full=full)
     bad = [h for h in items if not h.ok]

@@ -37,10 +37,13 @@ class Health:
     total: int
     before: int
     problem: str = ""
+    unreachable: int = 0  # a folder's nodes that did not answer (they cannot be healed)
+    need: int = 0  # a folder is healthy when every reachable node holds it and at least this many
 
     @property
     def ok(self) -> bool:
-        return not self.problem and self.healthy >= self.total
+        return (not self.problem and self.healthy + self.unreachable >= self.total
+                and self.healthy >= (self.need or self.total))
 
 
 Report = Callable[[Health], None]
@@ -73,8 +76,9 @@ def walk_health(net: Network, vcap: FolderVerifyCap, report: Report, fix: bool =
         report(Health("folder", vcap.to_string(), 0, sn.n, 0, "no node holds a valid version of this folder"))
         return
     before = len(got.latest.holders)
-    after = heal_slot(net, sn, got) if fix and before < sn.n else before
-    report(Health("folder", vcap.to_string(), after, sn.n, before))
+    gone = sn.n - len(got.held)
+    after = heal_slot(net, sn, got) if fix and before + gone < sn.n else before
+    report(Health("folder", vcap.to_string(), after, sn.n, before, unreachable=gone, need=sn.happy))
     try:
         index = open_index(vcap, rec.seq, rec.payload, ROOT)
     except VeilError as e:

@@ -21,31 +21,49 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import random
 import stat
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from veil.errors import UsageError
+from veil.errors import UnavailableError, UsageError
 from veil.format.caps import parse_read_cap
 from veil.format.folder import FILE, FOLDER, Entry
 from veil.format.folder_caps import FolderWriteCap, new_folder
 from veil.format.names import MAX_PATH_DEPTH, fold, local_names, name_problem, shown
 from veil.format.names import normalise as nfc_name
 
-from .download import download
+from .download import DownloadResult, download
 from .folders import Snapshot, child_caps, create_folder, folder_entry, read_folder
 from .network import Network
 from .output import AtomicOutput
 from .progress import Progress, nothing
-from .upload import SMALL_FILE, upload
+from .upload import SMALL_FILE, UploadResult, upload
 
-SMALL_PARALLEL = 16
+SMALL_PARALLEL = 8
 LARGE_PARALLEL = 2
 FOLDER_PARALLEL = 8
+RETRIES = 4  # a file whose upload or download found too few nodes free is tried again
 Warn = Callable[[str], None]
+T = TypeVar("T")
+
+
+def retried(what: Callable[[], T]) -> T:
+    """``what()``, tried again after a jittered pause when too few nodes were free (nodes answer
+    503 busy when one client address has too many requests in flight; a devnet is all one address)."""
+    for attempt in range(RETRIES):
+        try:
+            return what()
+        except UnavailableError:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.2, 0.5) * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -103,8 +121,13 @@ def _upload_file(net: Network, name: str, path: Path, size: int, mtime: int, pro
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from e
     mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+    def once() -> UploadResult:
+        f.seek(0)
+        return upload(net, f, size, name, mime=mime, progress=progress, mtime=mtime)
+
     with f:
-        res = upload(net, f, size, name, mime=mime, progress=progress, mtime=mtime)
+        res = retried(once)
     return Entry(name=name, kind=FILE, cap=res.cap.to_string(), size=size, mtime=mtime, mime=mime)
 
 
@@ -147,7 +170,7 @@ def put_tree(net: Network, tree: LocalDir, progress: Progress = nothing) -> tupl
         for sub in d.dirs:
             entries[id(d)][sub.name] = folder_entry(d.wcap, sub.name, sub.wcap, int(sub.path.stat().st_mtime))
     with ThreadPoolExecutor(FOLDER_PARALLEL, thread_name_prefix="put-folder") as ex:
-        for _ in ex.map(lambda d: create_folder(net, entries[id(d)], d.wcap), dirs):
+        for _ in ex.map(lambda d: retried(lambda: create_folder(net, entries[id(d)], d.wcap)), dirs):
             pass
     return tree.wcap, stats
 
@@ -210,8 +233,12 @@ def get_tree(net: Network, plan: Plan, dest: Path, progress: Progress = nothing)
 
     def one(job: tuple[Path, Entry]) -> None:
         target, e = job
-        with AtomicOutput(str(target), force=True) as f:
-            res = download(net, parse_read_cap(e.cap), f, progress=bar)
+
+        def once() -> DownloadResult:
+            with AtomicOutput(str(target), force=True) as f:
+                return download(net, parse_read_cap(e.cap), f, progress=bar)
+
+        res = retried(once)
         if res.manifest.size != e.size:
             with lock:
                 warnings.append(f"{target}: the folder said {e.size} bytes, the file has {res.manifest.size}")

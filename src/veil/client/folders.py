@@ -171,8 +171,8 @@ def create_folder(net: Network, entries: dict[str, Entry] | None = None,
     items = dict(entries or {})
 
     def build(att: Attempt) -> tuple[bytes, list[SlotRecord]]:
-        if att.base is not None:  # someone holds this brand-new slot: never build on it
-            raise WriteConflictError("a new folder's slot is already taken; nothing was saved")
+        # A base can only be an earlier try of ours (nobody else holds this fresh seed): the
+        # content is the same whatever it held, so building on it makes a retry idempotent.
         return seal_content(net, wcap, att.seq, items), []
 
     write_slot(net, sn, wcap.signing_key, Latest(None, True, (), ()), build)

@@ -4,8 +4,8 @@ Upload: the local tree is scanned first (symlinks and special files skipped with
 names checked and normalised to NFC, a pair of names that one file system would merge
 refused) so nothing is uploaded for a tree that cannot be stored. Then every file is uploaded,
 many at once over the network's shared, pooled connections (small files by the one-shot path:
-about one round trip each), bounded in flight: SMALL_PARALLEL small files, LARGE_PARALLEL
-large ones. Finally every folder of the tree is written once, with all its entries, in
+about one round trip each), bounded in flight: SMALL_PARALLEL small files (GET_PARALLEL on the
+way down), LARGE_PARALLEL large ones. Finally every folder of the tree is written once, with all its entries, in
 parallel (each a fresh slot; a subfolder's write cap sealed into its parent's entry).
 
 Download: the folder tree is read and planned first (every name mapped with names.local_names:
@@ -46,6 +46,7 @@ from .progress import Progress, nothing
 from .upload import SMALL_FILE, UploadResult, upload
 
 SMALL_PARALLEL = 8
+GET_PARALLEL = 16
 LARGE_PARALLEL = 2
 FOLDER_PARALLEL = 8
 RETRIES = 4  # a file whose upload or download found too few nodes free is tried again
@@ -248,7 +249,7 @@ def get_tree(net: Network, plan: Plan, dest: Path, progress: Progress = nothing)
             except (OSError, OverflowError, ValueError):
                 pass
 
-    with ThreadPoolExecutor(SMALL_PARALLEL, thread_name_prefix="get-small") as small, \
+    with ThreadPoolExecutor(GET_PARALLEL, thread_name_prefix="get-small") as small, \
             ThreadPoolExecutor(LARGE_PARALLEL, thread_name_prefix="get-large") as large:
         futs = [(large if e.size > SMALL_FILE else small).submit(one, (t, e)) for t, e in plan.files]
         try:

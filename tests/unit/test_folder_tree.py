@@ -165,3 +165,32 @@ def test_check_and_repair_a_tree_with_its_verify_cap(grid: Grid, tmp_path: Path)
     walk_health(net, wcap.verify_cap(), after.append)
     assert all(h.ok for h in after), [h for h in after if not h.ok]
     assert lost.mutable.get(wcap.slot_id) is not None
+
+
+def test_a_paged_tree_is_walked_checked_and_repaired(grid: Grid, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.client.folder_health import Health, walk_health
+    from veil.format import folder_pages
+
+    monkeypatch.setattr(folder_pages, "INLINE_MAX", 1500)  # small pages, so a few files make several
+    monkeypatch.setattr(folder_pages, "PAGE_TARGET", 800)
+    src = tmp_path / "paged"
+    src.mkdir()
+    for i in range(30):
+        (src / f"file-{i:02d}").write_bytes(os.urandom(100 + i))
+    net = grid.network()
+    wcap, _ = put_tree(net, scan(src, lambda _: None))
+    snap = read_folder(net, wcap.read_cap())
+    assert len(snap.content.pages) >= 3 and len(snap.entries) == 30
+    dest = tmp_path / "paged.out"
+    get_tree(net, plan_tree(net, snap, dest, force=False), dest)
+    assert _tree(dest) == _tree(src)
+    seen: list[Health] = []
+    walk_health(net, wcap.verify_cap(), seen.append)
+    kinds = [h.kind for h in seen]
+    assert kinds.count("page") == len(snap.content.pages) and kinds.count("file") == 30 and all(h.ok for h in seen)
+    grid.wipe(grid.nodes[0])
+    walk_health(net, wcap.verify_cap(), lambda h: None, fix=True)
+    after: list[Health] = []
+    walk_health(net, wcap.verify_cap(), after.append)
+    assert len(after) == len(seen) and all(h.ok for h in after)

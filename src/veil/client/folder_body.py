@@ -20,6 +20,7 @@ from veil.errors import IntegrityError
 from veil.format.caps import parse_read_cap
 from veil.format.folder import Entry, Listing, PageRef, sorted_listing
 from veil.format.folder_caps import FolderReadCap, FolderWriteCap
+from veil.format import folder_pages
 from veil.format.folder_pages import fits_inline, page_for, paginate, plan_page_update
 from veil.format.folder_seal import PAGE, open_body, seal_body
 from veil.format.mutable import SlotRecord
@@ -109,7 +110,7 @@ def seal_content(net: Network, wcap: FolderWriteCap, seq: int, entries: dict[str
             refs += [_upload_page(net, wcap, g) for g in plan_page_update(groups[i], i).groups]
     else:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-up") as ex:
-            refs = list(ex.map(lambda g: _upload_page(net, wcap, g), paginate(ordered)))
+            refs = list(ex.map(lambda g: _upload_page(net, wcap, g), paginate(ordered, folder_pages.PAGE_TARGET)))
     if refs and refs[0].first != "":
         refs[0] = PageRef("", refs[0].count, refs[0].cap)
     return seal_body(wcap, seq, Listing(pages=tuple(refs)))

@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from veil.errors import IntegrityError
+from veil.format import folder_pages
 from veil.format.caps import parse_read_cap
 from veil.format.folder import Entry, Listing, PageRef, sorted_listing
 from veil.format.folder_caps import FolderReadCap, FolderWriteCap
-from veil.format import folder_pages
 from veil.format.folder_pages import fits_inline, page_for, paginate, plan_page_update
 from veil.format.folder_seal import PAGE, open_body, seal_body
 from veil.format.mutable import SlotRecord

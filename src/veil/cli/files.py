@@ -54,7 +54,9 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
     if recursive:
         from .trees import put_r
 
-        put_r(file, to, quiet, network_path)
+        if payout is not None or lease_days is not None:
+            raise UsageError("--payout and --lease are not supported with -r yet")
+        put_r(file, to, quiet, network_path, k, n, happy)
         return
     if to is not None:
         raise UsageError("--to needs -r (a single file is linked into a folder with `veil ln CAP FOLDER/name`)")

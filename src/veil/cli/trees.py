@@ -27,7 +27,8 @@ def _warn(lines: list[str]) -> None:
         click.echo(f"veil: warning: {clean(w)}", err=True)
 
 
-def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None) -> None:
+def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: int = 3, n: int = 10,
+          happy: int | None = None) -> None:  # fmt: skip
     if not src.is_dir():
         raise UsageError(f"{src}: not a directory (put -r uploads a directory tree)")
     warnings: list[str] = []
@@ -46,7 +47,7 @@ def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None) -> 
     _warn(warnings)
     total = sum(f[2] for d in tree.walk() for f in d.files)
     with progress_bar(f"uploading {src.name or src}", total, quiet) as bar:
-        wcap, stats = put_tree(net, tree, progress=bar)
+        wcap, stats = put_tree(net, tree, progress=bar, k=k, n=n, happy=happy)
     if dest is not None:
         add_entry(net, dest, folder_entry(writable(dest), name, wcap))
     if not quiet:

@@ -116,7 +116,8 @@ def scan(root: Path, warn: Warn, depth: int = 0) -> LocalDir:
     return node
 
 
-def _upload_file(net: Network, name: str, path: Path, size: int, mtime: int, progress: Progress) -> Entry:
+def _upload_file(net: Network, name: str, path: Path, size: int, mtime: int, progress: Progress,
+                 coding: tuple[int, int, int | None]) -> Entry:  # fmt: skip
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -125,7 +126,8 @@ def _upload_file(net: Network, name: str, path: Path, size: int, mtime: int, pro
 
     def once() -> UploadResult:
         f.seek(0)
-        return upload(net, f, size, name, mime=mime, progress=progress, mtime=mtime)
+        k, n, happy = coding
+        return upload(net, f, size, name, mime=mime, progress=progress, mtime=mtime, k=k, n=n, happy=happy)
 
     with f:
         res = retried(once)
@@ -140,8 +142,10 @@ class TreeStats:
     warnings: list[str] = field(default_factory=list)
 
 
-def put_tree(net: Network, tree: LocalDir, progress: Progress = nothing) -> tuple[FolderWriteCap, TreeStats]:
-    """Upload a scanned tree; the write cap of its new root folder."""
+def put_tree(net: Network, tree: LocalDir, progress: Progress = nothing, k: int = 3, n: int = 10,
+             happy: int | None = None) -> tuple[FolderWriteCap, TreeStats]:  # fmt: skip
+    """Upload a scanned tree (each file k-of-n); the write cap of its new root folder."""
+    coding = (k, n, happy)
     dirs = tree.walk()
     stats = TreeStats(files=sum(len(d.files) for d in dirs), folders=len(dirs))
     stats.bytes = sum(f[2] for d in dirs for f in d.files)
@@ -159,7 +163,7 @@ def put_tree(net: Network, tree: LocalDir, progress: Progress = nothing) -> tupl
         for d in dirs:
             for name, path, size, mtime in d.files:
                 pool = small if size <= SMALL_FILE else large
-                jobs.append((d, name, pool.submit(_upload_file, net, name, path, size, mtime, bar)))
+                jobs.append((d, name, pool.submit(_upload_file, net, name, path, size, mtime, bar, coding)))
         try:
             for d, name, fut in jobs:
                 entries[id(d)][name] = fut.result()

@@ -116,14 +116,42 @@ def test_overlapping_changes_conflict_never_overwrite(grid: Grid) -> None:
     assert got["x"].cap == file_entry("x", 2).cap and "y" in got
 
 
-def test_big_folder_pages_and_one_change_rewrites_one_page(grid: Grid) -> None:
+def test_big_folder_pages_and_one_change_reads_and_rewrites_one_page(grid: Grid,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.client import folder_body
+
     net = grid.network()
     entries = {f"file-{i:05d}.jpg": file_entry(f"file-{i:05d}.jpg", i) for i in range(1500)}
     w = create_folder(net, entries)
     snap = read_folder(net, w)
     assert len(snap.content.pages) >= 3 and snap.entries == entries
+    folder_body._pages.clear()  # a fresh process: no page cached
+    fetched: list[str] = []
+    real = folder_body.fetch_file_bytes
+    monkeypatch.setattr(folder_body, "fetch_file_bytes", lambda n, cap: fetched.append(cap) or real(n, cap))
     grid.reset_counts()
+    snap = read_folder(net, w)
     add_entry(net, snap, file_entry("file-00700.jpg-new", 7))
+    # The page the name falls in, and the two where a colliding spelling would sort (F…, ﬁ…):
+    # not the folder's other pages.
+    assert len(set(fetched)) <= 3 < len(snap.content.pages)
     uploads = grid.requests("oneshot") + grid.requests("begin")
     assert uploads == 10  # one page of 10 shares; the other pages are reused
-    assert len(read_folder(net, w).entries) == 1501
+    # A name that could collide with names on other pages reads those pages, and is refused.
+    fetched.clear()
+    folder_body._pages.clear()
+    with pytest.raises(UsageError, match="collides"):
+        add_entry(net, read_folder(net, w), file_entry("FILE-01400.JPG", 1))
+    assert len(set(fetched)) >= 2
+    got = read_folder(net, w).entries
+    assert len(got) == 1501 and "file-00700.jpg-new" in got
+
+
+def test_collision_pages_cover_every_case_variant() -> None:
+    from veil.client.folder_fold import collision_pages
+
+    firsts = ["", "M", "S", "a", "m", "s", "ß"]
+    assert collision_pages(firsts, "readme") == {1, 4}  # the pages of R… (M..S) and r… (m..s)
+    got = collision_pages(firsts, "ss")
+    assert got is not None and {2, 5, 6} <= got  # SS, ss, ß (and ſ: past the last first, page 6)
+    assert collision_pages(firsts, "café") is None  # not ASCII once folded: read every page

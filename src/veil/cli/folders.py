@@ -146,7 +146,7 @@ def rm(path: str, network_path: Path | None) -> None:
     parents, name = _parent_and_name(fp)
     net = open_network(network_path)
     snap = folder_at(net, fp.cap, parents)
-    e = snap.entries.get(name)
+    e = snap.get(name)
     if e is None:
         raise NotFoundError(f"no entry {shown(name)} in that folder")
     writable(snap)
@@ -174,7 +174,7 @@ def mv(source: str, dest: str, network_path: Path | None) -> None:
     sparents, sname = _parent_and_name(sp)
     net = open_network(network_path)
     src = folder_at(net, sp.cap, sparents)
-    e = src.entries.get(sname)
+    e = src.get(sname)
     if e is None:
         raise NotFoundError(f"no entry {shown(sname)} in that folder")
     writable(src)
@@ -182,12 +182,12 @@ def mv(source: str, dest: str, network_path: Path | None) -> None:
         dst, new_name = folder_at(net, dp.cap, []), sname
     else:
         dst, new_name = folder_at(net, dp.cap, dp.parts[:-1]), dp.parts[-1]
-        target = dst.entries.get(new_name)
+        target = dst.get(new_name)
         if target is not None and target.kind == FOLDER:
             dst, new_name = folder_at(net, dp.cap, dp.parts), sname
         elif target is not None:
             raise UsageError(f"{clean(dest, 120)} exists; remove it first")
-    if new_name in dst.entries:
+    if dst.get(new_name) is not None:
         raise UsageError(f"{shown(new_name)} already exists in the destination folder")
     if dst.rcap.slot_id == src.rcap.slot_id:
         edit_folder(net, src, rename(e, new_name))
@@ -254,7 +254,7 @@ def restore(folder: str, seq: int, network_path: Path | None) -> None:
         click.echo(f"the folder already holds what version {seq} held")
         return
     saved = edit_folder(net, cur, ops)
-    click.echo(f"restored version {seq}: {len(ops)} entries changed; {len(saved.entries)} entries now")
+    click.echo(f"restored version {seq} as version {saved.seq}: {len(ops)} entries changed")
 
 
 def _rekey(cur: Snapshot, old: Snapshot, e: Entry) -> Entry:

@@ -42,7 +42,7 @@ def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: 
     if to is not None:
         dest = folder_at(net, fp.cap, parents)
         writable(dest)
-        if name in dest.entries:
+        if dest.get(name) is not None:
             raise UsageError(f"{name!r} already exists in the destination folder")
     _warn(warnings)
     total = sum(f[2] for d in tree.walk() for f in d.files)

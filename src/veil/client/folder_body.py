@@ -1,10 +1,13 @@
-"""A folder version's content in and out of its slot payload: open the sealed root and its pages
-(immutable files), and seal a new listing, inline or paged, reusing every unchanged page.
+"""A folder version's content in and out of its slot payload: open the sealed root and, only as
+needed, its pages (immutable files); seal a new listing, inline or paged, reusing every page the
+change did not touch.
 
-docs/specs/folders.md, "Big folders". Pages are immutable, so they are cached by cap for the
-life of the process: a writer retrying a lost race, or walking the same folder twice, fetches a
-page once. Writing re-uploads only the pages whose entries changed (and splits a page grown
-past PAGE_MAX); the others are kept by reference.
+docs/specs/folders.md, "Big folders". ``Content`` opens pages lazily: a lookup fetches the one
+page whose range holds the name; ``entries`` (a listing, a download) fetches them all, in
+parallel. An edit loads the pages of the names it touches and, for a name it adds, every page
+that could hold a name colliding with it once folded (folder_fold.collision_pages), so adding
+one entry to a big folder reads and writes one page, not the folder. Pages are immutable, so
+they are cached by cap for the life of the process.
 
 Imports from: veil.errors, veil.format, veil.client.
 """
@@ -13,8 +16,8 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from veil.errors import IntegrityError
 from veil.format import folder_pages
@@ -26,20 +29,13 @@ from veil.format.folder_seal import PAGE, open_body, seal_body
 from veil.format.mutable import SlotRecord
 
 from .download import download
+from .folder_fold import collision_pages
 from .network import Network
 from .upload import upload
 
 _pages: dict[str, tuple[Entry, ...]] = {}
 _lock = threading.Lock()
 MAX_CACHED_PAGES = 4096
-
-
-@dataclass(frozen=True)
-class Content:
-    """One version's entries, and the page index they came from (empty: inline)."""
-
-    entries: dict[str, Entry]
-    pages: tuple[PageRef, ...] = ()
 
 
 def fetch_file_bytes(net: Network, cap: str) -> bytes:
@@ -65,18 +61,82 @@ def _page(net: Network, rcap: FolderReadCap, ref: PageRef, upto: str | None) -> 
     return got
 
 
+class Content:
+    """One version's entries: inline, or a page index whose pages are fetched as needed."""
+
+    def __init__(self, entries: dict[str, Entry] | None = None, pages: tuple[PageRef, ...] = (),
+                 net: Network | None = None, rcap: FolderReadCap | None = None) -> None:  # fmt: skip
+        self.pages = pages
+        self._inline = dict(entries or {})
+        self._net, self._rcap = net, rcap
+        self._loaded: dict[int, tuple[Entry, ...]] = {}
+        self._lock = threading.Lock()
+
+    def _bound(self, i: int) -> str | None:
+        return self.pages[i + 1].first if i + 1 < len(self.pages) else None
+
+    def load(self, i: int) -> tuple[Entry, ...]:
+        with self._lock:
+            got = self._loaded.get(i)
+        if got is None:
+            assert self._net is not None and self._rcap is not None
+            got = _page(self._net, self._rcap, self.pages[i], self._bound(i))
+            with self._lock:
+                self._loaded[i] = got
+        return got
+
+    def load_all(self) -> None:
+        todo = [i for i in range(len(self.pages)) if i not in self._loaded]
+        if todo:
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="page") as ex:
+                list(ex.map(self.load, todo))
+
+    def get(self, name: str) -> Entry | None:
+        if not self.pages:
+            return self._inline.get(name)
+        return next((e for e in self.load(page_for(self.pages, name)) if e.name == name), None)
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """Every entry (a paged folder's pages all fetched)."""
+        if not self.pages:
+            return dict(self._inline)
+        self.load_all()
+        return {e.name: e for i in range(len(self.pages)) for e in self._loaded[i]}
+
+    def ensure(self, names: Iterable[str], added: Iterable[str]) -> None:
+        """Load the pages holding ``names``, and those that could hold a name colliding with one
+        of ``added`` once normalised and case-folded."""
+        if not self.pages:
+            return
+        want = {page_for(self.pages, n) for n in names}
+        for n in added:
+            extra = collision_pages([p.first for p in self.pages], n)
+            if extra is None:
+                self.load_all()
+                return
+            want |= extra
+        for i in sorted(want - set(self._loaded)):
+            self.load(i)
+
+    def known(self) -> dict[str, Entry]:
+        """The entries loaded so far (all of them for an inline folder)."""
+        if not self.pages:
+            return dict(self._inline)
+        return {e.name: e for i in sorted(self._loaded) for e in self._loaded[i]}
+
+    def loaded_pages(self) -> set[int]:
+        return set(self._loaded)
+
+
 def open_content(net: Network, rcap: FolderReadCap, rec: SlotRecord | None) -> Content:
-    """The entries of version ``rec`` (None: the empty folder), its pages fetched in parallel."""
+    """The content of version ``rec`` (None: the empty folder); pages are fetched as needed."""
     if rec is None:
-        return Content({})
+        return Content()
     listing = open_body(rcap, rec.seq, rec.payload)
     if not listing.pages:
         return Content({e.name: e for e in listing.entries})
-    refs = listing.pages
-    bounds = [p.first for p in refs[1:]] + [None]
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="page") as ex:
-        groups = list(ex.map(lambda j: _page(net, rcap, refs[j], bounds[j]), range(len(refs))))
-    return Content({e.name: e for g in groups for e in g}, refs)
+    return Content(pages=listing.pages, net=net, rcap=rcap)
 
 
 def _upload_page(net: Network, wcap: FolderWriteCap, group: list[Entry]) -> PageRef:
@@ -90,27 +150,32 @@ def _upload_page(net: Network, wcap: FolderWriteCap, group: list[Entry]) -> Page
 
 def seal_content(net: Network, wcap: FolderWriteCap, seq: int, entries: dict[str, Entry],
                  old: Content | None = None) -> bytes:  # fmt: skip
-    """The slot payload for version ``seq`` holding ``entries``: inline when small, else a page
-    index whose unchanged pages (those of ``old``) are reused and changed ones uploaded."""
+    """The slot payload for version ``seq``. ``old`` paged: ``entries`` are the entries of the
+    pages ``old`` loaded, after the change; those pages are re-sealed where they changed and
+    every other page is kept by reference. Otherwise ``entries`` is the whole folder: inline
+    when small, else cut into new pages."""
     ordered = sorted(entries.values(), key=lambda e: e.name)
-    if fits_inline(ordered):
-        return seal_body(wcap, seq, sorted_listing(ordered))
-    refs: list[PageRef] = []
-    if old is not None and old.pages:
-        groups: list[list[Entry]] = [[] for _ in old.pages]
-        for e in ordered:
-            groups[page_for(old.pages, e.name)].append(e)
-        bounds = [p.first for p in old.pages[1:]] + [None]
-        for i, ref in enumerate(old.pages):
-            hi = bounds[i]
-            before = [e for e in old.entries.values() if e.name >= ref.first and (hi is None or e.name < hi)]
-            if sorted(before, key=lambda e: e.name) == groups[i]:
-                refs.append(ref)
-                continue
-            refs += [_upload_page(net, wcap, g) for g in plan_page_update(groups[i], i).groups]
-    else:
+    if old is None or not old.pages:
+        if fits_inline(ordered):
+            return seal_body(wcap, seq, sorted_listing(ordered))
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-up") as ex:
             refs = list(ex.map(lambda g: _upload_page(net, wcap, g), paginate(ordered, folder_pages.PAGE_TARGET)))
-    if refs and refs[0].first != "":
-        refs[0] = PageRef("", refs[0].count, refs[0].cap)
-    return seal_body(wcap, seq, Listing(pages=tuple(refs)))
+        return seal_body(wcap, seq, Listing(pages=tuple(refs)))
+    loaded = old.loaded_pages()
+    groups: dict[int, list[Entry]] = {i: [] for i in loaded}
+    for e in ordered:
+        i = page_for(old.pages, e.name)
+        if i not in groups:
+            raise RuntimeError(f"entry {e.name!r} falls in a page the edit did not load")
+        groups[i].append(e)
+    out: list[PageRef] = []
+    for i, ref in enumerate(old.pages):
+        if i not in groups or list(old.load(i)) == groups[i]:
+            out.append(ref)
+            continue
+        out += [_upload_page(net, wcap, g) for g in plan_page_update(groups[i], i).groups]
+    if not out:
+        return seal_body(wcap, seq, sorted_listing([]))
+    if out[0].first != "":
+        out[0] = PageRef("", out[0].count, out[0].cap)
+    return seal_body(wcap, seq, Listing(pages=tuple(out)))

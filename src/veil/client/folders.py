@@ -28,7 +28,7 @@ from veil.format.folder_caps import (
 )
 from veil.format.folder_ops import Op, Put, apply_ops, diff_ops
 from veil.format.folder_seal import open_child_write_cap, seal_child_write_cap
-from veil.format.mutable import SlotRecord
+from veil.format.mutable import Checkstring, SlotRecord
 from veil.format.mutable_cas import Attempt, Latest
 from veil.format.names import shown
 
@@ -49,7 +49,12 @@ class Snapshot:
 
     @property
     def entries(self) -> dict[str, Entry]:
+        """Every entry (a big folder's pages all fetched)."""
         return self.content.entries
+
+    def get(self, name: str) -> Entry | None:
+        """One entry (a big folder fetches the one page that can hold it)."""
+        return self.content.get(name)
 
     @property
     def seq(self) -> int:
@@ -91,7 +96,7 @@ def walk(net: Network, cap: FolderCap, parts: list[str], seq: int | None = None)
     at an entry, that entry (None: the path names the folder itself). ``seq`` applies to the root."""
     snap = read_folder(net, cap, seq)
     for i, name in enumerate(parts):
-        e = snap.entries.get(name)
+        e = snap.get(name)
         if e is None:
             raise NotFoundError(f"no entry {shown('/'.join(parts[: i + 1]))} in this folder")
         if i == len(parts) - 1:
@@ -119,23 +124,17 @@ def writable(snap: Snapshot, what: str = "this folder") -> FolderWriteCap:
 Edit = Callable[[dict[str, Entry]], list[Op]]
 
 
-def _merge_heads(net: Network, snap: Snapshot, att: Attempt, entries: dict[str, Entry],
-                 loaded: Callable[[SlotRecord | None], Content]) -> tuple[dict[str, Entry], list[SlotRecord]]:  # fmt: skip
-    merged: list[SlotRecord] = []
-    for head, since in att.heads:
-        common = fetch_version(net, snap.sn, since.seq, since)
-        if common is None:
-            continue
-        try:
-            entries = apply_ops(entries, diff_ops(loaded(common).entries, loaded(head).entries))
-        except (WriteConflictError, UsageError):
-            continue  # its change overlaps ours; it was never saved, so it is left alone
-        merged.append(head)
-    return entries, merged
+def _op_names(ops: list[Op]) -> tuple[list[str], list[str]]:
+    """The names ``ops`` touch, and those they may add (whose collisions must be checked)."""
+    names = [op.entry.name if isinstance(op, Put) else op.old.name for op in ops]
+    return names, [op.entry.name for op in ops if isinstance(op, Put) and op.old is None]
 
 
-def edit_folder(net: Network, snap: Snapshot, ops: list[Op]) -> Snapshot:
-    """Apply ``ops`` (computed against ``snap``) as a new version; the folder as saved."""
+def edit_folder(net: Network, snap: Snapshot, ops: list[Op]) -> Checkstring:
+    """Apply ``ops`` (computed against ``snap``) as a new version; the version saved.
+
+    Only the pages the operations touch are read and rewritten (and, for an added name, the
+    pages that could hold a name colliding with it)."""
     wcap = writable(snap)
     cache: dict[bytes, Content] = {}
     if snap.latest.record is not None:
@@ -143,23 +142,34 @@ def edit_folder(net: Network, snap: Snapshot, ops: list[Op]) -> Snapshot:
 
     def loaded(rec: SlotRecord | None) -> Content:
         if rec is None:
-            return Content({})
+            return Content()
         if rec.hash not in cache:
             cache[rec.hash] = open_content(net, snap.rcap, rec)
         return cache[rec.hash]
 
-    saved: dict[str, dict[str, Entry]] = {}
-
     def build(att: Attempt) -> tuple[bytes, list[SlotRecord]]:
         base = loaded(att.base)
-        entries = apply_ops(base.entries, ops)
-        entries, merged = _merge_heads(net, snap, att, entries, loaded)
-        saved["entries"] = entries
+        head_ops: list[tuple[SlotRecord, list[Op]]] = []
+        for head, since in att.heads:  # other writers' unsaved versions (rare): read whole
+            common = fetch_version(net, snap.sn, since.seq, since)
+            if common is not None:
+                head_ops.append((head, diff_ops(loaded(common).entries, loaded(head).entries)))
+        names, added = _op_names(ops)
+        for _, hops in head_ops:
+            more, more_added = _op_names(hops)
+            names, added = names + more, added + more_added
+        base.ensure(names, added)
+        entries = apply_ops(base.known(), ops)
+        merged: list[SlotRecord] = []
+        for head, hops in head_ops:
+            try:
+                entries = apply_ops(entries, hops)
+            except (WriteConflictError, UsageError):
+                continue  # its change overlaps ours; it was never saved, so it is left alone
+            merged.append(head)
         return seal_content(net, wcap, att.seq, entries, base), merged
 
-    done = write_slot(net, snap.sn, wcap.signing_key, snap.latest, build)
-    content = Content(saved["entries"])
-    return Snapshot(snap.rcap, wcap, snap.sn, Latest(None, True, (), (), (), done.record), content)
+    return write_slot(net, snap.sn, wcap.signing_key, snap.latest, build).record
 
 
 def create_folder(net: Network, entries: dict[str, Entry] | None = None,
@@ -188,9 +198,9 @@ def folder_entry(parent: FolderWriteCap | None, name: str, child: FolderWriteCap
                  mtime=int(time.time()) if mtime is None else mtime, wcap=wc)  # fmt: skip
 
 
-def add_entry(net: Network, snap: Snapshot, entry: Entry, replace_existing: bool = False) -> Snapshot:
+def add_entry(net: Network, snap: Snapshot, entry: Entry, replace_existing: bool = False) -> Checkstring:
     """Put ``entry`` into the folder; UsageError if its name is taken (unless replacing)."""
-    old = snap.entries.get(entry.name)
+    old = snap.get(entry.name)
     if old is not None and not replace_existing:
         raise UsageError(f"{shown(entry.name)} already exists in this folder")
     return edit_folder(net, snap, [Put(entry, old)])
@@ -199,7 +209,7 @@ def add_entry(net: Network, snap: Snapshot, entry: Entry, replace_existing: bool
 def make_folder(net: Network, snap: Snapshot, name: str) -> FolderWriteCap:
     """A new empty child folder ``name`` of the folder ``snap`` (which must be writable)."""
     parent = writable(snap)
-    if name in snap.entries:
+    if snap.get(name) is not None:
         raise UsageError(f"{shown(name)} already exists in this folder")
     child = create_folder(net)
     add_entry(net, snap, folder_entry(parent, name, child))

@@ -72,13 +72,13 @@ def test_a_tree_round_trips_through_put_r_and_get_r(devnet: RunningDevnet, tmp_p
     (src / "2024" / "summer" / "deep" / "big.bin").write_bytes(os.urandom(24 << 20))
     for i in range(20):
         (src / "2024" / f"small-{i:02d}.dat").write_bytes(os.urandom(i * 997))
-    caps = _caps(_ok(devnet, "put", "-r", str(src)))
+    top = _caps(_ok(devnet, "mkdir"))
+    _ok(devnet, "put", "-r", str(src), "--to", top["write cap"] + "/photos")
     out = tmp_path / "out"
-    _ok(devnet, "get", "-r", caps["read cap"], "-o", str(out))
-    assert _tree(out) == _tree(src)
-    # a subtree, by path, with the link instead of the cap
-    sub = tmp_path / "sub"
-    _ok(devnet, "get", "-r", caps["write cap"] + "/2024/summer", "-o", str(sub))
+    _ok(devnet, "get", "-r", top["link"], "-o", str(out))  # the folder link reads the subtree
+    assert _tree(out) == {"photos/": None, **{"photos/" + k: v for k, v in _tree(src).items()}}
+    sub = tmp_path / "sub"  # a subtree, by path
+    _ok(devnet, "get", "-r", top["read cap"] + "/photos/2024/summer", "-o", str(sub))
     assert _tree(sub) == _tree(src / "2024" / "summer")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from folder_strategies import file_entry
+from hypothesis import given
+from hypothesis import strategies as st
 
 from veil.client.folders import (
     add_entry,
@@ -155,3 +157,20 @@ def test_collision_pages_cover_every_case_variant() -> None:
     got = collision_pages(firsts, "ss")
     assert got is not None and {2, 5, 6} <= got  # SS, ss, ß (and ſ: past the last first, page 6)
     assert collision_pages(firsts, "café") is None  # not ASCII once folded: read every page
+
+
+_letters = st.text(alphabet="aAbBsSfFiIkK\u017f\u00df\u1e9e\ufb01\ufb00_-.0", min_size=1, max_size=6)
+
+
+@given(st.lists(_letters, min_size=1, max_size=40), st.lists(_letters, max_size=8), _letters)
+def test_collision_pages_hold_every_colliding_name(names: list[str], cuts: list[str], new: str) -> None:
+    from veil.client.folder_fold import collision_pages
+    from veil.format.folder import PageRef
+    from veil.format.folder_pages import page_for
+    from veil.format.names import fold
+
+    firsts = ["", *sorted(set(cuts) - {""})]
+    refs = [PageRef(f, 0, "") for f in firsts]
+    got = collision_pages(firsts, new)
+    want = {page_for(refs, x) for x in names if fold(x) == fold(new)}
+    assert got is None or want <= got

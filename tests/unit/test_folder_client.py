@@ -174,3 +174,15 @@ def test_collision_pages_hold_every_colliding_name(names: list[str], cuts: list[
     got = collision_pages(firsts, new)
     want = {page_for(refs, x) for x in names if fold(x) == fold(new)}
     assert got is None or want <= got
+
+
+def test_nodes_without_the_mutable_role_get_a_clear_error(grid: Grid, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.errors import UnavailableError
+    from veil.testing.grid import GridTransport
+
+    def no_role(*_: object, **__: object) -> None:
+        raise NotFoundError("node gridX: not found")
+
+    monkeypatch.setattr(GridTransport, "put_slot", no_role)
+    with pytest.raises(UnavailableError, match="mutable"):
+        create_folder(grid.network())

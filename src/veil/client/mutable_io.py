@@ -153,13 +153,16 @@ def slot_versions(net: Network, sn: SlotNodes) -> dict[Checkstring, int]:
     return out
 
 
-def put_everywhere(net: Network, sn: SlotNodes, rec: SlotRecord,
-                   expects: dict[int, Checkstring | None]) -> dict[int, Reply]:  # fmt: skip
-    """PUT ``rec`` to the nodes of ``expects`` in parallel; each answer as the state machine's Reply."""
+def put_everywhere(net: Network, sn: SlotNodes, rec: SlotRecord, expects: dict[int, Checkstring | None],
+                   problems: list[VeilError] | None = None) -> dict[int, Reply]:  # fmt: skip
+    """PUT ``rec`` to the nodes of ``expects`` in parallel; each answer as the state machine's
+    Reply (errors also appended to ``problems``)."""
     def one(i: int) -> object:
         try:
             got = net.transport.put_slot(sn.nodes[i], sn.slot, rec.raw, expects[i])
-        except VeilError:
+        except VeilError as e:
+            if problems is not None:
+                problems.append(e)
             return Silent()
         if got.stored:
             return Accepted()
@@ -190,7 +193,16 @@ def write_slot(net: Network, sn: SlotNodes, key: SigningKey, latest: Latest, bui
         if merged:
             att = cas.merge(att, merged)
         rec = sign_record(key, att.seq, payload, att.chain, att.merged)
-        res = cas.feed(rec, put_everywhere(net, sn, rec, dict(att.expects)))
+        problems: list[VeilError] = []
+        replies = put_everywhere(net, sn, rec, dict(att.expects), problems)
+        if len(problems) == sn.n and all(isinstance(e, NotFoundError) for e in problems):
+            raise UnavailableError("none of the folder's nodes keeps folders (they do not run the `mutable` role; "
+                                   "a devnet made before folders existed needs a fresh `veil devnet up`)")
+        try:
+            res = cas.feed(rec, replies)
+        except UnavailableError as e:
+            detail = "; ".join(dict.fromkeys(str(p) for p in problems[-3:]))
+            raise UnavailableError(f"{e}" + (f" ({detail})" if detail else "")) from e
         if isinstance(res, Done):
             return res
         att = res

@@ -229,6 +229,8 @@ def get_tree(net: Network, plan: Plan, dest: Path, progress: Progress = nothing)
     dest.mkdir(parents=True, exist_ok=True)
     for d in plan.dirs:
         os.makedirs(d, exist_ok=True)
+        if os.path.islink(d):  # swapped for a link since it was planned: never followed
+            raise UsageError(f"{d} is a symlink; nothing is written through links")
     lock = threading.Lock()
     warnings = list(plan.warnings)
 
@@ -238,6 +240,8 @@ def get_tree(net: Network, plan: Plan, dest: Path, progress: Progress = nothing)
 
     def one(job: tuple[Path, Entry]) -> None:
         target, e = job
+        if os.path.islink(target.parent) or os.path.islink(target):
+            raise UsageError(f"{target}: a symlink appeared on the way; nothing is written through links")
 
         def once() -> DownloadResult:
             with AtomicOutput(str(target), force=True) as f:

@@ -186,3 +186,14 @@ def test_nodes_without_the_mutable_role_get_a_clear_error(grid: Grid, monkeypatc
     monkeypatch.setattr(GridTransport, "put_slot", no_role)
     with pytest.raises(UnavailableError, match="mutable"):
         create_folder(grid.network())
+
+
+def test_old_versions_are_kept_and_readable(grid: Grid) -> None:
+    net = grid.network()
+    w = create_folder(net)
+    for name in ("a", "b", "c"):
+        add_entry(net, read_folder(net, w), file_entry(name))
+    assert set(read_folder(net, w, seq=2).entries) == {"a"}
+    assert set(read_folder(net, w, seq=4).entries) == {"a", "b", "c"}
+    with pytest.raises(NotFoundError, match="version 99"):
+        read_folder(net, w, seq=99)

@@ -33,7 +33,7 @@ from veil.format.mutable_cas import Attempt, Latest
 from veil.format.names import shown
 
 from .folder_body import Content, open_content, seal_content
-from .mutable_io import SlotNodes, fetch_version, read_slot, slot_nodes, write_slot
+from .mutable_io import SlotNodes, fetch_version, read_slot, slot_nodes, slot_versions, write_slot
 from .network import Network
 
 
@@ -68,7 +68,10 @@ def read_folder(net: Network, cap: FolderCap, seq: int | None = None) -> Snapsho
     sn = slot_nodes(net, rcap.slot_id)
     latest = read_slot(net, sn).latest
     if seq is not None and (latest.record is None or latest.record.seq != seq):
-        rec = fetch_version(net, sn, seq)
+        # Two writers racing can each leave a version N (one never saved): take the one most
+        # of the folder's nodes keep.
+        kept = sorted(((n, cs) for cs, n in slot_versions(net, sn).items() if cs.seq == seq), reverse=True)
+        rec = next((r for _, cs in kept if (r := fetch_version(net, sn, seq, cs)) is not None), None)
         if rec is None:
             raise NotFoundError(f"no node keeps version {seq} of this folder (`veil ls --versions` lists them)")
         latest = Latest(rec, True, (), ())

@@ -178,6 +178,8 @@ def mv(source: str, dest: str, network_path: Path | None) -> None:
     if e is None:
         raise NotFoundError(f"no entry {shown(sname)} in that folder")
     writable(src)
+    if e.kind == FOLDER and sp.cap == dp.cap and dp.parts[: len(sp.parts)] == sp.parts:
+        raise UsageError("cannot move a folder into itself")
     if not dp.parts:
         dst, new_name = folder_at(net, dp.cap, []), sname
     else:

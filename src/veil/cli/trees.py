@@ -13,7 +13,7 @@ from veil.client.aliases import parse_folder_path
 from veil.client.folder_health import Health, walk_health
 from veil.client.folder_tree import Plan, get_tree, plan_tree, put_tree, scan
 from veil.client.folders import add_entry, child_caps, folder_at, folder_entry, read_folder, walk, writable
-from veil.errors import UsageError
+from veil.errors import UsageError, VeilError
 from veil.format.folder import FOLDER
 from veil.format.folder_caps import verify_cap_of
 from veil.format.names import local_names, normalise
@@ -92,6 +92,9 @@ def get_r(folder: str, output: str | None, force: bool, quiet: bool, seq: int | 
     if not quiet:
         click.echo(f"{dest}: {len(plan.files)} files in {len(plan.dirs)} folders, {human(plan.bytes)} "
                    "verified and decrypted", err=True)  # fmt: skip
+    refused = sum(1 for w in warnings if "refused entry" in w or "skipped folder" in w)
+    if refused:
+        raise VeilError(f"{refused} entries were refused or skipped (warnings above); everything else was downloaded")
 
 
 def health_r(cap: str, fix: bool, full: bool, as_json: bool, network_path: Path | None) -> None:

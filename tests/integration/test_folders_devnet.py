@@ -85,6 +85,9 @@ def test_a_tree_round_trips_through_put_r_and_get_r(devnet: RunningDevnet, tmp_p
 def test_ls_rm_mv_ln_cat_aliases_and_versions(devnet: RunningDevnet, tmp_path: Path) -> None:
     w = _caps(_ok(devnet, "mkdir", "--alias", "docs"))
     assert w["link"].startswith(devnet.devnet.config()["gateway"] + "/d/") and "#" in w["link"]
+    from veil.format.folder_caps import parse_folder_cap
+
+    assert parse_folder_cap(w["write link"].split()[0]) == parse_folder_cap(w["write cap"])
     assert "docs:" in _ok(devnet, "alias", "list")
     f = tmp_path / "note.txt"
     f.write_text("hello folder\n")

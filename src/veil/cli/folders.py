@@ -49,6 +49,7 @@ def _caps(net: Network, w: FolderWriteCap) -> None:
     click.echo(f"read cap:   {w.read_cap().to_string()}")
     click.echo(f"verify cap: {w.verify_cap().to_string()}")
     click.echo(f"link:       {w.read_cap().link(net.gateway)}")
+    click.echo(f"write link: {w.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
 
 
 def _parent_and_name(fp: FolderPath) -> tuple[list[str], str]:

@@ -60,6 +60,7 @@ def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: 
     click.echo(f"read cap:   {wcap.read_cap().to_string()}")
     click.echo(f"verify cap: {wcap.verify_cap().to_string()}")
     click.echo(f"link:       {wcap.read_cap().link(net.gateway)}")
+    click.echo(f"write link: {wcap.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
 
 
 def get_r(folder: str, output: str | None, force: bool, quiet: bool, seq: int | None,

@@ -49,14 +49,14 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
 
     With -r, upload the directory FILE as a folder (many files at once, one progress bar) and
     print the folder's caps and link."""
-    from .pay_opts import payout_address
+    from .pay_opts import payout_address, ticket_signer
 
     if recursive:
         from .trees import put_r
 
         if payout is not None or lease_days is not None:
             raise UsageError("--payout and --lease are not supported with -r yet")
-        put_r(file, to, quiet, network_path, k, n, happy)
+        put_r(file, to, quiet, network_path, k, n, happy, ticket_signer(wallet_path))
         return
     if to is not None:
         raise UsageError("--to needs -r (a single file is linked into a folder with `veil ln CAP FOLDER/name`)")
@@ -65,6 +65,7 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
     net = open_network(network_path)
+    net.tickets = ticket_signer(wallet_path)  # nodes that admit by ticket: signed by the wallet
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
@@ -236,7 +237,7 @@ def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, w
     current version put back on those missing it), then every file, page and subfolder under it."""
     from veil.client.payer import stop_reason
 
-    from .pay_opts import make_payer, spend_summary
+    from .pay_opts import make_payer, spend_summary, ticket_signer
 
     if recursive:
         from .trees import health_r
@@ -246,6 +247,7 @@ def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, w
 
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
+    net.tickets = ticket_signer(wallet_path)  # new holders that admit by ticket: charged to the wallet
     payer = make_payer(net, max_spend, wallet_path)
     try:
         res = repair_mod.repair(net, vc, full=full, payer=payer)

@@ -79,8 +79,11 @@ def node() -> None:
               help="Repairer role: at most this many background file checks per minute (default 30); departed "
                    "holders trigger checks at once, outside this budget.")
 @click.option("--repair-wallet", default=None,
-              help="Repairer role: wallet paying nodes that charge for the blocks it reads (passphrase: VEIL_PASSPHRASE).")
-@click.option("--repair-max-spend", default=None, help="Repairer role: most VEIL spent on repairs while running.")
+              help="Repairer role: wallet paying nodes that charge for the blocks it reads and signing the storage "
+                   "tickets of the shares it places (passphrase: VEIL_PASSPHRASE). Default: with --validator, the "
+                   "node's own account; 'none': never pay.")
+@click.option("--repair-max-spend", default=None,
+              help="Repairer role: most VEIL spent on repairs while running (default: [payments] max_spend).")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, load_network
+from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
@@ -70,9 +71,12 @@ class GatewayConfig:
 class NetworkSource:
     """The network file, re-read when it changes (a devnet writes it after the gateway starts)."""
 
-    def __init__(self, path: Path | None, fixed: Network | None = None) -> None:
+    def __init__(self, path: Path | None, fixed: Network | None = None, tickets: Tickets | None = None) -> None:
         self.path = path
         self._fixed = fixed
+        self.tickets = tickets  # signs storage tickets for nodes that admit by ticket (the gateway's wallet)
+        if fixed is not None and tickets is not None:
+            fixed.tickets = tickets
         self._lock = threading.Lock()
         self._net: Network | None = None
         self._stamp: tuple[int, int] | None = None
@@ -92,6 +96,7 @@ class NetworkSource:
             if self._net is None or stamp != self._stamp:
                 old = self._net
                 self._net = load_network(p)
+                self._net.tickets = self.tickets
                 self._stamp = stamp
                 if old is not None:
                     old.close()
@@ -105,7 +110,10 @@ def _static_bytes(name: str) -> bytes:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.network = NetworkSource(config.network_path, config.network)
+        w = config.wallet
+        # Browser uploads to nodes that admit storage by ticket are charged to the gateway's account.
+        self.network = NetworkSource(config.network_path, config.network,
+                                     Tickets(lambda: w.wallet.key) if w is not None else None)  # fmt: skip
         self.uploads = UploadManager(self.network, config.max_uploads)
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)

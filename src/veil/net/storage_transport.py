@@ -21,6 +21,7 @@ from veil.protocol import mutable as mp
 from veil.protocol import storage as sp
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest
+from veil.protocol.tickets import TICKET_HEADER
 from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing, SlotWrite
 
 from .client import PeerClient, raise_for_reply
@@ -47,6 +48,10 @@ def parse_root(v: Any, where: str) -> bytes:
     return root
 
 
+def _ticket(ticket: str | None) -> dict[str, str] | None:
+    return {TICKET_HEADER: ticket} if ticket is not None else None
+
+
 class TlsTransport:
     """``StorageTransport`` over pinned HTTPS to each node's own address."""
 
@@ -69,13 +74,15 @@ class TlsTransport:
         for c in clients:
             c.close()
 
-    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float) -> Any:
+    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float,
+              headers: dict[str, str] | None = None) -> Any:  # fmt: skip
         with self._slots:
-            return self.peer(node).call(method, path, value, deadline=timeout)
+            return self.peer(node).call(method, path, value, deadline=timeout, headers=headers)
 
     # -- StorageTransport ----------------------------------------------------------------
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
-        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout)
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
+        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout, _ticket(ticket))
         uid = reply.get("id") if isinstance(reply, dict) else None
         if not isinstance(uid, str) or not uid.isalnum() or len(uid) > 64:
             raise RemoteError(f"{node.label}: bad reply to upload request")
@@ -97,9 +104,10 @@ class TlsTransport:
         except Exception:  # best effort by contract: the node reaps idle sessions itself
             pass
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         with self._slots:
-            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, deadline=timeout)
+            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, _ticket(ticket), deadline=timeout)
         return parse_root(r.cbor(), node.label)
 
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:

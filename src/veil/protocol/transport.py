@@ -72,8 +72,10 @@ class SlotWrite:
 class StorageTransport(Protocol):
     """Requests to storage nodes, one method per request of the storage API (v2)."""
 
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
-        """Open an upload session for one share; returns the session id."""
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
+        """Open an upload session for one share; returns the session id. ``ticket``: a storage
+        ticket (protocol/tickets.py) for a node that admits storage by ticket."""
         ...
 
     def write(self, node: NodeInfo, uid: str, start: int, body: bytes | memoryview, timeout: float) -> None:
@@ -88,9 +90,10 @@ class StorageTransport(Protocol):
         """Drop an upload session (best effort: never raises)."""
         ...
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         """Store a whole small share and its manifest in one request (protocol.storage one-shot
-        body); returns the root the node kept."""
+        body); returns the root the node kept. ``ticket`` as for ``begin``."""
         ...
 
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:

@@ -10,9 +10,11 @@ download, locate, check and repair run end to end in a unit test.
 Faults, per node (``grid.nodes[i]``): ``dead`` (every request fails as unreachable), ``stall``
 (seconds each request hangs before it is served, ``stall_reads`` only range reads; past the caller's deadline it fails with
 ``DeadlineExceeded`` as a dripping node would), ``corrupt`` (range replies have one block byte
-flipped), ``full`` (uploads refused with 507), ``slot_reply`` (a function through which the
-node's answers to mutable slot reads pass: a stale or lying node). Each node also keeps mutable
-slots in a real ``MutableStore`` (``slots``), as the ``mutable`` role does. Every request is counted per node and kind in
+flipped), ``full`` (uploads refused with 507), ``needs_ticket`` (storing requests without a storage ticket
+refused with 402; tickets given are checked and kept in ``tickets``), ``slot_reply`` (a function
+through which the node's answers to mutable slot reads pass: a stale or lying node). Each node
+also keeps mutable slots in a real ``MutableStore`` (``slots``), as the ``mutable`` role does.
+Every request is counted per node and kind in
 ``requests``, so tests can assert how many exchanges an operation took.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from veil.client.network import Network
 from veil.errors import (
     IntegrityError,
     NotFoundError,
+    PaymentRequiredError,
     RemoteError,
     StorageFullError,
     UnavailableError,
@@ -40,6 +44,7 @@ from veil.format.mutable import Checkstring
 from veil.protocol.mutable import VersionInfo
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest, parse_range_head
+from veil.protocol.tickets import check_ticket, parse_ticket
 from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing, SlotWrite
 from veil.storage.mutable import MutableStore, SlotConflict
 from veil.storage.store import ConflictError, ShareStore
@@ -54,6 +59,8 @@ class GridNode:
     stall_reads: float = 0.0  # only range reads hang (the node lists its shares promptly)
     corrupt: bool = False
     full: bool = False
+    needs_ticket: bool = False  # storage admission by ticket: storing requests without one get 402
+    tickets: list[str] = field(default_factory=list)  # the tickets storing requests carried
     slots: MutableStore | None = None
     slot_reply: Callable[[bytes | None], bytes | None] | None = None
     requests: Counter[str] = field(default_factory=Counter)
@@ -151,8 +158,20 @@ class GridTransport:
             return RemoteError(f"{where}: {e} (bad_request)")
         return e
 
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
+    @staticmethod
+    def _admit(g: GridNode, si: bytes, ticket: str | None) -> None:
+        """The ticket check of a node in ``ticket`` mode (signature, node, index, expiry; no quota)."""
+        if ticket is not None:
+            t = parse_ticket(ticket)
+            check_ticket(t, g.info.node_id, si, time.time())
+            g.tickets.append(ticket)
+        elif g.needs_ticket:
+            raise PaymentRequiredError(f"node {g.label}: this node stores shares only with a storage ticket")
+
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
         g = self._enter(node, "begin", timeout)
+        self._admit(g, req.si, ticket)
         if g.full:
             raise StorageFullError(f"node {g.label}: no space (grid: full)")
         try:
@@ -181,8 +200,10 @@ class GridTransport:
         except VeilError:
             pass
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         g = self._enter(node, "oneshot", timeout)
+        self._admit(g, si, ticket)
         if g.full:
             raise StorageFullError(f"node {g.label}: no space (grid: full)")
         try:

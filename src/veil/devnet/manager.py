@@ -298,7 +298,10 @@ class Devnet(DevnetFiles):
                     del waiting[name]
             time.sleep(0.02)
         for pid in waiting.values():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited between the last check and now
+                continue
             _reap_or_zombie(pid)
         return list(pids)
 

@@ -92,6 +92,8 @@ def node() -> None:
               help="Payments role: the ledger's validators (pinned by node id).")
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
+@click.option("--folder-versions", type=click.IntRange(1, 1000), default=None,
+              help="Mutable role: versions kept of each folder, the current one included (default 10).")
 @click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
               help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
                    "(repeatable; docs/specs/transport.md lists them).")
@@ -108,8 +110,9 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
         bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
-        free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
-        relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None, verbose: bool) -> None:
+        free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
+        http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
+        verbose: bool) -> None:  # fmt: skip
     """Run a node with the given roles until SIGTERM.
 
     Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
@@ -137,6 +140,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,
+        folder_versions=folder_versions,
         relay_port=relay_port,
         relay_max_per_ip=relay_max_per_ip,
         relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),

@@ -10,7 +10,7 @@
                                          `devnet status` and the devnet's gateway use
     $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
-Storage nodes run the ``storage``, ``dht`` and ``repairer`` roles. The first one starts the
+Storage nodes run the ``storage``, ``dht``, ``repairer`` and ``mutable`` (folders) roles. The first one starts the
 DHT; every other joins it through ``--bootstrap`` (the first node's address, or for nodes
 added later, live nodes' addresses): the nodes share no file. Ports and identities are kept,
 so `up` on an existing devnet restarts the same nodes with their data, and links made before
@@ -319,7 +319,10 @@ class Devnet(DevnetFiles):
                     del waiting[name]
             time.sleep(0.02)
         for pid in waiting.values():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited between the last check and now
+                continue
             _reap_or_zombie(pid)
         return list(pids)
 

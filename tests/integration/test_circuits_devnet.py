@@ -360,6 +360,30 @@ def test_circuits_that_cannot_be_built_end_in_one_line_not_a_hang(env: Env, tmp_
             s.close()
 
 
+def test_folders_over_circuits(env: Env, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_bytes(os.urandom(5000))
+    (tree / "sub" / "b.bin").write_bytes(os.urandom(120_000))
+    for p in env.trace.glob("*.jsonl"):
+        p.unlink()
+    run = {**os.environ, "VEIL_HOME": str(env.root / "home"), "VEIL_NETWORK": str(env.network),
+           "VEIL_ANON_SOURCE": "127.0.0.4"}  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "put", "-r", "--anon", "-q", "-n", "5", "--happy", "5",
+                        str(tree)], env=run, capture_output=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr.decode()
+    wcap = p.stdout.decode().strip().splitlines()[-1]
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "veil.cli.main", "get", "-r", wcap, "-o", str(out)],
+                       env={**run, "VEIL_ANON": "1"}, capture_output=True, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr.decode()
+    assert (out / "a.txt").read_bytes() == (tree / "a.txt").read_bytes()
+    assert (out / "sub" / "b.bin").read_bytes() == (tree / "sub" / "b.bin").read_bytes()
+    lines = _trace(env)
+    assert not [ln for ln in lines if ln["who"] == "client" and ln["kind"] == "direct"]
+    assert any(ln["kind"] == "relay" and ln["peer"].startswith("127.0.0.4:") for ln in lines)
+
+
 def test_too_few_relays_is_one_clear_line(env: Env, tmp_path: Path) -> None:
     listed = json.loads(env.network.read_text())
     relays = [n for n in listed["nodes"] if "relay_port" in n]

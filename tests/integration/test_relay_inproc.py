@@ -223,3 +223,43 @@ def test_a_relay_that_could_reach_nobody_is_refused_at_start(tmp_path: Path) -> 
     p = subprocess.run([sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(tmp_path / "r"),
                         "--role", "relay"], capture_output=True, timeout=120)  # fmt: skip
     assert p.returncode == 2 and b"the relay role needs --network FILE or --relay-announce" in p.stderr
+
+
+def test_splice_rate_bound_waits_instead_of_reading() -> None:
+    import threading
+
+    from veil.net.splice import CHUNK
+
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(dt: float) -> None:  # a clock that moves only when the splice waits
+        slept.append(dt)
+        now[0] += dt
+
+    a1, a2 = socket.socketpair()
+    b1, b2 = socket.socketpair()
+    total, rate = 1 << 20, 256 << 10
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < total:
+            data = b2.recv(1 << 16)
+            if not data:
+                return
+            got.extend(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    ends = []
+    th = threading.Thread(target=lambda: ends.append(
+        splice(a2, b1, idle=1e9, lifetime=1e9, rate=rate, sleep=sleep, clock=lambda: now[0])))
+    th.start()
+    a1.sendall(os.urandom(total))
+    reader.join(60)
+    a1.close()
+    th.join(60)
+    assert len(got) == total and ends[0].a_to_b == total
+    need = (total - CHUNK) / rate  # the first CHUNK is free, the rest at ``rate``
+    assert need - 1e-6 <= now[0] <= need + 1.0 and max(slept) <= 1.0
+    b2.close()

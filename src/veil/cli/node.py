@@ -104,6 +104,8 @@ def node() -> None:
 @click.option("--relay-announce", default=None, metavar="HOST:PORT[,...]",
               help="Relay role: DHT nodes to announce this relay through (a signed record in the relay "
                    "directory, where clients in DHT mode find relays).")
+@click.option("--relay-rate", default=None, metavar="SIZE",
+              help="Relay role: most bytes per second one circuit may move (e.g. 5MB; default: no bound).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
@@ -112,7 +114,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
         http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
-        verbose: bool) -> None:  # fmt: skip
+        relay_rate: str | None, verbose: bool) -> None:  # fmt: skip
     """Run a node with the given roles until SIGTERM.
 
     Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
@@ -144,6 +146,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         relay_port=relay_port,
         relay_max_per_ip=relay_max_per_ip,
         relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),
+        relay_rate=parse_size(relay_rate) if relay_rate else None,
     )
     if storage_admission == "ticket":
         if not validator:

@@ -54,15 +54,19 @@ def _why(e: BaseException) -> str:
 
 def splice(a: socket.socket, b: socket.socket, *, idle: float, lifetime: float,
            stop: threading.Event | None = None, on_bytes: Callable[[int], None] | None = None,
-           on_end: Callable[[SpliceEnd], None] | None = None) -> SpliceEnd:  # fmt: skip
+           on_end: Callable[[SpliceEnd], None] | None = None, rate: float = 0.0,
+           sleep: Callable[[float], None] = time.sleep,
+           clock: Callable[[], float] = time.monotonic) -> SpliceEnd:  # fmt: skip
     """Run until a side closes or fails, nothing moves for ``idle`` s, or ``lifetime`` s pass.
     Closes both sockets. ``on_bytes`` is called with each count forwarded (either way);
-    ``on_end`` with the outcome before the sockets close (so whoever sees them close can read it)."""
+    ``on_end`` with the outcome before the sockets close (so whoever sees them close can read it).
+    ``rate`` > 0: at most that many bytes per second on average (both ways together) after a
+    first ``CHUNK`` — the splice waits instead of reading more (a free relay's per-circuit bound)."""
     a.setblocking(False)
     b.setblocking(False)
     ab, ba = _Dir(a, b), _Dir(b, a)
     end = SpliceEnd()
-    start = last = time.monotonic()
+    start = last = clock()
     try:
         while True:
             moved = False
@@ -98,9 +102,13 @@ def splice(a: socket.socket, b: socket.socket, *, idle: float, lifetime: float,
                 if d.eof and not d.buf:
                     end.side, end.why = side, "closed"
                     return end
-            now = time.monotonic()
+            now = clock()
             if moved:
                 last = now
+                if rate > 0:
+                    ahead = (ab.moved + ba.moved - CHUNK) / rate - (now - start)
+                    if ahead > 0:
+                        sleep(min(ahead, 1.0))
                 continue
             if stop is not None and stop.is_set():
                 end.why = "stopped"

@@ -67,6 +67,7 @@ class NodeConfig:
     relay_max_circuits: int | None = None  # circuits open at once; None: 256
     relay_max_per_ip: int | None = None  # circuits open from one predecessor address; None: 32
     relay_announce: tuple[str, ...] = ()  # HOST:PORT of DHT nodes to announce this relay through
+    relay_rate: int | None = None  # bytes per second per circuit; None: unbounded
     # transport
     http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 

@@ -8,7 +8,7 @@ not an open proxy. It answers 200 and splices bytes both ways (net/splice.py) un
 closes, nothing moves for ``idle`` seconds, or ``lifetime`` passes. What it carries is the
 client's TLS with the successor: it cannot read it, and a byte it changes breaks that TLS.
 
-Bounds: ``max_circuits`` open in total and ``max_per_ip`` per predecessor address (past them a
+Bounds: ``relay_rate`` bytes per second per circuit when set (``--relay-rate``), ``max_circuits`` open in total and ``max_per_ip`` per predecessor address (past them a
 connection is closed at once), the handshake and the extend head within ``handshake_timeout``
 (one deadline for both), a head of at most 1 KiB, one stream per circuit, and at most 2 x 64 KiB
 buffered per circuit. A circuit is one thread while it lives.
@@ -238,7 +238,8 @@ class RelayRole:
         trace.record("relay", peer, f"{ext.host}:{ext.port}")
         tls.settimeout(HANDSHAKE_TIMEOUT)
         tls.sendall(encode_reply(200, "Connected"))
-        splice(tls, out, idle=IDLE, lifetime=LIFETIME, stop=self._stop, on_bytes=self._count)
+        splice(tls, out, idle=IDLE, lifetime=LIFETIME, stop=self._stop, on_bytes=self._count,
+               rate=float(self.ctx.config.relay_rate or 0))  # fmt: skip
 
     def _refusal(self, ext: Extend) -> str:
         assert self.ctx is not None

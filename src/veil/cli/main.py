@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "veil.cli.gateway",
     "veil.cli.account",
     "veil.cli.lease",
+    "veil.cli.circuits",
 ]
 
 

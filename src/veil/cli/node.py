@@ -97,6 +97,15 @@ def node() -> None:
 @click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
               help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
                    "(repeatable; docs/specs/transport.md lists them).")
+@click.option("--relay-port", type=click.IntRange(0, 65535), default=0,
+              help="Relay role: port of the circuit listener (default: any free port; node.json names it).")
+@click.option("--relay-max-per-ip", type=click.IntRange(1, 100000), default=None,
+              help="Relay role: circuits open at once from one predecessor address (default 32).")
+@click.option("--relay-announce", default=None, metavar="HOST:PORT[,...]",
+              help="Relay role: DHT nodes to announce this relay through (a signed record in the relay "
+                   "directory, where clients in DHT mode find relays).")
+@click.option("--relay-rate", default=None, metavar="SIZE",
+              help="Relay role: most bytes per second one circuit may move (e.g. 5MB; default: no bound).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
@@ -104,8 +113,12 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
-        http_limits: tuple[str, ...], verbose: bool) -> None:
-    """Run a node with the given roles until SIGTERM."""
+        http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
+        relay_rate: str | None, verbose: bool) -> None:  # fmt: skip
+    """Run a node with the given roles until SIGTERM.
+
+    Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
+    onion circuits for `veil put/get --anon`; it extends only to nodes in --network or its DHT)."""
     from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
     from veil.node.main import run_node
@@ -130,6 +143,10 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,
         folder_versions=folder_versions,
+        relay_port=relay_port,
+        relay_max_per_ip=relay_max_per_ip,
+        relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),
+        relay_rate=parse_size(relay_rate) if relay_rate else None,
     )
     if storage_admission == "ticket":
         if not validator:
@@ -143,6 +160,9 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
 
         parse_threshold(repair_threshold)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if "relay" in role_list and not (network_path or relay_announce or bootstrap):
+        raise click.UsageError("the relay role needs --network FILE or --relay-announce HOST:PORT "
+                               "(it extends circuits only to nodes it knows from them)")
     if validators:
         from veil.client.ledger_client import parse_endpoints
 

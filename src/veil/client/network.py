@@ -27,11 +27,13 @@ from typing import Any
 
 from veil.crypto.sign import SigningKey
 from veil.errors import UnavailableError, UsageError
+from veil.net.circuit_transport import CircuitTransport
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver, parse_address
 from veil.net.storage_transport import TlsTransport
+from veil.protocol.circuit import DEFAULT_HOPS, Hop
 from veil.protocol.nodeinfo import NodeInfo
-from veil.protocol.placement import dht_key, permuted
+from veil.protocol.placement import dht_key, permuted, relay_directory_key
 from veil.protocol.transport import StorageTransport
 
 from .tickets import Tickets
@@ -68,6 +70,42 @@ class Network:
     transport: StorageTransport = field(default_factory=TlsTransport, repr=False)
     # Who signs storage tickets for nodes that admit storage by ticket (client/tickets.py).
     tickets: Tickets | None = field(default=None, repr=False)
+    relay_ports: dict[bytes, int] = field(default_factory=dict)  # node id -> its relay listener's port
+    anon: CircuitTransport | None = field(default=None, repr=False)  # set by use_circuits
+
+    def relays(self) -> list[Hop]:
+        """The relays the network file lists (nodes with a ``relay_port``), as circuit hops; with
+        none listed and DHT discovery, the relays in the DHT's relay directory (signed records)."""
+        listed = [Hop(n.host, self.relay_ports[n.node_id], n.node_id, n.name)
+                  for n in self.nodes if n.node_id in self.relay_ports]  # fmt: skip
+        if listed or self.discovery != "dht":
+            return listed
+        # Asked directly, before any circuit exists: it tells the DHT nodes asked only that this
+        # address looks for relays (as a Tor client fetches the directory), never which file.
+        drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+        try:
+            drv.join(self.bootstrap)
+            recs = drv.find_providers(relay_directory_key(), want=20)
+        finally:
+            drv.stop()
+        out = []
+        for r in recs:
+            host, port = parse_address(r.address)
+            out.append(Hop(host, port, r.provider_id))
+        return out
+
+    def use_circuits(self, hops: int = DEFAULT_HOPS, source: str | None = None) -> CircuitTransport:
+        """Send every storage request (and, with DHT discovery, every DHT lookup) over onion
+        circuits of ``hops`` relays; TooFewRelays at once when the network has too few."""
+        t = CircuitTransport(self.relays(), hops, source=source)
+        t.check_relays()
+        self.transport.close()
+        self.transport = self.anon = t
+        return t
+
+    def warnings(self) -> list[str]:
+        """What the transport noticed on the way (relays named after failing)."""
+        return list(self.anon.warnings) if self.anon is not None else []
 
     def storage_nodes(self) -> list[NodeInfo]:
         """The storage nodes the network file lists (none when discovery goes through the DHT)."""
@@ -81,7 +119,8 @@ class Network:
     def _driver(self) -> DhtDriver:
         if self.dht is None:
             # A client looks up and never serves (announce=False): nobody adds it to a table.
-            drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+            dial = self.anon.dial_for if self.anon is not None else None
+            drv = DhtDriver(SigningKey.generate(), "client:0", announce=False, dial=dial)
             try:
                 drv.join(self.bootstrap)
             except BaseException:
@@ -137,7 +176,8 @@ class Network:
         value: dict[str, Any] = {
             "gateway": self.gateway,
             "nodes": [
-                {"name": n.name, "host": n.host, "port": n.port, "node_id": n.node_id.hex(), "roles": list(n.roles)}
+                {"name": n.name, "host": n.host, "port": n.port, "node_id": n.node_id.hex(), "roles": list(n.roles),
+                 **({"relay_port": self.relay_ports[n.node_id]} if n.node_id in self.relay_ports else {})}
                 for n in self.nodes
             ],
             **self.extra,
@@ -156,13 +196,16 @@ def network_from_json(value: Any, where: str = "network file") -> Network:
             )
             for n in value.get("nodes", [])
         ]
+        relay_ports = {bytes.fromhex(n["node_id"]): int(n["relay_port"])
+                       for n in value.get("nodes", []) if n.get("relay_port")}  # fmt: skip
         bootstrap = [str(a) for a in value.get("bootstrap", [])]
         for a in bootstrap:
             parse_address(a)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{where} is malformed: {e}") from e
     extra = {k: v for k, v in value.items() if k not in ("nodes", "gateway", "bootstrap")}
-    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra, bootstrap=bootstrap)
+    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra, bootstrap=bootstrap,
+                   relay_ports=relay_ports)
 
 
 def load_network(path: Path | None = None) -> Network:

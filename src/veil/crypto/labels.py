@@ -55,6 +55,8 @@ DHT_NODE_RECORD = b"veil/dht-node-record/v1"
 DHT_PROVIDER_RECORD = b"veil/dht-provider-record/v1"
 # The 256-bit DHT key of a file (storage index -> key): provider records and find_node target it.
 DHT_STORAGE_KEY = b"veil/dht-storage-key/v1"
+# The DHT key relays announce themselves under (provider records with no shares; circuits.md).
+DHT_RELAY_DIRECTORY = b"veil/dht-relay-directory/v1"
 
 # Mutable slots and folders (docs/specs/folders.md).
 SLOT_ID = b"veil/slot-id/v1"  # slot id = H(label, Ed25519 public key)

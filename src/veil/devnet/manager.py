@@ -44,6 +44,8 @@ STORAGE_ROLES = ["storage", "dht", "repairer", "mutable"]
 DEVNET_DHT_RATE = "10000"
 DEFAULT_REPAIR_INTERVAL = "120"
 BOOTSTRAP_COUNT = 3
+# Every devnet peer is 127.0.0.1, so a relay's per-address circuit bound must allow the whole devnet.
+DEVNET_RELAY_PER_IP = "4096"
 
 
 class Devnet(DevnetFiles):
@@ -63,6 +65,19 @@ class Devnet(DevnetFiles):
             if f"127.0.0.1:{spec.port}" not in boot:
                 spec.args += ["--bootstrap", ",".join(boot)]
         self._save_specs([s for s in self.specs() if s.name not in {n.name for n in new}] + new)
+        return new
+
+    def add_relay_specs(self, count: int) -> list[NodeSpec]:
+        """Relays (`--role relay`): each keeps its circuit port across restarts and may extend
+        to every node of the devnet's node list (nodes.json, which lists the relays too)."""
+        new = []
+        for _ in range(count):
+            args = ["--relay-port", str(free_port()), "--network", str(self.static_network_path),
+                    "--relay-max-per-ip", DEVNET_RELAY_PER_IP]  # fmt: skip
+            boot = self.bootstrap_addresses() or [f"127.0.0.1:{s.port}" for s in self.specs() if "dht" in s.roles][:3]
+            if boot:  # announced in the DHT's relay directory too (retried until the DHT is up)
+                args += ["--relay-announce", ",".join(boot)]
+            new += self.add_specs(1, ["relay"], args, prefix="relay")
         return new
 
     def bootstrap_addresses(self) -> list[str]:
@@ -147,7 +162,9 @@ class Devnet(DevnetFiles):
             except VeilError:
                 pass
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
-        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses())
+        relay_ports = {ids[s.name]: int(s.args[s.args.index("--relay-port") + 1])
+                       for s in specs if s.name in ids and "--relay-port" in s.args}  # fmt: skip
+        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses(), relay_ports=relay_ports)
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
@@ -156,7 +173,8 @@ class Devnet(DevnetFiles):
             others = [n for n in nodes if "storage" not in n.roles]
             every = [n.addr for n in nodes if "storage" in n.roles and "dht" in n.roles]
             for path, boot in ((self.network_path, every), (self.dht_network_path, net.bootstrap)):
-                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot).to_json())
+                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot,
+                                          relay_ports=relay_ports).to_json())
         else:
             _write_json(self.network_path, net.to_json())
         return net
@@ -230,13 +248,14 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, admission: bool = False,
+        validators: int = 1, admission: bool = False, relays: int = 0,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
         payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
-        ``admission`` makes every storage node admit storage only by ticket.
+        ``admission`` makes every storage node admit storage only by ticket; ``relays`` relays are
+        added when creating (`veil devnet up` asks for 6).
         """
         if not self.exists():
             if "storage" in roles:
@@ -244,6 +263,8 @@ class Devnet(DevnetFiles):
             else:
                 self.add_specs(nodes, roles, args)
             add_validators(self, validators, params=params)
+            if relays:
+                self.add_relay_specs(relays)
             if charge is not None:
                 charge_storage_nodes(self, charge)
             if admission:

@@ -35,7 +35,7 @@ from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
 from veil.dht.records import NodeRecord, ProviderRecord
 from veil.errors import RemoteError, UnavailableError, VeilError
 from veil.format.textparse import parse_hostport
-from veil.net.client import PeerClient
+from veil.net.client import Dial, PeerClient
 
 log = logging.getLogger("veil.dht")
 
@@ -59,8 +59,12 @@ class DhtDriver:
         rpc_timeout: float = RPC_TIMEOUT,
         workers: int = 16,
         clock: Callable[[], float] = time.time,
+        dial: Callable[[str, int, bytes | None], Dial] | None = None,
     ) -> None:
         self.clock = clock
+        # How to reach a contact: None is direct TCP; an onion circuit transport's ``dial_for``
+        # sends every lookup over circuits too (`veil get --anon` in DHT mode).
+        self._dial = dial
         self.node = DhtNode(key, address, config, now=clock(), announce=announce)
         self.rpc_timeout = rpc_timeout
         self._lock = threading.RLock()
@@ -122,7 +126,7 @@ class DhtDriver:
         for address in addresses:
             host, port = parse_address(address)
             try:
-                nid = PeerClient(host, port, None, timeout=self.rpc_timeout).learn_node_id()
+                nid = self._peer(host, port, None).learn_node_id()
             except VeilError as e:
                 log.info("bootstrap node %s unreachable: %s", address, e)
                 continue
@@ -222,6 +226,10 @@ class DhtDriver:
             except RuntimeError:  # shut down
                 return
 
+    def _peer(self, host: str, port: int, nid: bytes | None) -> PeerClient:
+        dial = self._dial(host, port, nid) if self._dial is not None else None
+        return PeerClient(host, port, nid, timeout=self.rpc_timeout, dial=dial)
+
     def _client(self, to: Contact) -> PeerClient:
         key = (to.address, to.node_id)
         with self._lock:
@@ -230,7 +238,7 @@ class DhtDriver:
                 self._clients.move_to_end(key)
                 return c
             host, port = parse_address(to.address)
-            c = self._clients[key] = PeerClient(host, port, to.node_id, timeout=self.rpc_timeout)
+            c = self._clients[key] = self._peer(host, port, to.node_id)
             if len(self._clients) > MAX_CLIENTS:
                 _, old = self._clients.popitem(last=False)
                 old.close()

@@ -65,8 +65,12 @@ class TlsTransport:
         with self._lock:
             c = self._clients.get(node.node_id)
             if c is None or (c.host, c.port) != (node.host, node.port):
-                c = self._clients[node.node_id] = PeerClient(node.host, node.port, node.node_id, self.read_timeout)
+                c = self._clients[node.node_id] = self.new_client(node)
             return c
+
+    def new_client(self, node: NodeInfo) -> PeerClient:
+        """A pinned client for ``node`` (a subclass may make it reach the node another way)."""
+        return PeerClient(node.host, node.port, node.node_id, self.read_timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -62,6 +62,12 @@ class NodeConfig:
     # validator
     validators: tuple[str, ...] = ()  # NODEID@HOST:PORT of cluster members to join through
     election: tuple[float, float] = (0.5, 1.0)  # raft election timeout range, seconds
+    # relay
+    relay_port: int = 0  # the relay listener's port; 0: any free one (in node.json and GET /v1/node)
+    relay_max_circuits: int | None = None  # circuits open at once; None: 256
+    relay_max_per_ip: int | None = None  # circuits open from one predecessor address; None: 32
+    relay_announce: tuple[str, ...] = ()  # HOST:PORT of DHT nodes to announce this relay through
+    relay_rate: int | None = None  # bytes per second per circuit; None: unbounded
     # transport
     http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 

@@ -26,6 +26,11 @@ def permuted(si: bytes, node_ids: Sequence[bytes]) -> list[int]:
     return sorted(range(len(node_ids)), key=lambda i: _h(si, node_ids[i]))
 
 
+def relay_directory_key() -> bytes:
+    """The DHT key under which relays store their signed provider records (docs/specs/circuits.md)."""
+    return TaggedHash(labels.DHT_RELAY_DIRECTORY)(b"")
+
+
 def dht_key(si: bytes) -> bytes:
     """The DHT key (256 bits, like a node id) under which storage index ``si`` is found."""
     return _dht(si)

@@ -4,7 +4,7 @@ Upload, download, locate, check, repair, drain and audits talk to storage nodes 
 this typed interface (one method per request of docs/specs/storage-protocol.md, v2). Whoever
 implements it decides how bytes travel: ``veil.net.storage_transport.TlsTransport`` (direct
 pinned TLS), ``veil.testing.grid.GridTransport`` (in memory, over ShareStore, with faults), and
-later an onion circuit. The client never builds a URL or touches a socket.
+``veil.net.circuit_transport.CircuitTransport`` (onion circuits, `--anon`). The client never builds a URL or touches a socket.
 
 Every method takes a ``timeout``: a deadline in seconds for the WHOLE exchange (connect, send,
 every read), not per read; past it the call raises ``DeadlineExceeded`` (an UnavailableError),

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "veil.cli.account",
     "veil.cli.lease",
     "veil.cli.circuits",
+    "veil.cli.config",
 ]
 
 

@@ -38,20 +38,21 @@ from veil.protocol.transport import DeadlineExceeded
 
 DEFAULT_TIMEOUT = 30.0
 MAX_SMALL_RESPONSE = 4 << 20
-BUSY_RETRIES = 8  # answers "busy" (503 from a full queue) tried at most this many times (about 3 s of pauses)
+BUSY_RETRIES = 8  # answers "queue_full" (503 from a full server queue) tried at most this many times (about 3 s of pauses)
 BUSY_FIRST_PAUSE = 0.02  # seconds, doubling up to the node's Retry-After
-BUSY_LAST_TRY = 0.25  # seconds of the deadline a retry must still have, else the "busy" answer stands
+BUSY_LAST_TRY = 0.25  # seconds of the deadline a retry must still have, else the 503 stands
 
 
 def _is_busy(reply: Reply) -> bool:
-    """A 503 the server's queue gave before any handler ran (reactor: code "busy")."""
+    """A 503 the server's queue gave before any handler ran (reactor: code "queue_full"). A
+    handler's own 503s (e.g. the storage role's session caps) are answers and are not retried."""
     if reply.status != 503:
         return False
     try:
         v = cbor.decode(reply.body, 64 * 1024)
     except VeilError:
         return False
-    return isinstance(v, dict) and v.get("error") == "busy"
+    return isinstance(v, dict) and v.get("error") == "queue_full"
 
 
 @dataclass
@@ -169,7 +170,7 @@ class PeerClient:
         """One request. With ``into``, a 200 body is read straight into that buffer (it must fit).
 
         ``deadline``: seconds for the whole exchange (default: this client's timeout). A node
-        whose queue is full answers 503 "busy" before any handler saw the request, so that answer
+        whose queue is full answers 503 "queue_full" before any handler saw the request, so that answer
         is retried here after a short, growing pause while the deadline allows (BUSY_RETRIES)."""
         limit = self.timeout if deadline is None else deadline
         end = time.monotonic() + limit

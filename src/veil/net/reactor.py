@@ -278,7 +278,7 @@ class Reactor:
         except queue.Full:
             conn.state = HEAD
             self.sel.register(sock, selectors.EVENT_READ, conn)
-            self._reject(conn, 503, "busy", "server busy; retry shortly",
+            self._reject(conn, 503, "queue_full", "server busy; retry shortly",
                          {"Retry-After": str(self.limits.retry_after)})
 
     def _reject(self, conn: Conn, status: int, code: str, message: str, headers: dict[str, str]) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.crypto.sign import SigningKey
+from veil.dht.node import DhtConfig
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver
 from veil.node.context import NodeConfig
@@ -41,13 +43,13 @@ def dht_of(node: Node) -> DhtDriver:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     root = tmp_path_factory.mktemp("dht")
-    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], NodeConfig())
+    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], NodeConfig(id_bits=DEVNET_ID_BITS))
     first.start()
     boot = f"127.0.0.1:{first.ctx.port}"
     started = [first]
     try:
         for i in range(1, 8):
-            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(boot,)))
+            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(boot,), id_bits=DEVNET_ID_BITS))
             n.start()
             started.append(n)
         for n in started:
@@ -71,7 +73,7 @@ def test_provider_record_found_by_node_and_by_client(nodes: list[Node]) -> None:
     dht_of(nodes[4]).provide(si, (2, 5))
     want = (nodes[4].ctx.node_id, (2, 5))
     wait_for(lambda: [(p.provider_id, p.shares) for p in dht_of(nodes[1]).find_providers(si, want=1)] == [want])
-    client = DhtDriver(SigningKey.generate(), "client:1", announce=False)
+    client = DhtDriver(SigningKey.generate(), "client:1", config=DhtConfig(id_bits=DEVNET_ID_BITS), announce=False)
     try:
         client.join([f"127.0.0.1:{nodes[0].ctx.port}"])
         recs = client.find_providers(si)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.devnet.ledger import add_validators, register_nodes
 from veil.devnet.payments import charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
@@ -95,7 +96,7 @@ class Devnet(DevnetFiles):
         cmd = [
             sys.executable, "-m", "veil.cli.main", "node", "run",
             "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles),
-            *self._with_live_bootstrap(spec),
+            "--id-bits", str(DEVNET_ID_BITS), *self._with_live_bootstrap(spec),
         ]
         log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -147,7 +148,7 @@ class Devnet(DevnetFiles):
             except VeilError:
                 pass
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
-        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses())
+        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses(), id_bits=DEVNET_ID_BITS)
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
@@ -156,7 +157,8 @@ class Devnet(DevnetFiles):
             others = [n for n in nodes if "storage" not in n.roles]
             every = [n.addr for n in nodes if "storage" in n.roles and "dht" in n.roles]
             for path, boot in ((self.network_path, every), (self.dht_network_path, net.bootstrap)):
-                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot).to_json())
+                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot,
+                                          id_bits=net.id_bits).to_json())
         else:
             _write_json(self.network_path, net.to_json())
         return net

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS, valid_id
 from veil.crypto.sign import SigningKey, node_id
 from veil.dht.ids import ID_BITS, Contact, random_id_in_bucket
 from veil.dht.lookup import Lookup
@@ -29,7 +30,7 @@ from veil.dht.messages import (
     FindValue,
     Nodes,
     Ping,
-    Pong,
+    Pong,  # fmt: skip
     Providers,
     Refused,
     Request,
@@ -69,6 +70,7 @@ class DhtConfig:
     max_peers_tracked: int = 10_000
     max_verify_inflight: int = 64
     max_failures: int = 2
+    id_bits: int = DEFAULT_ID_BITS  # the network's id puzzle (veil.crypto.idpuzzle); 0 accepts any id
     store_limits: StoreLimits = field(default_factory=StoreLimits)
 
 
@@ -141,8 +143,10 @@ class DhtNode:
         self.announce = announce
         self.config = cfg = config or DhtConfig()
         self.node_id = node_id(key.public_key)
+        if announce and not valid_id(self.node_id, cfg.id_bits):
+            raise ValueError(f"this node's id does not solve the network's {cfg.id_bits}-bit id puzzle")
         self.contact = Contact(self.node_id, address)
-        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures)
+        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures, id_bits=cfg.id_bits)
         self.store = RecordStore(cfg.store_limits)
         self._limiter = PeerRateLimiter(cfg.request_rate, cfg.request_burst, cfg.max_peers_tracked)
         self._store_limiter = PeerRateLimiter(cfg.store_rate, cfg.store_burst, cfg.max_peers_tracked)
@@ -210,13 +214,13 @@ class DhtNode:
             return Value(None if nrec is None else nrec.raw, tuple(self.routing.closest(msg.key, k)))
         if isinstance(msg, AddProvider):
             try:
-                prec = decode_provider_record(msg.record, now)
+                prec = decode_provider_record(msg.record, now, self.config.id_bits)
             except IntegrityError:
                 self.stats["bad_records"] += 1
                 return Refused("invalid")
             return Stored(self.store.add_provider(prec, now))
         try:
-            nrec = decode_node_record(msg.record, now)
+            nrec = decode_node_record(msg.record, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return Refused("invalid")
@@ -327,7 +331,7 @@ class DhtNode:
         if extra_seeds:
             have = {c.key for c in seeds}
             seeds += [c for c in extra_seeds if c.key not in have]
-        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id)
+        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id, id_bits=cfg.id_bits)
         op_id = self._next_id
         self._next_id += 1
         op = _Op(op_id, kind, lk, now, want)
@@ -412,7 +416,7 @@ class DhtNode:
     def _take_providers(self, op: _Op, records: tuple[bytes, ...], now: float) -> None:
         for raw in records[:MAX_RECORDS]:
             try:
-                rec = decode_provider_record(raw, now)
+                rec = decode_provider_record(raw, now, self.config.id_bits)
             except IntegrityError:
                 self.stats["bad_records"] += 1
                 continue
@@ -425,7 +429,7 @@ class DhtNode:
 
     def _take_node_record(self, op: _Op, raw: bytes, now: float) -> None:
         try:
-            rec = decode_node_record(raw, now)
+            rec = decode_node_record(raw, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return

@@ -14,7 +14,7 @@ from veil.node.context import NodeContext
 def node_network(ctx: NodeContext) -> Network:
     dht = ctx.services.dht
     if dht is not None:
-        return Network(nodes=[], dht=dht)
+        return Network(nodes=[], dht=dht, id_bits=ctx.config.id_bits)
     if ctx.config.network is not None:
         return load_network(ctx.config.network)
     raise UsageError("this node needs the dht role (or --network FILE) to find other storage nodes")

@@ -4,6 +4,7 @@ Messages are events on one heap ordered by virtual time; a request to a dead nod
 message or an address that does not belong to the pinned id ends in a timeout
 ``rpc_timeout`` after sending, as it would over TLS. With ``wire=True`` every message goes
 through its canonical CBOR encoding and the strict decoder on the way, as on the real network.
+The default config accepts any id (``id_bits=0``); with a puzzle, ``new_key`` grinds for it.
 Nodes may be given a ``behaviour`` that replaces their honest answers (for attack tests).
 """
 
@@ -14,7 +15,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from veil.crypto.sign import SigningKey
+from veil.crypto.idpuzzle import valid_id
+from veil.crypto.sign import SigningKey, node_id
 from veil.dht.ids import Contact
 from veil.dht.messages import (
     FindNode,
@@ -60,7 +62,7 @@ class DhtNetwork:
         self.drop_rate = drop_rate
         self.rpc_timeout = rpc_timeout
         self.wire = wire
-        self.config = config or DhtConfig()
+        self.config = config or DhtConfig(id_bits=0)
         self.nodes: dict[int, DhtNode] = {}
         self.behaviours: dict[int, Behaviour] = {}
         self.listeners: list[Listener] = []
@@ -73,7 +75,11 @@ class DhtNetwork:
     # -- membership ----------------------------------------------------------------------
 
     def new_key(self) -> SigningKey:
-        return SigningKey(self.rng.randbytes(32))
+        """A key from the network's seed whose id solves ``config.id_bits`` (keep it small here)."""
+        while True:
+            key = SigningKey(self.rng.randbytes(32))
+            if valid_id(node_id(key.public_key), self.config.id_bits):
+                return key
 
     def add_node(self, key: SigningKey | None = None, behaviour: Behaviour | None = None) -> DhtNode:
         self._serial += 1

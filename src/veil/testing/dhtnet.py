@@ -39,6 +39,8 @@ from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
 from veil.testing.clock import ManualClock
 
 Behaviour = Callable[[DhtNode, Request, float, str], Response]
+# Answers for a contact that is no live node (ground "ghost" ids of an attacker); None: a timeout.
+GhostAnswer = Callable[[Contact, Request, float], Response | None]
 Listener = Callable[[DhtNode, OpDone], None]
 
 
@@ -65,6 +67,7 @@ class DhtNetwork:
         self.config = config or DhtConfig(id_bits=0)
         self.nodes: dict[int, DhtNode] = {}
         self.behaviours: dict[int, Behaviour] = {}
+        self.ghosts: GhostAnswer | None = None
         self.listeners: list[Listener] = []
         self.messages = 0
         self.timeouts = 0
@@ -165,17 +168,21 @@ class DhtNetwork:
     def _deliver(self, src: DhtNode, send: Send, sent_at: float) -> None:
         to = send.to
         dest = self.nodes.get(to.key)
-        if dest is None or dest.contact.address != to.address:
-            self.at(sent_at + self.rpc_timeout, self._timeout, src, send)
-            return
         now = self.clock.now()
         msg = send.message
         if self.wire:
             msg = decode_request(encode_request(msg))
-        behaviour = self.behaviours.get(to.key)
-        peer = src.contact.address
-        resp = behaviour(dest, msg, now, peer) if behaviour is not None else dest.handle(msg, now, peer)
-        self._flush(dest)
+        if dest is None or dest.contact.address != to.address:
+            ghost = self.ghosts(to, msg, now) if self.ghosts is not None and dest is None else None
+            if ghost is None:
+                self.at(sent_at + self.rpc_timeout, self._timeout, src, send)
+                return
+            resp: Response = ghost
+        else:
+            behaviour = self.behaviours.get(to.key)
+            peer = src.contact.address
+            resp = behaviour(dest, msg, now, peer) if behaviour is not None else dest.handle(msg, now, peer)
+            self._flush(dest)
         if self.wire:
             resp = decode_response(encode_response(resp))
         if self.drop_rate and self.rng.random() < self.drop_rate:
@@ -209,3 +216,50 @@ def colluding(colluders: list[Contact], k: int = 20) -> Behaviour:
         return Stored(True)
 
     return behave
+
+
+GHOST_PREFIX = "ghost-"
+GHOST_SHARED_BITS = 64  # ground ids share this many leading bits with the key: nearer than anyone honest
+
+
+def ghost_ids(target: bytes, group: int, k: int) -> tuple[Contact, ...]:
+    """``k`` ids a positioned attacker ground next to ``target`` (S/Kademlia's model), one group
+    per colluder asked (so paths that each ask a colluder are each captured, disjointness or
+    not): each shares its first GHOST_SHARED_BITS bits with the target, so they are the target's
+    nearest nodes whatever the network's size. The group rides in the address, so a ghost
+    answers with its own group and a captured path ends. What grinding them costs is priced
+    apart (`veil sim durability`, docs/specs/dht.md)."""
+    t = int.from_bytes(target, "big")
+    rng = random.Random(t ^ group)
+    low = 256 - GHOST_SHARED_BITS
+    addr = f"{GHOST_PREFIX}{group:x}:1"
+    return tuple(Contact((t ^ rng.getrandbits(low)).to_bytes(32, "big"), addr) for _ in range(k))
+
+
+def grinding(k: int = 20) -> tuple[Behaviour, GhostAnswer]:
+    """A colluder that grinds ids next to every key it is asked about: it (and each ghost id it
+    names) answers every lookup with the ghosts of the target and no records, and swallows records
+    sent to it. Install the first on colluding nodes, the second as ``DhtNetwork.ghosts``. A path
+    that asks one colluder is captured: its k nearest are then ghosts."""
+
+    def answer(msg: Request, group: int) -> Response:
+        if isinstance(msg, Ping):
+            return Pong()
+        if isinstance(msg, FindNode | FindValue | FindProviders):
+            near = ghost_ids(msg.target if isinstance(msg, FindNode) else msg.key, group, k)
+            if isinstance(msg, FindNode):
+                return Nodes(near)
+            if isinstance(msg, FindValue):
+                return Value(None, near)
+            return Providers((), near)
+        return Stored(True)
+
+    def behave(node: DhtNode, msg: Request, now: float, peer: str) -> Response:
+        return answer(msg, node.contact.key >> 192)
+
+    def ghost(to: Contact, msg: Request, now: float) -> Response | None:
+        if not to.address.startswith(GHOST_PREFIX):
+            return None
+        return answer(msg, int(to.address[len(GHOST_PREFIX):].split(":")[0], 16))
+
+    return behave, ghost

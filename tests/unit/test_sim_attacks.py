@@ -62,6 +62,7 @@ def test_collusion_phase_is_deterministic_and_below_the_hop_curve() -> None:
     assert a.analytic_queried < a.analytic_hops
     assert a.collusion.success_rate < 0.8
     assert abs(a.collusion.success_rate - a.analytic_queried) < 0.3
+    assert a.analytic_one_path <= a.analytic_queried
 
 
 def test_capture_cost_scales_with_the_puzzle_and_needs_k_networks() -> None:

@@ -96,7 +96,8 @@ def sim_dht(
         click.echo(
             f"  collusion: simulated {res.collusion.success_rate:.2%}; analytic 1-(1-(1-c)^h)^d with c={c:g}, d={d}: "
             f"{res.analytic_hops:.2%} at h={res.stable.hops_median:g} (median hops), "
-            f"{res.analytic_queried:.2%} at h={res.stable.messages_mean / d:.1f} (nodes asked per path)"
+            f"{res.analytic_queried:.2%} at h={res.stable.messages_mean / d:.1f} (nodes asked per path), "
+            f"{res.analytic_one_path:.2%} at that h with d=1 (the nearest honest node is on one path only)"
         )
     click.echo(f"  total wall time: {res.wall_s:.1f} s")
 

@@ -66,6 +66,9 @@ class DhtSimResult:
     # in the analysis, while a Kademlia path asks about k nodes, any of which can capture it.
     analytic_hops: float = 0.0
     analytic_queried: float = 0.0
+    # ... and with d = 1: paths are disjoint, so the nearest honest node sits on one path only,
+    # and that path must stay uncaptured to the end (a captured path's k nearest are ghosts).
+    analytic_one_path: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,6 +265,7 @@ def run(
         collude_fraction=collude,
         analytic_hops=analytic(collude, stable.hops_median, cfg.paths) if collude else 0.0,
         analytic_queried=analytic(collude, stable.messages_mean / cfg.paths, cfg.paths) if collude else 0.0,
+        analytic_one_path=analytic(collude, stable.messages_mean / cfg.paths, 1) if collude else 0.0,
     )
 
 

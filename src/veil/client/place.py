@@ -1,6 +1,8 @@
 """Put n shares on nodes in rendezvous order, all in parallel, replacing nodes that refuse.
 
-Share i goes to the i-th candidate; every share whose node refuses or fails is retried on the
+Share i goes to the i-th candidate of the network's placement order (rendezvous, ids that skip
+the id puzzle dropped, one node per family first: client/network.py, protocol/family.py), so
+replacements too come from fresh families while there are any; every share whose node refuses or fails is retried on the
 next unused candidate, and once those run out on the used node holding fewest shares, round
 after round (each round in parallel) until every share is placed or no node is left. Shared by
 the streaming upload (``begin`` per share) and the one-shot small-file upload (the whole share

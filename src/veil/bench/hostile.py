@@ -81,6 +81,37 @@ def head(method: str, path: str, *lines: str) -> bytes:
     return (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\n" + "".join(x + "\r\n" for x in lines) + "\r\n").encode()
 
 
+class KeptConnection:
+    """One attacker's keep-alive connection: ``send`` (re)connects when needed, sends one request,
+    tallies the answer's status (or what went wrong) under ``kind``, and drops the connection
+    when the node closes it or it breaks."""
+
+    def __init__(self, port: int, src: str, tally: Tally, kind: str) -> None:
+        self.port, self.src, self.tally, self.kind = port, src, tally, kind
+        self.s: socket.socket | None = None
+        self.buf = bytearray()
+
+    def send(self, req: bytes, label: str = "") -> tuple[int, bytes] | None:
+        try:
+            if self.s is None:
+                self.s, self.buf = connect(self.port, self.src), bytearray()
+            self.s.sendall(req)
+            status, reply, close = read_reply(self.s, self.buf)
+            self.tally.add(self.kind, f"{label}{status}")
+            if close:
+                self.close()
+            return status, reply
+        except (OSError, EOFError, ValueError) as e:
+            self.tally.add(self.kind, outcome_of(e))
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self.s is not None:
+            self.s.close()
+        self.s = None
+
+
 def read_reply(s: socket.socket, buf: bytearray) -> tuple[int, bytes, bool]:
     """Read one whole response (head and Content-Length body) from ``s``: status, body, and
     whether the node said it closes the connection."""
@@ -178,35 +209,18 @@ class Load:
 
     # -- upload sessions that never finish -------------------------------------------------
     def upload_flood(self, src: str) -> None:
-        s: socket.socket | None = None
-        buf = bytearray()
+        conn = KeptConnection(self.port, src, self.tally, "upload_flood")
         for i in range(self.count(400)):
             if not self.running():
                 break
             body = cbor.encode(UploadRequest(os.urandom(16), 0, 4, 65536, 65536).to_value())
-            try:
-                if s is None:
-                    s, buf = connect(self.port, src), bytearray()
-                s.sendall(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
-                status, reply, close = read_reply(s, buf)
-                self.tally.add("upload_flood", str(status))
-                if status == 200 and i % 4 == 0 and not close:  # some get a first block (a temp file)
-                    uid = str(cbor.decode(reply, 4096)["id"])
-                    block = bytes(32 + 65536)
-                    s.sendall(head("PUT", upload_path(uid, 0), f"Content-Length: {len(block)}") + block)
-                    status, _, close = read_reply(s, buf)
-                    self.tally.add("upload_flood", f"put_{status}")
-                if close:
-                    s.close()
-                    s = None
-            except (OSError, EOFError, ValueError) as e:
-                self.tally.add("upload_flood", outcome_of(e))
-                if s is not None:
-                    s.close()
-                s = None
+            got = conn.send(head("POST", uploads_path(), f"Content-Length: {len(body)}") + body)
+            if got is not None and got[0] == 200 and i % 4 == 0 and conn.s is not None:
+                uid = str(cbor.decode(got[1], 4096)["id"])  # some get a first block (a temp file)
+                block = bytes(32 + 65536)
+                conn.send(head("PUT", upload_path(uid, 0), f"Content-Length: {len(block)}") + block, "put_")
             self.pause(0.02)
-        if s is not None:
-            s.close()
+        conn.close()
 
     # -- one byte per second: on a request head, and on a body -----------------------------
     def slowloris_head(self, src: str) -> None:
@@ -364,8 +378,7 @@ class Load:
         posts = [cbor.encode(UploadRequest(si, 0, nseg, bsize, bsize).to_value())
                  for nseg, bsize in ((2**21, 1), (4, 16), (2**19, 1024))]
         one = fake_file(si, nseg=3, bsize=16)[0]
-        s: socket.socket | None = None
-        buf = bytearray()
+        conn = KeptConnection(self.port, src, self.tally, "tiny_blocks")
         for i in range(self.count(1500)):
             if not self.running():
                 break
@@ -374,23 +387,9 @@ class Load:
             else:
                 payload = one.oneshot()
                 req = head("PUT", oneshot_path(one.si, 0), f"Content-Length: {len(payload)}") + payload
-            try:
-                if s is None:
-                    s, buf = connect(self.port, src), bytearray()
-                s.sendall(req)
-                status, _, close = read_reply(s, buf)
-                self.tally.add("tiny_blocks", str(status))
-                if close:
-                    s.close()
-                    s = None
-            except (OSError, EOFError, ValueError) as e:
-                self.tally.add("tiny_blocks", outcome_of(e))
-                if s is not None:
-                    s.close()
-                s = None
+            conn.send(req)
             self.pause(0.02)
-        if s is not None:
-            s.close()
+        conn.close()
 
     # -- bursts of garbage where a TLS handshake should be ---------------------------------
     def garbage_tls(self, src: str) -> None:

@@ -11,6 +11,7 @@ cannot hold a caller longer than that. Remote error text is sanitised here
 from __future__ import annotations
 
 import http.client
+import random
 import socket
 import ssl
 import threading
@@ -35,6 +36,20 @@ from veil.protocol.transport import DeadlineExceeded
 
 DEFAULT_TIMEOUT = 30.0
 MAX_SMALL_RESPONSE = 4 << 20
+BUSY_RETRIES = 8  # answers "busy" (503 from a full queue) tried at most this many times (about 3 s of pauses)
+BUSY_FIRST_PAUSE = 0.02  # seconds, doubling up to the node's Retry-After
+BUSY_LAST_TRY = 0.25  # seconds of the deadline a retry must still have, else the "busy" answer stands
+
+
+def _is_busy(reply: Reply) -> bool:
+    """A 503 the server's queue gave before any handler ran (reactor: code "busy")."""
+    if reply.status != 503:
+        return False
+    try:
+        v = cbor.decode(reply.body, 64 * 1024)
+    except VeilError:
+        return False
+    return isinstance(v, dict) and v.get("error") == "busy"
 
 
 @dataclass
@@ -135,8 +150,29 @@ class PeerClient:
     ) -> Reply:
         """One request. With ``into``, a 200 body is read straight into that buffer (it must fit).
 
-        ``deadline``: seconds for the whole exchange (default: this client's timeout)."""
+        ``deadline``: seconds for the whole exchange (default: this client's timeout). A node
+        whose queue is full answers 503 "busy" before any handler saw the request, so that answer
+        is retried here after a short, growing pause while the deadline allows (BUSY_RETRIES)."""
         limit = self.timeout if deadline is None else deadline
+        end = time.monotonic() + limit
+        pause = BUSY_FIRST_PAUSE
+        for _ in range(BUSY_RETRIES):
+            reply = self._request_once(method, path, body, headers, max_response, into, end - time.monotonic())
+            wait = pause * (0.5 + random.random())  # jittered: many clients turned away at once spread out
+            if not _is_busy(reply) or time.monotonic() + wait + BUSY_LAST_TRY >= end:
+                break
+            time.sleep(wait)
+            after = reply.headers.get("retry-after", "1")
+            pause = min(pause * 2, float(after) if after.isdigit() else 1.0)
+        if check and reply.status >= 300:
+            raise_for_reply(reply.status, reply.body, self.where)
+        return reply
+
+    def _request_once(self, method: str, path: str, body: bytes | memoryview | None,
+                      headers: dict[str, str] | None, max_response: int, into: memoryview | None,
+                      limit: float) -> Reply:  # fmt: skip
+        if limit <= 0:
+            raise DeadlineExceeded(f"{self.where} did not answer in time")
         watch = WATCHDOG.watch(time.monotonic() + limit)
         try:
             for attempt in (0, 1):
@@ -170,8 +206,6 @@ class PeerClient:
             if watch.fired:
                 raise DeadlineExceeded(f"{self.where} did not answer within {limit:g} s") from None
             raise
-        if check and reply.status >= 300:
-            raise_for_reply(reply.status, reply.body, self.where)
         return reply
 
     def _exchange(self, conn: _Conn, method: str, path: str, body: bytes | memoryview | None,

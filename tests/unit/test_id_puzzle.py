@@ -141,7 +141,7 @@ def test_a_stranger_whose_id_skips_the_puzzle_is_not_even_pinged() -> None:
     node = DhtNode(keys(BITS, 1, 9)[0], "me:1", DhtConfig(id_bits=BITS), now=NOW)
     stranger = Contact(node_id(bad_keys(BITS, 1, 10)[0].public_key), "151.101.1.3:1")
     node.handle(FindNode(bytes(32), sender=stranger), NOW, "151.101.1.3")
-    assert node.take_outgoing() == []
+    assert node.take_outgoing() == [] and node.stats["refused_ids"] == 1
 
 
 def test_lookups_never_ask_contacts_whose_ids_skip_the_puzzle() -> None:

@@ -15,10 +15,11 @@ Imports from: veil.errors, veil.crypto, veil.dht.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from veil.crypto.idpuzzle import DEFAULT_ID_BITS, valid_id
+from veil.crypto.idpuzzle import valid_id
 from veil.crypto.sign import SigningKey, node_id
+from veil.dht.config import DhtConfig
 from veil.dht.ids import ID_BITS, Contact, random_id_in_bucket
 from veil.dht.lookup import Lookup
 from veil.dht.messages import (
@@ -49,29 +50,10 @@ from veil.dht.records import (
     sign_provider_record,
 )
 from veil.dht.routing import PingNeeded, RoutingTable
-from veil.dht.store import RecordStore, RepublishSchedule, StoreLimits
+from veil.dht.store import RecordStore, RepublishSchedule
 from veil.errors import IntegrityError
 
-
-@dataclass(frozen=True, slots=True)
-class DhtConfig:
-    k: int = 20
-    alpha: int = 3
-    paths: int = 3  # disjoint lookup paths; 1 is plain Kademlia
-    record_ttl: int = 24 * 3600
-    republish_interval: float = 12 * 3600
-    refresh_interval: float = 3600
-    refresh_per_tick: int = 2
-    expire_interval: float = 60
-    request_rate: float = 50.0  # requests per second per peer
-    request_burst: float = 500.0
-    store_rate: float = 5.0  # ADD_PROVIDER / STORE_NODE per second per peer
-    store_burst: float = 200.0
-    max_peers_tracked: int = 10_000
-    max_verify_inflight: int = 64
-    max_failures: int = 2
-    id_bits: int = DEFAULT_ID_BITS  # the network's id puzzle (veil.crypto.idpuzzle); 0 accepts any id
-    store_limits: StoreLimits = field(default_factory=StoreLimits)
+__all__ = ["DhtConfig", "DhtNode", "OpDone", "Send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +143,7 @@ class DhtNode:
         self._republish = RepublishSchedule(cfg.republish_interval)
         self._node_record_due: float | None = None
         self._next_expire = now + cfg.expire_interval
-        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0}
+        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0, "refused_ids": 0}
 
     @property
     def _from(self) -> Contact | None:
@@ -230,6 +212,9 @@ class DhtNode:
         """A stranger's claimed contact enters the table only after it answers a ping at that address."""
         key = sender.key
         if key == self.contact.key or key in self._verifying:
+            return
+        if not valid_id(sender.node_id, self.config.id_bits):
+            self.stats["refused_ids"] += 1  # not worth a ping: it could never enter the table
             return
         if len(self._verifying) >= self.config.max_verify_inflight or not self.routing.wants(sender.node_id):
             return

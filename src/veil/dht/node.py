@@ -31,7 +31,7 @@ from veil.dht.messages import (
     FindValue,
     Nodes,
     Ping,
-    Pong,  # fmt: skip
+    Pong,
     Providers,
     Refused,
     Request,

@@ -106,3 +106,25 @@ def test_upload_and_repair_put_one_share_per_operator(tmp_path: Path) -> None:
         assert sum(holders.values()) == 10 and set(holders.values()) == {1}
     finally:
         grid.close()
+
+
+def test_the_repairers_candidates_skip_ids_without_the_puzzle(tmp_path: Path) -> None:
+    import json
+
+    from veil.net.server import Router
+    from veil.node.context import NodeConfig, NodeContext
+    from veil.node.repair_role import RepairerRole
+
+    rng = random.Random(8)
+    good = [grind_key(6, lambda: SigningKey(rng.randbytes(32)))[0] for _ in range(3)]
+    bad = [k for k in (SigningKey(rng.randbytes(32)) for _ in range(10)) if not valid_id(node_id(k.public_key), 6)][:3]
+    path = tmp_path / "network.json"
+    path.write_text(json.dumps({"id_bits": 6, "nodes": [
+        {"host": "127.0.0.1", "port": 3000 + i, "node_id": node_id(k.public_key).hex()} for i, k in enumerate(good + bad)
+    ]}))
+    me = grind_key(6, lambda: SigningKey(rng.randbytes(32)))[0]
+    ctx = NodeContext(tmp_path, me, "127.0.0.1", 1, config=NodeConfig(network=path, id_bits=6))
+    role = RepairerRole()
+    role.attach(ctx, Router())
+    got = {n.node_id for n in role._candidates(bytes(16))}
+    assert got == {node_id(k.public_key) for k in [*good, me]}

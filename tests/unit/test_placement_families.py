@@ -128,3 +128,17 @@ def test_the_repairers_candidates_skip_ids_without_the_puzzle(tmp_path: Path) ->
     role.attach(ctx, Router())
     got = {n.node_id for n in role._candidates(bytes(16))}
     assert got == {node_id(k.public_key) for k in [*good, me]}
+
+
+def test_a_share_whose_node_fails_goes_to_a_family_without_one(tmp_path: Path) -> None:
+    grid = Grid(tmp_path, 20)
+    try:
+        for i, gn in enumerate(grid.nodes):
+            gn.info = dataclasses.replace(gn.info, operator=f"op{i % 10}")
+            gn.dead = i in (0, 3, 7)  # one node of op0, op3 and op7 is down: their partners must take over
+        data = random.Random(2).randbytes(50_000)
+        res = upload(grid.network(), io.BytesIO(data), len(data), "g.bin")
+        ops = Counter(n.operator for n in res.placement.values())
+        assert len(ops) == 10 and set(ops.values()) == {1}
+    finally:
+        grid.close()

@@ -122,7 +122,7 @@ def sim_dht(
               help="With --attacker-cpu-hours: the network's node-id puzzle.")
 @click.option("--keys-per-second", type=click.FloatRange(0, min_open=True), default=HONEST_KEYS_PER_SECOND,
               show_default=True, help="With --attacker-cpu-hours: the attacker's key generations per core-second "
-                                      "(the default is PyNaCl on this machine; a tuned grinder is faster).")
+                                      "(the default is grind_key measured on this machine; a tuned grinder is faster).")
 @click.option("--attacker-subnets", type=click.IntRange(1), default=None,
               help="With --attacker-cpu-hours: the address blocks (/24) the attacker has (default: as many as it needs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

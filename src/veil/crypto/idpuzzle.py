@@ -20,7 +20,7 @@ from veil.crypto.hashes import TaggedHash
 from veil.crypto.sign import SEED_SIZE, SigningKey, node_id
 from veil.errors import IntegrityError
 
-# The network default (docs/specs/dht.md): ~2^20 key generations, about 20 CPU-seconds here.
+# The network default (docs/specs/dht.md): ~2^20 key generations, about 24 CPU-seconds here.
 DEFAULT_ID_BITS = 20
 # `veil devnet` and the test networks: 256 key generations, a few milliseconds per node.
 DEVNET_ID_BITS = 8

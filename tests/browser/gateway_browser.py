@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,3 +103,44 @@ def sha256_file(path: Path) -> str:
 def random_file(path: Path, size: int, seed: int = 1) -> Path:
     """A file of ``size`` pseudo-random bytes (fast: one random MiB repeated with a counter)."""
     return write_test_file(path, size, seed)
+
+
+class RecordingProxy:
+    """A TCP relay in front of the gateway that keeps every byte the gateway is sent."""
+
+    def __init__(self, target_port: int) -> None:
+        self.received = bytearray()
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.target = target_port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if record:
+                    with self.lock:
+                        self.received += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_browser import ARTIFACTS, Env, download_in_page, random_file, upload_in_page
+from gateway_browser import ARTIFACTS, Env, RecordingProxy, download_in_page, random_file, upload_in_page
 from playwright.sync_api import Page
 
 from veil.format.base32 import b32decode
@@ -134,49 +133,8 @@ def test_embedding_is_refused_to_unlisted_origins(env: Env, page: Page) -> None:
     assert blocked
 
 
-class _RecordingProxy:
-    """A TCP relay in front of the gateway that keeps every byte the gateway is sent."""
-
-    def __init__(self, target_port: int) -> None:
-        self.received = bytearray()
-        self.lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.target = target_port
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
-        try:
-            while data := src.recv(1 << 16):
-                if record:
-                    with self.lock:
-                        self.received += data
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_no_key_ever_reaches_the_gateway(env: Env, page: Page, tmp_path: Path) -> None:
-    proxy = _RecordingProxy(env.branded_port)
+    proxy = RecordingProxy(env.branded_port)
     try:
         origin = f"http://127.0.0.1:{proxy.port}"
         src = random_file(tmp_path / "secret-name-7f3a.bin", 2 * (1 << 20) + 99, seed=13)

@@ -22,7 +22,14 @@ from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
-from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet, load_faucet_key, validator_spec
+from veil.devnet.ledger import (
+    DEVNET_CHAIN,
+    NODE_FUNDS,
+    devnet_ledger_client,
+    faucet,
+    load_faucet_key,
+    validator_spec,
+)
 from veil.devnet.specs import NodeSpec
 from veil.errors import LedgerError, VeilError
 from veil.format.caps import parse_verify_cap
@@ -126,7 +133,8 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     for name, addr in node_addrs.items():
         acct = c.account(addr)
         ch = by_payee.get(addr)
-        expect = 0 if ch is None else ch.free_bytes + ch.paid - PARAMS.uploader_share(ch.paid)
+        # (NODE_FUNDS: the devnet's sponsorship of the node's own account, which its repairer pays from)
+        expect = NODE_FUNDS + (0 if ch is None else ch.free_bytes + ch.paid - PARAMS.uploader_share(ch.paid))
         assert acct["balance"] + acct["nonce"] * PARAMS.min_fee == expect, name
         st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(paid.node(name))), "--no-settle")  # type: ignore[arg-type]
         assert st.returncode == 0
@@ -323,6 +331,49 @@ def test_node_that_deleted_a_leased_share_fails_its_audit_and_stops_being_paid(p
     # A failed lease is not challenged again.
     again = paid.as_user(u, "audit", vcap)
     assert again.returncode == 0 and "9 passed, 0 failed" in again.stdout.decode()
+    c.close()
+
+
+def test_a_lost_leased_share_is_repaired_from_its_lease_escrow(paid: PaidDevnet, tmp_path: Path) -> None:
+    """Issue 18 item 12: `veil audit --wait --repair` repairs the file and, instead of refunding the
+    failed node's unearned escrow, moves it on the ledger (lease_move) to the share's new holder,
+    less the repair's cost, which goes back to the auditor. The new holder answers its challenges."""
+    u = paid.wallet("mover", fund=10 * UNIT)
+    src = tmp_path / "heal.bin"
+    src.write_bytes(os.urandom(1_000_000))
+    out = paid.as_user(u, "put", str(src), "--lease", "30", check=True).stdout.decode()
+    vcap = next(x.split()[-1] for x in out.splitlines() if x.startswith("verify cap"))
+    rcap = next(x.split()[-1] for x in out.splitlines() if x.startswith("read cap"))
+    si = parse_verify_cap(vcap).storage_index
+    c = paid.ledger()
+    spec = paid.storage()[3]
+    victim_lid, victim = _lease_of(paid, c, u.address, spec)
+    sdir = paid.devnet.node_dir(spec) / "storage" / "slots" / si.hex()[:2] / si.hex()
+    share = next(p for p in sdir.glob("*/*") if p.name.isdigit())
+    shnum = int(share.name)
+    share.unlink()
+    r = paid.as_user(u, "audit", vcap, "--wait", "--repair")
+    text = r.stdout.decode()
+    assert r.returncode == 0, text + r.stderr.decode()
+    assert f"share {shnum:>3}" in text and "lease moved to" in text and "(1 repaired, lease moved)" in text, text
+    failed = c.lease(victim_lid)
+    assert failed is not None and failed.status == 1
+    unearned = victim.amount - failed.accrued(failed.failed_at)
+    moved = [(lid, le) for lid in c.leases_of(u.address) if (le := c.lease(lid)) is not None
+             and le.root == victim.root and le.status == 0]  # fmt: skip
+    assert len(moved) == 1
+    mlid, mle = moved[0]
+    assert mle.payee != victim.payee and mle.payer == u.address and mle.end == victim.end
+    assert 0 < mle.amount <= unearned  # the rest of the escrow, less the repair fee paid back to the auditor
+    # The new holder keeps the share and answers the ledger's challenge of the moved lease by itself.
+    chain, fee = c.chain, PARAMS.min_fee
+    c.wait_committed(c.submit_with_nonce(u.key, lambda n: T.lease_challenge(u.key, chain, n, 2 * fee, mlid))[0])
+    _wait_for(lambda: not c.lease(mlid).challenge_open(), "the new holder did not answer")  # type: ignore[union-attr]
+    le = c.lease(mlid)
+    assert le is not None and le.status == 0 and le.answered == 1
+    back = tmp_path / "heal.out"
+    paid.as_user(u, "get", rcap, "-o", str(back), "--max-spend", "1", check=True)
+    assert back.read_bytes() == src.read_bytes()
     c.close()
 
 

@@ -90,7 +90,8 @@ class Paid(RunningDevnet):
 def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paid]:
     home = tmp_path_factory.mktemp("veil-paysec")
     d = Paid(home / "devnet", home)
-    d.net, _ = d.devnet.up(5, ["storage"], [], params=PARAMS, charge=CHARGE)
+    # Nodes' repairers do not pay (--repair-wallet none), so the tests below choose who repairs.
+    d.net, _ = d.devnet.up(5, ["storage"], ["--repair-wallet", "none"], params=PARAMS, charge=CHARGE)
     try:
         yield d
     finally:

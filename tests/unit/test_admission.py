@@ -52,24 +52,29 @@ def test_quota_holds_charges_and_refunds(tmp_path: Path) -> None:
     alive: set[str] = set()
     quotas = {address_of(KEY.public_key): 10_000}
     adm = Admission(tmp_path / "c.sqlite", NODE, lambda a: quotas.get(a, 0), alive.__contains__, clock)
-    ticket = make_ticket(KEY, NODE, SI, int(clock()) + 600)
+    def ticket() -> str:
+        return make_ticket(KEY, NODE, SI, int(clock()) + 600)
+
     with pytest.raises(PaymentRequiredError):
         adm.admit(None, SI, 10)
     with pytest.raises(PaymentRequiredError):  # an account without stake has no quota
         adm.admit(make_ticket(SigningKey(bytes([4]) * 32), NODE, SI, int(clock()) + 600), SI, 10)
-    h1 = adm.admit(ticket, SI, 6000)
+    h1 = adm.admit(ticket(), SI, 6000)
     adm.bind(h1, "u1")
     alive.add("u1")
     with pytest.raises(PaymentRequiredError):  # the upload in progress counts
-        adm.admit(ticket, SI, 6000)
+        adm.admit(ticket(), SI, 6000)
     adm.charge(h1, SI, bytes(32), 0)
     adm.charge(h1, SI, bytes(32), 0)  # the same share again: charged once
     assert adm.used(address_of(KEY.public_key)) == 6000
     with pytest.raises(PaymentRequiredError):
-        adm.admit(ticket, SI, 6000)
-    h2 = adm.admit(ticket, SI, 4000)
+        adm.admit(ticket(), SI, 6000)
+    h2 = adm.admit(ticket(), SI, 4000)
     adm.bind(h2, "u2")  # never alive: a reaped session's hold is dropped at the next admission
-    adm.admit(ticket, SI, 4000)
+    used = ticket()
+    adm.admit(used, SI, 4000)
+    with pytest.raises(IntegrityError, match="used already"):  # a replayed ticket
+        adm.admit(used, SI, 1)
     adm.refund(SI, bytes(32), 0)
     assert adm.used(address_of(KEY.public_key)) == 0
     adm.close()

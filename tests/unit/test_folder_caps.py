@@ -72,3 +72,25 @@ def test_a_read_cap_cannot_pass_as_a_verify_cap_or_back() -> None:
         parse_folder_cap(swapped)
     assert isinstance(parse_folder_cap(r.to_string()), FolderReadCap)
     assert isinstance(parse_folder_cap(r.verify_cap().to_string()), FolderVerifyCap)
+
+
+@given(keys)
+def test_write_link_round_trip(seed: bytes) -> None:
+    w = FolderWriteCap(seed)
+    link = w.write_link("https://gw.example/")
+    path, frag = link.split("#")
+    assert path == w.read_cap().link("https://gw.example").split("#")[0] and frag.startswith("w-")
+    assert parse_folder_cap(link) == w
+
+
+def test_write_link_with_another_folders_key_or_a_garbled_one_is_refused() -> None:
+    a, b = FolderWriteCap(bytes(32)), FolderWriteCap(bytes([1]) * 32)
+    path = a.write_link("https://gw").split("#")[0]
+    with pytest.raises(CapError, match="does not belong"):
+        parse_folder_cap(path + "#" + b.write_link("https://gw").split("#")[1])
+    frag = a.write_link("https://gw").split("#")[1]
+    with pytest.raises(CapError, match="garbled"):
+        parse_folder_cap(path + "#" + frag[:-1] + ("a" if frag[-1] != "a" else "b"))
+    # a read link's key part behind "w-" is not a write key (other checksum kind)
+    with pytest.raises(CapError):
+        parse_folder_cap(path + "#w-" + a.read_cap().link("https://gw").split("#")[1])

@@ -23,6 +23,7 @@ def test_caps_and_keys() -> None:
     assert (r.slot_id.hex(), r.read_key.hex(), v.verify_key.hex()) == (V["slot_id"], V["read_key"], V["verify_key"])
     assert (r.to_string(), v.to_string(), r.link("https://gw.example")) == (V["read_cap"], V["verify_cap"], V["link"])
     assert parse_folder_cap(V["link"]) == r
+    assert w.write_link("https://gw.example") == V["write_link"] and parse_folder_cap(V["write_link"]) == w
     salt = bytes.fromhex(V["salt"])
     assert hkdf_sha256(r.read_key, labels.FOLDER_LISTING_KEY, salt=salt).hex() == V["listing_key_for_salt"]
     assert hkdf_sha256(v.verify_key, labels.FOLDER_INDEX_KEY, salt=salt).hex() == V["index_key_for_salt"]

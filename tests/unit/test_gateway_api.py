@@ -72,7 +72,8 @@ def test_pages_carry_security_headers_and_escape_the_tenant(gw: Gateway) -> None
 
 
 def test_static_files_and_service_worker(gw: Gateway) -> None:
-    for name in ("app.js", "veil-format.js", "style.css"):
+    for name in ("app.js", "veil-format.js", "veil-folder.js", "veil-zip.js", "folder-app.js", "common.js",
+                 "upload.js", "style.css"):
         status, h, body = request(gw, "GET", f"/static/{name}")
         assert status == 200 and body
     status, h, _ = request(gw, "GET", "/sw.js")
@@ -128,3 +129,31 @@ def test_file_reads_check_the_link_first(gw: Gateway) -> None:
     status, _, body = request(gw, "GET", f"/api/files/{vpayload}/manifest")
     assert status == 503 and json.loads(body)["error"] == "unavailable"  # no nodes to ask
     assert request(gw, "GET", f"/api/files/{vpayload}/segments?start=x")[0] == 400
+
+
+def test_folder_slot_requests_check_the_id_and_the_record_first(gw: Gateway) -> None:
+    from veil.format.folder import Listing
+    from veil.format.folder_caps import new_folder
+    from veil.format.folder_seal import seal_body
+    from veil.format.mutable import sign_record
+
+    w = new_folder()
+    rec = sign_record(w.signing_key, 1, seal_body(w, 1, Listing()))
+    slot = w.slot_id.hex()
+    octets = {"Content-Type": "application/octet-stream"}
+    for bad in ("zz" * 32, "00" * 31, "x"):
+        status, _, body = request(gw, "GET", f"/api/mutable/{bad}")
+        assert status == 400 and json.loads(body)["error"] == "bad_link", bad
+    status, _, body = request(gw, "PUT", f"/api/mutable/{slot}", b"VLMS garbage", octets)
+    assert status == 400 and json.loads(body)["error"] == "bad_record"
+    other = new_folder().slot_id.hex()  # a valid record of another folder
+    status, _, body = request(gw, "PUT", f"/api/mutable/{other}", rec.raw, octets)
+    assert status == 400 and "another slot" in json.loads(body)["message"]
+    assert request(gw, "PUT", f"/api/mutable/{slot}", bytes(300_000), octets)[0] == 413
+    # a valid id and record: no storage nodes to ask
+    assert request(gw, "GET", f"/api/mutable/{slot}")[0] == 503
+    assert request(gw, "PUT", f"/api/mutable/{slot}", rec.raw, octets)[0] == 503
+    status, h, _ = request(gw, "DELETE", f"/api/mutable/{slot}")
+    assert status == 405 and h["allow"] == "GET, PUT"
+    status, h, body = request(gw, "GET", f"/d/{slot}")
+    assert status == 200 and b'data-mode="folder"' in body and "frame-ancestors 'none'" in h["content-security-policy"]

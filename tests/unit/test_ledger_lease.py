@@ -180,3 +180,38 @@ def test_what_a_lease_publishes_holds_no_storage_index() -> None:
     chain, lid = opened()
     le = chain.state.get_lease(lid)
     assert le is not None and len(le.to_wire()) == 18 and not hasattr(le, "si") and not hasattr(le, "shnum")
+
+
+def test_a_failed_node_s_unearned_escrow_pays_the_repair_and_the_new_holder() -> None:
+    """lease_move: repair paid from the lease escrow (issue 18 item 12)."""
+    chain, lid = opened()
+    start = chain.state.get_lease(lid).start  # type: ignore[union-attr]
+    new_node = address_of(STRANGER.public_key)
+    chain.now = start + 200
+    fee = 1
+    # Only after an unanswered challenge, and only by the payer or auditor.
+    assert code_of(chain, T.lease_move(AUDITOR, CHAIN, nonce(chain, AUDITOR), fee, lid, new_node, 10)) == "no_challenge"
+    challenge(chain, AUDITOR, lid)
+    assert code_of(chain, T.lease_move(AUDITOR, CHAIN, nonce(chain, AUDITOR), fee, lid, new_node, 10)) == "challenge_open"
+    chain.now = start + 200 + WINDOW + 1
+    assert code_of(chain, T.lease_move(STRANGER, CHAIN, nonce(chain, STRANGER), fee, lid, new_node, 10)) == "not_lease_party"
+    assert code_of(chain, T.lease_move(AUDITOR, CHAIN, nonce(chain, AUDITOR), fee, lid, NODE_ADDR, 10)) == "bad_lease"
+    assert code_of(chain, T.lease_move(AUDITOR, CHAIN, nonce(chain, AUDITOR), fee, lid, new_node, 8000)) == "bad_amount"
+    aud_before, payer_before = chain.account(AUD_ADDR).balance, chain.account(PAYER_ADDR).balance
+    n = nonce(chain, AUDITOR)
+    submit(chain, T.lease_move(AUDITOR, CHAIN, n, fee, lid, new_node, 300))
+    old = chain.state.get_lease(lid)
+    moved = chain.state.get_lease(lease_id(AUD_ADDR, n))
+    assert old is not None and old.status == FAILED and old.escrow == 2000  # earned by the old node, still claimable
+    assert moved is not None and moved.status == ACTIVE
+    assert (moved.payer, moved.payee, moved.auditor, moved.root, moved.end) == (PAYER_ADDR, new_node, AUD_ADDR,
+                                                                               TREE.root(), old.end)
+    assert moved.amount == moved.escrow == 8000 - 300
+    assert chain.account(AUD_ADDR).balance == aud_before - fee + 300  # the repair fee, from the escrow
+    assert chain.account(PAYER_ADDR).balance == payer_before  # nothing refunded: it pays the new holder
+    # The moved lease is audited like any other; the old one cannot be moved twice.
+    assert code_of(chain, T.lease_move(AUDITOR, CHAIN, nonce(chain, AUDITOR), fee, lid, new_node, 0)) == "lease_failed"
+    chain.now = start + 200 + WINDOW + 1 + 400
+    submit(chain, T.lease_claim(STRANGER, CHAIN, nonce(chain, STRANGER), 1, lease_id(AUD_ADDR, n)))
+    assert chain.account(new_node).balance > 10**4 - 10
+    chain.replay().check_supply()

@@ -125,3 +125,28 @@ def test_repairer_status_is_cbor_and_its_options_are_checked(tmp_path: Path) -> 
     for bad in ("0", "-1", "fast", "nan", "inf"):
         with pytest.raises(UsageError):
             parse_sweep_rate(bad)
+
+
+def test_who_the_repairer_pays_with(tmp_path: Path) -> None:
+    """--repair-wallet W, else the node's own account when it knows a ledger, 'none' for nobody."""
+    from veil.crypto.sign import SigningKey
+    from veil.net.server import Router
+    from veil.node.context import NodeConfig, NodeContext
+    from veil.node.repair_role import RepairerRole
+
+    key = SigningKey.generate()
+
+    def attached(**kw: object) -> RepairerRole:
+        role = RepairerRole()
+        role.attach(NodeContext(tmp_path, key, "127.0.0.1", 1, config=NodeConfig(**kw)), Router())  # type: ignore[arg-type]
+        return role
+
+    own = attached(validator="00" * 32 + "@127.0.0.1:9", repair_max_spend="0.5")
+    assert own._wallet is not None and own._wallet.key is key
+    assert own._wallet.channels_path == tmp_path / "repairer.channels" and own._max_spend == 5 * 10**8
+    assert attached(validator="00" * 32 + "@127.0.0.1:9", repair_wallet=Path("none"))._wallet is None
+    assert attached()._wallet is None  # no ledger, no wallet: free nodes only
+    with pytest.raises(UsageError, match="needs --repair-wallet"):
+        attached(repair_max_spend="1")
+    with pytest.raises(UsageError, match="not --repair-wallet none"):
+        attached(repair_wallet=Path("none"), repair_max_spend="1")

@@ -54,6 +54,7 @@ def main() -> None:
         "read_cap": r.to_string(),
         "verify_cap": v.to_string(),
         "link": r.link("https://gw.example"),
+        "write_link": w.write_link("https://gw.example"),
         "salt": SALT.hex(),
         "listing_key_for_salt": salt_listing_key.hex(),
         "index_key_for_salt": salt_index_key.hex(),

@@ -39,7 +39,7 @@ def uploader_earnings(client: LedgerClient, addr: bytes, params: Params, limit: 
 @wallet_option
 @validator_option
 def account(do_unlock: bool, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
-    """Your account: free allowance left and when it renews, balance, channels, spent and earned."""
+    """Your account: free allowance left and when it renews, balance, storage quota, channels, spent and earned."""
     from veil.client.wallet import wallet_address
 
     path = resolve_wallet(wallet_path)
@@ -55,6 +55,8 @@ def account(do_unlock: bool, wallet_path: Path | None, validator: str | None, ne
     click.echo(f"allowance:  {human(a['allowance_left'])} of {human(params.allowance_bytes)} free downloads left "
                f"(renews {when(a['epoch_ends'])})")  # fmt: skip
     click.echo(f"balance:    {money(a['balance'])}")
+    click.echo(f"storage:    {human(a['storage_quota'])} free storage quota per node (nodes that admit by ticket), "
+               f"from {money(a['stake'])} staked")  # fmt: skip
     mine = [(cid, ch) for cid, ch in a["channels"] if ch.payer == addr]
     settled_spent = sum(ch.paid for _, ch in mine)
     locked = sum(ch.deposit for _, ch in mine)

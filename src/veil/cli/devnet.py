@@ -47,10 +47,13 @@ def devnet() -> None:
 @click.option("--nodes", default=10, show_default=True, help="Storage nodes to create (for a new devnet).")
 @click.option("--validators", default=1, show_default=True, type=click.IntRange(1, 15),
               help="Ledger validators to create (a Raft cluster; for a new devnet).")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
+              help="New devnet: storage nodes take shares from anyone, or only with a storage ticket within "
+                   "the uploader's free storage quota (stake); `veil put` then needs a staked wallet.")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, validators: int, capacity: str | None, repair_interval: float | None,
+def up(nodes: int, validators: int, storage_admission: str, capacity: str | None, repair_interval: float | None,
        repair_threshold: str | None, root: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
 
@@ -59,7 +62,7 @@ def up(nodes: int, validators: int, capacity: str | None, repair_interval: float
     d = Devnet(root)
     params, charge = pay_settings(d, **pay)
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
-                        charge=charge, validators=validators)  # fmt: skip
+                        charge=charge, validators=validators, admission=storage_admission == "ticket")  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")

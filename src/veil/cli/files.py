@@ -27,7 +27,10 @@ def _warn(lines: list[str]) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-r", "--recursive", is_flag=True, help="FILE is a directory: upload the tree as a folder.")
+@click.option("--to", "to", default=None, metavar="FOLDER[/path]",
+              help="With -r: store the tree as FOLDER/path (default name: the directory's) instead of a new folder.")
 @click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read the file.")
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made.")
 @click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
@@ -40,14 +43,29 @@ def _warn(lines: list[str]) -> None:
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, payout: str | None, lease_days: int | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
-    """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
-    from .pay_opts import payout_address
+def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int | None, quiet: bool,
+        payout: str | None, lease_days: int | None, wallet_path: Path | None, network_path: Path | None) -> None:
+    """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link.
 
+    With -r, upload the directory FILE as a folder (many files at once, one progress bar) and
+    print the folder's caps and link."""
+    from .pay_opts import payout_address, ticket_signer
+
+    if recursive:
+        from .trees import put_r
+
+        if payout is not None or lease_days is not None:
+            raise UsageError("--payout and --lease are not supported with -r yet")
+        put_r(file, to, quiet, network_path, k, n, happy, ticket_signer(wallet_path))
+        return
+    if to is not None:
+        raise UsageError("--to needs -r (a single file is linked into a folder with `veil ln CAP FOLDER/name`)")
+    if file.is_dir():
+        raise UsageError(f"{file} is a directory: use `veil put -r {file}`")
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
     net = open_network(network_path)
+    net.tickets = ticket_signer(wallet_path)  # nodes that admit by ticket: signed by the wallet
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
@@ -75,6 +93,9 @@ def _parse_range(text: str) -> tuple[int, int]:
 @click.command()
 @click.argument("cap")
 @click.option("-o", "--output", default=None, help="Where to write ('-' for stdout; default: the file's name).")
+@click.option("-r", "--recursive", is_flag=True, help="CAP is a FOLDER[/path]: download the tree into -o DIR.")
+@click.option("--version", "seq", type=int, default=None, metavar="N",
+              help="With -r: download version N of the folder (`veil ls --versions`).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--range", "byte_range", default=None, help="Fetch only bytes START-END (END exclusive).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
@@ -83,14 +104,23 @@ def _parse_range(text: str) -> tuple[int, int]:
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, max_spend: str | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
+def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: bool, byte_range: str | None,
+        quiet: bool, max_spend: str | None, wallet_path: Path | None, network_path: Path | None) -> None:
     """Download, verify and decrypt the file behind CAP (a read cap or share link).
 
-    Nodes that charge are paid from your free allowance first, then from channel deposits."""
+    With -r, download the folder FOLDER[/path] into -o DIR (names checked: nothing is written
+    outside DIR). Nodes that charge are paid from your free allowance first, then from channel deposits."""
     from veil.client.payer import stop_reason
 
     from .pay_opts import download_bar, make_payer, spend_summary
+
+    if recursive:
+        from .trees import get_r
+
+        get_r(cap, output, force, quiet, seq, network_path)
+        return
+    if seq is not None:
+        raise UsageError("--version needs -r (a folder); a file cap names one immutable version")
 
     rc = parse_read_cap(cap)
     rng = _parse_range(byte_range) if byte_range else None
@@ -145,15 +175,25 @@ _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (defa
 
 @click.command()
 @click.argument("verifycap")
+@click.option("-r", "--recursive", is_flag=True, help="VERIFYCAP is a folder cap: check the folder and everything under it.")
 @click.option("--full", is_flag=True, help="Verify every block of every share, not a sample.")
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
+def check(verifycap: str, recursive: bool, full: bool, max_spend: str | None, wallet_path: Path | None,
           network_path: Path | None) -> None:  # fmt: skip
-    """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy."""
+    """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy.
+
+    With -r and a folder cap (any kind; a verify cap suffices): the folder's nodes, then every
+    file, page and subfolder under it."""
     from .pay_opts import make_payer
+
+    if recursive:
+        from .trees import health_r
+
+        health_r(verifycap, False, full, False, network_path)
+        return
 
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
@@ -181,24 +221,33 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
 
 @click.command()
 @click.argument("verifycap")
+@click.option("-r", "--recursive", is_flag=True, help="VERIFYCAP is a folder cap: repair the folder and everything under it.")
 @click.option("--full", is_flag=True, help="Verify every block of every share before deciding, not a sample.")
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @network_option
-def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
+def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, wallet_path: Path | None,
            network_path: Path | None) -> None:  # fmt: skip
     """Re-create missing and corrupt shares on other nodes, from any k, using only the verify cap.
 
     Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Nodes that charge
     are paid for the blocks read, from your allowance, then your wallet. Exit 0 only if the file
-    has all n healthy shares afterwards."""
+    has all n healthy shares afterwards. With -r and a folder cap: the folder's nodes (the
+    current version put back on those missing it), then every file, page and subfolder under it."""
     from veil.client.payer import stop_reason
 
-    from .pay_opts import make_payer, spend_summary
+    from .pay_opts import make_payer, spend_summary, ticket_signer
+
+    if recursive:
+        from .trees import health_r
+
+        health_r(verifycap, True, full, False, network_path)
+        return
 
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
+    net.tickets = ticket_signer(wallet_path)  # new holders that admit by ticket: charged to the wallet
     payer = make_payer(net, max_spend, wallet_path)
     try:
         res = repair_mod.repair(net, vc, full=full, payer=payer)

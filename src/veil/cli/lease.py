@@ -10,6 +10,7 @@ from veil.client.lease import audit as run_audit
 from veil.client.lease import open_leases
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
+from veil.client.tickets import Tickets
 from veil.client.upload import UploadResult
 from veil.errors import UsageError
 from veil.format.caps import parse_verify_cap
@@ -50,10 +51,14 @@ def lease_after_upload(net: Network, res: UploadResult, days: int, wallet_path: 
 @click.option("--no-report", is_flag=True, help="Do not challenge or fail anything on the ledger (just show it).")
 @click.option("--wait", is_flag=True, help="Wait for every ledger challenge to be answered or to run out (the "
               "challenge window, a network parameter), and fail the leases whose node did not answer.")
+@click.option("--repair", "repair_file", is_flag=True,
+              help="Instead of failing a lease whose node did not answer, repair the file (paid from this wallet) "
+                   "and move the lease to the share's new holder: its unearned escrow pays the new holder, and "
+                   "the repair's cost back to this wallet (lease_move on the ledger).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The wallet that pays for (or audits) the leases.")
 @network_option
-def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, wallet_path: Path | None,
+def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, repair_file: bool, wallet_path: Path | None,
           network_path: Path | None) -> None:  # fmt: skip
     """Challenge every node leased to keep a share of the file: a random block and its Merkle proof.
 
@@ -65,10 +70,12 @@ def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, wallet_path:
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path)
     w = unlock(wallet_path)
+    net.tickets = Tickets.of_key(w.key)  # shares the repair places on nodes that admit by ticket
     ledger = _ledger(net)
     payer = make_payer(net, None, wallet_path)
     try:
-        results = run_audit(net, ledger, w, vc, payer, rounds=max(1, rounds), report=not no_report, wait=wait)
+        results = run_audit(net, ledger, w, vc, payer, rounds=max(1, rounds), report=not no_report, wait=wait,
+                            repair_file=repair_file)  # fmt: skip
     finally:
         ledger.close()
         if payer is not None:
@@ -81,14 +88,17 @@ def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, wallet_path:
             what = "answered the ledger's challenge"
         elif r.ok:
             what = f"block {r.index}: ok"
+        elif r.state == "moved":
+            what = f"FAILED, repaired: {r.problem}"
         elif r.state == "failed":
             what = f"FAILED: {r.problem}" + (" (lease failed on the ledger)" if r.reported else "")
         else:
             what = f"block {r.index}: {r.problem}"
         click.echo(f"share {r.shnum:>3} on {r.node}: {what}")
     failed = sum(1 for r in results if not r.ok)
-    click.echo(f"{len(results) - failed} passed, {failed} failed")
-    if failed:
+    moved = sum(1 for r in results if r.state == "moved")
+    click.echo(f"{len(results) - failed} passed, {failed} failed" + (f" ({moved} repaired, lease moved)" if moved else ""))
+    if failed > moved:
         raise SystemExit(1)
 
 

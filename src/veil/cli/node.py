@@ -83,8 +83,11 @@ def node() -> None:
               help="Repairer role: at most this many background file checks per minute (default 30); departed "
                    "holders trigger checks at once, outside this budget.")
 @click.option("--repair-wallet", default=None,
-              help="Repairer role: wallet paying nodes that charge for the blocks it reads (passphrase: VEIL_PASSPHRASE).")
-@click.option("--repair-max-spend", default=None, help="Repairer role: most VEIL spent on repairs while running.")
+              help="Repairer role: wallet paying nodes that charge for the blocks it reads and signing the storage "
+                   "tickets of the shares it places (passphrase: VEIL_PASSPHRASE). Default: with --validator, the "
+                   "node's own account; 'none': never pay.")
+@click.option("--repair-max-spend", default=None,
+              help="Repairer role: most VEIL spent on repairs while running (default: [payments] max_spend).")
 @click.option("--repair-threshold", default=None, help="Repairer role: repair below this many healthy shares: happy (default), n, or a count.")
 @click.option("--price-per-gb", default=None, help="Charge for downloads: VEIL per GB served (turns on the payments role).")
 @click.option("--lease-price-per-gb-day", default=None, help="Payments role: VEIL per GB kept per day under a lease.")
@@ -93,6 +96,8 @@ def node() -> None:
               help="Payments role: the ledger's validators (pinned by node id).")
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
+@click.option("--folder-versions", type=click.IntRange(1, 1000), default=None,
+              help="Mutable role: versions kept of each folder, the current one included (default 10).")
 @click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
               help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
                    "(repeatable; docs/specs/transport.md lists them).")
@@ -102,8 +107,8 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
         bootstrap: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
-        free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
-        verbose: bool) -> None:
+        free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
+        http_limits: tuple[str, ...], verbose: bool) -> None:
     """Run a node with the given roles until SIGTERM."""
     from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
@@ -129,6 +134,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,
+        folder_versions=folder_versions,
     )
     if storage_admission == "ticket":
         if not validator:

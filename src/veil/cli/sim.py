@@ -192,14 +192,17 @@ def _print_capture(cap: Any) -> None:
 @click.option("--honest-nodes", default=100, show_default=True, type=click.IntRange(0), help="Honest bonded nodes.")
 @click.option("--interest", default=0.01, show_default=True, type=click.FloatRange(0, 1),
               help="What locked money could earn elsewhere per epoch (the farmer's cost of capital).")
+@click.option("--node-disk", default="1TB", show_default=True, help="Each node's disk, for the storage attack.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def sim_economy(budget: str, pool: str, honest_nodes: int, interest: float, as_json: bool) -> None:
+def sim_economy(budget: str, pool: str, honest_nodes: int, interest: float, node_disk: str, as_json: bool) -> None:
     """What a farmer with BUDGET pulls out of the free-download pool per epoch, before and after
-    the stake and bonded-node rules (payments.md, "Free tier economics")."""
+    the stake and bonded-node rules (payments.md, "Free tier economics"), and how much of every
+    node's disk the same budget fills with open and with ticket storage admission."""
+    from veil.format.textparse import parse_size
     from veil.ledger.amount import format_amount, parse_amount
     from veil.sim import economy
 
-    res = economy.run(parse_amount(budget), parse_amount(pool), honest_nodes, interest)
+    res = economy.run(parse_amount(budget), parse_amount(pool), honest_nodes, interest, node_disk=parse_size(node_disk))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
@@ -211,6 +214,12 @@ def sim_economy(budget: str, pool: str, honest_nodes: int, interest: float, as_j
                    f"({o['roi']:.1%} of the budget per epoch); {drain}")  # fmt: skip
     click.echo(f"honest bonded node earns {res['honest_node_roi']:.1%} of its bond per epoch from the pool "
                "(the farmer can do no better than that: farming is just bonding)")
+    so, st = res["storage_open"], res["storage_ticket"]
+    click.echo(f"storage, open admission: fills {so['filled']:.0%} of every node's {node_disk} disk for 0 VEIL")
+    click.echo(f"storage, ticket admission: fills {st['filled']:.2%} of every node's disk ({st['bytes_per_node']:,} "
+               f"bytes on each of {honest_nodes} nodes), {format_amount(st['locked'])} VEIL locked, "
+               f"{format_amount(st['cost'])} VEIL/epoch; filling every disk locks "
+               f"{format_amount(st['stake_to_fill'])} VEIL, whatever the number of nodes (quota is counted per node)")  # fmt: skip
 
 
 @sim.command("ledger")

@@ -11,6 +11,11 @@ that fails is *challenged on the ledger* (``lease_challenge``): the ledger picks
 the node must post it with its proof (``lease_answer``) before the challenge window ends. Only
 a challenge left unanswered fails the lease (``lease_fail``, which ``audit`` submits once the
 window is over): the ledger checks the evidence itself, so an auditor's word fails no lease.
+
+With ``repair`` (``LeaseRepair``), a lease whose node did not answer is not failed but *moved*:
+the file is repaired (paid by the auditor's payer), and ``lease_move`` gives the part of the
+escrow the failed node had not earned to the share's new holder, less the repair's cost, which
+goes to the auditor: repair paid from the file's lease escrow, on the ledger.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from veil.ledger.lease import ACTIVE, MAX_LEASE_BLOCK, Lease, lease_id
 from veil.ledger.rules_lease import CHALLENGE_FEE_FACTOR
 from veil.protocol import payments as pay
 
+from .check import check
 from .ledger_client import LedgerClient
 from .locate import locate
 from .network import Network, NodeInfo
 from .payer import Payer, Paying
 from .ranges import read_blocks
+from .repair import repair
 from .upload import UploadResult
 from .wallet import Wallet
 
@@ -117,7 +124,7 @@ class AuditResult:
     ok: bool
     problem: str = ""
     reported: bool = False  # a challenge or a failure was submitted to the ledger
-    state: str = "passed"  # passed | challenged (the node may still answer) | answered | failed
+    state: str = "passed"  # passed | challenged (the node may still answer) | answered | failed | moved
 
 
 def _challenge(net: Network, node: NodeInfo, vcap: VerifyCap, shnum: int, le: Lease, man: Manifest, index: int,
@@ -143,26 +150,104 @@ def _submit(ledger: LedgerClient, wallet: Wallet, make: Callable[..., bytes], fe
     ledger.wait_committed(ledger.submit_with_nonce(wallet.key, lambda n: build(nonce=n))[0])
 
 
+class LeaseRepair:
+    """Moves the leases of nodes that lost their share to the share's new holder, after repairing
+    the file without them (paid by ``payer``; the cost comes back to the auditor from the escrow)."""
+
+    def __init__(self, net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap,
+                 payer: Payer | None) -> None:  # fmt: skip
+        self.net, self.ledger, self.wallet, self.vcap, self.payer = net, ledger, wallet, vcap, payer
+        self._payees: dict[bytes, bytes | None] = {}  # node id -> its payee (None: it leases nothing)
+        self.why_not = ""  # why the last lease could not be moved
+
+    def _payee(self, node: NodeInfo) -> bytes | None:
+        if node.node_id not in self._payees:
+            t = node_terms(self.net, node)
+            self._payees[node.node_id] = t.payee if t is not None and t.lease_price_per_gb_day > 0 else None
+        return self._payees[node.node_id]
+
+    def _spent(self) -> int:
+        return self.payer.spent if self.payer is not None else 0
+
+    def _repaired_holders(self, failed: bytes, shnum: int) -> tuple[list[NodeInfo], int]:
+        """Check the file, count the failed node's copies out, repair it on other nodes; the
+        healthy holders of ``shnum`` that lease storage, and what the check and repair spent."""
+        before = self._spent()
+        skip = {c.node_id for c in self.net.storage_nodes_for(self.vcap.storage_index) if self._payee(c) == failed}
+        rep = check(self.net, self.vcap, payer=self.payer)
+        rep.shares = [sh for sh in rep.shares if sh.node.node_id not in skip and self._payee(sh.node) != failed]
+        res = repair(self.net, self.vcap, report=rep, skip=skip, payer=self.payer)
+        holders = [sh.node for sh in rep.shares if sh.ok and sh.shnum == shnum]
+        if shnum in res.placed:
+            holders.append(res.placed[shnum])
+        return [h for h in holders if self._payee(h) is not None], self._spent() - before
+
+    def move(self, lid: bytes, le: Lease, shnum: int, label: str) -> AuditResult | None:
+        """Move lease ``lid`` (its challenge ran out) to a healthy holder of ``shnum`` other than
+        the failed node; None if there is none (the caller fails the lease instead)."""
+        unearned = min(le.amount - le.accrued(le.chal_at), le.escrow)
+        if unearned < 1 or le.chal_at >= le.end:
+            self.why_not = "nothing of the escrow is left to move"
+            return None
+        holders, cost = self._repaired_holders(le.payee, shnum)
+        if not holders:
+            self.why_not = f"no other node that leases storage holds share {shnum} after the repair"
+            return None
+        node = holders[0]
+        payee = self._payee(node)
+        assert payee is not None
+        fee = min(cost, unearned - 1)
+        params = self.ledger.genesis().params
+        build = _mover(self.wallet, params.chain_id, params.min_fee, lid, payee, fee)
+        txid, nonce = self.ledger.submit_with_nonce(self.wallet.key, build)
+        self.ledger.wait_committed(txid)
+        new = lease_id(self.wallet.address, nonce)
+        note = ""
+        try:  # the new holder claims it and answers its challenges
+            self.net.client(node).call("POST", "/v1/pay/leases", {"lease": new, "si": self.vcap.storage_index,
+                                                                  "shnum": shnum})  # fmt: skip
+        except VeilError as e:
+            note = f"; {node.label} not told: {e}"
+        return AuditResult(lid, shnum, label, le.chal_index, False,
+                           f"the node did not answer the ledger's challenge; lease moved to {node.label} "
+                           f"(lease {new.hex()[:16]}…, repair fee {fee} from the escrow){note}", True, "moved")  # fmt: skip
+
+
+def _mover(wallet: Wallet, chain: str, fee: int, lid: bytes, to: bytes, amount: int) -> Callable[[int], bytes]:
+    def build(nonce: int) -> bytes:
+        return txm.lease_move(wallet.key, chain, nonce, fee, lid, to, amount)
+
+    return build
+
+
 def _settle_challenge(ledger: LedgerClient, wallet: Wallet, lid: bytes, le: Lease, shnum: int, label: str,
-                      report: bool) -> AuditResult:  # fmt: skip
-    """A lease with a challenge open on the ledger: fail it if the window is over."""
+                      report: bool, mover: LeaseRepair | None = None) -> AuditResult:  # fmt: skip
+    """A lease with a challenge open on the ledger: fail it (or move it) if the window is over."""
     now = int(ledger.info()["now"])
     if now <= le.chal_due:
         return AuditResult(lid, shnum, label, le.chal_index, False,
                            f"challenged on the ledger; the node may answer until {le.chal_due}", False, "challenged")  # fmt: skip
+    why = ""
+    if report and mover is not None:
+        moved = mover.move(lid, le, shnum, label)
+        if moved is not None:
+            return moved
+        why = f"; not moved: {mover.why_not}"
     if report:
         _submit(ledger, wallet, txm.lease_fail, ledger.genesis().params.min_fee, lid)
-    return AuditResult(lid, shnum, label, le.chal_index, False, "the node did not answer the ledger's challenge",
+    return AuditResult(lid, shnum, label, le.chal_index, False, "the node did not answer the ledger's challenge" + why,
                        report, "failed" if report else "challenged")  # fmt: skip
 
 
 def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, payer: Payer | None = None,
-          rounds: int = 1, report: bool = True, wait: bool = False) -> list[AuditResult]:  # fmt: skip
+          rounds: int = 1, report: bool = True, wait: bool = False, repair_file: bool = False) -> list[AuditResult]:  # fmt: skip
     """Challenge every active lease of this file that ``wallet`` pays for or audits.
 
     A node that fails the off-ledger check is challenged on the ledger (``report``); with
     ``wait``, the audit then waits for each challenge to be answered or to run out, and fails
-    the leases whose challenge ran out."""
+    the leases whose challenge ran out — or, with ``repair_file``, repairs the file and moves
+    those leases to the shares' new holders (``LeaseRepair``)."""
+    mover = LeaseRepair(net, ledger, wallet, vcap, payer) if repair_file else None
     loc = locate(net, vcap.storage_index, vcap.manifest_hash)
     man = loc.manifest
     shnum_of = {r: i for i, r in enumerate(man.roots)}
@@ -171,6 +256,8 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
     # DHT or the node list), and any node the network file lists.
     known = {n.node_id: n for nodes in loc.holders.values() for n in nodes}
     known.update({n.node_id: n for n in net.storage_nodes()})
+    # locate stops once it has enough holders: the candidates name the rest (and who left)
+    known.update({n.node_id: n for n in net.storage_nodes_for(vcap.storage_index)})
     for sn in known.values():
         t = node_terms(net, sn)
         if t is not None:
@@ -186,7 +273,7 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
         node = by_payee.get(le.payee)
         label = node.label if node is not None else le.payee.hex()[:16]
         if le.challenge_open():
-            r = _settle_challenge(ledger, wallet, lid, le, shnum, label, report)
+            r = _settle_challenge(ledger, wallet, lid, le, shnum, label, report, mover)
             results.append(r)
             if r.state == "challenged":
                 challenged.append((lid, shnum, label))
@@ -204,11 +291,12 @@ def audit(net: Network, ledger: LedgerClient, wallet: Wallet, vcap: VerifyCap, p
             if problem:
                 break
     if wait and challenged:
-        results = [r for r in results if r.state != "challenged"] + _wait(ledger, wallet, challenged, report)
+        results = [r for r in results if r.state != "challenged"] + _wait(ledger, wallet, challenged, report, mover)
     return results
 
 
-def _wait(ledger: LedgerClient, wallet: Wallet, pending: list[tuple[bytes, int, str]], report: bool) -> list[AuditResult]:
+def _wait(ledger: LedgerClient, wallet: Wallet, pending: list[tuple[bytes, int, str]], report: bool,
+          mover: LeaseRepair | None) -> list[AuditResult]:  # fmt: skip
     """Wait until each challenged lease is answered or its window is over (then fail it)."""
     out: list[AuditResult] = []
     while pending:
@@ -222,7 +310,7 @@ def _wait(ledger: LedgerClient, wallet: Wallet, pending: list[tuple[bytes, int, 
                                        "answered" if answered else "failed"))  # fmt: skip
                 continue
             if int(ledger.info()["now"]) > le.chal_due:
-                out.append(_settle_challenge(ledger, wallet, lid, le, shnum, label, report))
+                out.append(_settle_challenge(ledger, wallet, lid, le, shnum, label, report, mover))
                 continue
             left.append((lid, shnum, label))
         pending = left

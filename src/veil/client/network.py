@@ -42,6 +42,8 @@ from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.placement import dht_key, permuted
 from veil.protocol.transport import StorageTransport
 
+from .tickets import Tickets
+
 __all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
 
 DEFAULT_GATEWAY = "https://127.0.0.1:8080"
@@ -73,6 +75,8 @@ class Network:
     # Every storage-node request of the data path goes through this one seam.
     transport: StorageTransport = field(default_factory=TlsTransport, repr=False)
     id_bits: int = 0  # the network's node-id puzzle; candidates whose ids do not solve it are dropped
+    # Who signs storage tickets for nodes that admit storage by ticket (client/tickets.py).
+    tickets: Tickets | None = field(default=None, repr=False)
 
     def storage_nodes(self) -> list[NodeInfo]:
         """The storage nodes the network file lists (none when discovery goes through the DHT)."""

@@ -21,6 +21,7 @@ from veil.protocol.storage import Commit, UploadRequest
 from veil.protocol.transport import bulk_timeout
 
 from .network import Network
+from .tickets import admitted
 
 BATCH_BYTES = 2 << 20
 
@@ -39,7 +40,7 @@ class ShareWriter:
     def __init__(self, net: Network, node: NodeInfo, req: UploadRequest) -> None:
         self.net, self.node, self.req = net, node, req
         self.transport = net.transport
-        self.uid = self.transport.begin(node, req)
+        self.uid = admitted(net.tickets, node, req.si, lambda t: self.transport.begin(node, req, ticket=t))
         self.leaves: list[bytes] = []
         self.parts: list[bytes] = []
         self.pending = 0

@@ -24,6 +24,7 @@ from veil.protocol.transport import bulk_timeout
 
 from .network import Network
 from .place import place_shares
+from .tickets import admitted, refused_admission
 
 
 @dataclass
@@ -86,7 +87,8 @@ def upload_small(net: Network, key: bytes, data: bytes, meta: bytes, k: int, n: 
     tr = net.transport
 
     def put(shnum: int, node: NodeInfo) -> bytes:
-        got = tr.put_oneshot(node, si, shnum, bodies[shnum], timeout=bulk_timeout(len(bodies[shnum])))
+        got = admitted(net.tickets, node, si, lambda t: tr.put_oneshot(node, si, shnum, bodies[shnum],
+                                                               timeout=bulk_timeout(len(bodies[shnum])), ticket=t))
         if got != roots[shnum]:
             raise UnavailableError(f"{node.label} kept a different share {shnum}")
         return got
@@ -94,6 +96,7 @@ def upload_small(net: Network, key: bytes, data: bytes, meta: bytes, k: int, n: 
     placed = place_shares(net.storage_nodes_for(si), n, put, problems)
     distinct = {node.node_id for node, _ in placed.values()}
     if len(distinct) < happy:
+        refused_admission(problems, len(distinct), happy)
         detail = "; ".join(problems[-5:])
         raise UnavailableError(
             f"could place shares on only {len(distinct)} distinct nodes, {happy} needed"

@@ -40,6 +40,7 @@ from .network import Network
 from .place import place_shares
 from .progress import Progress, nothing
 from .small import check_params, fits_oneshot, upload_small
+from .tickets import admitted, refused_admission
 
 log = logging.getLogger("veil.upload")
 
@@ -125,13 +126,15 @@ class ShareUploader:
         tr = self.net.transport
 
         def begin(shnum: int, node: NodeInfo) -> str:
-            return tr.begin(node, UploadRequest(self.si, shnum, self.nseg, self.bsize, self.lbsize))
+            req = UploadRequest(self.si, shnum, self.nseg, self.bsize, self.lbsize)
+            return admitted(self.net.tickets, node, self.si, lambda t: tr.begin(node, req, ticket=t))
 
         placed = place_shares(order, self.n, begin, problems)
         senders = {shnum: _Sender(shnum, node, tr, uid) for shnum, (node, uid) in placed.items()}
         distinct = {s.node.node_id for s in senders.values()}
         if len(distinct) < self.happy or len(senders) < self.n:
             _abort_all(senders.values())
+            refused_admission(problems, len(distinct), self.happy)
             detail = "; ".join(problems[-5:])
             raise UnavailableError(
                 f"could place shares on only {len(distinct)} distinct nodes, {self.happy} needed"

@@ -6,7 +6,8 @@ missing) as the initial validator set, and a faucet key ``ledger/faucet.key`` ho
 the supply. ``add_validators(devnet, n)`` adds such nodes to a devnet being created;
 ``faucet(devnet, addr, amount)`` pays from the faucet (and stakes the allowance stake for the
 account, as an onboarding sponsor would); ``register_nodes(devnet)`` bonds every charging
-storage node from the faucet so the allowance pool pays it.
+storage node from the faucet so the allowance pool pays it; ``sponsor_nodes(devnet)`` funds and
+stakes for every storage node's own account (its repairer's payer and ticket key).
 """
 
 from __future__ import annotations
@@ -176,6 +177,29 @@ def register_nodes(devnet: DevnetFiles, bond: int | None = None) -> int:
             build = functools.partial(_register, key, g.chain, g.params.min_fee, nk.public_key, bond or g.params.min_node_bond,
                                       proof)  # fmt: skip
             client.submit_with_nonce(key, build)
+            done += 1
+        return done
+    finally:
+        client.close()
+
+
+NODE_FUNDS = 10 * UNIT
+
+
+def sponsor_nodes(devnet: DevnetFiles, amount: int = NODE_FUNDS) -> int:
+    """Give every storage node's own account (its identity key's address) ``amount`` and the
+    allowance stake, once: its repairer pays charging nodes and signs storage tickets with it."""
+    client = devnet_ledger_client(devnet)
+    try:
+        done = 0
+        for s in devnet.specs():
+            path = devnet.node_dir(s) / "identity.key"
+            if "storage" not in s.roles or not path.exists():
+                continue
+            addr = address_of(load_or_create(path).public_key)
+            if client.account(addr)["stake"]:
+                continue
+            faucet(devnet, addr, amount)
             done += 1
         return done
     finally:

@@ -10,7 +10,7 @@
                                          `devnet status` and the devnet's gateway use
     $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
-Storage nodes run the ``storage``, ``dht`` and ``repairer`` roles. The first one starts the
+Storage nodes run the ``storage``, ``dht``, ``repairer`` and ``mutable`` (folders) roles. The first one starts the
 DHT; every other joins it through ``--bootstrap`` (the first node's address, or for nodes
 added later, live nodes' addresses): the nodes share no file. Ports and identities are kept,
 so `up` on an existing devnet restarts the same nodes with their data, and links made before
@@ -31,8 +31,8 @@ from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
 from veil.crypto.idpuzzle import DEVNET_ID_BITS
-from veil.devnet.ledger import add_validators, register_nodes
-from veil.devnet.payments import charge_new_nodes, charge_storage_nodes
+from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes
+from veil.devnet.payments import admit_new_nodes, admit_storage_nodes, charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_json_atomic
 from veil.errors import UnavailableError, UsageError, VeilError
@@ -40,7 +40,7 @@ from veil.ledger.params import Params
 from veil.net.client import PeerClient
 
 START_TIMEOUT = 30.0
-STORAGE_ROLES = ["storage", "dht", "repairer"]
+STORAGE_ROLES = ["storage", "dht", "repairer", "mutable"]
 # Every devnet peer is 127.0.0.1, and DHT rate limits are per peer address.
 DEVNET_DHT_RATE = "10000"
 DEFAULT_REPAIR_INTERVAL = "120"
@@ -187,17 +187,25 @@ class Devnet(DevnetFiles):
     def add(self, count: int, args: list[str] | None = None) -> tuple[Network, list[str]]:
         """Add ``count`` storage nodes that join through the running ones; start them."""
         new = self.add_storage_specs(count, list(args or []))
-        if self.config().get("charging"):  # added nodes charge like the others
-            charge_new_nodes(self)
-            new = [s for s in self.specs() if s.name in {n.name for n in new}]
+        charge_new_nodes(self)  # added nodes charge and admit like the others
+        admit_new_nodes(self)
+        new = [s for s in self.specs() if s.name in {n.name for n in new}]
         for spec in new:
             self.start_node(spec)
         self.wait_ready(new)
         self.wait_joined(new)
         net = self.write_network(self.known_ids())
-        if self.config().get("charging"):
-            register_nodes(self)
+        self._fund_nodes()
         return net, [s.name for s in new]
+
+    def _fund_nodes(self) -> None:
+        """On a charging or admitting devnet: bond the storage nodes (the pool's payees) and give each
+        node's own account stake and money, which its repairer and drain pay and sign tickets with."""
+        cfg = self.config()
+        if cfg.get("charging"):
+            register_nodes(self)
+        if cfg.get("charging") or cfg.get("admission"):
+            sponsor_nodes(self)
 
     def kill(self, name: str, wipe: bool = False) -> bool:
         """SIGKILL node ``name`` (a crash). Its data stays (and `up` restarts it) unless ``wipe``:
@@ -224,12 +232,13 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1,
+        validators: int = 1, admission: bool = False,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
-        payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge.
+        payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
+        ``admission`` makes every storage node admit storage only by ticket.
         """
         if not self.exists():
             if "storage" in roles:
@@ -239,6 +248,8 @@ class Devnet(DevnetFiles):
             add_validators(self, validators, params=params)
             if charge is not None:
                 charge_storage_nodes(self, charge)
+            if admission:
+                admit_storage_nodes(self)
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()
@@ -250,8 +261,7 @@ class Devnet(DevnetFiles):
         ids = self.wait_ready(specs)
         self.wait_joined(specs)
         net = self.write_network(ids)
-        if self.config().get("charging"):
-            register_nodes(self)  # bonded nodes are the pool's payees
+        self._fund_nodes()
         return net, started
 
     def add_gateway(self) -> NodeSpec:
@@ -290,7 +300,10 @@ class Devnet(DevnetFiles):
                     del waiting[name]
             time.sleep(0.02)
         for pid in waiting.values():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited between the last check and now
+                continue
             _reap_or_zombie(pid)
         return list(pids)
 

@@ -5,12 +5,18 @@ validator, pinned) and the given `veil node run` payment options (``--price-per-
 each storage node's arguments; called by ``Devnet.up`` when it creates a devnet with ``charge``.
 The options are kept in the devnet's config, so nodes added later (``Devnet.add``, `veil devnet
 add`) charge like the others: ``charge_new_nodes`` applies them and registers the new nodes.
+
+``admit_storage_nodes(devnet)`` makes every storage node admit storage by ticket
+(``--storage-admission ticket --validator ...``; payments.md, "Storage admission"), kept in the
+config as ``admission`` so added nodes do the same (``admit_new_nodes``).
 """
 
 from __future__ import annotations
 
 from veil.devnet.ledger import validator_endpoints
 from veil.devnet.specs import DevnetFiles
+
+ADMISSION = ["--storage-admission", "ticket"]
 
 
 def charge_storage_nodes(devnet: DevnetFiles, options: list[str]) -> None:
@@ -27,3 +33,18 @@ def charge_new_nodes(devnet: DevnetFiles) -> None:
     options = devnet.config().get("charge")
     if devnet.config().get("charging") and isinstance(options, list):
         charge_storage_nodes(devnet, [str(o) for o in options])
+
+
+def admit_storage_nodes(devnet: DevnetFiles) -> None:
+    """Storage nodes take shares only with a storage ticket within the account's quota."""
+    endpoint = validator_endpoints(devnet)
+    specs = devnet.specs()
+    for s in specs:
+        if "storage" in s.roles and "--storage-admission" not in s.args:
+            s.args = [*s.args, *ADMISSION] + ([] if "--validator" in s.args else ["--validator", endpoint])
+    devnet._save_specs(specs, {"admission": "ticket"})
+
+
+def admit_new_nodes(devnet: DevnetFiles) -> None:
+    if devnet.config().get("admission") == "ticket":
+        admit_storage_nodes(devnet)

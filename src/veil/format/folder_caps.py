@@ -4,6 +4,7 @@
     read cap    veil:fr1:<b32(read key[32] || slot id[32] || check[4])>
     verify cap  veil:fv1:<b32(verify key[32] || slot id[32] || check[4])>
     folder link https://<gateway>/d/<b32(slot id[32] || check[4])>#<b32(read key[32] || check[4])>
+    write link  https://<gateway>/d/<b32(slot id[32] || check[4])>#w-<b32(write seed[32] || check[4])>
 
 Each cap is derived from the one before it and never the other way (Tahoe's SSK caps):
 
@@ -11,7 +12,7 @@ Each cap is derived from the one before it and never the other way (Tahoe's SSK 
     write seed --HKDF(veil/folder-read-key/v1)--> read key --HKDF(veil/folder-verify-key/v1)--> verify key
 
 The checksums are those of veil:r1/v1 caps (format/caps.py) with the kinds fw1, fr1, fv1, dl1
-(the link's locator part) and dk1 (its key part).
+(the link's locator part), dk1 (its key part) and dw1 (a write link's key part).
 
 Imports from: veil.crypto, veil.errors, veil.format.
 """
@@ -32,6 +33,7 @@ from veil.format.caps import MAX_CAP_TEXT, cap_checksum, pack_cap, unpack_cap
 from veil.format.mutable import SLOT_ID_SIZE, slot_id
 
 KEY_SIZE = 32
+WRITE_FRAGMENT = "w-"  # a write link's fragment starts so (outside the base32 alphabet)
 
 
 def read_key_of(seed: bytes) -> bytes:
@@ -103,6 +105,12 @@ class FolderWriteCap:
     def to_string(self) -> str:
         return pack_cap("fw1", self.seed)
 
+    def write_link(self, gateway: str) -> str:
+        """A folder link that lets its holder add to the folder in a browser (the seed stays in
+        the fragment, as a read link's key does)."""
+        read = self.read_cap().link(gateway).split("#", 1)[0]
+        return f"{read}#{WRITE_FRAGMENT}{b32encode(self.seed + cap_checksum(b'dw1', self.seed))}"
+
 
 FolderCap = FolderWriteCap | FolderReadCap | FolderVerifyCap
 
@@ -132,7 +140,7 @@ def parse_folder_cap(text: str) -> FolderCap:
     raise CapError("not a Veil folder cap or link (expected veil:fw1:…, veil:fr1:…, veil:fv1:… or https://…/d/…#…)")
 
 
-def _parse_link(text: str) -> FolderReadCap:
+def _parse_link(text: str) -> FolderReadCap | FolderWriteCap:
     url = urlsplit(text)
     parts = url.path.rstrip("/").split("/")
     if len(parts) < 2 or parts[-2] != "d":
@@ -140,6 +148,11 @@ def _parse_link(text: str) -> FolderReadCap:
     if not url.fragment:
         raise CapError("folder link has no key: the part after '#' is missing")
     sid = unpack_cap("dl1", parts[-1], SLOT_ID_SIZE, "folder link")
+    if url.fragment.startswith(WRITE_FRAGMENT):
+        w = FolderWriteCap(unpack_cap("dw1", url.fragment[len(WRITE_FRAGMENT):], KEY_SIZE, "folder write link key"))
+        if w.slot_id != sid:
+            raise CapError("the key in this folder write link does not belong to this folder")
+        return w
     key = unpack_cap("dk1", url.fragment, KEY_SIZE, "folder link key")
     return FolderReadCap(key, sid)
 

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, load_network
+from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
 from veil.gateway.files import FileReader
+from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
@@ -49,7 +51,8 @@ MAX_JSON = 64 * 1024
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".png": "image/png",
                 ".json": "application/json"}
-STATIC_FILES = ("app.js", "veil-format.js", "style.css", "logo.svg")
+STATIC_FILES = ("app.js", "common.js", "upload.js", "folder-app.js", "veil-format.js", "veil-folder.js",
+                "veil-zip.js", "style.css", "logo.svg")
 _local = threading.local()
 
 
@@ -68,9 +71,12 @@ class GatewayConfig:
 class NetworkSource:
     """The network file, re-read when it changes (a devnet writes it after the gateway starts)."""
 
-    def __init__(self, path: Path | None, fixed: Network | None = None) -> None:
+    def __init__(self, path: Path | None, fixed: Network | None = None, tickets: Tickets | None = None) -> None:
         self.path = path
         self._fixed = fixed
+        self.tickets = tickets  # signs storage tickets for nodes that admit by ticket (the gateway's wallet)
+        if fixed is not None and tickets is not None:
+            fixed.tickets = tickets
         self._lock = threading.Lock()
         self._net: Network | None = None
         self._stamp: tuple[int, int] | None = None
@@ -90,6 +96,7 @@ class NetworkSource:
             if self._net is None or stamp != self._stamp:
                 old = self._net
                 self._net = load_network(p)
+                self._net.tickets = self.tickets
                 self._stamp = stamp
                 if old is not None:
                     old.close()
@@ -103,9 +110,13 @@ def _static_bytes(name: str) -> bytes:
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.network = NetworkSource(config.network_path, config.network)
+        w = config.wallet
+        # Browser uploads to nodes that admit storage by ticket are charged to the gateway's account.
+        self.network = NetworkSource(config.network_path, config.network,
+                                     Tickets(lambda: w.wallet.key) if w is not None else None)  # fmt: skip
         self.uploads = UploadManager(self.network, config.max_uploads)
         self.files = FileReader(self.network, wallet=config.wallet)
+        self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
         self.static = {name: _static_bytes(name) for name in STATIC_FILES}
         self.sw = _static_bytes("sw.js")
@@ -123,6 +134,7 @@ class Gateway:
         r.add("GET", "/", self._page("upload"))
         r.add("GET", "/embed", self._page("embed"))
         r.add("GET", "/f/{verify}", self._page("file"))
+        r.add("GET", "/d/{slot}", self._page("folder"))
         r.add("GET", "/dl/{token}", self._page("nohelper", status=404))
         r.add("GET", "/static/{name}", self._wrap(self.static_file))
         r.add("GET", "/sw.js", self._wrap(self.service_worker))
@@ -138,6 +150,8 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
+        r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
+        r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -345,6 +359,7 @@ class Gateway:
             self.server.server_close()
             self.server = None
         self.uploads.close()
+        self.slots.close()
         if self.config.wallet is not None:
             self.config.wallet.close()
 

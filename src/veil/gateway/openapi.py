@@ -17,6 +17,11 @@ _VERIFY = {
     "description": "The verify part of a share link: base32(storage index[16] || manifest hash[32] || check[4]).",
     "schema": {"type": "string", "pattern": "^[a-z2-7]{84}$", "maxLength": 200},
 }
+_SLOT = {
+    "name": "slot", "in": "path", "required": True,
+    "description": "A folder's slot id in hex (the path of a folder link, base32-decoded, without its check).",
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$", "maxLength": 64},
+}
 _UID = {"name": "uid", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
 
 
@@ -120,6 +125,38 @@ def spec() -> dict[str, Any]:
                               "400": _err("garbled link"), "404": _err("no node has this file"),
                               "503": _err("nodes unreachable")},
             }},
+            "/api/mutable/{slot}": {
+                "get": {
+                    "operationId": "getFolderVersion",
+                    "summary": "The folder's current signed version, resolved over its nodes (verify it yourself).",
+                    "parameters": [_SLOT],
+                    "responses": {"200": {"description": "slot record (b\"VLMS\" 0x01 ..., docs/specs/folders.md)",
+                                          "headers": {"X-Veil-Anchor": {"schema": {"type": "string"}, "description":
+                                                      "checkstring of the highest settled version seen, or 0"},
+                                                      "X-Veil-Seq": {"schema": {"type": "integer"}},
+                                                      "X-Veil-Holders": {"schema": {"type": "integer"}, "description":
+                                                      "how many of the folder's nodes hold this version"}},
+                                          "content": {"application/octet-stream": binary}},
+                                  "400": _err("garbled folder id"), "404": _err("no node holds this folder"),
+                                  "503": _err("too few of the folder's nodes answered")},
+                },
+                "put": {
+                    "operationId": "putFolderVersion",
+                    "summary": "Store a new version signed in the page (compare-and-swap on its base).",
+                    "parameters": [_SLOT],
+                    "requestBody": {"required": True, "content": {"application/octet-stream": binary},
+                                    "description": "a signed slot record of this folder"},
+                    "responses": {"200": {"description": "stored on enough nodes", "content": {"application/json": {
+                                      "schema": {"type": "object", "required": ["seq", "hash", "accepted", "n"],
+                                                 "properties": {"seq": {"type": "integer"}, "hash": {"type": "string"},
+                                                                "accepted": {"type": "integer"},
+                                                                "n": {"type": "integer"}}}}}},
+                                  "400": _err("garbled folder id, or not a validly signed version of it"),
+                                  "409": _err("another writer changed the folder: read it again and retry"),
+                                  "413": _err("record too large"),
+                                  "503": _err("too few of the folder's nodes answered")},
+                },
+            },
             "/api/openapi.json": {"get": {
                 "operationId": "getOpenApi", "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {

@@ -91,8 +91,8 @@ def _lease_answer(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     ov.leases[tx.lease] = le._replace(chal_at=0, chal_index=0, chal_due=0, answered=le.answered + 1)
 
 
-def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
-    le = _lease(ov, tx)
+def _failing(le: Lease, tx: Tx, env: BlockEnv) -> tuple[Lease, int]:
+    """The lease failed at its unanswered challenge, and the escrow it had not earned by then."""
     _auditable(le, tx, env)
     if not le.chal_at:
         raise LedgerError("challenge the node first (lease_challenge); only an unanswered challenge fails a lease",
@@ -100,9 +100,39 @@ def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
     if env.time <= le.chal_due:
         raise LedgerError(f"the node may answer until {le.chal_due}", "challenge_open")
     failed = le._replace(status=FAILED, failed_at=le.chal_at, chal_at=0, chal_index=0, chal_due=0)
-    refund = le.amount - failed.accrued(failed.failed_at)
     # Claims were held at the challenge's time, so the node never claimed past failed_at.
-    refund = min(refund, le.escrow)
+    return failed, min(le.amount - failed.accrued(failed.failed_at), le.escrow)
+
+
+def _lease_move(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    """Repair paid from the escrow: where ``lease_fail`` would refund the payer, the part not
+    earned by the failed node pays ``amount`` to the sender (what the repair cost it) and the
+    rest goes into a new lease, same share, same end, audited the same way, paying the node that
+    now holds the share (``to``). The new lease's id is lease_id(sender, this nonce)."""
+    le = _lease(ov, tx)
+    failed, unearned = _failing(le, tx, env)
+    if tx.to in (le.payee, le.payer):
+        raise LedgerError("a moved lease pays another node than the failed one (and not the payer)", "bad_lease")
+    if env.time >= le.end:
+        raise LedgerError("the lease is over; there is nothing left to move", "bad_lease")
+    if tx.amount >= unearned:
+        raise LedgerError(f"the repair fee must be less than the unearned escrow ({unearned})", "bad_amount")
+    if would_overflow(ov, tx.sender, tx.amount):
+        raise LedgerError("the repair fee would overflow the sender's balance", "bad_amount")
+    charge(ov, tx, env, sender, 0)
+    debit(ov, tx, env, sender, 0)
+    credit(ov, tx.sender, tx.amount)
+    rest = unearned - tx.amount
+    ov.leases[tx.lease] = failed._replace(escrow=le.escrow - unearned)
+    ov.leases[lease_id(tx.sender, tx.nonce)] = Lease(
+        payer=le.payer, payee=tx.to, auditor=le.auditor, root=le.root, nblocks=le.nblocks, bsize=le.bsize,
+        size=le.size, start=env.time, end=le.end, amount=rest, escrow=rest,
+    )  # fmt: skip
+
+
+def _lease_fail(ov: Overlay, tx: Tx, env: BlockEnv, sender: Account) -> None:
+    le = _lease(ov, tx)
+    failed, refund = _failing(le, tx, env)
     if would_overflow(ov, le.payer, refund):
         raise LedgerError("refund would overflow the payer's balance", "bad_amount")
     charge(ov, tx, env, sender, 0)
@@ -118,4 +148,5 @@ HANDLERS = {
     txm.LEASE_CHALLENGE: _lease_challenge,
     txm.LEASE_ANSWER: _lease_answer,
     txm.LEASE_FAIL: _lease_fail,
+    txm.LEASE_MOVE: _lease_move,
 }

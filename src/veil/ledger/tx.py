@@ -21,6 +21,8 @@ lease_claim            lease (id): the payee takes what has accrued
 lease_challenge        lease: the payer or auditor asks the node to prove it keeps the share
 lease_answer           lease, block (bytes), proof (list of 32-byte hashes): the node's proof
 lease_fail             lease: a challenge went unanswered past its deadline
+lease_move             lease, to (the new holder's address), amount (repair fee to the sender):
+                       instead of lease_fail, the unearned escrow pays the share's new holder
 stake                  amount, for (optional address; default the sender)
 unstake                amount
 withdraw               (none): released unbonding stake back to the balance
@@ -83,6 +85,7 @@ LEASE_CLAIM = "lease_claim"
 LEASE_CHALLENGE = "lease_challenge"
 LEASE_ANSWER = "lease_answer"
 LEASE_FAIL = "lease_fail"
+LEASE_MOVE = "lease_move"
 STAKE = "stake"
 UNSTAKE = "unstake"
 WITHDRAW = "withdraw"
@@ -109,6 +112,7 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     LEASE_CHALLENGE: (_COMMON | {"lease"}, frozenset()),
     LEASE_ANSWER: (_COMMON | {"lease", "block", "proof"}, frozenset()),
     LEASE_FAIL: (_COMMON | {"lease"}, frozenset()),
+    LEASE_MOVE: (_COMMON | {"lease", "to", "amount"}, frozenset()),
     STAKE: (_COMMON | {"amount"}, frozenset({"for"})),
     UNSTAKE: (_COMMON | {"amount"}, frozenset()),
     WITHDRAW: (_COMMON, frozenset()),
@@ -228,8 +232,11 @@ def decode_tx(raw: bytes) -> Tx:
         tx.size = want_int(m, "size", what, 1, 2**53)
         tx.expires = want_int(m, "expires", what, 1, MAX_EXPIRY)
         tx.amount = want_amount(m, "amount", what)
-    elif kind in (LEASE_CLAIM, LEASE_CHALLENGE, LEASE_ANSWER, LEASE_FAIL):
+    elif kind in (LEASE_CLAIM, LEASE_CHALLENGE, LEASE_ANSWER, LEASE_FAIL, LEASE_MOVE):
         tx.lease = want_bytes(m, "lease", what, 32)
+        if kind == LEASE_MOVE:
+            tx.to = want_bytes(m, "to", what, ADDRESS_SIZE)
+            tx.amount = want_amount(m, "amount", what, allow_zero=True)
         if kind == LEASE_ANSWER:
             tx.block = want_bytes(m, "block", what, max_size=MAX_LEASE_BLOCK)
             proof = m["proof"]
@@ -396,3 +403,7 @@ def validator_change(key: SigningKey, chain: str, nonce: int, fee: int, op: str,
                      approvals: list[tuple[bytes, bytes]]) -> bytes:  # fmt: skip
     fields = {"op": op, "key": validator, "raft": raft, "api": api, "approvals": [[p, s] for p, s in approvals]}
     return build_tx(key, chain, VALIDATOR_CHANGE, nonce, fee, **fields)
+
+
+def lease_move(key: SigningKey, chain: str, nonce: int, fee: int, lease: bytes, to: bytes, amount: int) -> bytes:
+    return build_tx(key, chain, LEASE_MOVE, nonce, fee, lease=lease, to=to, amount=amount)

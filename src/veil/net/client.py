@@ -244,10 +244,11 @@ class PeerClient:
         return reply, not resp.will_close
 
     def call(self, method: str, path: str, value: Any = None, max_response: int = MAX_SMALL_RESPONSE,
-             deadline: float | None = None) -> Any:  # fmt: skip
-        """A CBOR request/response round trip."""
+             deadline: float | None = None, headers: dict[str, str] | None = None) -> Any:  # fmt: skip
+        """A CBOR request/response round trip (``headers`` added to the request's)."""
         body = cbor.encode(value) if value is not None else None
         hdrs = {"Content-Type": "application/cbor"} if body is not None else {}
+        hdrs.update(headers or {})
         return self.request(method, path, body, hdrs, max_response, deadline=deadline).cbor(max_response)
 
     def learn_node_id(self) -> bytes:

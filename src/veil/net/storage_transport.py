@@ -14,11 +14,15 @@ import threading
 from typing import Any
 
 from veil.errors import IntegrityError, RemoteError
+from veil.format import cbor
 from veil.format.fields import require_map
+from veil.format.mutable import MAX_RECORD, Checkstring
+from veil.protocol import mutable as mp
 from veil.protocol import storage as sp
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest
-from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing
+from veil.protocol.tickets import TICKET_HEADER
+from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing, SlotWrite
 
 from .client import PeerClient, raise_for_reply
 
@@ -44,6 +48,10 @@ def parse_root(v: Any, where: str) -> bytes:
     return root
 
 
+def _ticket(ticket: str | None) -> dict[str, str] | None:
+    return {TICKET_HEADER: ticket} if ticket is not None else None
+
+
 class TlsTransport:
     """``StorageTransport`` over pinned HTTPS to each node's own address."""
 
@@ -66,13 +74,15 @@ class TlsTransport:
         for c in clients:
             c.close()
 
-    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float) -> Any:
+    def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float,
+              headers: dict[str, str] | None = None) -> Any:  # fmt: skip
         with self._slots:
-            return self.peer(node).call(method, path, value, deadline=timeout)
+            return self.peer(node).call(method, path, value, deadline=timeout, headers=headers)
 
     # -- StorageTransport ----------------------------------------------------------------
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
-        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout)
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
+        reply = self._call(node, "POST", sp.uploads_path(), req.to_value(), timeout, _ticket(ticket))
         uid = reply.get("id") if isinstance(reply, dict) else None
         if not isinstance(uid, str) or not uid.isalnum() or len(uid) > 64:
             raise RemoteError(f"{node.label}: bad reply to upload request")
@@ -94,9 +104,10 @@ class TlsTransport:
         except Exception:  # best effort by contract: the node reaps idle sessions itself
             pass
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         with self._slots:
-            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, deadline=timeout)
+            r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, _ticket(ticket), deadline=timeout)
         return parse_root(r.cbor(), node.label)
 
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
@@ -119,3 +130,34 @@ class TlsTransport:
             return RangeAnswer(402, r.body)
         raise_for_reply(r.status, r.body, peer.where)
         raise AssertionError("unreachable")
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        peer = self.peer(node)
+        with self._slots:
+            r = peer.request("GET", mp.slot_path(slot, seq), max_response=MAX_RECORD, check=False, deadline=timeout)
+        if r.status == 200:
+            return r.body
+        if r.status == 404:
+            return None
+        raise_for_reply(r.status, r.body, peer.where)
+        raise AssertionError("unreachable")
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        peer = self.peer(node)
+        with self._slots:
+            r = peer.request("PUT", mp.put_path(slot, expect), record, max_response=mp.MAX_CONFLICT_REPLY,
+                             check=False, deadline=timeout)  # fmt: skip
+        if r.status == 200:
+            return SlotWrite(True)
+        if r.status == 409:
+            return SlotWrite(False, mp.parse_conflict(r.body))
+        raise_for_reply(r.status, r.body, peer.where)
+        raise AssertionError("unreachable")
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[mp.VersionInfo]:
+        with self._slots:
+            r = self.peer(node).request("GET", mp.versions_path(slot), max_response=mp.MAX_VERSIONS_REPLY,
+                                        deadline=timeout)  # fmt: skip
+        return mp.parse_versions(cbor.decode(r.body, mp.MAX_VERSIONS_REPLY))

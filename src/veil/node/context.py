@@ -31,6 +31,8 @@ class NodeConfig:
     # storage
     capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
     storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
+    # mutable (folders)
+    folder_versions: int | None = None  # versions kept per folder slot; None: storage/mutable.py's default
     # gateway (and the repairer/drain's view of the network without the dht role)
     network: Path | None = None  # the network file
     gateway_listen: str | None = None  # HOST:PORT for browsers; None: 127.0.0.1:8080

@@ -7,14 +7,22 @@ Imports from: veil.errors, veil.client, veil.node.context.
 from __future__ import annotations
 
 from veil.client.network import Network, load_network
+from veil.client.tickets import Tickets
 from veil.errors import UsageError
 from veil.node.context import NodeContext
 
 
 def node_network(ctx: NodeContext) -> Network:
+    """The node's view of the network. Shares it puts on nodes that admit storage by ticket
+    (repair, drain) are asked for with tickets signed by the node's own key: its account's
+    storage quota pays for them (payments.md, "Storage admission")."""
     dht = ctx.services.dht
     if dht is not None:
-        return Network(nodes=[], dht=dht, id_bits=ctx.config.id_bits)
-    if ctx.config.network is not None:
-        return load_network(ctx.config.network)
-    raise UsageError("this node needs the dht role (or --network FILE) to find other storage nodes")
+        net = Network(nodes=[], dht=dht, id_bits=ctx.config.id_bits)
+    elif ctx.config.network is not None:
+        net = load_network(ctx.config.network)
+    else:
+        raise UsageError("this node needs the dht role (or --network FILE) to find other storage nodes")
+    key = ctx.key
+    net.tickets = Tickets(lambda: key)
+    return net

@@ -22,9 +22,11 @@ Config keys (from `veil node run`): ``repair_interval`` (seconds, default 3600: 
 visits are at least this far apart; also the period of the store scan and the liveness probe),
 ``repair_sweep_rate`` (sweep visits per minute, default 30), ``repair_threshold`` (``happy``
 (default), ``n``, or a share count), ``repair_wallet`` (a wallet that pays charging nodes for the
-blocks checked and fetched; passphrase from VEIL_PASSPHRASE) and ``repair_max_spend`` (most VEIL
-it spends while the node runs; default [payments] max_spend). Without a wallet the repairer works
-against free nodes only.
+blocks checked and fetched and signs the storage tickets of the shares it places; passphrase from
+VEIL_PASSPHRASE) and ``repair_max_spend`` (most VEIL it spends while the node runs; default
+[payments] max_spend). Without a wallet, a node that knows a ledger (``validator``) pays and signs
+with its own account; one that does not, or given ``--repair-wallet none``, works against free
+nodes only (and signs tickets with the node's key).
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.client, veil.node.
 """
@@ -47,6 +49,7 @@ from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network, NodeInfo, node_from_address
 from veil.client.payer import Payer
 from veil.client.repair import repair
+from veil.client.tickets import Tickets
 from veil.client.wallet import Wallet, open_wallet
 from veil.crypto.idpuzzle import valid_id
 from veil.errors import UsageError, VeilError
@@ -145,14 +148,22 @@ class RepairerRole:
         self.sweep_rate = float(ctx.config.repair_sweep_rate or DEFAULT_SWEEP_RATE)
         self.threshold = parse_threshold(ctx.config.repair_threshold or "happy")
         wallet, limit = ctx.config.repair_wallet, ctx.config.repair_max_spend
-        if wallet:
+        if wallet is not None and str(wallet) == "none":  # never pays: heals on free nodes only
+            if limit:
+                raise UsageError("--repair-max-spend needs a wallet (not --repair-wallet none)")
+        elif wallet:
             secret = os.environ.get("VEIL_PASSPHRASE")
             if secret is None:
                 raise UsageError("--repair-wallet needs the wallet's passphrase in VEIL_PASSPHRASE")
             self._wallet = open_wallet(Path(str(wallet)), secret)  # now: a wrong passphrase stops the node at start
-            self._max_spend = parse_amount(str(limit)) if limit else payment_setting("max_spend")
+        elif ctx.config.validator:
+            # A node that knows a ledger pays from its own account (what it earns): a charging
+            # network then heals without an extra wallet. Channels: DATA/repairer.channels.
+            self._wallet = Wallet(ctx.data_dir / "repairer", ctx.key)
         elif limit:
-            raise UsageError("--repair-max-spend needs --repair-wallet")
+            raise UsageError("--repair-max-spend needs --repair-wallet (or --validator: the node's own account pays)")
+        if self._wallet is not None:
+            self._max_spend = parse_amount(str(limit)) if limit else payment_setting("max_spend")
 
     def _payer_for(self, net: Network) -> Payer | None:
         """The repairer's payer (one per run, so --repair-max-spend bounds the whole run)."""
@@ -310,6 +321,9 @@ class RepairerRole:
         if self._net is None:
             assert self.ctx is not None
             self._net = node_network(self.ctx)
+            w = self._wallet
+            if w is not None:  # new holders that admit by ticket: charged to the paying account
+                self._net.tickets = Tickets(lambda: w.key)
         return self._net
 
     # -- visits -----------------------------------------------------------------------------

@@ -274,7 +274,15 @@ class StorageRole:
         n = req.content_length
         if n > MAX_ONESHOT_BODY:
             raise HTTPError(413, "too_large", f"one-shot share of {n} bytes exceeds {MAX_ONESHOT_BODY}")
-        hold = self._admit(req, si, n)
+        try:
+            hold = self._admit(req, si, n)
+        except VeilError:
+            # Refused before the body was read: read it (at most MAX_ONESHOT_BODY, into the reused
+            # chunk buffer) so the client, still sending, gets the 402/400 and not a reset.
+            buf = _chunk_buffer()
+            while req.remaining:
+                req.readinto_exact(buf[: min(len(buf), req.remaining)])
+            raise
 
         def store() -> tuple[bytes, bytes, bytes, int]:
             root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)

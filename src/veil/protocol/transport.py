@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from veil.errors import UnavailableError
+from veil.format.mutable import Checkstring
 
+from .mutable import VersionInfo
 from .nodeinfo import NodeInfo
 from .storage import Commit, UploadRequest
 
@@ -58,11 +60,22 @@ class RangeAnswer:
     length: int = 0
 
 
+@dataclass(frozen=True)
+class SlotWrite:
+    """A node's answer to ``put_slot``: stored (200), or refused (409) holding ``current``
+    (raw, unverified: the caller checks it with format.mutable.parse_record; None: nothing)."""
+
+    stored: bool
+    current: bytes | None = None
+
+
 class StorageTransport(Protocol):
     """Requests to storage nodes, one method per request of the storage API (v2)."""
 
-    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT) -> str:
-        """Open an upload session for one share; returns the session id."""
+    def begin(self, node: NodeInfo, req: UploadRequest, timeout: float = CONTROL_TIMEOUT,
+              ticket: str | None = None) -> str:  # fmt: skip
+        """Open an upload session for one share; returns the session id. ``ticket``: a storage
+        ticket (protocol/tickets.py) for a node that admits storage by ticket."""
         ...
 
     def write(self, node: NodeInfo, uid: str, start: int, body: bytes | memoryview, timeout: float) -> None:
@@ -77,9 +90,10 @@ class StorageTransport(Protocol):
         """Drop an upload session (best effort: never raises)."""
         ...
 
-    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float) -> bytes:
+    def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
+                    ticket: str | None = None) -> bytes:  # fmt: skip
         """Store a whole small share and its manifest in one request (protocol.storage one-shot
-        body); returns the root the node kept."""
+        body); returns the root the node kept. ``ticket`` as for ``begin``."""
         ...
 
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
@@ -96,6 +110,20 @@ class StorageTransport(Protocol):
         The reply goes into ``into`` when given (it must fit), else is returned (at most
         ``max_size`` bytes). ``headers`` carry a payment cheque; a 402 is returned, not raised,
         so the payer can act on the node's terms."""
+        ...
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        """A mutable slot's current record (or version ``seq``), raw and unverified; None: not held."""
+        ...
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        """Compare-and-swap a new record into a slot (``expect`` None: the slot must be empty)."""
+        ...
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[VersionInfo]:
+        """The versions of a slot the node keeps, newest first."""
         ...
 
     def close(self) -> None:

@@ -6,6 +6,10 @@ storage index, and only if the bytes the account already keeps here, plus those 
 in progress, plus the new share, fit the account's free storage quota on the ledger
 (``quota_of``: ``Params.storage_quota_for(stake)``, so quota is bought with locked stake).
 
+A ticket admits once: its ``(account, nonce)`` is kept (``tickets`` table) until it expires, and a
+second request with the same ticket is refused as a replay, whether or not the first one stored
+anything.
+
 Each stored share is charged to the account whose ticket brought it, once (a second commit of
 the same share is not charged again), in ``charges.sqlite``; a share deleted here (drain) is
 refunded. Uploads in progress hold their share's size until they are committed, aborted or
@@ -24,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from veil.errors import PaymentRequiredError
+from veil.errors import IntegrityError, PaymentRequiredError
 from veil.ledger.address import address_of
 from veil.protocol.tickets import check_ticket, parse_ticket
 
@@ -46,6 +50,9 @@ class Admission:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS charges (si BLOB, mhash BLOB, shnum INTEGER, account BLOB, "
                          "nbytes INTEGER, PRIMARY KEY (si, mhash, shnum))")
+        self._db.execute("CREATE TABLE IF NOT EXISTS tickets (account BLOB, nonce BLOB, expires INTEGER, "
+                         "PRIMARY KEY (account, nonce))")
+        self._admits = 0
         self._holds: dict[str, Hold] = {}
         self._lock = threading.Lock()
 
@@ -69,6 +76,8 @@ class Admission:
         t = parse_ticket(header)
         check_ticket(t, self.node_id, si, self.clock())
         account = address_of(t.account)
+        with self._lock:
+            self._spend_ticket(t.account, t.nonce, t.expires)
         quota = self.quota_of(account)  # outside the lock: it may ask the ledger
         with self._lock:
             for k in [k for k, h in self._holds.items() if h.uid is not None and not self.alive(h.uid)]:
@@ -83,6 +92,15 @@ class Admission:
             h = Hold(secrets.token_hex(8), account, nbytes)
             self._holds[h.key] = h
             return h
+
+    def _spend_ticket(self, account: bytes, nonce: bytes, expires: int) -> None:
+        """Record a ticket as used (IntegrityError if it was already): tickets are single-use."""
+        self._admits += 1
+        if self._admits % 256 == 0:
+            self._db.execute("DELETE FROM tickets WHERE expires < ?", (int(self.clock()),))
+        cur = self._db.execute("INSERT OR IGNORE INTO tickets VALUES (?, ?, ?)", (account, nonce, expires))
+        if cur.rowcount == 0:
+            raise IntegrityError("storage ticket was used already (a ticket admits one request)")
 
     def bind(self, hold: Hold, uid: str) -> None:
         with self._lock:

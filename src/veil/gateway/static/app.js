@@ -4,11 +4,10 @@
 // contains it: uploads send sealed segments and sealed metadata; downloads ask by verify part.
 
 import * as vf from "./veil-format.js";
+import { $, call, el, human, runWorkerJob, saveBlob, showMessage, streamingDownloads } from "./common.js";
+import { encryptAndUpload, typeAllowed } from "./upload.js";
 
-const $ = (id) => document.getElementById(id);
 const mode = document.body.dataset.mode;
-const BATCH_SEGMENTS = 4;
-const IN_FLIGHT = 3;
 const AUTO_PREVIEW = 8 << 20;
 const PREVIEW_MAX = 256 << 20;
 let tenant = { name: document.title, max_file_size: 2 ** 53, allowed_types: [], embed_origins: [], defaults: { k: 3, n: 10 } };
@@ -19,70 +18,11 @@ function veil(units) {
   return (units / 1e9).toLocaleString("en", opts);
 }
 
-function human(n) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let u = 0;
-  while (n >= 1000 && u < units.length - 1) { n /= 1000; u++; }
-  return u === 0 ? `${n} B` : `${n.toFixed(1)} ${units[u]}`;
-}
-
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "class") e.className = v;
-    else if (k in e && typeof v !== "string") e[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
-
-const TITLES = {
-  garbled: "This link is garbled",
-  nokey: "This link has no key",
-  wrongkey: "Wrong key",
-  notfound: "File not found",
-  integrity: "The file failed its integrity check",
-  unavailable: "The network is not answering",
-  refused: "Not accepted here",
-  payment: "This download needs payment",
-};
-
-function showMessage(err) {
-  const box = $("message");
-  const kind = err instanceof vf.VeilError ? err.kind : "unavailable";
-  box.replaceChildren(el("h2", {}, TITLES[kind] || "Something went wrong"), el("p", {}, err.message || String(err)));
-  box.dataset.kind = kind;
-  box.hidden = false;
-}
-
-/** fetch that turns error replies into VeilErrors carrying the gateway's message. */
-async function call(path, init = {}) {
-  let r;
-  try {
-    r = await fetch(path, { cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer", ...init });
-  } catch {
-    throw new vf.VeilError("unavailable", "the gateway could not be reached; check your connection and try again");
-  }
-  if (r.ok) return r;
-  let message = `the gateway answered ${r.status}`;
-  try { message = (await r.json()).message || message; } catch { /* not JSON */ }
-  const kind = r.status === 404 ? "notfound" : r.status === 413 || r.status === 415 ? "refused"
-    : r.status === 400 ? "garbled" : r.status === 402 ? "payment" : "unavailable";
-  throw new vf.VeilError(kind, message);
-}
-
 async function loadTenant() {
   try { tenant = await (await call("/api/tenant")).json(); } catch { /* keep the defaults: the page still works */ }
 }
 
 // -- upload -------------------------------------------------------------------------------------
-function typeAllowed(type) {
-  const list = tenant.allowed_types || [];
-  if (!list.length) return true;
-  return list.some((p) => p === "*/*" || p === type || (p.endsWith("/*") && type.startsWith(p.slice(0, -1))));
-}
-
 function setupUpload() {
   $("upload-view").hidden = false;
   const limits = [`Up to ${human(tenant.max_file_size)} per file`];
@@ -144,75 +84,9 @@ function uploadItem(file) {
 }
 
 async function uploadFile(file, ui) {
-  const type = file.type || "application/octet-stream";
-  if (file.size > tenant.max_file_size) {
-    throw new vf.VeilError("refused", `${file.name} is ${human(file.size)}; ${tenant.name} accepts up to ${human(tenant.max_file_size)}`);
-  }
-  if (!typeAllowed(type)) throw new vf.VeilError("refused", `${tenant.name} does not accept files of type ${type}`);
-  ui.status("encrypting…");
-  const key = crypto.getRandomValues(new Uint8Array(vf.KEY_SIZE));
-  const si = await vf.storageIndex(key);
-  const segsize = vf.SEGMENT_SIZE;
-  const nseg = vf.segmentCount(file.size, segsize);
-  const meta = { name: file.name, type, size: file.size, mtime: Math.max(0, Math.floor(file.lastModified / 1000)) };
-  const sealedMeta = await vf.sealMetadata(key, meta);
-  const { k, n } = tenant.defaults || { k: 3, n: 10 };
-  const session = await (await call("/api/uploads", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ si: vf.hex(si), size: file.size, segsize, k, n, meta: vf.toBase64(sealedMeta) }),
-  })).json();
-  const base = `/api/uploads/${encodeURIComponent(session.id)}`;
-  try {
-    const cipher = await vf.SegmentCipher.create(key, nseg);
-    const tree = new vf.SegmentTree();
-    const room = new Uint8Array(vf.LEAF_ROOM + segsize + vf.TAG);
-    let sent = 0;
-    ui.status("encrypting and uploading…");
-    const inflight = new Set();
-    let failure = null;
-    for (let start = 0; start < nseg && !failure; start += BATCH_SEGMENTS) {
-      const count = Math.min(BATCH_SEGMENTS, nseg - start);
-      const lo = start * segsize, hi = Math.min(file.size, (start + count) * segsize);
-      const plain = new Uint8Array(await file.slice(lo, hi).arrayBuffer());
-      if (plain.length !== hi - lo) throw new vf.VeilError("refused", `${file.name} changed while it was being read`);
-      const lengths = [];
-      for (let i = start; i < start + count; i++) lengths.push(vf.sealedLength(i, file.size, segsize));
-      const body = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
-      let off = 0;
-      for (let i = start; i < start + count; i++) {
-        const p = plain.subarray((i - start) * segsize, Math.min(plain.length, (i - start + 1) * segsize));
-        const sealed = await cipher.seal(i, p);
-        const withRoom = room.subarray(0, vf.LEAF_ROOM + sealed.length);
-        withRoom.set(sealed, vf.LEAF_ROOM);
-        await tree.addSealed(withRoom);
-        body.set(sealed, off);
-        off += sealed.length;
-      }
-      while (inflight.size >= IN_FLIGHT) await Promise.race(inflight);
-      // A Blob body, not the Uint8Array: chromium hands a Blob to its network process in one
-      // piece, but streams an ArrayBuffer body through a small pipe (measured 6x slower).
-      const put = call(`${base}/segments?start=${start}`, {
-        method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body: new Blob([body]),
-      }).then(() => { sent += hi - lo; ui.advance(sent); }, (e) => { failure = failure || e; });
-      const tracked = put.finally(() => inflight.delete(tracked));
-      inflight.add(tracked);
-    }
-    await Promise.all(inflight);
-    if (failure) throw failure;
-    ui.status("storing…");
-    const mbytes = new Uint8Array(await (await call(`${base}/finish`, { method: "POST" })).arrayBuffer());
-    // Never trust the gateway for the cap: check the manifest describes what we sent, and hash it ourselves.
-    const man = vf.parseManifest(mbytes);
-    const ok = vf.equal(man.si, si) && man.size === file.size && man.segsize === segsize && man.nseg === nseg &&
-      vf.equal(man.meta, sealedMeta) && vf.equal(man.segroot, await tree.root()) && man.k === session.k && man.n === session.n;
-    if (!ok) throw new vf.VeilError("integrity", "the gateway returned a manifest that does not match the upload");
-    const link = await vf.shareLink(location.origin, key, await vf.manifestHash(mbytes));
-    ui.done(link);
-    announce(file, link);
-  } catch (e) {
-    fetch(base, { method: "DELETE", credentials: "omit" }).catch(() => {});
-    throw e;
-  }
+  const { link } = await encryptAndUpload(file, tenant, ui);
+  ui.done(link);
+  announce(file, link);
 }
 
 /** In the embed widget, hand each link to the embedding page, if the tenant lists its origin. */
@@ -331,7 +205,7 @@ async function download(ctx) {
   const button = $("download");
   button.disabled = true;
   try {
-    if (window.isSecureContext && "serviceWorker" in navigator) {
+    if (streamingDownloads()) {
       await streamDownload(ctx);
     } else {
       setStatus("Decrypting in memory (this browser cannot stream downloads)…");
@@ -344,59 +218,25 @@ async function download(ctx) {
   }
 }
 
-function saveBlob(blob, name) {
-  const a = el("a", { href: URL.createObjectURL(blob), download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-}
 
-/**
- * Large files: the service worker answers a navigation to /dl/<token> with a stream it decrypts
- * as it fetches, so the browser writes the file to disk without holding it in memory.
- */
+/** Large files: the service worker decrypts as it fetches (common.js, runWorkerJob). */
 async function streamDownload(ctx) {
-  const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/dl/", type: "module" });
-  const sw = reg.active || await new Promise((resolve) => {
-    const w = reg.installing || reg.waiting;
-    w.addEventListener("statechange", () => { if (w.state === "activated") resolve(w); });
-  });
-  const token = vf.hex(crypto.getRandomValues(new Uint8Array(16)));
   const bar = $("download-progress");
   bar.hidden = false;
   bar.max = Math.max(1, ctx.man.size);
   bar.value = 0;
   setStatus("Starting download…");
-  const ch = new MessageChannel();
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new vf.VeilError("unavailable", "the download helper did not start; reload the page and try again")), 15000);
-    let started = false;
-    ch.port1.onmessage = (e) => {
-      const m = e.data;
-      if (m.type === "ready") {
-        const frame = el("iframe", { src: `/dl/${token}`, hidden: true, title: "download" });
-        document.body.append(frame);
-      } else if (m.type === "started") {
-        started = true;
-        clearTimeout(timer);
-        setStatus("Downloading and decrypting…");
-      } else if (m.type === "progress") {
-        bar.value = m.done;
-      } else if (m.type === "done") {
-        bar.value = bar.max;
-        setStatus("Downloaded, verified and decrypted.");
-        document.body.dataset.downloaded = "1";
-        resolve();
-      } else if (m.type === "error") {
-        clearTimeout(timer);
-        reject(new vf.VeilError(m.kind || "unavailable", m.message));
-      }
-    };
-    void started;
-    sw.postMessage({
-      type: "download", token, verify: ctx.link.verify, key: ctx.link.key, size: ctx.man.size,
-      segsize: ctx.man.segsize, name: ctx.meta.name,
-    }, [ch.port2]);
+  await runWorkerJob({
+    type: "download", verify: ctx.link.verify, key: ctx.link.key, size: ctx.man.size,
+    segsize: ctx.man.segsize, name: ctx.meta.name,
+  }, {
+    started: () => setStatus("Downloading and decrypting…"),
+    progress: (n) => { bar.value = n; },
+    done: () => {
+      bar.value = bar.max;
+      setStatus("Downloaded, verified and decrypted.");
+      document.body.dataset.downloaded = "1";
+    },
   });
 }
 
@@ -417,10 +257,14 @@ async function main() {
       window.addEventListener("hashchange", () => location.reload());
       await openLink();
     }
+    else if (mode === "folder") {
+      window.addEventListener("hashchange", () => location.reload());
+      await (await import("./folder-app.js")).openFolder(tenant);
+    }
     else if (mode === "notfound") $("notfound-view").hidden = false;
     else if (mode === "nohelper") $("nohelper-view").hidden = false;
   } catch (e) {
-    $("file-name").textContent = "Cannot open this file";
+    $(mode === "folder" ? "folder-title" : "file-name").textContent = mode === "folder" ? "Cannot open this folder" : "Cannot open this file";
     showMessage(e);
   }
   document.body.dataset.loaded = "1";

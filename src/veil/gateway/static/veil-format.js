@@ -96,7 +96,7 @@ async function leafInPlace(label, buf) {
 // -- caps and links ---------------------------------------------------------------------------
 export const KEY_SIZE = 32, SI_SIZE = 16, HASH_SIZE = 32, CHECK_SIZE = 4;
 
-async function checksum(kind, payload) {
+export async function checksum(kind, payload) {
   return (await taggedHash(LABELS.capChecksum, enc.encode(kind), Uint8Array.of(0), payload)).subarray(0, CHECK_SIZE);
 }
 
@@ -104,9 +104,9 @@ export async function storageIndex(key) { return (await taggedHash(LABELS.storag
 
 export async function manifestHash(bytes) { return taggedHash(LABELS.manifest, bytes); }
 
-async function pack(kind, payload) { return b32encode(concat(payload, await checksum(kind, payload))); }
+export async function pack(kind, payload) { return b32encode(concat(payload, await checksum(kind, payload))); }
 
-async function unpack(kind, text, size, what) {
+export async function unpack(kind, text, size, what) {
   let raw;
   try { raw = b32decode(text); } catch (e) { throw new VeilError("garbled", `${what} is garbled: ${e.message}`); }
   if (raw.length !== size + CHECK_SIZE) throw new VeilError("garbled", `${what} is truncated or too long`);
@@ -235,7 +235,7 @@ export class SegmentTree {
 }
 export const LEAF_ROOM = 1 + LABELS.segmentLeaf.length;
 
-// -- canonical CBOR (the subset Veil uses: uint, bytes, text, array, map, bool, null) ---------
+// -- canonical CBOR (the subset Veil uses: int, bytes, text, array, map, bool, null) ----------
 function head(major, n) {
   if (n < 24) return Uint8Array.of((major << 5) | n);
   if (n < 0x100) return Uint8Array.of((major << 5) | 24, n);
@@ -254,8 +254,8 @@ export function cborEncode(v) {
   if (v === true) return Uint8Array.of(0xf5);
   if (v === false) return Uint8Array.of(0xf4);
   if (typeof v === "number") {
-    if (!Number.isSafeInteger(v) || v < 0) throw new Error("only non-negative safe integers are encoded");
-    return head(0, v);
+    if (!Number.isSafeInteger(v)) throw new Error("only safe integers are encoded");
+    return v < 0 ? head(1, -1 - v) : head(0, v);
   }
   if (typeof v === "string") { const b = enc.encode(v); return concat(head(3, b.length), b); }
   if (v instanceof Uint8Array) return concat(head(2, v.length), v);
@@ -294,6 +294,7 @@ export function cborDecode(bytes) {
     const n = arg(info);
     switch (major) {
       case 0: return n;
+      case 1: return -1 - n;
       case 2: case 3: {
         if (pos + n > bytes.length) fail();
         const b = bytes.slice(pos, pos + n); pos += n;

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.format.textparse import parse_hostport, parse_size
 
 from .common import setup_logging
@@ -72,6 +73,9 @@ def node() -> None:
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
+@click.option("--id-bits", type=click.IntRange(0, 40), default=DEFAULT_ID_BITS, envvar="VEIL_ID_BITS", show_default=True,
+              help="The network's node-id puzzle: a new identity is ground until its id solves it (about "
+                   "2^BITS key generations), and peers whose ids do not are refused (docs/specs/dht.md).")
 @click.option("--repair-interval", type=float, default=None,
               help="Repairer role: seconds between two background checks of one file, and between scans of the "
                    "store and liveness probes of the peers its files depend on (default 3600).")
@@ -110,7 +114,7 @@ def node() -> None:
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
-        bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
+        bootstrap: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
         http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
@@ -136,6 +140,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_visitor_budget=gateway_visitor_budget or None,
         gateway_file_budget=gateway_file_budget or None,
         dht_peer_rate=dht_peer_rate or None,
+        id_bits=id_bits,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,
         repair_sweep_rate=_sweep_rate(repair_sweep_rate),

@@ -25,6 +25,8 @@ SEGMENT_NODE = b"veil/segment-node/v1"
 CAP_CHECKSUM = b"veil/cap-checksum/v1"
 NODE_ID = b"veil/node-id/v1"
 PLACEMENT = b"veil/placement/v1"
+# S/Kademlia static puzzle: a node id counts only if this hash of it has enough leading zeros.
+NODE_ID_PUZZLE = b"veil/node-id-puzzle/v1"
 CONVERGENCE = b"veil/convergence/v1"
 
 # Ledger ("Bitcache", docs/specs/ledger.md).

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes
 from veil.devnet.payments import admit_new_nodes, admit_storage_nodes, charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
@@ -110,7 +111,7 @@ class Devnet(DevnetFiles):
         cmd = [
             sys.executable, "-m", "veil.cli.main", "node", "run",
             "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles),
-            *self._with_live_bootstrap(spec),
+            "--id-bits", str(DEVNET_ID_BITS), *self._with_live_bootstrap(spec),
         ]
         log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -164,7 +165,8 @@ class Devnet(DevnetFiles):
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
         relay_ports = {ids[s.name]: int(s.args[s.args.index("--relay-port") + 1])
                        for s in specs if s.name in ids and "--relay-port" in s.args}  # fmt: skip
-        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses(), relay_ports=relay_ports)
+        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses(), relay_ports=relay_ports,
+                      id_bits=DEVNET_ID_BITS)
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
@@ -174,7 +176,7 @@ class Devnet(DevnetFiles):
             every = [n.addr for n in nodes if "storage" in n.roles and "dht" in n.roles]
             for path, boot in ((self.network_path, every), (self.dht_network_path, net.bootstrap)):
                 _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot,
-                                          relay_ports=relay_ports).to_json())
+                                          relay_ports=relay_ports, id_bits=net.id_bits).to_json())
         else:
             _write_json(self.network_path, net.to_json())
         return net

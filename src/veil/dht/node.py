@@ -15,9 +15,11 @@ Imports from: veil.errors, veil.crypto, veil.dht.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from veil.crypto.idpuzzle import valid_id
 from veil.crypto.sign import SigningKey, node_id
+from veil.dht.config import DhtConfig
 from veil.dht.ids import ID_BITS, Contact, random_id_in_bucket
 from veil.dht.lookup import Lookup
 from veil.dht.messages import (
@@ -48,28 +50,10 @@ from veil.dht.records import (
     sign_provider_record,
 )
 from veil.dht.routing import PingNeeded, RoutingTable
-from veil.dht.store import RecordStore, RepublishSchedule, StoreLimits
+from veil.dht.store import RecordStore, RepublishSchedule
 from veil.errors import IntegrityError
 
-
-@dataclass(frozen=True, slots=True)
-class DhtConfig:
-    k: int = 20
-    alpha: int = 3
-    paths: int = 3  # disjoint lookup paths; 1 is plain Kademlia
-    record_ttl: int = 24 * 3600
-    republish_interval: float = 12 * 3600
-    refresh_interval: float = 3600
-    refresh_per_tick: int = 2
-    expire_interval: float = 60
-    request_rate: float = 50.0  # requests per second per peer
-    request_burst: float = 500.0
-    store_rate: float = 5.0  # ADD_PROVIDER / STORE_NODE per second per peer
-    store_burst: float = 200.0
-    max_peers_tracked: int = 10_000
-    max_verify_inflight: int = 64
-    max_failures: int = 2
-    store_limits: StoreLimits = field(default_factory=StoreLimits)
+__all__ = ["DhtConfig", "DhtNode", "OpDone", "Send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +125,10 @@ class DhtNode:
         self.announce = announce
         self.config = cfg = config or DhtConfig()
         self.node_id = node_id(key.public_key)
+        if announce and not valid_id(self.node_id, cfg.id_bits):
+            raise ValueError(f"this node's id does not solve the network's {cfg.id_bits}-bit id puzzle")
         self.contact = Contact(self.node_id, address)
-        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures)
+        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures, id_bits=cfg.id_bits)
         self.store = RecordStore(cfg.store_limits)
         self._limiter = PeerRateLimiter(cfg.request_rate, cfg.request_burst, cfg.max_peers_tracked)
         self._store_limiter = PeerRateLimiter(cfg.store_rate, cfg.store_burst, cfg.max_peers_tracked)
@@ -157,7 +143,7 @@ class DhtNode:
         self._republish = RepublishSchedule(cfg.republish_interval)
         self._node_record_due: float | None = None
         self._next_expire = now + cfg.expire_interval
-        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0}
+        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0, "refused_ids": 0}
 
     @property
     def _from(self) -> Contact | None:
@@ -210,13 +196,13 @@ class DhtNode:
             return Value(None if nrec is None else nrec.raw, tuple(self.routing.closest(msg.key, k)))
         if isinstance(msg, AddProvider):
             try:
-                prec = decode_provider_record(msg.record, now)
+                prec = decode_provider_record(msg.record, now, self.config.id_bits)
             except IntegrityError:
                 self.stats["bad_records"] += 1
                 return Refused("invalid")
             return Stored(self.store.add_provider(prec, now))
         try:
-            nrec = decode_node_record(msg.record, now)
+            nrec = decode_node_record(msg.record, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return Refused("invalid")
@@ -226,6 +212,9 @@ class DhtNode:
         """A stranger's claimed contact enters the table only after it answers a ping at that address."""
         key = sender.key
         if key == self.contact.key or key in self._verifying:
+            return
+        if not valid_id(sender.node_id, self.config.id_bits):
+            self.stats["refused_ids"] += 1  # not worth a ping: it could never enter the table
             return
         if len(self._verifying) >= self.config.max_verify_inflight or not self.routing.wants(sender.node_id):
             return
@@ -327,7 +316,7 @@ class DhtNode:
         if extra_seeds:
             have = {c.key for c in seeds}
             seeds += [c for c in extra_seeds if c.key not in have]
-        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id)
+        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id, id_bits=cfg.id_bits)
         op_id = self._next_id
         self._next_id += 1
         op = _Op(op_id, kind, lk, now, want)
@@ -412,7 +401,7 @@ class DhtNode:
     def _take_providers(self, op: _Op, records: tuple[bytes, ...], now: float) -> None:
         for raw in records[:MAX_RECORDS]:
             try:
-                rec = decode_provider_record(raw, now)
+                rec = decode_provider_record(raw, now, self.config.id_bits)
             except IntegrityError:
                 self.stats["bad_records"] += 1
                 continue
@@ -425,7 +414,7 @@ class DhtNode:
 
     def _take_node_record(self, op: _Op, raw: bytes, now: float) -> None:
         try:
-            rec = decode_node_record(raw, now)
+            rec = decode_node_record(raw, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return

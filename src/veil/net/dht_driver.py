@@ -187,6 +187,10 @@ class DhtDriver:
                 "records": len(self.node.store),
                 "providing": self.node.providing,
                 "joined": self.joined.is_set(),
+                "id_bits": self.node.config.id_bits,
+                # ids that skip the puzzle, turned away (claimed senders and replies)
+                "refused_puzzle": self.node.routing.refused["puzzle"] + self.node.stats["refused_ids"],
+                "refused_subnet": self.node.routing.refused["subnet"],  # over the per-network limits
             }
 
     # -- internals -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.crypto.sign import SigningKey
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import Request, Response, Router
@@ -47,6 +48,7 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()  # HOST:PORT of nodes to join through; none for a network's first node
     dht_advertise: str | None = None  # HOST:PORT others should use; None: the listen address
     dht_peer_rate: float | None = None  # requests per second from one peer address
+    id_bits: int = DEFAULT_ID_BITS  # the network's node-id puzzle (identity, DHT, placement)
     # repairer
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count

@@ -98,7 +98,7 @@ class Node:
                  factories: Mapping[str, RoleFactory] = NODE_ROLES) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        key = load_or_create(data_dir / "identity.key")
+        key = load_or_create(data_dir / "identity.key", config.id_bits)
         self.ctx = NodeContext(data_dir=data_dir, key=key, host=host, port=port, config=config)
         self.roles = [make_role(r, factories) for r in roles]
         self.router = Router()

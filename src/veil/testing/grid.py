@@ -86,7 +86,7 @@ class Grid:
     def add_node(self, capacity: int | None = None, name: str = "") -> GridNode:
         nid = os.urandom(32)  # node ids are hashes of keys; the grid needs no key
         name = name or f"grid{len(self.nodes)}"
-        info = NodeInfo("grid", 1 + len(self.nodes), nid, name)
+        info = NodeInfo(name, 1 + len(self.nodes), nid, name)  # one host per node: no shared family
         node = GridNode(info, ShareStore(self.root / name, capacity),
                         slots=MutableStore(self.root / f"{name}-slots.sqlite"))
         self.nodes.append(node)

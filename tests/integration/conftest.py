@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from devnet_helpers import RunningDevnet
+
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
+
+# Nodes these tests start by hand (`veil node run` without --id-bits) grind a devnet-sized id
+# puzzle, not the network default's 2^20 keys each (docs/specs/dht.md, "Ids cost work").
+os.environ.setdefault("VEIL_ID_BITS", str(DEVNET_ID_BITS))
 
 
 @pytest.fixture(scope="module")

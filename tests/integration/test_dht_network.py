@@ -5,6 +5,7 @@ record is found from another node and from a client that does not serve, and a r
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from veil.crypto.sign import SigningKey
+from veil.crypto.idpuzzle import DEVNET_ID_BITS, valid_id
+from veil.crypto.sign import SigningKey, node_id
+from veil.dht.node import DhtConfig
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver
 from veil.node.context import NodeConfig
 from veil.node.dht_role import DhtRole
+from veil.node.identity import MAGIC
 from veil.node.main import Node
 
 pytestmark = pytest.mark.integration
@@ -41,13 +45,13 @@ def dht_of(node: Node) -> DhtDriver:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
     root = tmp_path_factory.mktemp("dht")
-    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], NodeConfig())
+    first = Node(root / "n0", "127.0.0.1", 0, ["dht"], NodeConfig(id_bits=DEVNET_ID_BITS))
     first.start()
     boot = f"127.0.0.1:{first.ctx.port}"
     started = [first]
     try:
         for i in range(1, 8):
-            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(boot,)))
+            n = Node(root / f"n{i}", "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(boot,), id_bits=DEVNET_ID_BITS))
             n.start()
             started.append(n)
         for n in started:
@@ -71,13 +75,37 @@ def test_provider_record_found_by_node_and_by_client(nodes: list[Node]) -> None:
     dht_of(nodes[4]).provide(si, (2, 5))
     want = (nodes[4].ctx.node_id, (2, 5))
     wait_for(lambda: [(p.provider_id, p.shares) for p in dht_of(nodes[1]).find_providers(si, want=1)] == [want])
-    client = DhtDriver(SigningKey.generate(), "client:1", announce=False)
+    client = DhtDriver(SigningKey.generate(), "client:1", config=DhtConfig(id_bits=DEVNET_ID_BITS), announce=False)
     try:
         client.join([f"127.0.0.1:{nodes[0].ctx.port}"])
         recs = client.find_providers(si)
         assert [(p.provider_id, p.shares, p.address) for p in recs] == [(*want, f"127.0.0.1:{nodes[4].ctx.port}")]
     finally:
         client.stop()
+
+
+def test_a_node_whose_id_skips_the_puzzle_is_never_let_in(nodes: list[Node], tmp_path: Path) -> None:
+    """A node running the old rules (id_bits 0) with an id that does not solve the network's
+    8-bit puzzle talks to the network over real TLS, and nobody adds it to a table or routes to it."""
+    rng = random.Random(18)
+    while True:
+        key = SigningKey(rng.randbytes(32))
+        if not valid_id(node_id(key.public_key), DEVNET_ID_BITS):
+            break
+    data = tmp_path / "cheat"
+    data.mkdir()
+    (data / "identity.key").write_bytes(MAGIC + key.seed)
+    cheat = Node(data, "127.0.0.1", 0, ["dht"], NodeConfig(bootstrap=(f"127.0.0.1:{nodes[0].ctx.port}",), id_bits=0))
+    cheat.start()
+    try:
+        wait_for(lambda: dht_of(cheat).joined.is_set() and len(dht_of(cheat).contacts()) >= 3)
+        refused = sum(int(dht_of(n).status()["refused_puzzle"]) for n in nodes)
+        assert all(cheat.ctx.node_id not in [c.node_id for c in dht_of(n).contacts()] for n in nodes)
+        found = dht_of(nodes[6]).find_node(cheat.ctx.node_id)
+        assert cheat.ctx.node_id not in [c.node_id for c in found.closest] and found.closest
+        assert refused > 0 and dht_of(nodes[0]).status()["id_bits"] == DEVNET_ID_BITS
+    finally:
+        cheat.stop()
 
 
 def test_node_run_with_bootstrap_joins(nodes: list[Node], tmp_path: Path) -> None:

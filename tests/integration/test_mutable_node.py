@@ -39,13 +39,13 @@ class MutableNode:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> PeerClient:
+    def start(self, *extra: str) -> PeerClient:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "node.json").unlink(missing_ok=True)
         log = open(self.data / "node.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(self.data),
-             "--listen", f"127.0.0.1:{self.port}", "--role", "mutable"],
+             "--listen", f"127.0.0.1:{self.port}", "--role", "mutable", *extra],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         log.close()
@@ -133,4 +133,18 @@ def test_slots_on_a_real_node(node: MutableNode) -> None:
     assert status == 409 and parse_conflict(body) == v3.raw
     status_info = c.call("GET", "/v1/node")
     assert status_info["roles"]["mutable"]["slots"] == 1
+    c.close()
+
+
+def test_the_versions_kept_are_a_node_setting(node: MutableNode) -> None:
+    """`veil node run --folder-versions 2`: the current version and one before it are kept."""
+    c = node.start("--folder-versions", "2")
+    prev: SlotRecord | None = None
+    for seq in (1, 2, 3):
+        rec = sign_record(KEY, seq, f"version {seq}".encode(), (prev.checkstring,) if prev else ())
+        assert put(c, rec, prev if prev else None)[0] == 200
+        prev = rec
+    assert [v.seq for v in parse_versions(c.call("GET", versions_path(SLOT)))] == [3, 2]
+    assert c.request("GET", slot_path(SLOT, 1), check=False).status == 404
+    assert c.call("GET", "/v1/node")["roles"]["mutable"]["keep"] == 2
     c.close()

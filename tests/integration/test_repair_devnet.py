@@ -4,6 +4,7 @@ slowed down here so that what repairs is the command under test."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 import pytest
 from churn_helpers import ChurnDevnet
 
+from veil.client.check import check
+from veil.client.network import network_from_json
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.format.caps import parse_verify_cap
 from veil.format.share import HEADER_SIZE
 
@@ -121,3 +125,27 @@ def test_drain_hands_shares_over_then_stops(net: ChurnDevnet, tmp_path: Path) ->
         assert rep.healthy, rep.missing
         assert leaving not in net.holders(c["verify cap"])
         _same(net, c["read cap"], f, tmp_path)
+
+
+def test_upload_puts_one_share_per_operator_a_network_file_names(net: ChurnDevnet, tmp_path: Path) -> None:
+    """Real nodes, a static network file that names each node's operator (two nodes each): a
+    5-share upload lands on five operators, not on the first five nodes of rendezvous order."""
+    static = json.loads(net.devnet.static_network_path.read_text())
+    storage = [n for n in static["nodes"] if "storage" in n["roles"]]
+    for i, n in enumerate(storage):
+        n["operator"] = f"op{i // 2}"
+    path = tmp_path / "operators.json"
+    path.write_text(json.dumps(static))
+    src = _file(tmp_path, "ops.bin", 300_000)
+    out = net.veil("put", str(src), "-k", "2", "-n", "5", "--network", str(path))
+    assert out.returncode == 0, out.stderr.decode()
+    vcap = next(line.split(":", 1)[1].strip() for line in out.stdout.decode().splitlines()
+                if line.startswith("verify cap"))
+    ops = network_from_json(static)
+    assert ops.id_bits == DEVNET_ID_BITS
+    try:
+        rep = check(ops, parse_verify_cap(vcap))
+    finally:
+        ops.close()
+    assert rep.healthy and len(rep.shares) == 5
+    assert sorted(s.node.operator for s in rep.shares) == [f"op{i}" for i in range(5)]

@@ -94,7 +94,7 @@ def test_stop_and_exclude() -> None:
 
 
 def build_network(n: int, seed: int, paths: int) -> tuple[DhtNetwork, list[DhtNode]]:
-    net = DhtNetwork(seed=seed, config=DhtConfig(paths=paths))
+    net = DhtNetwork(seed=seed, config=DhtConfig(paths=paths, id_bits=0))
     rng = random.Random(seed)
     members = [net.add_node()]
     while len(members) < n:
@@ -141,7 +141,7 @@ def test_disjoint_paths_survive_liars_when_an_honest_path_exists() -> None:
     liar_keys, honest_keys = pool[:30], pool[500:560]  # the liars are nearer to the key than anyone honest
     def scenario(paths: int, find: str) -> OpDone:
         # A fresh network per lookup: liars that answer one lookup enter the asker's table.
-        net = DhtNetwork(seed=paths, config=DhtConfig(paths=paths))
+        net = DhtNetwork(seed=paths, config=DhtConfig(paths=paths, id_bits=0))
         liars = [net.add_node(sk) for sk in liar_keys]
         behave = colluding([n.contact for n in liars])
         for n in liars:

@@ -13,6 +13,7 @@ from veil.dht.records import sign_provider_record
 from veil.testing.dhtnet import DhtNetwork
 
 NOW = 1_700_000_000.0
+OPEN = DhtConfig(id_bits=0)  # these tests use ids of any key
 
 
 def network(n: int, config: DhtConfig | None = None, wire: bool = True) -> tuple[DhtNetwork, list[DhtNode]]:
@@ -98,7 +99,7 @@ def test_provide_many_on_a_small_network_is_one_lookup() -> None:
 
 
 def test_add_providers_stores_the_valid_records() -> None:
-    node = DhtNode(SigningKey(bytes(32)), "me:1", now=NOW)
+    node = DhtNode(SigningKey(bytes(32)), "me:1", OPEN, now=NOW)
     key = SigningKey(bytes([1]) * 32)
     good = [sign_provider_record(key, bytes([i]) * 32, "p:1", (i,), int(NOW) + 100).raw for i in range(3)]
     forged = bytearray(good[0])
@@ -121,7 +122,7 @@ def test_node_record_publish_and_find_value() -> None:
 
 
 def test_provider_records_are_republished_before_they_expire() -> None:
-    cfg = DhtConfig(record_ttl=600, republish_interval=300, refresh_interval=10**9)
+    cfg = DhtConfig(record_ttl=600, republish_interval=300, refresh_interval=10**9, id_bits=0)
     net, members = network(40, cfg, wire=False)
     si = bytes([9]) * 32
     provider, seeker = members[1], members[30]
@@ -151,7 +152,7 @@ def test_provider_records_are_republished_before_they_expire() -> None:
 
 
 def test_forged_and_expired_provider_records_are_refused() -> None:
-    node = DhtNode(SigningKey(bytes(32)), "me:1", now=NOW)
+    node = DhtNode(SigningKey(bytes(32)), "me:1", OPEN, now=NOW)
     key = SigningKey(bytes([1]) * 32)
     good = sign_provider_record(key, bytes(32), "p:1", (), int(NOW) + 100)
     forged = bytearray(good.raw)
@@ -164,7 +165,7 @@ def test_forged_and_expired_provider_records_are_refused() -> None:
 
 
 def test_a_flooding_peer_is_rate_limited_and_others_are_not() -> None:
-    cfg = DhtConfig(request_rate=10, request_burst=20, store_rate=1, store_burst=3)
+    cfg = DhtConfig(request_rate=10, request_burst=20, store_rate=1, store_burst=3, id_bits=0)
     node = DhtNode(SigningKey(bytes(32)), "me:1", cfg, now=NOW)
     answers = [node.handle(FindNode(bytes(32)), NOW, "10.0.0.1") for _ in range(100)]
     assert sum(isinstance(a, Nodes) for a in answers) == 20
@@ -180,7 +181,7 @@ def test_a_flooding_peer_is_rate_limited_and_others_are_not() -> None:
 
 
 def test_claimed_senders_enter_the_table_only_after_answering_a_ping() -> None:
-    node = DhtNode(SigningKey(bytes(32)), "me:1", now=NOW)
+    node = DhtNode(SigningKey(bytes(32)), "me:1", OPEN, now=NOW)
     stranger = Contact(bytes([7]) * 32, "stranger:1")
     node.handle(FindNode(bytes(32), sender=stranger), NOW, "1.2.3.4")
     assert stranger.node_id not in node.routing
@@ -197,7 +198,7 @@ def test_claimed_senders_enter_the_table_only_after_answering_a_ping() -> None:
 
 
 def test_wrong_reply_type_is_a_failure() -> None:
-    node = DhtNode(SigningKey(bytes(32)), "me:1", now=NOW)
+    node = DhtNode(SigningKey(bytes(32)), "me:1", OPEN, now=NOW)
     peer = Contact(bytes([7]) * 32, "peer:1")
     node.routing.observe(peer, NOW)
     op = node.find_node(bytes([1]) * 32, NOW)

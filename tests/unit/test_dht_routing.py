@@ -16,7 +16,7 @@ ids = st.binary(min_size=ID_BYTES, max_size=ID_BYTES)
 
 def contact(i: int | bytes) -> Contact:
     nid = i if isinstance(i, bytes) else from_int(i)
-    return Contact(nid, f"h{nid.hex()[:8]}:1")
+    return Contact(nid, f"h{nid.hex()}:1")  # one host per id: no two share a network
 
 
 def check_invariants(rt: RoutingTable) -> None:

@@ -12,7 +12,9 @@ def bench() -> None:
 
 def _register() -> None:
     from veil.bench.abuse import abuse_cmd
+    from veil.bench.anon import anon_cmd
     from veil.bench.datapath import datapath_cmd
+    from veil.bench.folders import folders_cmd
     from veil.bench.gateway import gateway_cmd
     from veil.bench.ledger import ledger_cmd
     from veil.bench.small import small_cmd
@@ -24,6 +26,8 @@ def _register() -> None:
     bench.add_command(small_cmd)
     bench.add_command(store_cmd)
     bench.add_command(abuse_cmd)
+    bench.add_command(anon_cmd)
+    bench.add_command(folders_cmd)
 
 
 _register()

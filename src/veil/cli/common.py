@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.progress import (
 )
 
 from veil.client.network import Network, load_network
+from veil.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -33,8 +35,24 @@ def network_option(f: F) -> F:
     )(f)
 
 
-def open_network(path: Path | None) -> Network:
-    return load_network(path)
+def anon_options(f: F) -> F:
+    f = click.option("--hops", type=int, default=None, metavar="N",
+                     help="Relays per onion circuit, 1-5 (default: $VEIL_HOPS, [anon] hops, else 3).")(f)
+    return click.option("--anon/--direct", "anon", default=None,
+                        help="Send every node request over onion circuits of relays, so no storage node sees "
+                             "your address (default: $VEIL_ANON, [anon] enabled in config.toml, else direct).")(f)
+
+
+def open_network(path: Path | None, anon: bool | None = None, hops: int | None = None) -> Network:
+    """The network file's nodes; with ``anon`` (or the anon setting when None) every storage and
+    DHT request goes over onion circuits (TooFewRelays at once if the file lists too few relays)."""
+    from veil.client.config import anon_setting
+
+    net = load_network(path)
+    use, n = anon_setting(anon, hops)  # None: VEIL_ANON / [anon] in config.toml decide
+    if use:  # VEIL_ANON_SOURCE: the local address circuits leave from (multi-homed hosts, the tests)
+        net.use_circuits(n, source=os.environ.get("VEIL_ANON_SOURCE") or None)
+    return net
 
 
 class Bar:
@@ -85,3 +103,12 @@ def human(n: float) -> str:
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+
+def direct_only(what: str) -> None:
+    """Refuse a command that talks to nodes directly when the user asked for anonymity."""
+    from veil.client.config import anon_setting
+
+    if anon_setting(None, None)[0]:
+        raise UsageError(f"{what} talks to the nodes directly, not over onion circuits yet: "
+                         "unset VEIL_ANON / [anon] enabled for it")

@@ -47,13 +47,16 @@ def devnet() -> None:
 @click.option("--nodes", default=10, show_default=True, help="Storage nodes to create (for a new devnet).")
 @click.option("--validators", default=1, show_default=True, type=click.IntRange(1, 15),
               help="Ledger validators to create (a Raft cluster; for a new devnet).")
+@click.option("--relays", default=6, show_default=True, type=click.IntRange(0, 64),
+              help="Onion relays to create (for a new devnet): `veil get --anon` needs --hops of them (3).")
 @click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
               help="New devnet: storage nodes take shares from anyone, or only with a storage ticket within "
                    "the uploader's free storage quota (stake); `veil put` then needs a staked wallet.")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, validators: int, storage_admission: str, capacity: str | None, repair_interval: float | None,
+def up(nodes: int, validators: int, relays: int, storage_admission: str, capacity: str | None,
+       repair_interval: float | None,
        repair_threshold: str | None, root: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
 
@@ -62,13 +65,16 @@ def up(nodes: int, validators: int, storage_admission: str, capacity: str | None
     d = Devnet(root)
     params, charge = pay_settings(d, **pay)
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
-                        charge=charge, validators=validators, admission=storage_admission == "ticket")  # fmt: skip
+                        charge=charge, validators=validators, admission=storage_admission == "ticket",
+                        relays=relays)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")
     if net.bootstrap:
         click.echo(f"DHT, small:   {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
     click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
+    nrel = len(net.relay_ports)
+    click.echo(f"relays:       {nrel}  (`veil get --anon`, `veil put --anon`: {min(3, nrel)}-hop circuits)")
     nval = sum(1 for n in net.nodes if "validator" in n.roles)
     click.echo(f"ledger:       {nval} validator{'s' if nval != 1 else ''}, genesis {net.extra.get('genesis', '?')}"
                "  (`veil ledger status`)")  # fmt: skip
@@ -112,6 +118,10 @@ def status(root: Path | None) -> None:
     for r in rows:
         st = r.get("roles_status", {}).get("storage", {})
         space = f"{st.get('shares', 0)} shares, {human(st.get('used', 0))}" if st else ""
+        rl = r.get("roles_status", {}).get("relay", {})
+        if rl:
+            space = (f"relay :{rl.get('port', '?')}, {rl.get('open', 0)} open / {rl.get('circuits', 0)} circuits, "
+                     f"{human(rl.get('bytes_forwarded', 0))} forwarded")  # fmt: skip
         click.echo(f"{r['name']:<10} {r['addr']:<17} {r.get('node_id', '?')[:16]:<17} {r['health']:<8} {space}")
     up_count = sum(1 for r in rows if r["health"] == "up")
     click.echo(f"{up_count} of {len(rows)} nodes up")

@@ -18,7 +18,15 @@ from veil.errors import UsageError, VeilError
 from veil.format.caps import parse_read_cap, parse_verify_cap
 from veil.format.remote_text import clean
 
-from .common import human, network_option, open_network, progress_bar
+from .common import anon_options, human, network_option, open_network, progress_bar
+
+
+def _anon_for_folders(anon: bool | None, hops: int | None) -> None:
+    """Folder commands (-r) open their own network, from the environment: hand --anon/--hops on."""
+    if anon is not None:
+        os.environ["VEIL_ANON"] = "1" if anon else "0"
+    if hops is not None:
+        os.environ["VEIL_HOPS"] = str(hops)
 
 
 def _warn(lines: list[str]) -> None:
@@ -27,7 +35,10 @@ def _warn(lines: list[str]) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-r", "--recursive", is_flag=True, help="FILE is a directory: upload the tree as a folder.")
+@click.option("--to", "to", default=None, metavar="FOLDER[/path]",
+              help="With -r: store the tree as FOLDER/path (default name: the directory's) instead of a new folder.")
 @click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read the file.")
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made.")
 @click.option("--happy", type=int, default=None, help="Distinct nodes that must hold shares (default: min(n, k+4)).")
@@ -39,21 +50,40 @@ def _warn(lines: list[str]) -> None:
               help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
-def put(file: Path, k: int, n: int, happy: int | None, quiet: bool, payout: str | None, lease_days: int | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
-    """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link."""
+def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int | None, quiet: bool,
+        payout: str | None, lease_days: int | None, wallet_path: Path | None, network_path: Path | None,
+        anon: bool | None, hops: int | None) -> None:  # fmt: skip
+    """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link.
+
+    With -r, upload the directory FILE as a folder (many files at once, one progress bar) and
+    print the folder's caps and link."""
     from .pay_opts import payout_address, ticket_signer
 
+    if recursive:
+        _anon_for_folders(anon, hops)
+        from .trees import put_r
+
+        if payout is not None or lease_days is not None:
+            raise UsageError("--payout and --lease are not supported with -r yet")
+        put_r(file, to, quiet, network_path, k, n, happy, ticket_signer(wallet_path))
+        return
+    if to is not None:
+        raise UsageError("--to needs -r (a single file is linked into a folder with `veil ln CAP FOLDER/name`)")
+    if file.is_dir():
+        raise UsageError(f"{file} is a directory: use `veil put -r {file}`")
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
+    if lease_days is not None and net.anon is not None:
+        raise UsageError("--lease talks to the nodes directly; it is not available with --anon yet")
     net.tickets = ticket_signer(wallet_path)  # nodes that admit by ticket: signed by the wallet
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
         res = upload_path(net, str(file), progress=bar, k=k, n=n, happy=happy, payout=payout_addr)
-    _warn(res.warnings)
+    _warn(res.warnings + net.warnings())
     if lease_days is not None:
         from .lease import lease_after_upload
 
@@ -76,6 +106,9 @@ def _parse_range(text: str) -> tuple[int, int]:
 @click.command()
 @click.argument("cap")
 @click.option("-o", "--output", default=None, help="Where to write ('-' for stdout; default: the file's name).")
+@click.option("-r", "--recursive", is_flag=True, help="CAP is a FOLDER[/path]: download the tree into -o DIR.")
+@click.option("--version", "seq", type=int, default=None, metavar="N",
+              help="With -r: download version N of the folder (`veil ls --versions`).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--range", "byte_range", default=None, help="Fetch only bytes START-END (END exclusive).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
@@ -83,19 +116,31 @@ def _parse_range(text: str) -> tuple[int, int]:
               help="Most VEIL to spend past the free allowance (default: [payments] max_spend in config.toml, else 1).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
-def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet: bool, max_spend: str | None,
-        wallet_path: Path | None, network_path: Path | None) -> None:
+def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: bool, byte_range: str | None,
+        quiet: bool, max_spend: str | None, wallet_path: Path | None, network_path: Path | None,
+        anon: bool | None, hops: int | None) -> None:  # fmt: skip
     """Download, verify and decrypt the file behind CAP (a read cap or share link).
 
-    Nodes that charge are paid from your free allowance first, then from channel deposits."""
+    With -r, download the folder FOLDER[/path] into -o DIR (names checked: nothing is written
+    outside DIR). Nodes that charge are paid from your free allowance first, then from channel deposits."""
     from veil.client.payer import stop_reason
 
     from .pay_opts import download_bar, make_payer, spend_summary
 
+    if recursive:
+        _anon_for_folders(anon, hops)
+        from .trees import get_r
+
+        get_r(cap, output, force, quiet, seq, network_path)
+        return
+    if seq is not None:
+        raise UsageError("--version needs -r (a folder); a file cap names one immutable version")
+
     rc = parse_read_cap(cap)
     rng = _parse_range(byte_range) if byte_range else None
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     meta: dict[str, Any] = {}
     if output is None:
         _, meta = open_file(net, rc)
@@ -112,7 +157,7 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
     finally:
         if payer is not None:
             payer.close()
-    _warn(res.warnings)
+    _warn(res.warnings + net.warnings())
     if not quiet and output != "-":
         click.echo(f"{output}: {human(res.written)} ({clean(res.meta['type'])}) verified and decrypted"
                    + spend_summary(payer), err=True)  # fmt: skip
@@ -120,11 +165,12 @@ def get(cap: str, output: str | None, force: bool, byte_range: str | None, quiet
 
 @click.command()
 @click.argument("cap")
+@anon_options
 @network_option
-def info(cap: str, network_path: Path | None) -> None:
+def info(cap: str, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Show a file's name, size, type, parameters and share locations, without downloading it."""
     rc = parse_read_cap(cap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     loc, meta = open_file(net, rc)
     m = loc.manifest
     click.echo(f"name:        {clean(meta['name'])}")
@@ -138,6 +184,7 @@ def info(cap: str, network_path: Path | None) -> None:
         click.echo(f"  share {shnum:>3}: " + clean(", ".join(n.label for n in loc.holders[shnum])))
     for u in loc.unreachable:
         click.echo(f"  unreachable: {clean(u)}")
+    _warn(net.warnings())
 
 
 _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (default: [payments] max_spend, else 1); "
@@ -146,18 +193,30 @@ _PAY_HELP = ("Most VEIL to spend on the blocks read from nodes that charge (defa
 
 @click.command()
 @click.argument("verifycap")
+@click.option("-r", "--recursive", is_flag=True, help="VERIFYCAP is a folder cap: check the folder and everything under it.")
 @click.option("--full", is_flag=True, help="Verify every block of every share, not a sample.")
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
-def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
-          network_path: Path | None) -> None:  # fmt: skip
-    """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy."""
+def check(verifycap: str, recursive: bool, full: bool, max_spend: str | None, wallet_path: Path | None,
+          network_path: Path | None, anon: bool | None, hops: int | None) -> None:  # fmt: skip
+    """Count healthy, missing and corrupt shares using only the verify cap. Exit 0 only if all n are healthy.
+
+    With -r and a folder cap (any kind; a verify cap suffices): the folder's nodes, then every
+    file, page and subfolder under it."""
     from .pay_opts import make_payer
 
+    if recursive:
+        _anon_for_folders(anon, hops)
+        from .trees import health_r
+
+        health_r(verifycap, False, full, False, network_path)
+        return
+
     vc = parse_verify_cap(verifycap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     payer = make_payer(net, max_spend, wallet_path)
     try:
         rep = check_mod.check(net, vc, full=full, payer=payer)
@@ -169,6 +228,7 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
         click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: {'ok' if s.ok else 'CORRUPT: ' + s.problem}"))
     for u in rep.unreachable:
         click.echo(f"unreachable: {clean(u)}")
+    _warn(net.warnings())
     click.echo(
         f"healthy: {len(rep.healthy_shares)} of {m.n} shares (k={m.k}); missing: {rep.missing or 'none'}; "
         f"corrupt: {len(rep.corrupt)}; unreachable nodes: {len(rep.unreachable)}"
@@ -182,24 +242,34 @@ def check(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path |
 
 @click.command()
 @click.argument("verifycap")
+@click.option("-r", "--recursive", is_flag=True, help="VERIFYCAP is a folder cap: repair the folder and everything under it.")
 @click.option("--full", is_flag=True, help="Verify every block of every share before deciding, not a sample.")
 @click.option("--max-spend", default=None, metavar="AMOUNT", help=_PAY_HELP)
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays nodes that charge (default: $VEIL_WALLET, else ~/.veil/wallet).")
+@anon_options
 @network_option
-def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path | None,
-           network_path: Path | None) -> None:  # fmt: skip
+def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, wallet_path: Path | None,
+           network_path: Path | None, anon: bool | None, hops: int | None) -> None:  # fmt: skip
     """Re-create missing and corrupt shares on other nodes, from any k, using only the verify cap.
 
     Nothing is decrypted; safe to run twice, concurrently, or on a healthy file. Nodes that charge
     are paid for the blocks read, from your allowance, then your wallet. Exit 0 only if the file
-    has all n healthy shares afterwards."""
+    has all n healthy shares afterwards. With -r and a folder cap: the folder's nodes (the
+    current version put back on those missing it), then every file, page and subfolder under it."""
     from veil.client.payer import stop_reason
 
     from .pay_opts import make_payer, spend_summary, ticket_signer
 
+    if recursive:
+        _anon_for_folders(anon, hops)
+        from .trees import health_r
+
+        health_r(verifycap, True, full, False, network_path)
+        return
+
     vc = parse_verify_cap(verifycap)
-    net = open_network(network_path)
+    net = open_network(network_path, anon, hops)
     net.tickets = ticket_signer(wallet_path)  # new holders that admit by ticket: charged to the wallet
     payer = make_payer(net, max_spend, wallet_path)
     try:
@@ -215,7 +285,7 @@ def repair(verifycap: str, full: bool, max_spend: str | None, wallet_path: Path 
         click.echo(clean(f"share {s.shnum:>3} on {s.node.label}: CORRUPT (ignored): {s.problem}"))
     for shnum, node in sorted(res.placed.items()):
         click.echo(f"share {shnum:>3}: re-created on {node.label}")
-    _warn(res.problems)
+    _warn(res.problems + net.warnings())
     if not res.needed:
         click.echo(f"healthy: {m.n} of {m.n} shares; nothing to repair")
         return

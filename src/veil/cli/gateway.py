@@ -36,11 +36,15 @@ from .node import parse_listen
               help="Most VEIL spent per day for one visitor (IP address); default max-spend/100; 'none' for no limit.")
 @click.option("--file-budget", default=None,
               help="Most VEIL spent per day on one file; default max-spend/10; 'none' for no limit.")
+@click.option("--anon", is_flag=True,
+              help="Fetch and store through onion circuits of relays, so storage nodes cannot tell which "
+                   "gateway serves which file (circuits are shared by the files the gateway serves).")
+@click.option("--hops", type=click.IntRange(1, 5), default=3, show_default=True, help="Relays per circuit with --anon.")
 @network_option
 @click.option("-v", "--verbose", is_flag=True)
 def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
             max_spend: str | None, max_price: str | None, visitor_budget: str | None, file_budget: str | None,
-            network_path: Path | None, verbose: bool) -> None:
+            anon: bool, hops: int, network_path: Path | None, verbose: bool) -> None:
     """Serve the web app: browsers encrypt before upload and decrypt after download.
 
     Put TLS in front of it (a reverse proxy) for anything but 127.0.0.1/localhost: browsers
@@ -63,7 +67,7 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     host, port = parse_listen(listen)
     wallet = gateway_wallet(wallet_path, max_spend, max_price, visitor_budget, file_budget)
     gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n,
-                               wallet=wallet))
+                               wallet=wallet, anon_hops=hops if anon else 0))
     try:
         gw.start(host, port)
     except OSError as e:

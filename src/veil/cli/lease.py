@@ -16,7 +16,7 @@ from veil.errors import UsageError
 from veil.format.caps import parse_verify_cap
 from veil.ledger.amount import format_amount
 
-from .common import network_option, open_network
+from .common import direct_only, network_option, open_network
 from .ledger_opts import unlock
 from .pay_opts import make_payer
 
@@ -68,6 +68,7 @@ def audit(verifycap: str, rounds: int, no_report: bool, wait: bool, repair_file:
     lease then stops paying and the rest of the escrow comes back. Exit 0 only if every leased node
     passed."""
     vc = parse_verify_cap(verifycap)
+    direct_only("veil lease audit")
     net = open_network(network_path)
     w = unlock(wallet_path)
     net.tickets = Tickets.of_key(w.key)  # shares the repair places on nodes that admit by ticket

@@ -15,6 +15,8 @@ from veil.format.remote_text import clean
 # Each module exposes ``commands``: a list of click commands/groups to add to `veil`.
 COMMAND_MODULES = [
     "veil.cli.files",
+    "veil.cli.folders",
+    "veil.cli.alias",
     "veil.cli.node",
     "veil.cli.devnet",
     "veil.cli.bench",
@@ -25,6 +27,8 @@ COMMAND_MODULES = [
     "veil.cli.gateway",
     "veil.cli.account",
     "veil.cli.lease",
+    "veil.cli.circuits",
+    "veil.cli.config",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.format.textparse import parse_hostport, parse_size
 
 from .common import setup_logging
@@ -72,6 +73,9 @@ def node() -> None:
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
+@click.option("--id-bits", type=click.IntRange(0, 40), default=DEFAULT_ID_BITS, envvar="VEIL_ID_BITS", show_default=True,
+              help="The network's node-id puzzle: a new identity is ground until its id solves it (about "
+                   "2^BITS key generations), and peers whose ids do not are refused (docs/specs/dht.md).")
 @click.option("--repair-interval", type=float, default=None,
               help="Repairer role: seconds between two background checks of one file, and between scans of the "
                    "store and liveness probes of the peers its files depend on (default 3600).")
@@ -92,18 +96,33 @@ def node() -> None:
               help="Payments role: the ledger's validators (pinned by node id).")
 @click.option("--validators", default=None, metavar="NODEID@HOST:PORT[,...]",
               help="Validator role: members of the cluster to join (a new member learns the validator set from them).")
+@click.option("--folder-versions", type=click.IntRange(1, 1000), default=None,
+              help="Mutable role: versions kept of each folder, the current one included (default 10).")
 @click.option("--http-limit", "http_limits", multiple=True, metavar="KEY=VALUE",
               help="A bound of the node's HTTP server, e.g. workers=64, max_per_ip=256, head_timeout=5 "
                    "(repeatable; docs/specs/transport.md lists them).")
+@click.option("--relay-port", type=click.IntRange(0, 65535), default=0,
+              help="Relay role: port of the circuit listener (default: any free port; node.json names it).")
+@click.option("--relay-max-per-ip", type=click.IntRange(1, 100000), default=None,
+              help="Relay role: circuits open at once from one predecessor address (default 32).")
+@click.option("--relay-announce", default=None, metavar="HOST:PORT[,...]",
+              help="Relay role: DHT nodes to announce this relay through (a signed record in the relay "
+                   "directory, where clients in DHT mode find relays).")
+@click.option("--relay-rate", default=None, metavar="SIZE",
+              help="Relay role: most bytes per second one circuit may move (e.g. 5MB; default: no bound).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
-        bootstrap: str | None, dht_peer_rate: float | None, repair_interval: float | None, repair_sweep_rate: str | None,
+        bootstrap: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
-        free_credit: str | None, validator: str | None, validators: str | None, http_limits: tuple[str, ...],
-        verbose: bool) -> None:
-    """Run a node with the given roles until SIGTERM."""
+        free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
+        http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
+        relay_rate: str | None, verbose: bool) -> None:  # fmt: skip
+    """Run a node with the given roles until SIGTERM.
+
+    Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
+    onion circuits for `veil put/get --anon`; it extends only to nodes in --network or its DHT)."""
     from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
     from veil.node.main import run_node
@@ -121,12 +140,18 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_visitor_budget=gateway_visitor_budget or None,
         gateway_file_budget=gateway_file_budget or None,
         dht_peer_rate=dht_peer_rate or None,
+        id_bits=id_bits,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,
         repair_sweep_rate=_sweep_rate(repair_sweep_rate),
         repair_wallet=Path(repair_wallet) if repair_wallet else None,
         repair_max_spend=repair_max_spend or None,
         http_limits=parse_limits(http_limits) if http_limits else None,
+        folder_versions=folder_versions,
+        relay_port=relay_port,
+        relay_max_per_ip=relay_max_per_ip,
+        relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),
+        relay_rate=parse_size(relay_rate) if relay_rate else None,
     )
     if storage_admission == "ticket":
         if not validator:
@@ -140,6 +165,9 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
 
         parse_threshold(repair_threshold)
     role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if "relay" in role_list and not (network_path or relay_announce or bootstrap):
+        raise click.UsageError("the relay role needs --network FILE or --relay-announce HOST:PORT "
+                               "(it extends circuits only to nodes it knows from them)")
     if validators:
         from veil.client.ledger_client import parse_endpoints
 

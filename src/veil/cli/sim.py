@@ -10,7 +10,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.errors import UsageError
+from veil.sim.capture import HONEST_KEYS_PER_SECOND
 
 
 @click.group()
@@ -38,16 +40,21 @@ def _progress(enabled: bool) -> Progress:
 @click.option("--paths", default=3, show_default=True, type=click.IntRange(1, 8), help="Disjoint lookup paths (1 = plain Kademlia).")
 @click.option("--liars", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Then measure again with this fraction of nodes lying in every answer (0 skips it).")
+@click.option("--collude", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Then measure again with this fraction of nodes colluding from ground positions (S/Kademlia's "
+                   "model: they answer with ids ground next to the target), next to the analytic curve.")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--wire", is_flag=True, help="Encode and strictly decode every message (slower, checks the wire format too).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sim_dht(
-    nodes: int, churn: float, lookups: int, paths: int, liars: float, seed: int, wire: bool, as_json: bool
+    nodes: int, churn: float, lookups: int, paths: int, liars: float, collude: float, seed: int, wire: bool,
+    as_json: bool,
 ) -> None:
     """Lookups over NODES simulated DHT nodes running the real routing code.
 
     Prints the lookup success rate (the true nearest live node was found), hops, messages per
-    lookup, and the same while a fraction of the nodes is replaced.
+    lookup, and the same while a fraction of the nodes is replaced, lies, or colludes from
+    ground positions (then also S/Kademlia's analytic success 1 - (1 - (1 - c)^h)^d).
     """
     from veil.sim import dht
 
@@ -61,7 +68,8 @@ def sim_dht(
 
         try:
             res = dht.run(
-                nodes=nodes, churn=churn, lookups=lookups, seed=seed, paths=paths, wire=wire, liars=liars, progress=report
+                nodes=nodes, churn=churn, lookups=lookups, seed=seed, paths=paths, wire=wire, liars=liars,
+                progress=report, collude=collude,
             )
         except ValueError as e:
             raise UsageError(str(e)) from e
@@ -72,6 +80,8 @@ def sim_dht(
     click.echo(f"  join: {res.join_wall_s:.1f} s wall, {res.join_messages_per_node:.1f} messages per joining node")
     phases = [("stable", res.stable)] + ([(f"churn {res.churn_fraction:.0%}", res.churn)] if res.churn else [])
     phases += [(f"{res.liar_fraction:.0%} liars (nearest honest node on any path)", res.attack)] if res.attack else []
+    phases += [(f"{res.collude_fraction:.0%} colluders at ground positions (nearest honest node on any path)",
+                res.collusion)] if res.collusion else []
     for name, st in phases:
         assert st is not None
         extra = f", {st.nodes_replaced} nodes replaced" if st.nodes_replaced else ""
@@ -80,6 +90,14 @@ def sim_dht(
             f"hops median {st.hops_median:g} p99 {st.hops_p99:g}, messages/lookup mean {st.messages_mean:.1f} "
             f"median {st.messages_median:g}, timeouts/lookup {st.timeouts_per_lookup:.2f}, "
             f"latency median {st.latency_median_s:.2f} s (virtual){extra}"
+        )
+    if res.collusion:
+        c, d = res.collude_fraction, res.paths
+        click.echo(
+            f"  collusion: simulated {res.collusion.success_rate:.2%}; analytic 1-(1-(1-c)^h)^d with c={c:g}, d={d}: "
+            f"{res.analytic_hops:.2%} at h={res.stable.hops_median:g} (median hops), "
+            f"{res.analytic_queried:.2%} at h={res.stable.messages_mean / d:.1f} (nodes asked per path), "
+            f"{res.analytic_one_path:.2%} at that h with d=1 (the nearest honest node is on one path only)"
         )
     click.echo(f"  total wall time: {res.wall_s:.1f} s")
 
@@ -97,13 +115,25 @@ def sim_dht(
 @click.option("--check-interval-hours", default=24.0, show_default=True, type=click.FloatRange(0))
 @click.option("--repair-hours", default=1.0, show_default=True, type=click.FloatRange(0))
 @click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--attacker-cpu-hours", type=click.FloatRange(0), default=None,
+              help="Also price capturing k of a file's n shares by grinding ids, for an attacker with this "
+                   "budget, before and after ids cost work (docs/specs/dht.md).")
+@click.option("--id-bits", type=click.IntRange(0, 40), default=DEFAULT_ID_BITS, show_default=True,
+              help="With --attacker-cpu-hours: the network's node-id puzzle.")
+@click.option("--keys-per-second", type=click.FloatRange(0, min_open=True), default=HONEST_KEYS_PER_SECOND,
+              show_default=True, help="With --attacker-cpu-hours: the attacker's key generations per core-second "
+                                      "(the default is grind_key measured on this machine; a tuned grinder is faster).")
+@click.option("--attacker-subnets", type=click.IntRange(1), default=None,
+              help="With --attacker-cpu-hours: the address blocks (/24) the attacker has (default: as many as it needs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def sim_durability(
     nodes: int, files: int, years: float, failure_rate: float, k: int, n: int, repair_threshold: int,
-    check_interval_hours: float, repair_hours: float, seed: int, as_json: bool,
+    check_interval_hours: float, repair_hours: float, seed: int, attacker_cpu_hours: float | None, id_bits: int,
+    keys_per_second: float, attacker_subnets: int | None, as_json: bool,
 ) -> None:
-    """Files lost to node failures over YEARS, with and without repair."""
-    from veil.sim import durability
+    """Files lost to node failures over YEARS, with and without repair; with --attacker-cpu-hours,
+    also what capturing k of one file's n shares costs an attacker who grinds ids."""
+    from veil.sim import capture, durability
 
     try:
         res = durability.run(
@@ -111,10 +141,14 @@ def sim_durability(
             repair_threshold=repair_threshold, check_interval_hours=check_interval_hours,
             repair_hours=repair_hours, seed=seed,
         )
+        cap = None if attacker_cpu_hours is None else capture.run(
+            nodes=nodes, k=k, n=n, id_bits=id_bits, keys_per_second=keys_per_second,
+            budget_cpu_hours=attacker_cpu_hours, attacker_subnets=attacker_subnets, seed=seed,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     if as_json:
-        click.echo(json.dumps(res.to_dict(), indent=2))
+        click.echo(json.dumps({**res.to_dict(), **({"capture": cap.to_dict()} if cap else {})}, indent=2))
         return
     click.echo(
         f"{res.nodes} nodes, {res.files} files, {res.k}-of-{res.n}, {res.years:g} year(s), "
@@ -127,6 +161,29 @@ def sim_durability(
         f"{r.files_lost} files lost ({r.files_lost / res.files:.3%}), {r.repairs} repairs, "
         f"{r.shares_recreated} shares re-created"
     )
+    if cap is not None:
+        _print_capture(cap)
+
+
+def _print_capture(cap: Any) -> None:
+    click.echo(
+        f"attacker capturing {cap.k} of {cap.n} shares of a chosen file among {cap.nodes} honest nodes "
+        f"(median of {cap.trials} files), {cap.keys_per_second:,.0f} keys/s per core, budget {cap.budget_cpu_hours:g} CPU-hours:"
+    )
+    for label, rows in (("before (free ids, no families)", cap.before), (f"after ({cap.id_bits}-bit id puzzle, one share per family)", cap.after)):
+        click.echo(f"  {label}:")
+        for c in rows:
+            click.echo(
+                f"    {c.mode}: {c.ids_median:,.0f} ids = {c.keygens:.3g} key generations = {c.cpu_hours:.3g} CPU-hours, "
+                f"{c.subnets} distinct /24 network(s); the budget captures {c.files_in_budget:.3g} files"
+            )
+    click.echo(
+        f"  eclipsing one DHT key (20 ids nearer than every honest node): {cap.eclipse_before_cpu_hours:.3g} CPU-hours "
+        f"before, {cap.eclipse_after_cpu_hours:.3g} after; an honest node pays {cap.honest_id_cpu_seconds:.3g} CPU-seconds "
+        "once for its id"
+    )
+    for note in cap.notes:
+        click.echo(f"  note: {note}")
 
 
 @sim.command("economy")

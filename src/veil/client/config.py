@@ -3,6 +3,10 @@
     [payments]
     max_spend = "1"          # VEIL one `veil get` may spend past the free allowance ($VEIL_MAX_SPEND)
     deposit = "1"            # VEIL locked per new channel to a node ($VEIL_DEPOSIT)
+
+    [anon]
+    enabled = true           # every transfer over onion circuits ($VEIL_ANON=1; --anon/--direct)
+    hops = 3                 # relays per circuit, 1-5 ($VEIL_HOPS; --hops)
 """
 
 from __future__ import annotations
@@ -49,3 +53,29 @@ def payout_setting() -> str:
     section = _file().get("payments", {})
     value = section.get("payout", "none") if isinstance(section, dict) else "none"
     return str(value)
+
+
+def anon_setting(flag: bool | None, hops: int | None) -> tuple[bool, int]:
+    """Whether to use onion circuits and how many hops: the command line, else ``VEIL_ANON`` /
+    ``VEIL_HOPS``, else ``[anon]`` in config.toml, else direct with 3 hops."""
+    from veil.protocol.circuit import DEFAULT_HOPS, check_hops
+
+    section = _file().get("anon", {})
+    section = section if isinstance(section, dict) else {}
+    if flag is None:
+        env = os.environ.get("VEIL_ANON", "").strip().lower()
+        if env:
+            if env not in ("0", "1", "true", "false", "yes", "no"):
+                raise UsageError(f"VEIL_ANON must be 1 or 0, not {env!r}")
+            flag = env in ("1", "true", "yes")
+        else:
+            flag = bool(section.get("enabled", False))
+    if hops is None:
+        env = os.environ.get("VEIL_HOPS", "").strip()
+        if env and not env.isdigit():
+            raise UsageError(f"VEIL_HOPS must be a number of hops (1-5), not {env!r}")
+        raw = int(env) if env else section.get("hops", DEFAULT_HOPS)
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise UsageError("[anon] hops in config.toml must be a number (1-5)")
+        hops = raw
+    return flag, check_hops(hops)

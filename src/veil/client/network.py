@@ -16,6 +16,11 @@ provider records to ask; when the file lists no storage nodes but bootstrap addr
 candidates are the DHT's ``find_node(si)`` answer (the 20 nodes nearest the index, ranked by
 the placement hash; remembered per keyspace region for a short while, veil.dht.regions, so many
 files in a row do not each cost a lookup) and providers come from ``find_providers(si)``.
+
+Either way a candidate whose node id does not solve the network's id puzzle (``id_bits``, from
+the file; a DHT network defaults to veil.crypto.idpuzzle.DEFAULT_ID_BITS, a static list to 0:
+its author chose those nodes) is never a candidate nor a provider, and the candidates are
+spread over families (protocol/family.py: one share per operator or address block first).
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS, check_bits, valid_id
 from veil.crypto.sign import SigningKey
+from veil.dht.node import DhtConfig
 from veil.errors import UnavailableError, UsageError
+from veil.net.circuit_transport import CircuitTransport
 from veil.net.client import PeerClient
 from veil.net.dht_driver import DhtDriver, parse_address
 from veil.net.storage_transport import TlsTransport
+from veil.protocol.circuit import DEFAULT_HOPS, Hop
+from veil.protocol.family import spread
 from veil.protocol.nodeinfo import NodeInfo
-from veil.protocol.placement import dht_key, permuted
+from veil.protocol.placement import dht_key, permuted, relay_directory_key
 from veil.protocol.transport import StorageTransport
 
 from .tickets import Tickets
@@ -67,8 +77,45 @@ class Network:
     _clients: dict[bytes, PeerClient] = field(default_factory=dict, repr=False)
     # Every storage-node request of the data path goes through this one seam.
     transport: StorageTransport = field(default_factory=TlsTransport, repr=False)
+    id_bits: int = 0  # the network's node-id puzzle; candidates whose ids do not solve it are dropped
     # Who signs storage tickets for nodes that admit storage by ticket (client/tickets.py).
     tickets: Tickets | None = field(default=None, repr=False)
+    relay_ports: dict[bytes, int] = field(default_factory=dict)  # node id -> its relay listener's port
+    anon: CircuitTransport | None = field(default=None, repr=False)  # set by use_circuits
+
+    def relays(self) -> list[Hop]:
+        """The relays the network file lists (nodes with a ``relay_port``), as circuit hops; with
+        none listed and DHT discovery, the relays in the DHT's relay directory (signed records)."""
+        listed = [Hop(n.host, self.relay_ports[n.node_id], n.node_id, n.name)
+                  for n in self.nodes if n.node_id in self.relay_ports]  # fmt: skip
+        if listed or self.discovery != "dht":
+            return listed
+        # Asked directly, before any circuit exists: it tells the DHT nodes asked only that this
+        # address looks for relays (as a Tor client fetches the directory), never which file.
+        drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+        try:
+            drv.join(self.bootstrap)
+            recs = drv.find_providers(relay_directory_key(), want=20)
+        finally:
+            drv.stop()
+        out = []
+        for r in recs:
+            host, port = parse_address(r.address)
+            out.append(Hop(host, port, r.provider_id))
+        return out
+
+    def use_circuits(self, hops: int = DEFAULT_HOPS, source: str | None = None) -> CircuitTransport:
+        """Send every storage request (and, with DHT discovery, every DHT lookup) over onion
+        circuits of ``hops`` relays; TooFewRelays at once when the network has too few."""
+        t = CircuitTransport(self.relays(), hops, source=source)
+        t.check_relays()
+        self.transport.close()
+        self.transport = self.anon = t
+        return t
+
+    def warnings(self) -> list[str]:
+        """What the transport noticed on the way (relays named after failing)."""
+        return list(self.anon.warnings) if self.anon is not None else []
 
     def storage_nodes(self) -> list[NodeInfo]:
         """The storage nodes the network file lists (none when discovery goes through the DHT)."""
@@ -82,7 +129,9 @@ class Network:
     def _driver(self) -> DhtDriver:
         if self.dht is None:
             # A client looks up and never serves (announce=False): nobody adds it to a table.
-            drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+            dial = self.anon.dial_for if self.anon is not None else None
+            drv = DhtDriver(SigningKey.generate(), "client:0", config=DhtConfig(id_bits=self.id_bits), announce=False,
+                            dial=dial)
             try:
                 drv.join(self.bootstrap)
             except BaseException:
@@ -106,7 +155,10 @@ class Network:
                 "the network lists no storage nodes" if self.discovery == "static"
                 else "the DHT knows no storage nodes (are the bootstrap nodes joined?)"
             )
-        return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+        nodes = [n for n in nodes if valid_id(n.node_id, self.id_bits)]
+        if not nodes:
+            raise UnavailableError(f"no candidate node solves the network's {self.id_bits}-bit id puzzle")
+        return spread([nodes[i] for i in permuted(si, [n.node_id for n in nodes])])
 
     def providers_of(self, si: bytes, want: int = 20) -> list[tuple[NodeInfo, tuple[int, ...]]]:
         """Nodes whose signed provider records say they hold shares of ``si`` (DHT mode only).
@@ -115,7 +167,8 @@ class Network:
         if self.discovery == "static":
             return []
         recs = self._driver().find_providers(dht_key(si), want=want)
-        return [(node_from_address(r.address, r.provider_id), r.shares) for r in recs]
+        return [(node_from_address(r.address, r.provider_id), r.shares) for r in recs
+                if valid_id(r.provider_id, self.id_bits)]
 
     def client(self, node: NodeInfo, timeout: float = 30.0) -> PeerClient:
         """A pinned client for a node's other APIs (payment terms, leases); storage requests
@@ -138,11 +191,15 @@ class Network:
         value: dict[str, Any] = {
             "gateway": self.gateway,
             "nodes": [
-                {"name": n.name, "host": n.host, "port": n.port, "node_id": n.node_id.hex(), "roles": list(n.roles)}
+                {"name": n.name, "host": n.host, "port": n.port, "node_id": n.node_id.hex(), "roles": list(n.roles),
+                 **({"relay_port": self.relay_ports[n.node_id]} if n.node_id in self.relay_ports else {}),
+                 **({"operator": n.operator} if n.operator else {})}
                 for n in self.nodes
             ],
             **self.extra,
         }
+        if self.id_bits:
+            value["id_bits"] = self.id_bits
         if self.bootstrap:
             value["bootstrap"] = list(self.bootstrap)
         return value
@@ -154,16 +211,25 @@ def network_from_json(value: Any, where: str = "network file") -> Network:
             NodeInfo(
                 host=str(n["host"]), port=int(n["port"]), node_id=bytes.fromhex(n["node_id"]),
                 name=str(n.get("name", "")), roles=tuple(n.get("roles", ["storage"])),
+                operator=str(n.get("operator", "")),
             )
             for n in value.get("nodes", [])
         ]
+        relay_ports = {bytes.fromhex(n["node_id"]): int(n["relay_port"])
+                       for n in value.get("nodes", []) if n.get("relay_port")}  # fmt: skip
         bootstrap = [str(a) for a in value.get("bootstrap", [])]
         for a in bootstrap:
             parse_address(a)
+        static = any("storage" in n.roles for n in nodes)
+        bits = value.get("id_bits", 0 if static else DEFAULT_ID_BITS)
+        if not isinstance(bits, int) or isinstance(bits, bool):
+            raise ValueError(f"id_bits must be an integer, not {bits!r}")
+        check_bits(bits)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{where} is malformed: {e}") from e
-    extra = {k: v for k, v in value.items() if k not in ("nodes", "gateway", "bootstrap")}
-    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra, bootstrap=bootstrap)
+    extra = {k: v for k, v in value.items() if k not in ("nodes", "gateway", "bootstrap", "id_bits")}
+    return Network(nodes=nodes, gateway=str(value.get("gateway") or DEFAULT_GATEWAY), extra=extra, bootstrap=bootstrap,
+                   relay_ports=relay_ports, id_bits=bits)
 
 
 def load_network(path: Path | None = None) -> Network:

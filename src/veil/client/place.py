@@ -1,6 +1,8 @@
 """Put n shares on nodes in rendezvous order, all in parallel, replacing nodes that refuse.
 
-Share i goes to the i-th candidate; every share whose node refuses or fails is retried on the
+Share i goes to the i-th candidate of the network's placement order (rendezvous, ids that skip
+the id puzzle dropped, one node per family first: client/network.py, protocol/family.py), so
+replacements too come from fresh families while there are any; every share whose node refuses or fails is retried on the
 next unused candidate, and once those run out on the used node holding fewest shares, round
 after round (each round in parallel) until every share is placed or no node is left. Shared by
 the streaming upload (``begin`` per share) and the one-shot small-file upload (the whole share
@@ -17,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from veil.errors import VeilError
+from veil.protocol.family import families
 from veil.protocol.nodeinfo import NodeInfo
 
 T = TypeVar("T")
@@ -47,9 +50,11 @@ def place_shares(order: list[NodeInfo], n: int, put: Callable[[int, NodeInfo], T
         for node, _ in placed.values():
             load[node.node_id] = load.get(node.node_id, 0) + 1
         used = {node.node_id: node for node, _ in placed.values()}
+        fams = {f for node, _ in placed.values() for f in families(node)}
         for shnum in todo:
             if fresh:
-                node = fresh.pop(0)
+                # A replacement comes from a family holding no share yet, while there is one.
+                node = fresh.pop(next((i for i, c in enumerate(fresh) if not families(c) & fams), 0))
             else:
                 spare = [u for u in used.values() if u.node_id not in failed]
                 if not spare:
@@ -57,6 +62,7 @@ def place_shares(order: list[NodeInfo], n: int, put: Callable[[int, NodeInfo], T
                 node = min(spare, key=lambda u: load.get(u.node_id, 0))
             load[node.node_id] = load.get(node.node_id, 0) + 1
             used[node.node_id] = node
+            fams |= families(node)
             plan.append((shnum, node))
         if not plan:
             break

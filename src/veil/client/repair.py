@@ -3,8 +3,9 @@
 1. Check (client/check.py): which shares are healthy on which nodes, which are missing or
    corrupt. A healthy file, or one already above the caller's threshold, is left alone.
 2. Pick a node for each share to re-create, walking the network's candidates in rendezvous
-   order (``next_target``): first nodes holding no share of the file, then nodes that hold
-   other shares but not this one (fewest first). A node that already holds a copy of that
+   order (``next_target``): first nodes holding no share of the file and in no family that
+   holds one (protocol/family.py: one share per operator or address block), then any node
+   holding no share, then nodes that hold other shares but not this one (fewest first). A node that already holds a copy of that
    share number, even a corrupt one, is never chosen: its store keeps what it has.
 3. Fetch any k healthy shares and decode the *sealed* segments (each verified against the
    manifest's segment tree; nothing is decrypted: the read key is never needed), re-encode
@@ -32,6 +33,7 @@ from veil.erasure import Codec
 from veil.errors import IntegrityError, UnavailableError, VeilError
 from veil.format.caps import VerifyCap
 from veil.format.share import SEGMENT_TREE
+from veil.protocol.family import families
 from veil.protocol.storage import UploadRequest
 
 from .check import CheckReport, check
@@ -73,13 +75,18 @@ def holdings(report: CheckReport) -> dict[bytes, set[int]]:
 
 
 def next_target(
-    candidates: list[NodeInfo], held: dict[bytes, set[int]], shnum: int, tried: set[bytes]
+    candidates: list[NodeInfo], held: dict[bytes, set[int]], shnum: int, tried: set[bytes],
+    used: set[str] | None = None,
 ) -> NodeInfo | None:
     """The node to put share ``shnum`` on: the first candidate (rendezvous order) holding no
-    share of the file, else the one holding fewest shares but not ``shnum``; None if none is left."""
-    for c in candidates:
-        if c.node_id not in tried and c.node_id not in held:
+    share of the file and in none of the ``used`` families, else the first holding no share,
+    else the one holding fewest shares but not ``shnum``; None if none is left."""
+    fresh = [c for c in candidates if c.node_id not in tried and c.node_id not in held]
+    for c in fresh:
+        if not families(c) & (used or set()):
             return c
+    if fresh:
+        return fresh[0]
     rest = [(len(held[c.node_id]), i, c) for i, c in enumerate(candidates)
             if c.node_id not in tried and shnum not in held.get(c.node_id, set())]
     return min(rest, key=lambda t: (t[0], t[1]))[2] if rest else None
@@ -116,10 +123,11 @@ def repair(
     si = vcap.storage_index
     candidates = net.storage_nodes_for(si)
     held = holdings(rep)
+    used = {f for s in rep.shares if s.ok for f in families(s.node)}
     tried = set(skip)
     writers: dict[int, ShareWriter] = {}
     for shnum in missing:
-        while (node := next_target(candidates, held, shnum, tried)) is not None:
+        while (node := next_target(candidates, held, shnum, tried, used)) is not None:
             try:
                 writers[shnum] = ShareWriter(net, node, UploadRequest(si, shnum, man.nseg, man.bsize, man.lbsize))
             except VeilError as e:
@@ -127,6 +135,7 @@ def repair(
                 res.problems.append(f"share {shnum}: {node.label} refused: {e}")
                 continue
             held.setdefault(node.node_id, set()).add(shnum)
+            used |= families(node)
             break
         else:
             res.problems.append(f"share {shnum}: no node left to place it on")

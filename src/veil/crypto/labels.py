@@ -25,6 +25,8 @@ SEGMENT_NODE = b"veil/segment-node/v1"
 CAP_CHECKSUM = b"veil/cap-checksum/v1"
 NODE_ID = b"veil/node-id/v1"
 PLACEMENT = b"veil/placement/v1"
+# S/Kademlia static puzzle: a node id counts only if this hash of it has enough leading zeros.
+NODE_ID_PUZZLE = b"veil/node-id-puzzle/v1"
 CONVERGENCE = b"veil/convergence/v1"
 
 # Ledger ("Bitcache", docs/specs/ledger.md).
@@ -55,6 +57,8 @@ DHT_NODE_RECORD = b"veil/dht-node-record/v1"
 DHT_PROVIDER_RECORD = b"veil/dht-provider-record/v1"
 # The 256-bit DHT key of a file (storage index -> key): provider records and find_node target it.
 DHT_STORAGE_KEY = b"veil/dht-storage-key/v1"
+# The DHT key relays announce themselves under (provider records with no shares; circuits.md).
+DHT_RELAY_DIRECTORY = b"veil/dht-relay-directory/v1"
 
 # Mutable slots and folders (docs/specs/folders.md).
 SLOT_ID = b"veil/slot-id/v1"  # slot id = H(label, Ed25519 public key)

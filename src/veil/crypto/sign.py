@@ -1,6 +1,7 @@
 """Ed25519 signing keys: one verifier everywhere (libsodium via PyNaCl).
 
-Node ids are ``SHA-256(public key)`` (DESIGN.md, "Identity and transport").
+Node ids are ``SHA-256(public key)`` (DESIGN.md, "Identity and transport"); an id counts on a
+network only if it solves that network's id puzzle (veil.crypto.idpuzzle).
 """
 
 from __future__ import annotations

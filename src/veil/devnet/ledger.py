@@ -20,6 +20,7 @@ from typing import Any
 
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.crypto.sign import SigningKey, node_id
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_atomic
@@ -71,7 +72,7 @@ def make_cluster_genesis(
     for d, _, _ in members:
         if (ledger_dir(d) / "genesis.cbor").exists():
             raise UsageError(f"{ledger_dir(d) / 'genesis.cbor'} exists already; a chain has exactly one genesis")
-    vals = [Validator(load_or_create(d / "identity.key").public_key, raft, api) for d, raft, api in members]
+    vals = [Validator(load_or_create(d / "identity.key", DEVNET_ID_BITS).public_key, raft, api) for d, raft, api in members]
     faucet = SigningKey.generate()
     mints = dict(extra_mints or {})
     mints[address_of(faucet.public_key)] = faucet_amount
@@ -122,7 +123,7 @@ def validator_endpoints(devnet: DevnetFiles) -> str:
     """``NODEID@127.0.0.1:PORT,...`` of every validator of the devnet."""
     out = []
     for s in validator_specs(devnet):
-        key = load_or_create(devnet.node_dir(s) / "identity.key")
+        key = load_or_create(devnet.node_dir(s) / "identity.key", DEVNET_ID_BITS)
         out.append(f"{node_id(key.public_key).hex()}@127.0.0.1:{s.port}")
     return ",".join(out)
 
@@ -169,7 +170,7 @@ def register_nodes(devnet: DevnetFiles, bond: int | None = None) -> int:
             path = devnet.node_dir(s) / "identity.key"
             if "storage" not in s.roles or not path.exists():
                 continue
-            nk = load_or_create(path)
+            nk = load_or_create(path, DEVNET_ID_BITS)
             if client.node(address_of(nk.public_key)) is not None:
                 continue
             proof = nk.sign(node_registration_message(g.chain, operator))

@@ -10,7 +10,7 @@
                                          `devnet status` and the devnet's gateway use
     $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
-Storage nodes run the ``storage``, ``dht`` and ``repairer`` roles. The first one starts the
+Storage nodes run the ``storage``, ``dht``, ``repairer`` and ``mutable`` (folders) roles. The first one starts the
 DHT; every other joins it through ``--bootstrap`` (the first node's address, or for nodes
 added later, live nodes' addresses): the nodes share no file. Ports and identities are kept,
 so `up` on an existing devnet restarts the same nodes with their data, and links made before
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes
 from veil.devnet.payments import admit_new_nodes, admit_storage_nodes, charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
@@ -44,6 +45,8 @@ STORAGE_ROLES = ["storage", "dht", "repairer", "mutable"]
 DEVNET_DHT_RATE = "10000"
 DEFAULT_REPAIR_INTERVAL = "120"
 BOOTSTRAP_COUNT = 3
+# Every devnet peer is 127.0.0.1, so a relay's per-address circuit bound must allow the whole devnet.
+DEVNET_RELAY_PER_IP = "4096"
 
 
 class Devnet(DevnetFiles):
@@ -63,6 +66,19 @@ class Devnet(DevnetFiles):
             if f"127.0.0.1:{spec.port}" not in boot:
                 spec.args += ["--bootstrap", ",".join(boot)]
         self._save_specs([s for s in self.specs() if s.name not in {n.name for n in new}] + new)
+        return new
+
+    def add_relay_specs(self, count: int) -> list[NodeSpec]:
+        """Relays (`--role relay`): each keeps its circuit port across restarts and may extend
+        to every node of the devnet's node list (nodes.json, which lists the relays too)."""
+        new = []
+        for _ in range(count):
+            args = ["--relay-port", str(free_port()), "--network", str(self.static_network_path),
+                    "--relay-max-per-ip", DEVNET_RELAY_PER_IP]  # fmt: skip
+            boot = self.bootstrap_addresses() or [f"127.0.0.1:{s.port}" for s in self.specs() if "dht" in s.roles][:3]
+            if boot:  # announced in the DHT's relay directory too (retried until the DHT is up)
+                args += ["--relay-announce", ",".join(boot)]
+            new += self.add_specs(1, ["relay"], args, prefix="relay")
         return new
 
     def bootstrap_addresses(self) -> list[str]:
@@ -95,7 +111,7 @@ class Devnet(DevnetFiles):
         cmd = [
             sys.executable, "-m", "veil.cli.main", "node", "run",
             "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles),
-            *self._with_live_bootstrap(spec),
+            "--id-bits", str(DEVNET_ID_BITS), *self._with_live_bootstrap(spec),
         ]
         log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -147,7 +163,10 @@ class Devnet(DevnetFiles):
             except VeilError:
                 pass
         nodes = [NodeInfo("127.0.0.1", s.port, ids[s.name], s.name, tuple(s.roles)) for s in specs if s.name in ids]
-        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses())
+        relay_ports = {ids[s.name]: int(s.args[s.args.index("--relay-port") + 1])
+                       for s in specs if s.name in ids and "--relay-port" in s.args}  # fmt: skip
+        net = Network(nodes=nodes, bootstrap=self.bootstrap_addresses(), relay_ports=relay_ports,
+                      id_bits=DEVNET_ID_BITS)
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
         net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
@@ -156,7 +175,8 @@ class Devnet(DevnetFiles):
             others = [n for n in nodes if "storage" not in n.roles]
             every = [n.addr for n in nodes if "storage" in n.roles and "dht" in n.roles]
             for path, boot in ((self.network_path, every), (self.dht_network_path, net.bootstrap)):
-                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot).to_json())
+                _write_json(path, Network(nodes=others, gateway=net.gateway, extra=net.extra, bootstrap=boot,
+                                          relay_ports=relay_ports, id_bits=net.id_bits).to_json())
         else:
             _write_json(self.network_path, net.to_json())
         return net
@@ -230,13 +250,14 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, admission: bool = False,
+        validators: int = 1, admission: bool = False, relays: int = 0,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
         payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
-        ``admission`` makes every storage node admit storage only by ticket.
+        ``admission`` makes every storage node admit storage only by ticket; ``relays`` relays are
+        added when creating (`veil devnet up` asks for 6).
         """
         if not self.exists():
             if "storage" in roles:
@@ -244,6 +265,8 @@ class Devnet(DevnetFiles):
             else:
                 self.add_specs(nodes, roles, args)
             add_validators(self, validators, params=params)
+            if relays:
+                self.add_relay_specs(relays)
             if charge is not None:
                 charge_storage_nodes(self, charge)
             if admission:
@@ -298,7 +321,10 @@ class Devnet(DevnetFiles):
                     del waiting[name]
             time.sleep(0.02)
         for pid in waiting.values():
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited between the last check and now
+                continue
             _reap_or_zombie(pid)
         return list(pids)
 

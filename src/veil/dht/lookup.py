@@ -13,7 +13,11 @@ but not a path whose nodes are all honest, so the honest neighbourhood of the ta
 reached when any one path stays honest. ``closest()`` merges what every path heard;
 ``path_results()`` gives each path's own answer for callers that must not let one path
 outvote another (docs/specs/dht.md, "Disjoint paths").
-Imports from: veil.dht.ids.
+
+A contact (seed or answer) whose id does not solve the network's id puzzle (``id_bits``,
+veil.crypto.idpuzzle) is dropped on arrival and counted in ``refused``: ground ids that skip
+the puzzle cannot even be asked.
+Imports from: veil.crypto, veil.dht.ids.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
+from veil.crypto.idpuzzle import valid_id
 from veil.dht.ids import Contact, to_int
 
 _NEW, _INFLIGHT, _DONE, _FAILED = range(4)
@@ -56,9 +61,12 @@ class Lookup:
         alpha: int = 3,
         paths: int = 1,
         exclude: bytes | None = None,
+        id_bits: int = 0,
     ) -> None:
-        if k < 1 or alpha < 1 or paths < 1:
+        if k < 1 or alpha < 1 or paths < 1 or id_bits < 0:
             raise ValueError("bad lookup parameters")
+        self.id_bits = id_bits
+        self.refused = 0
         self.target = bytes(target)
         self._t = to_int(self.target)
         self.k = k
@@ -66,7 +74,7 @@ class Lookup:
         self._exclude = to_int(exclude) if exclude is not None else None
         self._owner: dict[int, int] = {}  # distance -> the path that queried it
         self._paths: list[_Path] = []
-        seed_list = [c for c in seeds if c.key != self._exclude]
+        seed_list = [c for c in seeds if c.key != self._exclude and self._admit(c)]
         seed_list.sort(key=lambda c: c.key ^ self._t)
         n = max(1, min(paths, len(seed_list)))
         self._paths = [_Path() for _ in range(n)]
@@ -137,7 +145,7 @@ class Lookup:
             if nd in p.by_dist:
                 continue
             o = owner.get(nd)
-            if o is not None and o != pi:
+            if (o is not None and o != pi) or not self._admit(nc):
                 continue
             self._add(p, nc, depth)
 
@@ -204,6 +212,12 @@ class Lookup:
                         best = (d, c.depth)
                     break
         return 0 if best is None else best[1]
+
+    def _admit(self, c: Contact) -> bool:
+        if self.id_bits and not valid_id(c.node_id, self.id_bits):
+            self.refused += 1
+            return False
+        return True
 
     def _add(self, p: _Path, c: Contact, depth: int) -> None:
         d = c.key ^ self._t

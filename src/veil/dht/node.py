@@ -17,8 +17,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from veil.crypto.idpuzzle import valid_id
 from veil.crypto.sign import SigningKey, node_id
 from veil.dht.batch import assign, chunks, group_by_region, region_bits
+from veil.dht.config import DhtConfig
 from veil.dht.ids import ID_BITS, Contact, random_id_in_bucket
 from veil.dht.lookup import Lookup
 from veil.dht.messages import (
@@ -40,9 +42,7 @@ from veil.dht.messages import (
     StoreNode,
     Value,
 )
-from veil.dht.opdata import DhtConfig as DhtConfig
-from veil.dht.opdata import OpDone as OpDone
-from veil.dht.opdata import Send as Send
+from veil.dht.opdata import OpDone, Send
 from veil.dht.ratelimit import PeerRateLimiter
 from veil.dht.records import (
     NodeRecord,
@@ -56,6 +56,8 @@ from veil.dht.regions import RegionCache
 from veil.dht.routing import PingNeeded, RoutingTable
 from veil.dht.store import RecordStore, RepublishSchedule
 from veil.errors import IntegrityError
+
+__all__ = ["DhtConfig", "DhtNode", "OpDone", "Send"]
 
 
 class _Op:
@@ -97,8 +99,10 @@ class DhtNode:
         self.announce = announce
         self.config = cfg = config or DhtConfig()
         self.node_id = node_id(key.public_key)
+        if announce and not valid_id(self.node_id, cfg.id_bits):
+            raise ValueError(f"this node's id does not solve the network's {cfg.id_bits}-bit id puzzle")
         self.contact = Contact(self.node_id, address)
-        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures)
+        self.routing = RoutingTable(self.node_id, cfg.k, cfg.k, cfg.max_failures, id_bits=cfg.id_bits)
         self.store = RecordStore(cfg.store_limits)
         self._limiter = PeerRateLimiter(cfg.request_rate, cfg.request_burst, cfg.max_peers_tracked)
         self._store_limiter = PeerRateLimiter(cfg.store_rate, cfg.store_burst, cfg.max_peers_tracked)
@@ -114,7 +118,7 @@ class DhtNode:
         self.regions = RegionCache(cfg.region_ttl)
         self._node_record_due: float | None = None
         self._next_expire = now + cfg.expire_interval
-        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0}
+        self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0, "refused_ids": 0}
 
     @property
     def _from(self) -> Contact | None:
@@ -171,16 +175,15 @@ class DhtNode:
         if isinstance(msg, AddProviders):  # one message, one rate-limit token: MAX_BATCH_RECORDS bounds the work
             return Stored(all([self._keep_provider(raw, now) for raw in msg.records]))
         try:
-            nrec = decode_node_record(msg.record, now)
+            nrec = decode_node_record(msg.record, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return Refused("invalid")
         return Stored(self.store.put_node_record(nrec, now))
 
-    def _keep_provider(self, raw: bytes, now: float) -> bool | None:
-        """Store a provider record; None if it does not verify."""
+    def _keep_provider(self, raw: bytes, now: float) -> bool | None:  # None: it does not verify
         try:
-            prec = decode_provider_record(raw, now)
+            prec = decode_provider_record(raw, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return None
@@ -190,6 +193,9 @@ class DhtNode:
         """A stranger's claimed contact enters the table only after it answers a ping at that address."""
         key = sender.key
         if key == self.contact.key or key in self._verifying:
+            return
+        if not valid_id(sender.node_id, self.config.id_bits):
+            self.stats["refused_ids"] += 1  # not worth a ping: it could never enter the table
             return
         if len(self._verifying) >= self.config.max_verify_inflight or not self.routing.wants(sender.node_id):
             return
@@ -286,20 +292,16 @@ class DhtNode:
     def _start_provide(self, si: bytes, now: float) -> int:
         return self._start("provide", si, now, store=AddProvider(self._own_provider_record(si, now).raw, self._from))
 
+    def region_bits(self) -> int:
+        """The leading key bits one lookup's region spans, for this node's view (veil.dht.batch)."""
+        return region_bits(self.contact.key, self.routing.closest(self.node_id, self.config.k), self.config.k)
+
     def _start_provide_batch(self, keys: list[bytes], now: float) -> list[int]:
-        k = self.config.k
-        bits = region_bits(self.contact.key, self.routing.closest(self.node_id, k), k)
+        bits = self.region_bits()
         ops = []
         for group in group_by_region(keys, bits):
             recs = [self._own_provider_record(si, now) for si in group]
-            cands = self.regions.get(group[0], bits, now)
-            op_id = self._start("provide_batch", group[0], now, batch=recs, defer=cands is not None)
-            if cands is not None:  # the region was looked up moments ago: store at once
-                op = self._ops[op_id]
-                op.cands = cands
-                op.lookup.stop()
-                self._advance(op, now)
-            ops.append(op_id)
+            ops.append(self._start("provide_batch", group[0], now, batch=recs, cands=self.regions.get(group[0], bits, now)))
         return ops
 
     def _start(
@@ -312,6 +314,7 @@ class DhtNode:
         want: int = 0,
         store: Request | None = None,
         batch: list[ProviderRecord] | None = None,
+        cands: list[Contact] | None = None,
         defer: bool = False,
     ) -> int:
         cfg = self.config
@@ -319,12 +322,14 @@ class DhtNode:
         if extra_seeds:
             have = {c.key for c in seeds}
             seeds += [c for c in extra_seeds if c.key not in have]
-        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id)
+        lk = Lookup(target, seeds, k=cfg.k, alpha=cfg.alpha, paths=cfg.paths, exclude=self.node_id, id_bits=cfg.id_bits)
         op_id = self._next_id
         self._next_id += 1
         op = _Op(op_id, kind, lk, now, want)
         op.store_msg = store
-        op.batch = batch or []
+        op.batch, op.cands = batch or [], cands
+        if cands is not None:
+            lk.stop()
         self._ops[op_id] = op
         self.routing.touch_bucket_of(target, now)
         if not defer:
@@ -406,7 +411,7 @@ class DhtNode:
     def _take_providers(self, op: _Op, records: tuple[bytes, ...], now: float) -> None:
         for raw in records[:MAX_RECORDS]:
             try:
-                rec = decode_provider_record(raw, now)
+                rec = decode_provider_record(raw, now, self.config.id_bits)
             except IntegrityError:
                 self.stats["bad_records"] += 1
                 continue
@@ -419,7 +424,7 @@ class DhtNode:
 
     def _take_node_record(self, op: _Op, raw: bytes, now: float) -> None:
         try:
-            rec = decode_node_record(raw, now)
+            rec = decode_node_record(raw, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return
@@ -463,9 +468,7 @@ class DhtNode:
                     for c in path:
                         targets.setdefault(c.key, c)
                 if op.batch and op.cands is None:
-                    k = self.config.k
-                    bits = region_bits(self.contact.key, self.routing.closest(self.node_id, k), k)
-                    self.regions.put(lk.target, bits, list(targets.values()), now)
+                    self.regions.put(lk.target, self.region_bits(), list(targets.values()), now)
                 sends: list[tuple[Contact, Request]] = [(c, op.store_msg) for c in targets.values() if op.store_msg]
                 for c, raws in assign(op.batch, targets.values(), self.config.k).values():
                     sends += [(c, AddProviders(part, self._from)) for part in chunks(raws)]

@@ -17,6 +17,7 @@ from typing import Any
 
 from veil.crypto import labels
 from veil.crypto.hashes import TaggedHash
+from veil.crypto.idpuzzle import valid_id
 from veil.crypto.sigbatch import verify_fast
 from veil.crypto.sign import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, node_id
 from veil.dht.ids import ID_BYTES, MAX_ADDRESS_LEN, Contact
@@ -125,8 +126,11 @@ def _check_signature(pk: bytes, message: bytes, sig: bytes) -> None:
         raise IntegrityError("bad signature")
 
 
-def decode_record(data: bytes, now: float) -> Record:
-    """Check and decode a record of either kind; IntegrityError unless every check passes."""
+def decode_record(data: bytes, now: float, id_bits: int = 0) -> Record:
+    """Check and decode a record of either kind; IntegrityError unless every check passes.
+
+    ``id_bits``: the network's id puzzle; a record whose author's id does not solve it is
+    refused before its signature is checked (a node nobody would route to cannot provide)."""
     if len(data) > MAX_RECORD_SIZE:
         raise IntegrityError(f"DHT record of {len(data)} bytes is over the {MAX_RECORD_SIZE}-byte limit")
     m = cbor.decode_for_schema(data, MAX_RECORD_SIZE)  # every field's type is checked below
@@ -151,6 +155,8 @@ def decode_record(data: bytes, now: float) -> Record:
         raise IntegrityError(f"{what}: empty address")
     if node_id(pk) != rid:
         raise IntegrityError(f"{what}: node id does not match its public key")
+    if not valid_id(rid, id_bits):
+        raise IntegrityError(f"{what}: node id does not solve the {id_bits}-bit id puzzle")
     if expires <= now:
         raise IntegrityError(f"{what} has expired")
     if expires > now + MAX_TTL:
@@ -172,15 +178,15 @@ def decode_record(data: bytes, now: float) -> Record:
     return ProviderRecord(key, rid, pk, address, shares, expires, sig, bytes(data))
 
 
-def decode_node_record(data: bytes, now: float) -> NodeRecord:
-    rec = decode_record(data, now)
+def decode_node_record(data: bytes, now: float, id_bits: int = 0) -> NodeRecord:
+    rec = decode_record(data, now, id_bits)
     if not isinstance(rec, NodeRecord):
         raise IntegrityError("expected a node record")
     return rec
 
 
-def decode_provider_record(data: bytes, now: float) -> ProviderRecord:
-    rec = decode_record(data, now)
+def decode_provider_record(data: bytes, now: float, id_bits: int = 0) -> ProviderRecord:
+    rec = decode_record(data, now, id_bits)
     if not isinstance(rec, ProviderRecord):
         raise IntegrityError("expected a provider record")
     return rec

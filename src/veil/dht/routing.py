@@ -10,9 +10,13 @@ Rules (docs/specs/dht.md, "Routing table"):
   so long-lived nodes, which are the likeliest to stay, keep their slots.
 - A contact that fails ``max_failures`` requests in a row is evicted (sooner if a replacement
   is waiting).
+- An id that does not solve the network's id puzzle (veil.crypto.idpuzzle) never enters, and
+  one network (an IPv4 /24, an IPv6 /32: veil.dht.subnet) holds at most ``per_subnet_bucket``
+  entries of a bucket and ``per_subnet_table`` of the table, so ground ids from one address
+  block cannot fill a neighbourhood (S/Kademlia's and Ethereum discv5's rule).
 - Every evicted id is remembered (the last ``MAX_EVICTED``) until ``take_evicted`` hands them
   on: a node that stops answering is news for the repairer (docs/specs/repair.md, triggers).
-Imports from: veil.dht.ids.
+Imports from: veil.crypto, veil.dht.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from veil.crypto.idpuzzle import valid_id
 from veil.dht.ids import ID_BITS, Contact, to_int
+from veil.dht.subnet import subnet_of_address
 
 DEFAULT_K = 20
 MAX_EVICTED = 1024
+PER_SUBNET_BUCKET = 2
+PER_SUBNET_TABLE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +56,16 @@ class _Bucket:
 class RoutingTable:
     """k-buckets around ``own_id``; never more than ``k`` contacts per bucket."""
 
-    def __init__(self, own_id: bytes, k: int = DEFAULT_K, replacements: int = DEFAULT_K, max_failures: int = 2):
-        if k < 1 or replacements < 0 or max_failures < 1:
+    def __init__(self, own_id: bytes, k: int = DEFAULT_K, replacements: int = DEFAULT_K, max_failures: int = 2,
+                 id_bits: int = 0, per_subnet_bucket: int = PER_SUBNET_BUCKET,
+                 per_subnet_table: int = PER_SUBNET_TABLE) -> None:  # fmt: skip
+        if k < 1 or replacements < 0 or max_failures < 1 or id_bits < 0 or per_subnet_bucket < 1 or per_subnet_table < 1:
             raise ValueError("bad routing table parameters")
+        self.id_bits = id_bits
+        self.per_subnet_bucket = per_subnet_bucket
+        self.per_subnet_table = per_subnet_table
+        self._subnets: dict[str, int] = {}  # network -> entries in the table
+        self.refused = {"puzzle": 0, "subnet": 0}
         self.own_id = bytes(own_id)
         self.own = to_int(self.own_id)
         self.k = k
@@ -97,7 +112,7 @@ class RoutingTable:
     def wants(self, node_id: bytes) -> bool:
         """Whether a not-yet-verified node would be kept (in the bucket or its replacement cache)."""
         key = to_int(node_id)
-        if key == self.own:
+        if key == self.own or not valid_id(node_id, self.id_bits):
             return False
         b = self._buckets[(self.own ^ key).bit_length() - 1]
         if b is None:
@@ -105,6 +120,25 @@ class RoutingTable:
         if key in b.entries or key in b.replacements:
             return False
         return len(b.entries) < self.k or len(b.replacements) < self.replacement_size
+
+    def admissible(self, contact: Contact) -> bool:
+        """Whether a contact not in the table may enter it: a valid id, and room in its network."""
+        if not valid_id(contact.node_id, self.id_bits):
+            self.refused["puzzle"] += 1
+            return False
+        if not self._subnet_room(contact, self._buckets[(self.own ^ contact.key).bit_length() - 1]):
+            self.refused["subnet"] += 1
+            return False
+        return True
+
+    def _subnet_room(self, contact: Contact, b: _Bucket | None) -> bool:
+        net = subnet_of_address(contact.address)
+        if net is None:
+            return True
+        if self._subnets.get(net, 0) >= self.per_subnet_table:
+            return False
+        same = 0 if b is None else sum(1 for c in b.entries.values() if subnet_of_address(c.address) == net)
+        return same < self.per_subnet_bucket
 
     def closest(self, target: bytes, count: int) -> list[Contact]:
         """The ``count`` known contacts nearest to ``target`` by XOR distance, nearest first.
@@ -170,14 +204,20 @@ class RoutingTable:
             return None
         i = (self.own ^ key).bit_length() - 1
         b = self._buckets[i]
+        known = b is not None and key in b.entries
+        if not known and not self.admissible(contact):
+            return None
         if b is None:
             b = self._buckets[i] = _Bucket(now)
             self._insert_nonempty(i)
         b.touched = now
         entries = b.entries
         if key in entries:
-            del entries[key]
+            old = entries.pop(key)
             entries[key] = contact  # most recently seen goes last; the address may have changed
+            if old.address != contact.address:
+                self._count(old, -1)
+                self._count(contact, 1)
             self._failures.pop(key, None)
             if b.pinging == key:
                 b.pinging = None
@@ -185,6 +225,7 @@ class RoutingTable:
         if len(entries) < self.k:
             entries[key] = contact
             self._size += 1
+            self._count(contact, 1)
             b.replacements.pop(key, None)
             return None
         reps = b.replacements
@@ -254,16 +295,30 @@ class RoutingTable:
     def _evict(self, b: _Bucket, key: int) -> None:
         if len(self._evicted) >= MAX_EVICTED:
             del self._evicted[0]
-        self._evicted.append(b.entries[key].node_id)
-        del b.entries[key]
+        gone = b.entries.pop(key)
+        self._evicted.append(gone.node_id)
+        self._count(gone, -1)
         self._size -= 1
         self._failures.pop(key, None)
         if b.pinging == key:
             b.pinging = None
-        if b.replacements:
-            rkey = next(reversed(b.replacements))  # the freshest replacement
-            b.entries[rkey] = b.replacements.pop(rkey)
-            self._size += 1
+        for rkey in reversed(b.replacements):  # the freshest replacement that has room
+            rep = b.replacements[rkey]
+            if self._subnet_room(rep, b):
+                del b.replacements[rkey]
+                b.entries[rkey] = rep
+                self._size += 1
+                self._count(rep, 1)
+                break
+
+    def _count(self, contact: Contact, delta: int) -> None:
+        net = subnet_of_address(contact.address)
+        if net is not None:
+            left = self._subnets.get(net, 0) + delta
+            if left > 0:
+                self._subnets[net] = left
+            else:
+                self._subnets.pop(net, None)
 
     def _insert_nonempty(self, i: int) -> None:
         bisect.insort(self._nonempty, i)

@@ -66,14 +66,17 @@ class GatewayConfig:
     max_uploads: int = 64
     network: Network | None = None  # fixed network (tests); otherwise the file is re-read when it changes
     wallet: GatewayWallet | None = None  # pays nodes that charge for downloads (--wallet)
+    anon_hops: int = 0  # > 0: every storage and DHT request over onion circuits of this many relays
 
 
 class NetworkSource:
     """The network file, re-read when it changes (a devnet writes it after the gateway starts)."""
 
-    def __init__(self, path: Path | None, fixed: Network | None = None, tickets: Tickets | None = None) -> None:
+    def __init__(self, path: Path | None, fixed: Network | None = None, tickets: Tickets | None = None,
+                 anon_hops: int = 0) -> None:  # fmt: skip
         self.path = path
         self._fixed = fixed
+        self.anon_hops = anon_hops
         self.tickets = tickets  # signs storage tickets for nodes that admit by ticket (the gateway's wallet)
         if fixed is not None and tickets is not None:
             fixed.tickets = tickets
@@ -95,8 +98,11 @@ class NetworkSource:
         with self._lock:
             if self._net is None or stamp != self._stamp:
                 old = self._net
-                self._net = load_network(p)
-                self._net.tickets = self.tickets
+                net = load_network(p)
+                if self.anon_hops:  # (TooFewRelays here is the request's error, one line)
+                    net.use_circuits(self.anon_hops)
+                net.tickets = self.tickets
+                self._net = net
                 self._stamp = stamp
                 if old is not None:
                     old.close()
@@ -113,7 +119,8 @@ class Gateway:
         w = config.wallet
         # Browser uploads to nodes that admit storage by ticket are charged to the gateway's account.
         self.network = NetworkSource(config.network_path, config.network,
-                                     Tickets(lambda: w.wallet.key) if w is not None else None)  # fmt: skip
+                                     Tickets(lambda: w.wallet.key) if w is not None else None,
+                                     config.anon_hops)  # fmt: skip
         self.uploads = UploadManager(self.network, config.max_uploads)
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)

@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,26 +31,28 @@ from veil.errors import (
 )
 from veil.format import cbor
 from veil.format.remote_text import clean
+from veil.net import trace
 from veil.net.deadline import WATCHDOG, Watch
 from veil.net.tls import check_pin, client_context
 from veil.protocol.transport import DeadlineExceeded
 
 DEFAULT_TIMEOUT = 30.0
 MAX_SMALL_RESPONSE = 4 << 20
-BUSY_RETRIES = 8  # answers "busy" (503 from a full queue) tried at most this many times (about 3 s of pauses)
+BUSY_RETRIES = 8  # answers "queue_full" (503 from a full server queue) tried at most this many times (about 3 s of pauses)
 BUSY_FIRST_PAUSE = 0.02  # seconds, doubling up to the node's Retry-After
-BUSY_LAST_TRY = 0.25  # seconds of the deadline a retry must still have, else the "busy" answer stands
+BUSY_LAST_TRY = 0.25  # seconds of the deadline a retry must still have, else the 503 stands
 
 
 def _is_busy(reply: Reply) -> bool:
-    """A 503 the server's queue gave before any handler ran (reactor: code "busy")."""
+    """A 503 the server's queue gave before any handler ran (reactor: code "queue_full"). A
+    handler's own 503s (e.g. the storage role's session caps) are answers and are not retried."""
     if reply.status != 503:
         return False
     try:
         v = cbor.decode(reply.body, 64 * 1024)
     except VeilError:
         return False
-    return isinstance(v, dict) and v.get("error") == "busy"
+    return isinstance(v, dict) and v.get("error") == "queue_full"
 
 
 @dataclass
@@ -66,18 +69,32 @@ class NodeUnreachable(UnavailableError):
     """A node could not be reached (refused, timed out, or the connection broke)."""
 
 
+# How a connection reaches its node: (address, timeout, source address) -> a connected socket.
+# The default is a TCP connection; an onion circuit (net/circuit_transport.py) hands back the
+# innermost end of its tunnel instead, and the pinned TLS below runs over it all the same.
+Dial = Callable[[tuple[str, int], float, Any], socket.socket]
+
+
 class _Conn(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, pin: bytes | None, timeout: float) -> None:
+    def __init__(self, host: str, port: int, pin: bytes | None, timeout: float, dial: Dial | None = None) -> None:
         super().__init__(host, port, timeout=timeout, context=client_context())
         self.pin = pin
         self.peer_id: bytes | None = None
         self.fd = -1
+        self._dial = dial
 
     def connect(self) -> None:
-        super().connect()
+        if self._dial is None:
+            super().connect()
+            assert isinstance(self.sock, ssl.SSLSocket)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            trace.record("direct", self.sock.getsockname(), f"{self.host}:{self.port}")  # no-op unless tracing
+        else:  # a tunnel (a socket pair's end): the same TLS, no TCP options
+            raw = self._dial((self.host, self.port), self.timeout or DEFAULT_TIMEOUT, None)
+            raw.settimeout(self.timeout)
+            self.sock = client_context().wrap_socket(raw, server_hostname=self.host)
         assert isinstance(self.sock, ssl.SSLSocket)
         self.fd = self.sock.fileno()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peer_id = check_pin(self.sock, self.pin, f"{self.host}:{self.port}")
 
 
@@ -106,11 +123,13 @@ def raise_for_reply(status: int, body: bytes, where: str) -> None:
 class PeerClient:
     """Requests to one node, pinned to its node id (or learning it when ``node_id`` is None)."""
 
-    def __init__(self, host: str, port: int, node_id: bytes | None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, host: str, port: int, node_id: bytes | None, timeout: float = DEFAULT_TIMEOUT,
+                 dial: Dial | None = None) -> None:  # fmt: skip
         self.host = host
         self.port = port
         self.node_id = node_id
         self.timeout = timeout
+        self.dial = dial
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
 
@@ -122,7 +141,7 @@ class PeerClient:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return _Conn(self.host, self.port, self.node_id, self.timeout)
+        return _Conn(self.host, self.port, self.node_id, self.timeout, self.dial)
 
     def _put(self, c: _Conn) -> None:
         with self._lock:
@@ -151,7 +170,7 @@ class PeerClient:
         """One request. With ``into``, a 200 body is read straight into that buffer (it must fit).
 
         ``deadline``: seconds for the whole exchange (default: this client's timeout). A node
-        whose queue is full answers 503 "busy" before any handler saw the request, so that answer
+        whose queue is full answers 503 "queue_full" before any handler saw the request, so that answer
         is retried here after a short, growing pause while the deadline allows (BUSY_RETRIES)."""
         limit = self.timeout if deadline is None else deadline
         end = time.monotonic() + limit
@@ -176,7 +195,7 @@ class PeerClient:
         watch = WATCHDOG.watch(time.monotonic() + limit)
         try:
             for attempt in (0, 1):
-                conn = self._get() if attempt == 0 else _Conn(self.host, self.port, self.node_id, self.timeout)
+                conn = self._get() if attempt == 0 else _Conn(self.host, self.port, self.node_id, self.timeout, self.dial)
                 reused = conn.sock is not None
                 try:
                     reply, keep = self._exchange(conn, method, path, body, headers, max_response, into, watch, limit)
@@ -253,7 +272,7 @@ class PeerClient:
 
     def learn_node_id(self) -> bytes:
         """Connect once and return the node id the peer proved (for bootstrap by address only)."""
-        conn = _Conn(self.host, self.port, self.node_id, self.timeout)
+        conn = _Conn(self.host, self.port, self.node_id, self.timeout, self.dial)
         try:
             conn.connect()
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as e:

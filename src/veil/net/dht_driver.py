@@ -22,7 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from veil.crypto.sign import SigningKey
-from veil.dht.batch import region_bits
 from veil.dht.ids import Contact
 from veil.dht.messages import (
     MAX_MESSAGE_SIZE,
@@ -36,7 +35,7 @@ from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
 from veil.dht.records import NodeRecord, ProviderRecord
 from veil.errors import RemoteError, UnavailableError, VeilError
 from veil.format.textparse import parse_hostport
-from veil.net.client import PeerClient
+from veil.net.client import Dial, PeerClient
 
 log = logging.getLogger("veil.dht")
 
@@ -60,8 +59,12 @@ class DhtDriver:
         rpc_timeout: float = RPC_TIMEOUT,
         workers: int = 16,
         clock: Callable[[], float] = time.time,
+        dial: Callable[[str, int, bytes | None], Dial] | None = None,
     ) -> None:
         self.clock = clock
+        # How to reach a contact: None is direct TCP; an onion circuit transport's ``dial_for``
+        # sends every lookup over circuits too (`veil get --anon` in DHT mode).
+        self._dial = dial
         self.node = DhtNode(key, address, config, now=clock(), announce=announce)
         self.rpc_timeout = rpc_timeout
         self._lock = threading.RLock()
@@ -123,7 +126,7 @@ class DhtDriver:
         for address in addresses:
             host, port = parse_address(address)
             try:
-                nid = PeerClient(host, port, None, timeout=self.rpc_timeout).learn_node_id()
+                nid = self._peer(host, port, None).learn_node_id()
             except VeilError as e:
                 log.info("bootstrap node %s unreachable: %s", address, e)
                 continue
@@ -149,11 +152,10 @@ class DhtDriver:
         region for ``region_ttl`` seconds (veil.dht.regions): placing many small files in a row
         costs one lookup per region, not one per file."""
         with self._lock:
-            k = self.node.config.k
-            bits = region_bits(self.node.contact.key, self.node.routing.closest(self.node.node_id, k), k)
+            bits = self.node.region_bits()
             hit = self.node.regions.get(target, bits, self.clock())
         if hit is not None:
-            return hit[:k]
+            return hit[: self.node.config.k]
         done = self.find_node(target)
         with self._lock:
             self.node.regions.put(target, bits, done.closest, self.clock())
@@ -219,6 +221,10 @@ class DhtDriver:
                 "records": len(self.node.store),
                 "providing": self.node.providing,
                 "joined": self.joined.is_set(),
+                "id_bits": self.node.config.id_bits,
+                # ids that skip the puzzle, turned away (claimed senders and replies)
+                "refused_puzzle": self.node.routing.refused["puzzle"] + self.node.stats["refused_ids"],
+                "refused_subnet": self.node.routing.refused["subnet"],  # over the per-network limits
             }
 
     # -- internals -----------------------------------------------------------------------
@@ -258,6 +264,10 @@ class DhtDriver:
             except RuntimeError:  # shut down
                 return
 
+    def _peer(self, host: str, port: int, nid: bytes | None) -> PeerClient:
+        dial = self._dial(host, port, nid) if self._dial is not None else None
+        return PeerClient(host, port, nid, timeout=self.rpc_timeout, dial=dial)
+
     def _client(self, to: Contact) -> PeerClient:
         key = (to.address, to.node_id)
         with self._lock:
@@ -266,7 +276,7 @@ class DhtDriver:
                 self._clients.move_to_end(key)
                 return c
             host, port = parse_address(to.address)
-            c = self._clients[key] = PeerClient(host, port, to.node_id, timeout=self.rpc_timeout)
+            c = self._clients[key] = self._peer(host, port, to.node_id)
             if len(self._clients) > MAX_CLIENTS:
                 _, old = self._clients.popitem(last=False)
                 old.close()

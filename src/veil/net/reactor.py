@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from veil.net import trace
 from veil.net.fairqueue import FairQueue
 from veil.net.http1 import MAX_HEAD, MAX_LINE, HeadError, RequestHead, head_end, parse_head
 from veil.net.wire import Limits
@@ -151,6 +152,7 @@ class Reactor:
                     time.sleep(0.05)
                 return
             conn = Conn(sock, peer)
+            trace.record("accept", peer)  # a no-op unless VEIL_TRACE_DIR is set (net/trace.py)
             lim = self.limits
             if self.per_ip[conn.ip] >= lim.max_per_ip and not self._evict(conn.ip):
                 sock.close()
@@ -276,7 +278,7 @@ class Reactor:
         except queue.Full:
             conn.state = HEAD
             self.sel.register(sock, selectors.EVENT_READ, conn)
-            self._reject(conn, 503, "busy", "server busy; retry shortly",
+            self._reject(conn, 503, "queue_full", "server busy; retry shortly",
                          {"Retry-After": str(self.limits.retry_after)})
 
     def _reject(self, conn: Conn, status: int, code: str, message: str, headers: dict[str, str]) -> None:

@@ -18,12 +18,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from veil.errors import IntegrityError, RemoteError
+from veil.format import cbor
 from veil.format.fields import require_map
+from veil.format.mutable import MAX_RECORD, Checkstring
+from veil.protocol import mutable as mp
 from veil.protocol import storage as sp
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest
 from veil.protocol.tickets import TICKET_HEADER
-from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing
+from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing, SlotWrite
 
 from .client import PeerClient, raise_for_reply
 
@@ -78,8 +81,12 @@ class TlsTransport:
         with self._lock:
             c = self._clients.get(node.node_id)
             if c is None or (c.host, c.port) != (node.host, node.port):
-                c = self._clients[node.node_id] = PeerClient(node.host, node.port, node.node_id, self.read_timeout)
+                c = self._clients[node.node_id] = self.new_client(node)
             return c
+
+    def new_client(self, node: NodeInfo) -> PeerClient:
+        """A pinned client for ``node`` (a subclass may make it reach the node another way)."""
+        return PeerClient(node.host, node.port, node.node_id, self.read_timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -143,3 +150,34 @@ class TlsTransport:
             return RangeAnswer(402, r.body)
         raise_for_reply(r.status, r.body, peer.where)
         raise AssertionError("unreachable")
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        peer = self.peer(node)
+        with self._slot(node):
+            r = peer.request("GET", mp.slot_path(slot, seq), max_response=MAX_RECORD, check=False, deadline=timeout)
+        if r.status == 200:
+            return r.body
+        if r.status == 404:
+            return None
+        raise_for_reply(r.status, r.body, peer.where)
+        raise AssertionError("unreachable")
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        peer = self.peer(node)
+        with self._slot(node):
+            r = peer.request("PUT", mp.put_path(slot, expect), record, max_response=mp.MAX_CONFLICT_REPLY,
+                             check=False, deadline=timeout)  # fmt: skip
+        if r.status == 200:
+            return SlotWrite(True)
+        if r.status == 409:
+            return SlotWrite(False, mp.parse_conflict(r.body))
+        raise_for_reply(r.status, r.body, peer.where)
+        raise AssertionError("unreachable")
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[mp.VersionInfo]:
+        with self._slot(node):
+            r = self.peer(node).request("GET", mp.versions_path(slot), max_response=mp.MAX_VERSIONS_REPLY,
+                                        deadline=timeout)  # fmt: skip
+        return mp.parse_versions(cbor.decode(r.body, mp.MAX_VERSIONS_REPLY))

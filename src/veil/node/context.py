@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.crypto.sign import SigningKey
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import Request, Response, Router
@@ -30,6 +31,8 @@ class NodeConfig:
     # storage
     capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
     storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
+    # mutable (folders)
+    folder_versions: int | None = None  # versions kept per folder slot; None: storage/mutable.py's default
     # gateway (and the repairer/drain's view of the network without the dht role)
     network: Path | None = None  # the network file
     gateway_listen: str | None = None  # HOST:PORT for browsers; None: 127.0.0.1:8080
@@ -45,6 +48,7 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()  # HOST:PORT of nodes to join through; none for a network's first node
     dht_advertise: str | None = None  # HOST:PORT others should use; None: the listen address
     dht_peer_rate: float | None = None  # requests per second from one peer address
+    id_bits: int = DEFAULT_ID_BITS  # the network's node-id puzzle (identity, DHT, placement)
     # repairer
     repair_interval: float | None = None
     repair_threshold: str | None = None  # happy, n, or a count
@@ -60,6 +64,12 @@ class NodeConfig:
     # validator
     validators: tuple[str, ...] = ()  # NODEID@HOST:PORT of cluster members to join through
     election: tuple[float, float] = (0.5, 1.0)  # raft election timeout range, seconds
+    # relay
+    relay_port: int = 0  # the relay listener's port; 0: any free one (in node.json and GET /v1/node)
+    relay_max_circuits: int | None = None  # circuits open at once; None: 256
+    relay_max_per_ip: int | None = None  # circuits open from one predecessor address; None: 32
+    relay_announce: tuple[str, ...] = ()  # HOST:PORT of DHT nodes to announce this relay through
+    relay_rate: int | None = None  # bytes per second per circuit; None: unbounded
     # transport
     http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
 

@@ -3,7 +3,8 @@
 Config (NodeConfig, from `veil node run`): ``bootstrap`` (list of HOST:PORT to join through; none for
 the first node of a network), ``dht_advertise`` (HOST:PORT others should use; default the
 listen address), ``dht_peer_rate`` (requests per second allowed from one peer address; raise
-it on a devnet, where every peer is 127.0.0.1). Other roles reach the DHT as
+it on a devnet, where every peer is 127.0.0.1), ``id_bits`` (the network's node-id puzzle:
+contacts and records whose ids do not solve it are refused). Other roles reach the DHT as
 ``ctx.services.dht`` (a veil.net.dht_driver.DhtDriver), set once the role has started.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Any
 
 from veil.dht.messages import MAX_MESSAGE_SIZE
@@ -28,10 +30,11 @@ JOIN_RETRY_MAX = 30.0
 def dht_config(config: NodeConfig) -> DhtConfig:
     """The DHT parameters for a node's config: the defaults, with ``dht_peer_rate`` if set."""
     rate = config.dht_peer_rate
+    base = DhtConfig(id_bits=config.id_bits)
     if not rate:
-        return DhtConfig()
+        return base
     r = float(rate)
-    return DhtConfig(request_rate=r, request_burst=10 * r, store_rate=r, store_burst=10 * r)
+    return replace(base, request_rate=r, request_burst=10 * r, store_rate=r, store_burst=10 * r)
 
 
 class DhtRole:

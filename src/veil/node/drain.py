@@ -2,8 +2,8 @@
 
 For each storage index held here: locate the file (who holds which share), then for each
 local share pick a new holder exactly as repair does (client/repair.py ``next_target``:
-rendezvous order among the live candidates, nodes holding no share of the file first, never a
-node that already has that share number), stream the share's blocks from disk and commit them
+rendezvous order among the live candidates, nodes holding no share of the file and in no family
+holding one first (protocol/family.py), never a node that already has that share number), stream the share's blocks from disk and commit them
 with the slot's manifest (storage protocol v2: the share enters the same slot there). Only once the new holder has committed a
 share with that root is the local copy deleted, so the count of copies never drops. When no
 share of an index is left here, the node stops announcing it (``unprovide``); its old records
@@ -27,6 +27,7 @@ from veil.client.repair import next_target
 from veil.client.share_writer import ShareMismatch, ShareWriter
 from veil.errors import IntegrityError, VeilError
 from veil.net.dht_driver import DhtDriver
+from veil.protocol.family import families
 from veil.protocol.placement import dht_key
 from veil.protocol.storage import UploadRequest
 from veil.storage.store import ShareStore
@@ -87,12 +88,15 @@ class Drainer:
         if not shnums or mbytes is None:
             return
         held: dict[bytes, set[int]] = {}
+        used: set[str] = set()  # families holding a share elsewhere: hand over outside them first
         candidates: list[NodeInfo] = []
         try:
             loc = locate(self.net, si, mhash)
             for shnum, nodes in loc.holders.items():
                 for n in nodes:
                     held.setdefault(n.node_id, set()).add(shnum)
+                    if n.node_id != self.self_id:
+                        used |= families(n)
         except VeilError as e:
             log.info("drain: cannot locate %s: %s", si.hex()[:16], e)
         try:
@@ -103,9 +107,10 @@ class Drainer:
         held.pop(self.self_id, None)
         tried = {self.self_id}
         for shnum in shnums:
-            node = self._hand_over(si, mhash, shnum, mbytes, candidates, held, tried)
+            node = self._hand_over(si, mhash, shnum, mbytes, candidates, held, tried, used)
             if node is None:
                 continue
+            used |= families(node)
             held.setdefault(node.node_id, set()).add(shnum)
             self.store.delete_share(si, mhash, shnum)
             self.status.moved += 1
@@ -113,9 +118,9 @@ class Drainer:
 
     def _hand_over(
         self, si: bytes, mhash: bytes, shnum: int, mbytes: bytes, candidates: list[NodeInfo],
-        held: dict[bytes, set[int]], tried: set[bytes],
+        held: dict[bytes, set[int]], tried: set[bytes], used: set[str],
     ) -> NodeInfo | None:
-        while (node := next_target(candidates, held, shnum, tried)) is not None:
+        while (node := next_target(candidates, held, shnum, tried, used)) is not None:
             writer: ShareWriter | None = None
             try:
                 hdr, pairs = self.store.share_blocks(si, mhash, shnum)

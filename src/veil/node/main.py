@@ -21,6 +21,7 @@ from typing import Any
 from veil import __version__
 from veil.durable import write_json_atomic
 from veil.errors import UsageError
+from veil.net import trace
 from veil.net.server import HTTPSServer, Request, Response, Router, cbor_response, serve
 from veil.net.tls import server_context
 from veil.node.context import NodeConfig, NodeContext, Role
@@ -67,6 +68,12 @@ def _mutable() -> Role:
     return MutableRole()
 
 
+def _relay() -> Role:
+    from veil.node.relay_role import RelayRole
+
+    return RelayRole()
+
+
 # role name -> a factory taking no arguments and returning the Role.
 NODE_ROLES: dict[str, RoleFactory] = {
     "storage": _storage,
@@ -75,6 +82,7 @@ NODE_ROLES: dict[str, RoleFactory] = {
     "repairer": _repairer,
     "payments": _payments,
     "mutable": _mutable,
+    "relay": _relay,
 }
 
 
@@ -90,7 +98,7 @@ class Node:
                  factories: Mapping[str, RoleFactory] = NODE_ROLES) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        key = load_or_create(data_dir / "identity.key")
+        key = load_or_create(data_dir / "identity.key", config.id_bits)
         self.ctx = NodeContext(data_dir=data_dir, key=key, host=host, port=port, config=config)
         self.roles = [make_role(r, factories) for r in roles]
         self.router = Router()
@@ -118,18 +126,20 @@ class Node:
         server = self.server = serve((self.ctx.host, self.ctx.port), self.router, ctx,
                                      limits=self.ctx.config.http_limits)
         self.ctx.port = int(server.server_address[1])
+        trace.set_label(self.ctx.node_id.hex()[:16])
         for role in self.roles:
             role.start()
-        write_json_atomic(
-            self.data_dir / "node.json",
-            {
-                "host": self.ctx.host,
-                "port": self.ctx.port,
-                "node_id": self.ctx.node_id.hex(),
-                "roles": [r.name for r in self.roles],
-                "pid": os.getpid(),
-            },
-        )
+        info: dict[str, Any] = {
+            "host": self.ctx.host,
+            "port": self.ctx.port,
+            "node_id": self.ctx.node_id.hex(),
+            "roles": [r.name for r in self.roles],
+            "pid": os.getpid(),
+        }
+        for role in self.roles:
+            if role.name == "relay":  # clients need the relay listener's port (network files list it)
+                info["relay_port"] = role.status()["port"]
+        write_json_atomic(self.data_dir / "node.json", info)
         log.info("node %s listening on %s:%d", self.ctx.node_id.hex()[:16], self.ctx.host, self.ctx.port)
 
     def stop(self) -> None:

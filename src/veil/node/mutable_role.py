@@ -27,7 +27,8 @@ class MutableRole:
         self.store: MutableStore | None = None
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
-        self.store = MutableStore(ctx.data_dir / "mutable" / "slots.sqlite")
+        keep = ctx.config.folder_versions
+        self.store = MutableStore(ctx.data_dir / "mutable" / "slots.sqlite", **({"keep": keep} if keep else {}))
         router.add("PUT", "/v1/mutable/{slot}", self.put)
         router.add("GET", "/v1/mutable/{slot}", self.get)
         router.add("GET", "/v1/mutable/{slot}/versions", self.versions)

@@ -18,7 +18,7 @@ def node_network(ctx: NodeContext) -> Network:
     storage quota pays for them (payments.md, "Storage admission")."""
     dht = ctx.services.dht
     if dht is not None:
-        net = Network(nodes=[], dht=dht)
+        net = Network(nodes=[], dht=dht, id_bits=ctx.config.id_bits)
     elif ctx.config.network is not None:
         net = load_network(ctx.config.network)
     else:

@@ -51,6 +51,7 @@ from veil.client.payer import Payer
 from veil.client.repair import repair
 from veil.client.tickets import Tickets
 from veil.client.wallet import Wallet, open_wallet
+from veil.crypto.idpuzzle import valid_id
 from veil.errors import UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap
 from veil.format.manifest import Manifest, manifest_hash, parse_manifest
@@ -378,6 +379,8 @@ class RepairerRole:
         else:
             nodes = [node_from_address(c.address, c.node_id) for c in dht.closest_known(dht_key(si), CANDIDATES)]
             nodes = [n for n in nodes if n.node_id != ctx.node_id] + [me]
+        # Ids that skip the network's puzzle are no candidates (the DHT's table holds none).
+        nodes = [n for n in nodes if n is me or valid_id(n.node_id, ctx.config.id_bits)]
         return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
 
     def _predict(self, store: ShareStore, key: bytes) -> None:

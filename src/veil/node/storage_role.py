@@ -242,8 +242,7 @@ class StorageRole:
             uid = self._store.begin_upload(up, peer=str(req.peer[0]))
         except SessionsFull as e:
             self._release(hold)
-            # not "busy": that code is the server queue's, which clients retry at once (net/client.py)
-            raise HTTPError(503, "sessions_full", str(e), {"Retry-After": str(e.retry_after)}) from e
+            raise HTTPError(503, "busy", str(e), {"Retry-After": str(e.retry_after)}) from e
         except BaseException:
             self._release(hold)
             raise

@@ -17,6 +17,8 @@ class NodeInfo:
     node_id: bytes
     name: str = ""
     roles: tuple[str, ...] = ("storage",)
+    # Who runs it, as a network file the client trusts says (protocol/family.py); "" = unknown.
+    operator: str = ""
 
     @property
     def addr(self) -> str:

@@ -1,7 +1,8 @@
 """Where a file's shares live: rendezvous hashing (Tahoe's permuted ring).
 
 Nodes are ordered by H("veil/placement/v1", storage index || node id); share i goes to
-the i-th node of that order, so any downloader knows whom to ask without a directory.
+the i-th node of that order, so any downloader knows whom to ask without a directory
+(protocol/family.py then moves nodes of families already used behind the fresh ones).
 In the DHT a file is found under ``dht_key(si)`` = H("veil/dht-storage-key/v1", si), a
 256-bit key like a node id: its candidates are the nodes nearest that key, and its
 provider records are stored there.
@@ -24,6 +25,11 @@ T = TypeVar("T")
 def permuted(si: bytes, node_ids: Sequence[bytes]) -> list[int]:
     """Indices into ``node_ids`` in the placement order for storage index ``si``."""
     return sorted(range(len(node_ids)), key=lambda i: _h(si, node_ids[i]))
+
+
+def relay_directory_key() -> bytes:
+    """The DHT key under which relays store their signed provider records (docs/specs/circuits.md)."""
+    return TaggedHash(labels.DHT_RELAY_DIRECTORY)(b"")
 
 
 def dht_key(si: bytes) -> bytes:

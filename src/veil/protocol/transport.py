@@ -4,7 +4,7 @@ Upload, download, locate, check, repair, drain and audits talk to storage nodes 
 this typed interface (one method per request of docs/specs/storage-protocol.md, v2). Whoever
 implements it decides how bytes travel: ``veil.net.storage_transport.TlsTransport`` (direct
 pinned TLS), ``veil.testing.grid.GridTransport`` (in memory, over ShareStore, with faults), and
-later an onion circuit. The client never builds a URL or touches a socket.
+``veil.net.circuit_transport.CircuitTransport`` (onion circuits, `--anon`). The client never builds a URL or touches a socket.
 
 Every method takes a ``timeout``: a deadline in seconds for the WHOLE exchange (connect, send,
 every read), not per read; past it the call raises ``DeadlineExceeded`` (an UnavailableError),
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from veil.errors import UnavailableError
+from veil.format.mutable import Checkstring
 
+from .mutable import VersionInfo
 from .nodeinfo import NodeInfo
 from .storage import Commit, UploadRequest
 
@@ -56,6 +58,15 @@ class RangeAnswer:
     status: int
     data: bytes | memoryview
     length: int = 0
+
+
+@dataclass(frozen=True)
+class SlotWrite:
+    """A node's answer to ``put_slot``: stored (200), or refused (409) holding ``current``
+    (raw, unverified: the caller checks it with format.mutable.parse_record; None: nothing)."""
+
+    stored: bool
+    current: bytes | None = None
 
 
 class StorageTransport(Protocol):
@@ -99,6 +110,20 @@ class StorageTransport(Protocol):
         The reply goes into ``into`` when given (it must fit), else is returned (at most
         ``max_size`` bytes). ``headers`` carry a payment cheque; a 402 is returned, not raised,
         so the payer can act on the node's terms."""
+        ...
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        """A mutable slot's current record (or version ``seq``), raw and unverified; None: not held."""
+        ...
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        """Compare-and-swap a new record into a slot (``expect`` None: the slot must be empty)."""
+        ...
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[VersionInfo]:
+        """The versions of a slot the node keeps, newest first."""
         ...
 
     def close(self) -> None:

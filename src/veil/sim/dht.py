@@ -7,7 +7,11 @@ virtual clock. Then ``lookups`` lookups of random keys from random nodes are mea
 the brute-force truth: a lookup succeeds when the nearest live node it reports is the true
 nearest live node to the key. The churn phase repeats the measurement while ``churn`` x N
 nodes are killed without warning and as many new nodes join, spread over the phase. The
-optional attack phase turns a fraction of the nodes into liars (veil.testing.dhtnet.colluding).
+optional attack phase turns a fraction of the nodes into liars (veil.testing.dhtnet.colluding),
+who answer from their random positions; the optional collusion phase instead gives a fraction
+``collude`` of the nodes S/Kademlia's positioned adversary (veil.testing.dhtnet.grinding): every
+colluder answers with ids ground next to the target, so any path that asks one is captured. Its
+success rate is printed next to the analytic curve ``1 - (1 - (1 - c)^h)^d`` (``analytic``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from veil.dht.node import DhtConfig, DhtNode, OpDone
-from veil.testing.dhtnet import DhtNetwork, colluding
+from veil.testing.dhtnet import Behaviour, DhtNetwork, colluding, grinding
 
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
@@ -55,6 +59,16 @@ class DhtSimResult:
     attack: PhaseStats | None
     liar_fraction: float
     wall_s: float
+    collusion: PhaseStats | None = None
+    collude_fraction: float = 0.0
+    # S/Kademlia's curve for the collusion phase, with h = the stable phase's median hops, and
+    # with h = the nodes each path queried (stable messages / paths): a path is one node per hop
+    # in the analysis, while a Kademlia path asks about k nodes, any of which can capture it.
+    analytic_hops: float = 0.0
+    analytic_queried: float = 0.0
+    # ... and with d = 1: paths are disjoint, so the nearest honest node sits on one path only,
+    # and that path must stay uncaptured to the end (a captured path's k nearest are ghosts).
+    analytic_one_path: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,13 +166,14 @@ def run(
     wire: bool = False,
     liars: float = 0.0,
     progress: Progress | None = None,
+    collude: float = 0.0,
 ) -> DhtSimResult:
     """Join ``nodes``, measure ``lookups`` lookups, then the same under ``churn``, then (when
     ``liars`` > 0) with that fraction of nodes answering only with each other."""
-    if nodes < 2 or lookups < 1 or not 0 <= churn < 1 or not 0 <= liars < 1:
-        raise ValueError("need at least 2 nodes, 1 lookup, 0 <= churn < 1 and 0 <= liars < 1")
+    if nodes < 2 or lookups < 1 or not 0 <= churn < 1 or not 0 <= liars < 1 or not 0 <= collude < 1:
+        raise ValueError("need at least 2 nodes, 1 lookup, 0 <= churn < 1, 0 <= liars < 1 and 0 <= collude < 1")
     t0 = time.monotonic()
-    cfg = DhtConfig(paths=paths)
+    cfg = DhtConfig(paths=paths, id_bits=0)  # every id taken as puzzle-valid: what positions cost is priced apart
     net = DhtNetwork(seed=seed, config=cfg, wire=wire)
     rng = random.Random(seed ^ 0x5EED)
     report = progress or (lambda phase, done, total: None)
@@ -203,12 +218,11 @@ def run(
 
     stable = measure(lookups, 0)
     churned = measure(lookups, round(churn * nodes)) if churn > 0 else None
-    attack = None
-    if liars > 0:
-        # The liars answer every lookup with the colluders nearest the target, never with an
-        # honest node; success is the nearest honest node showing up on any path.
-        bad = rng.sample(members, round(liars * len(members)))
-        behave = colluding([n.contact for n in bad], cfg.k)
+
+    def under_attack(fraction: float, make: Callable[[list[DhtNode]], Behaviour], phase: str) -> PhaseStats:
+        # Success is the nearest honest node showing up among some path's k nearest.
+        bad = rng.sample(members, round(fraction * len(members)))
+        behave = make(bad)
         for n in bad:
             net.behaviours[n.contact.key] = behave
         bad_keys = {n.contact.key for n in bad}
@@ -220,9 +234,19 @@ def run(
                 m.start(honest[rng.randrange(len(honest))], rng.randbytes(32))
                 started += 1
             net.run()
-            report("liars", started, lookups)
+            report(phase, started, lookups)
         m.close()
-        attack = m.stats()
+        for n in bad:
+            net.behaviours.pop(n.contact.key, None)
+        return m.stats()
+
+    # Liars answer every lookup with the colluders nearest the target, never with an honest node.
+    attack = under_attack(liars, lambda bad: colluding([n.contact for n in bad], cfg.k), "liars") if liars > 0 else None
+    collusion = None
+    if collude > 0:
+        behave, net.ghosts = grinding(cfg.k)
+        collusion = under_attack(collude, lambda bad: behave, "collude")
+        net.ghosts = None
     return DhtSimResult(
         nodes=nodes,
         seed=seed,
@@ -237,4 +261,17 @@ def run(
         attack=attack,
         liar_fraction=liars,
         wall_s=round(time.monotonic() - t0, 2),
+        collusion=collusion,
+        collude_fraction=collude,
+        analytic_hops=analytic(collude, stable.hops_median, cfg.paths) if collude else 0.0,
+        analytic_queried=analytic(collude, stable.messages_mean / cfg.paths, cfg.paths) if collude else 0.0,
+        analytic_one_path=analytic(collude, stable.messages_mean / cfg.paths, 1) if collude else 0.0,
     )
+
+
+def analytic(c: float, h: float, d: int) -> float:
+    """S/Kademlia's lookup success with a fraction ``c`` of colluders, ``h`` hops per path and
+    ``d`` disjoint paths: a path succeeds if every hop is honest, the lookup if any path does."""
+    if not 0 <= c <= 1 or h < 0 or d < 1:
+        raise ValueError("need 0 <= c <= 1, h >= 0 and d >= 1")
+    return float(1 - (1 - (1 - c) ** h) ** d)

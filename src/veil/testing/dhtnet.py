@@ -4,6 +4,7 @@ Messages are events on one heap ordered by virtual time; a request to a dead nod
 message or an address that does not belong to the pinned id ends in a timeout
 ``rpc_timeout`` after sending, as it would over TLS. With ``wire=True`` every message goes
 through its canonical CBOR encoding and the strict decoder on the way, as on the real network.
+The default config accepts any id (``id_bits=0``); with a puzzle, ``new_key`` grinds for it.
 Nodes may be given a ``behaviour`` that replaces their honest answers (for attack tests).
 """
 
@@ -14,7 +15,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from veil.crypto.sign import SigningKey
+from veil.crypto.idpuzzle import valid_id
+from veil.crypto.sign import SigningKey, node_id
 from veil.dht.ids import Contact
 from veil.dht.messages import (
     FindNode,
@@ -37,6 +39,8 @@ from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
 from veil.testing.clock import ManualClock
 
 Behaviour = Callable[[DhtNode, Request, float, str], Response]
+# Answers for a contact that is no live node (ground "ghost" ids of an attacker); None: a timeout.
+GhostAnswer = Callable[[Contact, Request, float], Response | None]
 Listener = Callable[[DhtNode, OpDone], None]
 
 
@@ -60,9 +64,10 @@ class DhtNetwork:
         self.drop_rate = drop_rate
         self.rpc_timeout = rpc_timeout
         self.wire = wire
-        self.config = config or DhtConfig()
+        self.config = config or DhtConfig(id_bits=0)
         self.nodes: dict[int, DhtNode] = {}
         self.behaviours: dict[int, Behaviour] = {}
+        self.ghosts: GhostAnswer | None = None
         self.listeners: list[Listener] = []
         self.messages = 0
         self.timeouts = 0
@@ -73,7 +78,11 @@ class DhtNetwork:
     # -- membership ----------------------------------------------------------------------
 
     def new_key(self) -> SigningKey:
-        return SigningKey(self.rng.randbytes(32))
+        """A key from the network's seed whose id solves ``config.id_bits`` (keep it small here)."""
+        while True:
+            key = SigningKey(self.rng.randbytes(32))
+            if valid_id(node_id(key.public_key), self.config.id_bits):
+                return key
 
     def add_node(self, key: SigningKey | None = None, behaviour: Behaviour | None = None) -> DhtNode:
         self._serial += 1
@@ -159,17 +168,21 @@ class DhtNetwork:
     def _deliver(self, src: DhtNode, send: Send, sent_at: float) -> None:
         to = send.to
         dest = self.nodes.get(to.key)
-        if dest is None or dest.contact.address != to.address:
-            self.at(sent_at + self.rpc_timeout, self._timeout, src, send)
-            return
         now = self.clock.now()
         msg = send.message
         if self.wire:
             msg = decode_request(encode_request(msg))
-        behaviour = self.behaviours.get(to.key)
-        peer = src.contact.address
-        resp = behaviour(dest, msg, now, peer) if behaviour is not None else dest.handle(msg, now, peer)
-        self._flush(dest)
+        if dest is None or dest.contact.address != to.address:
+            ghost = self.ghosts(to, msg, now) if self.ghosts is not None and dest is None else None
+            if ghost is None:
+                self.at(sent_at + self.rpc_timeout, self._timeout, src, send)
+                return
+            resp: Response = ghost
+        else:
+            behaviour = self.behaviours.get(to.key)
+            peer = src.contact.address
+            resp = behaviour(dest, msg, now, peer) if behaviour is not None else dest.handle(msg, now, peer)
+            self._flush(dest)
         if self.wire:
             resp = decode_response(encode_response(resp))
         if self.drop_rate and self.rng.random() < self.drop_rate:
@@ -203,3 +216,50 @@ def colluding(colluders: list[Contact], k: int = 20) -> Behaviour:
         return Stored(True)
 
     return behave
+
+
+GHOST_PREFIX = "ghost-"
+GHOST_SHARED_BITS = 64  # ground ids share this many leading bits with the key: nearer than anyone honest
+
+
+def ghost_ids(target: bytes, group: int, k: int) -> tuple[Contact, ...]:
+    """``k`` ids a positioned attacker ground next to ``target`` (S/Kademlia's model), one group
+    per colluder asked (so paths that each ask a colluder are each captured, disjointness or
+    not): each shares its first GHOST_SHARED_BITS bits with the target, so they are the target's
+    nearest nodes whatever the network's size. The group rides in the address, so a ghost
+    answers with its own group and a captured path ends. What grinding them costs is priced
+    apart (`veil sim durability`, docs/specs/dht.md)."""
+    t = int.from_bytes(target, "big")
+    rng = random.Random(t ^ group)
+    low = 256 - GHOST_SHARED_BITS
+    addr = f"{GHOST_PREFIX}{group:x}:1"
+    return tuple(Contact((t ^ rng.getrandbits(low)).to_bytes(32, "big"), addr) for _ in range(k))
+
+
+def grinding(k: int = 20) -> tuple[Behaviour, GhostAnswer]:
+    """A colluder that grinds ids next to every key it is asked about: it (and each ghost id it
+    names) answers every lookup with the ghosts of the target and no records, and swallows records
+    sent to it. Install the first on colluding nodes, the second as ``DhtNetwork.ghosts``. A path
+    that asks one colluder is captured: its k nearest are then ghosts."""
+
+    def answer(msg: Request, group: int) -> Response:
+        if isinstance(msg, Ping):
+            return Pong()
+        if isinstance(msg, FindNode | FindValue | FindProviders):
+            near = ghost_ids(msg.target if isinstance(msg, FindNode) else msg.key, group, k)
+            if isinstance(msg, FindNode):
+                return Nodes(near)
+            if isinstance(msg, FindValue):
+                return Value(None, near)
+            return Providers((), near)
+        return Stored(True)
+
+    def behave(node: DhtNode, msg: Request, now: float, peer: str) -> Response:
+        return answer(msg, node.contact.key >> 192)
+
+    def ghost(to: Contact, msg: Request, now: float) -> Response | None:
+        if not to.address.startswith(GHOST_PREFIX):
+            return None
+        return answer(msg, int(to.address[len(GHOST_PREFIX):].split(":")[0], 16))
+
+    return behave, ghost

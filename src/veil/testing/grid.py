@@ -11,7 +11,10 @@ Faults, per node (``grid.nodes[i]``): ``dead`` (every request fails as unreachab
 (seconds each request hangs before it is served, ``stall_reads`` only range reads; past the caller's deadline it fails with
 ``DeadlineExceeded`` as a dripping node would), ``corrupt`` (range replies have one block byte
 flipped), ``full`` (uploads refused with 507), ``needs_ticket`` (storing requests without a storage ticket
-refused with 402; tickets given are checked and kept in ``tickets``). Every request is counted per node and kind in
+refused with 402; tickets given are checked and kept in ``tickets``), ``slot_reply`` (a function
+through which the node's answers to mutable slot reads pass: a stale or lying node). Each node
+also keeps mutable slots in a real ``MutableStore`` (``slots``), as the ``mutable`` role does.
+Every request is counted per node and kind in
 ``requests``, so tests can assert how many exchanges an operation took.
 """
 
@@ -22,6 +25,7 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,10 +40,13 @@ from veil.errors import (
     UsageError,
     VeilError,
 )
+from veil.format.mutable import Checkstring
+from veil.protocol.mutable import VersionInfo
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.storage import Commit, UploadRequest, parse_range_head
 from veil.protocol.tickets import check_ticket, parse_ticket
-from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing
+from veil.protocol.transport import CONTROL_TIMEOUT, DeadlineExceeded, RangeAnswer, SlotListing, SlotWrite
+from veil.storage.mutable import MutableStore, SlotConflict
 from veil.storage.store import ConflictError, ShareStore
 
 
@@ -54,7 +61,14 @@ class GridNode:
     full: bool = False
     needs_ticket: bool = False  # storage admission by ticket: storing requests without one get 402
     tickets: list[str] = field(default_factory=list)  # the tickets storing requests carried
+    slots: MutableStore | None = None
+    slot_reply: Callable[[bytes | None], bytes | None] | None = None
     requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def mutable(self) -> MutableStore:
+        assert self.slots is not None
+        return self.slots
 
     @property
     def label(self) -> str:
@@ -72,8 +86,9 @@ class Grid:
     def add_node(self, capacity: int | None = None, name: str = "") -> GridNode:
         nid = os.urandom(32)  # node ids are hashes of keys; the grid needs no key
         name = name or f"grid{len(self.nodes)}"
-        info = NodeInfo("grid", 1 + len(self.nodes), nid, name)
-        node = GridNode(info, ShareStore(self.root / name, capacity))
+        info = NodeInfo(name, 1 + len(self.nodes), nid, name)  # one host per node: no shared family
+        node = GridNode(info, ShareStore(self.root / name, capacity),
+                        slots=MutableStore(self.root / f"{name}-slots.sqlite"))
         self.nodes.append(node)
         return node
 
@@ -88,6 +103,11 @@ class Grid:
         shutil.rmtree(node.store.root, ignore_errors=True)
         node.store.close()
         node.store = ShareStore(node.store.root, node.store.capacity)
+        path = self.root / f"{node.info.name}-slots.sqlite"
+        node.mutable.close()
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            p.unlink(missing_ok=True)
+        node.slots = MutableStore(path)
 
     def network(self) -> Network:
         return Network(nodes=[n.info for n in self.nodes], transport=GridTransport(self))
@@ -104,6 +124,7 @@ class Grid:
         self._woken.set()
         for n in self.nodes:
             n.store.close()
+            n.mutable.close()
 
 
 class GridTransport:
@@ -217,6 +238,26 @@ class GridTransport:
             raise RemoteError(f"node {g.label}: reply of {len(data)} bytes is larger than expected")
         into[: len(data)] = data
         return RangeAnswer(200, into[: len(data)], len(data))
+
+    def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
+                 timeout: float = CONTROL_TIMEOUT) -> bytes | None:
+        g = self._enter(node, "slot-get", timeout)
+        raw = g.mutable.get(slot, seq)
+        return g.slot_reply(raw) if g.slot_reply is not None else raw
+
+    def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
+                 timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
+        g = self._enter(node, "slot-put", timeout)
+        try:
+            g.mutable.put(slot, record, expect)
+        except SlotConflict as e:
+            return SlotWrite(False, g.slot_reply(e.current) if g.slot_reply is not None else e.current)
+        except VeilError as e:
+            raise self._wire(g, e) from e
+        return SlotWrite(True)
+
+    def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[VersionInfo]:
+        return self._enter(node, "slot-versions", timeout).mutable.versions(slot)
 
     def close(self) -> None:
         pass

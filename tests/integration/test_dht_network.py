@@ -141,7 +141,7 @@ def test_provide_many_over_tls_and_the_clients_region_memory(nodes: list[Node]) 
     for i, k in enumerate(keys):
         wait_for(lambda k=k, i=i: [(p.provider_id, p.shares) for p in seeker.find_providers(k, want=1)]
                  == [(nodes[5].ctx.node_id, (i % 10,))])  # fmt: skip
-    client = DhtDriver(SigningKey.generate(), "client:1", announce=False)
+    client = DhtDriver(SigningKey.generate(), "client:1", config=DhtConfig(id_bits=DEVNET_ID_BITS), announce=False)
     try:
         client.join([f"127.0.0.1:{nodes[0].ctx.port}"])
         first = client.closest_nodes(keys[0])

@@ -31,6 +31,7 @@ from typing import Any
 
 import click
 
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.errors import VeilError
 from veil.format.merkle import verify_range
 from veil.format.share import BLOCK_TREE
@@ -85,7 +86,7 @@ def start_node(data: Path, nofile: int = NODE_NOFILE) -> Node:
     log = open(data.parent / "node.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data),
-         "--listen", "127.0.0.1:0", "--role", "storage"],
+         "--listen", "127.0.0.1:0", "--role", "storage", "--id-bits", str(DEVNET_ID_BITS)],  # a throwaway node
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=limit)
     log.close()
     deadline = time.monotonic() + 60

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from veil.client.ledger_client import LedgerClient
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.crypto.sigbatch import cpu_count, verify_fast, verify_many
 from veil.crypto.sign import SigningKey
 from veil.devnet.ledger import make_cluster_genesis
@@ -109,7 +110,7 @@ class _Cluster:
         log = open(d / "node.log", "ab")
         self.procs[i] = subprocess.Popen(
             [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(d), "--listen", f"127.0.0.1:{port}",
-             "--role", "validator"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+             "--role", "validator", "--id-bits", str(DEVNET_ID_BITS)], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         log.close()
 

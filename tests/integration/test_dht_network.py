@@ -130,3 +130,25 @@ def test_node_run_with_bootstrap_joins(nodes: list[Node], tmp_path: Path) -> Non
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_provide_many_over_tls_and_the_clients_region_memory(nodes: list[Node]) -> None:
+    """A batch of provider records (one lookup, one add_providers request per node) is found
+    key by key from another node; a client placing files asks the DHT once per region."""
+    keys = [bytes([i, 7]) * 16 for i in range(100)]
+    dht_of(nodes[5]).provide_many([(k, (i % 10,)) for i, k in enumerate(keys)])
+    seeker = dht_of(nodes[2])
+    for i, k in enumerate(keys):
+        wait_for(lambda k=k, i=i: [(p.provider_id, p.shares) for p in seeker.find_providers(k, want=1)]
+                 == [(nodes[5].ctx.node_id, (i % 10,))])  # fmt: skip
+    client = DhtDriver(SigningKey.generate(), "client:1", config=DhtConfig(id_bits=DEVNET_ID_BITS), announce=False)
+    try:
+        client.join([f"127.0.0.1:{nodes[0].ctx.port}"])
+        first = client.closest_nodes(keys[0])
+        assert {c.node_id for c in first} == {n.ctx.node_id for n in nodes}  # 8 nodes: all of them
+        misses = client.node.regions.misses
+        for k in keys[1:20]:
+            assert {c.node_id for c in client.closest_nodes(k)} == {c.node_id for c in first}
+        assert client.node.regions.misses == misses  # no lookup: the region is fresh
+    finally:
+        client.stop()

@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from veil.dht.ids import Contact
 from veil.dht.messages import (
+    MAX_BATCH_RECORDS,
     MAX_CONTACTS,
     MAX_MESSAGE_SIZE,
     AddProvider,
+    AddProviders,
     FindNode,
     FindProviders,
     FindValue,
@@ -44,6 +46,7 @@ requests = st.one_of(
     st.builds(FindValue, key, sender),
     st.builds(FindProviders, key, sender),
     st.builds(AddProvider, record, sender),
+    st.builds(AddProviders, st.lists(record, max_size=5).map(tuple), sender),
     st.builds(StoreNode, record, sender),
 )
 node_lists = st.lists(contacts, max_size=MAX_CONTACTS).map(tuple)
@@ -72,6 +75,9 @@ def test_rejects_bad_envelopes_and_fields() -> None:
     cases = [
         {**good, "magic": "other"},
         {**good, "v": 2},
+        {**good, "v": 1.0},
+        {**good, "target": 1.5},
+        {**good, "from": [bytes(32), 2.0]},
         {**good, "type": "steal"},
         {**good, "target": bytes(31)},
         {**good, "extra": 1},
@@ -81,7 +87,7 @@ def test_rejects_bad_envelopes_and_fields() -> None:
     ]
     for m in cases:
         with pytest.raises(IntegrityError):
-            decode_request(cbor.encode(m))
+            decode_request(cbor2.dumps(m, canonical=True))
     with pytest.raises(IntegrityError):
         decode_request(b"\x00" * (MAX_MESSAGE_SIZE + 1))
     with pytest.raises(IntegrityError):
@@ -101,3 +107,13 @@ def test_response_bounds() -> None:
         decode_response(cbor.encode({**base, "type": "stored", "accepted": 1}))
     with pytest.raises(ValueError):
         encode_response(Providers((b"x" * 1000,) * 40, ()))
+
+
+def test_add_providers_bounds() -> None:
+    base = {"magic": "veil/dht", "v": 1, "type": "add_providers"}
+    assert decode_request(cbor.encode({**base, "records": [b"x"] * MAX_BATCH_RECORDS})) == AddProviders(
+        (b"x",) * MAX_BATCH_RECORDS
+    )
+    for bad in ([b"x"] * (MAX_BATCH_RECORDS + 1), [b"x" * 2000], [1], b"x"):
+        with pytest.raises(IntegrityError):
+            decode_request(cbor.encode({**base, "records": bad}))

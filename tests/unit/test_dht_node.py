@@ -7,7 +7,7 @@ import random
 
 from veil.crypto.sign import SigningKey
 from veil.dht.ids import Contact
-from veil.dht.messages import AddProvider, FindNode, Nodes, Ping, Pong, Refused, Stored
+from veil.dht.messages import AddProvider, AddProviders, FindNode, Nodes, Ping, Pong, Refused, Stored
 from veil.dht.node import DhtConfig, DhtNode, OpDone
 from veil.dht.records import sign_provider_record
 from veil.testing.dhtnet import DhtNetwork
@@ -53,6 +53,60 @@ def test_provide_then_find_providers_over_the_wire() -> None:
     assert [(p.provider_id, p.shares, p.address) for p in ev.providers] == [
         (provider.node_id, (0, 4), provider.contact.address)
     ]
+
+
+def test_provide_many_announces_every_key_with_a_few_requests() -> None:
+    """A batch: one lookup per keyspace region, the records grouped per node; every key is then
+    found by another node, for far fewer messages than one provide per key."""
+    keys = [bytes([i]) + bytes(range(31)) for i in range(0, 250, 5)]  # 50 keys over the keyspace
+    counts = []
+    for batched in (True, False):
+        net, members = network(80)
+        provider, seeker = members[7], members[70]
+        before = net.messages
+        if batched:
+            net.act(provider, lambda nd, now: nd.provide_many([(k, (i % 10,)) for i, k in enumerate(keys)], now))
+        else:
+            for i, k in enumerate(keys):
+                net.act(provider, lambda nd, now, i=i, k=k: nd.provide(k, (i % 10,), now))
+        net.run()
+        counts.append(net.messages - before)
+        assert provider.providing == len(keys)
+        for i, k in enumerate(keys):
+            done = collect(net, seeker)
+            net.act(seeker, lambda nd, now, k=k: nd.find_providers(k, now, want=1))
+            net.run()
+            assert [(p.provider_id, p.shares) for p in done[-1].providers] == [(provider.node_id, (i % 10,))]
+    assert counts[0] * 3 < counts[1], counts
+
+
+def test_provide_many_on_a_small_network_is_one_lookup() -> None:
+    net, members = network(8)
+    provider = members[0]
+    done = collect(net, provider)
+    keys = [bytes([i]) * 32 for i in range(30)]
+    net.act(provider, lambda nd, now: nd.provide_many([(k, (0,)) for k in keys], now))
+    net.run()
+    assert [ev.kind for ev in done] == ["provide_batch"] and done[0].stored == 7
+    for m in members[1:]:
+        assert all(m.store.providers(k, net.clock.now(), 1) for k in keys)
+    before = net.messages  # a second batch moments later: the region is remembered, no lookup
+    more = [bytes([i, 200]) * 16 for i in range(30)]
+    net.act(provider, lambda nd, now: nd.provide_many([(k, (1,)) for k in more], now))
+    net.run()
+    assert net.messages - before == 7 and done[-1].stored == 7  # one request per node
+    assert all(members[3].store.providers(k, net.clock.now(), 1) for k in more)
+
+
+def test_add_providers_stores_the_valid_records() -> None:
+    node = DhtNode(SigningKey(bytes(32)), "me:1", OPEN, now=NOW)
+    key = SigningKey(bytes([1]) * 32)
+    good = [sign_provider_record(key, bytes([i]) * 32, "p:1", (i,), int(NOW) + 100).raw for i in range(3)]
+    forged = bytearray(good[0])
+    forged[-1] ^= 1
+    assert node.handle(AddProviders(tuple(good)), NOW, "peer") == Stored(True)
+    assert node.handle(AddProviders((bytes(forged), good[1])), NOW, "peer") == Stored(False)
+    assert len(node.store) == 3 and node.stats["bad_records"] == 1
 
 
 def test_node_record_publish_and_find_value() -> None:

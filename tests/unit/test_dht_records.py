@@ -160,3 +160,13 @@ def test_bad_shares_are_refused_when_signing() -> None:
     for shares in ((3, 1), (1, 1), (256,), (-1,)):
         with pytest.raises(ValueError):
             sign_provider_record(KEY, SI, "a:1", shares, NOW + 10)
+
+
+@pytest.mark.parametrize("make", [node_rec, prov_rec])
+def test_a_float_or_a_tag_in_any_field_is_refused(make: Any) -> None:
+    """Records are decoded without the generic type walk; every field's own check catches these."""
+    m = cbor2.loads(make().raw)
+    for field in m:
+        for bad in (float(1), cbor2.CBORTag(24, b"x")):
+            with pytest.raises(IntegrityError):
+                decode_record(cbor2.dumps({**m, field: bad}, canonical=True), NOW)

@@ -14,7 +14,8 @@ index, ``providers_of(si)`` the nodes that announced (signed provider records) t
 its shares. With a static list the candidates are every listed storage node and there are no
 provider records to ask; when the file lists no storage nodes but bootstrap addresses, the
 candidates are the DHT's ``find_node(si)`` answer (the 20 nodes nearest the index, ranked by
-the placement hash) and providers come from ``find_providers(si)``.
+the placement hash; remembered per keyspace region for a short while, veil.dht.regions, so many
+files in a row do not each cost a lookup) and providers come from ``find_providers(si)``.
 
 Either way a candidate whose node id does not solve the network's id puzzle (``id_bits``, from
 the file; a DHT network defaults to veil.crypto.idpuzzle.DEFAULT_ID_BITS, a static list to 0:
@@ -145,7 +146,7 @@ class Network:
             nodes = self.storage_nodes()
         else:
             drv = self._driver()
-            closest = drv.find_node(dht_key(si)).closest
+            closest = drv.closest_nodes(dht_key(si))  # one lookup per keyspace region per region_ttl
             nodes = [node_from_address(c.address, c.node_id) for c in closest if c.node_id != drv.node.node_id]
             if drv.node.announce:  # a node's own Network: it is a candidate too
                 nodes.append(node_from_address(drv.node.contact.address, drv.node.node_id))

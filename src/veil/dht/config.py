@@ -20,6 +20,7 @@ class DhtConfig:
     republish_interval: float = 12 * 3600
     refresh_interval: float = 3600
     refresh_per_tick: int = 2
+    region_ttl: float = 30.0  # seconds a region's nearest nodes are reused (veil.dht.regions)
     expire_interval: float = 60
     request_rate: float = 50.0  # requests per second per peer
     request_burst: float = 500.0

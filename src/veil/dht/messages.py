@@ -25,6 +25,8 @@ MAX_MESSAGE_SIZE = 32 * 1024
 MAX_CONTACTS = 32
 MAX_RECORDS = 20
 MAX_REASON = 64
+MAX_BATCH_RECORDS = 64  # provider records in one add_providers request
+BATCH_BYTES = 24 * 1024  # a sender keeps one add_providers request's records under this
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -62,12 +64,21 @@ class AddProvider:
 
 
 @dataclass(frozen=True, slots=True)
+class AddProviders:
+    """Several provider records in one request (a node announcing many storage indexes at
+    once); answered with one ``Stored`` (true if every record was kept)."""
+
+    records: tuple[bytes, ...]
+    sender: Contact | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreNode:
     record: bytes
     sender: Contact | None = None
 
 
-Request = Ping | FindNode | FindValue | FindProviders | AddProvider | StoreNode
+Request = Ping | FindNode | FindValue | FindProviders | AddProvider | AddProviders | StoreNode
 
 # -- responses ---------------------------------------------------------------------------
 
@@ -114,6 +125,7 @@ _REQUEST_TYPES: dict[type, str] = {
     FindValue: "find_value",
     FindProviders: "find_providers",
     AddProvider: "add_provider",
+    AddProviders: "add_providers",
     StoreNode: "store_node",
 }
 _RESPONSE_TYPES: dict[type, str] = {
@@ -131,6 +143,7 @@ EXPECTED: dict[type, type] = {
     FindValue: Value,
     FindProviders: Providers,
     AddProvider: Stored,
+    AddProviders: Stored,
     StoreNode: Stored,
 }
 
@@ -153,6 +166,8 @@ def encode_request(msg: Request) -> bytes:
         m["key"] = msg.key
     elif isinstance(msg, AddProvider | StoreNode):
         m["record"] = msg.record
+    elif isinstance(msg, AddProviders):
+        m["records"] = list(msg.records)
     return _bounded(cbor.encode(m))
 
 
@@ -180,10 +195,10 @@ def _bounded(data: bytes) -> bytes:
 
 
 def _envelope(data: bytes, what: str) -> tuple[str, dict[str, Any]]:
-    m = cbor.decode(data, MAX_MESSAGE_SIZE)
+    m = cbor.decode_for_schema(data, MAX_MESSAGE_SIZE)  # every field's type is checked by the caller
     if not isinstance(m, dict) or m.get("magic") != MAGIC:
         raise IntegrityError(f"not a DHT {what}")
-    if m.get("v") != VERSION:
+    if type(m.get("v")) is not int or m.get("v") != VERSION:
         raise IntegrityError(f"DHT {what} version {m.get('v')!r} is not supported")
     t = m.get("type")
     if not isinstance(t, str):
@@ -211,6 +226,17 @@ def _contacts(m: dict[str, Any], what: str) -> tuple[Contact, ...]:
     return tuple(_contact(c, what) for c in v)
 
 
+def _records(m: dict[str, Any], what: str, limit: int) -> tuple[bytes, ...]:
+    recs = m.get("records")
+    if (
+        not isinstance(recs, list)
+        or len(recs) > limit
+        or not all(isinstance(r, bytes) and len(r) <= MAX_RECORD_SIZE for r in recs)
+    ):
+        raise IntegrityError(f"{what}: 'records' must be at most {limit} records")
+    return tuple(recs)
+
+
 def decode_request(data: bytes) -> Request:
     t, m = _envelope(data, "request")
     base = {"magic", "v", "type", "from"}
@@ -230,6 +256,9 @@ def decode_request(data: bytes) -> Request:
         require_map(m, what, base | {"record"})
         rec = get_bytes(m, "record", what, max_size=MAX_RECORD_SIZE)
         return AddProvider(rec, sender) if t == "add_provider" else StoreNode(rec, sender)
+    if t == "add_providers":
+        require_map(m, what, base | {"records"})
+        return AddProviders(_records(m, what, MAX_BATCH_RECORDS), sender)
     raise IntegrityError(f"unknown DHT request type {t[:32]!r}")
 
 
@@ -249,14 +278,7 @@ def decode_response(data: bytes) -> Response:
         return Value(rec, _contacts(m, what))
     if t == "providers":
         require_map(m, what, base | {"nodes", "records"})
-        recs = m.get("records")
-        if (
-            not isinstance(recs, list)
-            or len(recs) > MAX_RECORDS
-            or not all(isinstance(r, bytes) and len(r) <= MAX_RECORD_SIZE for r in recs)
-        ):
-            raise IntegrityError(f"{what}: 'records' must be at most {MAX_RECORDS} records")
-        return Providers(tuple(recs), _contacts(m, what))
+        return Providers(_records(m, what, MAX_RECORDS), _contacts(m, what))
     if t == "stored":
         require_map(m, what, base | {"accepted"})
         ok = m.get("accepted")

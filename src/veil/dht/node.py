@@ -15,10 +15,11 @@ Imports from: veil.errors, veil.crypto, veil.dht.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from veil.crypto.idpuzzle import valid_id
 from veil.crypto.sign import SigningKey, node_id
+from veil.dht.batch import assign, chunks, group_by_region, region_bits
 from veil.dht.config import DhtConfig
 from veil.dht.ids import ID_BITS, Contact, random_id_in_bucket
 from veil.dht.lookup import Lookup
@@ -26,6 +27,7 @@ from veil.dht.messages import (
     EXPECTED,
     MAX_RECORDS,
     AddProvider,
+    AddProviders,
     FindNode,
     FindProviders,
     FindValue,
@@ -40,6 +42,7 @@ from veil.dht.messages import (
     StoreNode,
     Value,
 )
+from veil.dht.opdata import OpDone, Send
 from veil.dht.ratelimit import PeerRateLimiter
 from veil.dht.records import (
     NodeRecord,
@@ -49,6 +52,7 @@ from veil.dht.records import (
     sign_node_record,
     sign_provider_record,
 )
+from veil.dht.regions import RegionCache
 from veil.dht.routing import PingNeeded, RoutingTable
 from veil.dht.store import RecordStore, RepublishSchedule
 from veil.errors import IntegrityError
@@ -56,41 +60,9 @@ from veil.errors import IntegrityError
 __all__ = ["DhtConfig", "DhtNode", "OpDone", "Send"]
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``message`` to ``to`` (pinning its node id) and report back under ``request_id``."""
-
-    request_id: int
-    to: Contact
-    message: Request
-
-
-@dataclass(frozen=True, slots=True)
-class OpDone:
-    """A lookup-based operation finished.
-
-    ``kind`` is join, find_node, find_value, find_providers, provide, publish_node or refresh.
-    ``messages`` counts the lookup's requests (timeouts included); ``stored`` how many nodes
-    accepted the record for provide / publish_node.
-    """
-
-    op_id: int
-    kind: str
-    target: bytes
-    closest: tuple[Contact, ...]
-    paths: tuple[tuple[Contact, ...], ...]
-    providers: tuple[ProviderRecord, ...]
-    record: NodeRecord | None
-    hops: int
-    messages: int
-    failures: int
-    stored: int = 0
-    started: float = 0.0
-    finished: float = 0.0
-
-
 class _Op:
-    __slots__ = ("id", "kind", "lookup", "pending_stores", "providers", "record", "started", "store_msg", "stored", "want")
+    __slots__ = ("batch", "cands", "id", "kind", "lookup", "pending_stores", "providers", "record", "started", "store_msg",
+                 "stored", "want")
 
     def __init__(self, op_id: int, kind: str, lookup: Lookup, started: float, want: int = 0) -> None:
         self.id = op_id
@@ -101,6 +73,8 @@ class _Op:
         self.providers: dict[bytes, ProviderRecord] = {}
         self.record: NodeRecord | None = None
         self.store_msg: Request | None = None
+        self.batch: list[ProviderRecord] = []  # provide_batch: records stored at each one's k nearest
+        self.cands: list[Contact] | None = None  # provide_batch: a fresh region's nodes (no lookup)
         self.pending_stores = -1  # -1 while the lookup runs
         self.stored = 0
 
@@ -141,6 +115,7 @@ class DhtNode:
         self._verifying: set[int] = set()
         self._provided: dict[bytes, tuple[int, ...]] = {}
         self._republish = RepublishSchedule(cfg.republish_interval)
+        self.regions = RegionCache(cfg.region_ttl)
         self._node_record_due: float | None = None
         self._next_expire = now + cfg.expire_interval
         self.stats = {"requests": 0, "refused": 0, "verify_pings": 0, "evict_pings": 0, "bad_records": 0, "refused_ids": 0}
@@ -176,7 +151,7 @@ class DhtNode:
         if not self._limiter.allow(peer, now):
             self.stats["refused"] += 1
             return Refused("rate_limited")
-        if isinstance(msg, AddProvider | StoreNode) and not self._store_limiter.allow(peer, now):
+        if isinstance(msg, AddProvider | AddProviders | StoreNode) and not self._store_limiter.allow(peer, now):
             self.stats["refused"] += 1
             return Refused("rate_limited")
         if msg.sender is not None:
@@ -195,18 +170,24 @@ class DhtNode:
                 nrec = self._own_node_record(now)
             return Value(None if nrec is None else nrec.raw, tuple(self.routing.closest(msg.key, k)))
         if isinstance(msg, AddProvider):
-            try:
-                prec = decode_provider_record(msg.record, now, self.config.id_bits)
-            except IntegrityError:
-                self.stats["bad_records"] += 1
-                return Refused("invalid")
-            return Stored(self.store.add_provider(prec, now))
+            kept = self._keep_provider(msg.record, now)
+            return Refused("invalid") if kept is None else Stored(kept)
+        if isinstance(msg, AddProviders):  # one message, one rate-limit token: MAX_BATCH_RECORDS bounds the work
+            return Stored(all([self._keep_provider(raw, now) for raw in msg.records]))
         try:
             nrec = decode_node_record(msg.record, now, self.config.id_bits)
         except IntegrityError:
             self.stats["bad_records"] += 1
             return Refused("invalid")
         return Stored(self.store.put_node_record(nrec, now))
+
+    def _keep_provider(self, raw: bytes, now: float) -> bool | None:  # None: it does not verify
+        try:
+            prec = decode_provider_record(raw, now, self.config.id_bits)
+        except IntegrityError:
+            self.stats["bad_records"] += 1
+            return None
+        return self.store.add_provider(prec, now)
 
     def _consider(self, sender: Contact, now: float) -> None:
         """A stranger's claimed contact enters the table only after it answers a ping at that address."""
@@ -250,6 +231,14 @@ class DhtNode:
         self._republish.add(storage_index, now)
         return self._start_provide(storage_index, now)
 
+    def provide_many(self, items: Sequence[tuple[bytes, tuple[int, ...]]], now: float) -> list[int]:
+        """``provide`` for many storage indexes at once (veil.dht.batch): one lookup per keyspace
+        region and one request per node, instead of one lookup and k requests per index."""
+        for si, shares in items:
+            self._provided[si] = tuple(shares)
+            self._republish.add(si, now)
+        return self._start_provide_batch([si for si, _ in items], now)
+
     def unprovide(self, storage_index: bytes) -> None:
         """Stop republishing; the records already out expire on their own."""
         self._provided.pop(storage_index, None)
@@ -264,8 +253,8 @@ class DhtNode:
     def tick(self, now: float) -> None:
         """Run what is due: republishing, record expiry, refreshing buckets nobody looked into."""
         cfg = self.config
-        for si in self._republish.due(now):
-            self._start_provide(si, now)
+        if due := self._republish.due(now):
+            self._start_provide_batch(due, now)
         if self._node_record_due is not None and now >= self._node_record_due:
             self.publish_node_record(now)
         if now >= self._next_expire:
@@ -295,10 +284,25 @@ class DhtNode:
     def _own_node_record(self, now: float) -> NodeRecord:
         return sign_node_record(self.key, self.contact.address, int(now) + self.config.record_ttl)
 
-    def _start_provide(self, si: bytes, now: float) -> int:
+    def _own_provider_record(self, si: bytes, now: float) -> ProviderRecord:
         rec = sign_provider_record(self.key, si, self.contact.address, self._provided[si], int(now) + self.config.record_ttl)
         self.store.add_provider(rec, now)
-        return self._start("provide", si, now, store=AddProvider(rec.raw, self._from))
+        return rec
+
+    def _start_provide(self, si: bytes, now: float) -> int:
+        return self._start("provide", si, now, store=AddProvider(self._own_provider_record(si, now).raw, self._from))
+
+    def region_bits(self) -> int:
+        """The leading key bits one lookup's region spans, for this node's view (veil.dht.batch)."""
+        return region_bits(self.contact.key, self.routing.closest(self.node_id, self.config.k), self.config.k)
+
+    def _start_provide_batch(self, keys: list[bytes], now: float) -> list[int]:
+        bits = self.region_bits()
+        ops = []
+        for group in group_by_region(keys, bits):
+            recs = [self._own_provider_record(si, now) for si in group]
+            ops.append(self._start("provide_batch", group[0], now, batch=recs, cands=self.regions.get(group[0], bits, now)))
+        return ops
 
     def _start(
         self,
@@ -309,6 +313,8 @@ class DhtNode:
         extra_seeds: list[Contact] | None = None,
         want: int = 0,
         store: Request | None = None,
+        batch: list[ProviderRecord] | None = None,
+        cands: list[Contact] | None = None,
         defer: bool = False,
     ) -> int:
         cfg = self.config
@@ -321,6 +327,9 @@ class DhtNode:
         self._next_id += 1
         op = _Op(op_id, kind, lk, now, want)
         op.store_msg = store
+        op.batch, op.cands = batch or [], cands
+        if cands is not None:
+            lk.stop()
         self._ops[op_id] = op
         self.routing.touch_bucket_of(target, now)
         if not defer:
@@ -379,6 +388,7 @@ class DhtNode:
             self.routing.ping_result(to.node_id, False, now)
         elif purpose != _PING_VERIFY:
             self.routing.failed(to.node_id)
+            self.regions.forget(to.node_id)
         self._failed(purpose, to, op_id, now, alive=False)
 
     def _failed(self, purpose: int, to: Contact, op_id: int, now: float, alive: bool) -> None:
@@ -440,7 +450,7 @@ class DhtNode:
         lk = op.lookup
         if op.pending_stores < 0:
             if not lk.finished:
-                if op.kind == "find_node" or op.kind == "join" or op.kind == "refresh" or op.store_msg is not None:
+                if op.kind in ("find_node", "join", "refresh", "provide_batch") or op.store_msg is not None:
                     msg_for: Request = FindNode(lk.target, self._from)
                 elif op.kind == "find_value":
                     msg_for = FindValue(lk.target, self._from)
@@ -450,16 +460,21 @@ class DhtNode:
                     self._send(_LOOKUP, c, msg_for, op.id)
                 if not lk.finished:
                     return
-            if op.store_msg is not None:
+            if op.store_msg is not None or op.batch:
                 # Store at every path's nearest nodes, so a path captured by liars cannot
                 # keep the record away from the honest neighbourhood of the key.
-                targets: dict[int, Contact] = {c.key: c for c in lk.closest()}
-                for path in lk.path_results():
+                targets: dict[int, Contact] = {c.key: c for c in (op.cands or lk.closest())}
+                for path in lk.path_results() if op.cands is None else ():
                     for c in path:
                         targets.setdefault(c.key, c)
-                op.pending_stores = len(targets)
-                for c in targets.values():
-                    self._send(_STORE, c, op.store_msg, op.id)
+                if op.batch and op.cands is None:
+                    self.regions.put(lk.target, self.region_bits(), list(targets.values()), now)
+                sends: list[tuple[Contact, Request]] = [(c, op.store_msg) for c in targets.values() if op.store_msg]
+                for c, raws in assign(op.batch, targets.values(), self.config.k).values():
+                    sends += [(c, AddProviders(part, self._from)) for part in chunks(raws)]
+                op.pending_stores = len(sends)
+                for c, m in sends:
+                    self._send(_STORE, c, m, op.id)
                 if op.pending_stores:
                     return
             op.pending_stores = 0

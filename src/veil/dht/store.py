@@ -20,7 +20,7 @@ from veil.dht.records import NodeRecord, ProviderRecord
 @dataclass(frozen=True, slots=True)
 class StoreLimits:
     per_key: int = 64
-    per_author: int = 4096
+    per_author: int = 16_384  # in a network of <= k nodes every node keeps every record of every node
     max_records: int = 200_000
 
 

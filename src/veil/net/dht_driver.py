@@ -147,6 +147,20 @@ class DhtDriver:
     def find_node(self, target: bytes, timeout: float = 30.0) -> OpDone:
         return self._run(lambda n, now: n.find_node(target, now), timeout)
 
+    def closest_nodes(self, target: bytes) -> list[Contact]:
+        """The nodes nearest ``target`` as ``find_node`` finds them, remembered per keyspace
+        region for ``region_ttl`` seconds (veil.dht.regions): placing many small files in a row
+        costs one lookup per region, not one per file."""
+        with self._lock:
+            bits = self.node.region_bits()
+            hit = self.node.regions.get(target, bits, self.clock())
+        if hit is not None:
+            return hit[: self.node.config.k]
+        done = self.find_node(target)
+        with self._lock:
+            self.node.regions.put(target, bits, done.closest, self.clock())
+        return list(done.closest)
+
     def find_providers(self, storage_index: bytes, want: int = 20, timeout: float = 30.0) -> list[ProviderRecord]:
         """Signed, verified provider records for ``storage_index`` (possibly none)."""
         done = self._run(lambda n, now: n.find_providers(storage_index, now, want), timeout)
@@ -160,6 +174,26 @@ class DhtDriver:
         with self._lock:
             self.node.provide(storage_index, tuple(sorted(set(shares))), self.clock())
         self._flush()
+
+    def provide_many(self, items: list[tuple[bytes, tuple[int, ...]]], timeout: float = 60.0) -> list[OpDone]:
+        """``provide`` for many storage indexes at once (one lookup per keyspace region, one
+        request per node: veil.dht.batch); returns once every record is out (or ``timeout``)."""
+        futs: list[tuple[int, Future[OpDone]]] = []
+        with self._lock:
+            for op in self.node.provide_many([(si, tuple(sorted(set(sh)))) for si, sh in items], self.clock()):
+                fut: Future[OpDone] = Future()
+                self._waiters[op] = fut
+                futs.append((op, fut))
+        self._flush()
+        end = time.monotonic() + timeout
+        done = []
+        for op, fut in futs:
+            try:
+                done.append(fut.result(max(0.0, end - time.monotonic())))
+            except FutureTimeout:
+                with self._lock:
+                    self._waiters.pop(op, None)
+        return done
 
     def unprovide(self, storage_index: bytes) -> None:
         with self._lock:

@@ -3,7 +3,9 @@
 Implements ``veil.protocol.transport.StorageTransport`` with the paths and bodies of
 ``veil.protocol.storage``; every call carries its whole-exchange deadline down to
 ``PeerClient.request``. ``MAX_IN_FLIGHT`` bounds the requests this transport has outstanding
-at once (many files at once share the pooled connections instead of opening more).
+at once and ``PER_NODE`` those to one node (many files at once share the pooled connections
+instead of opening more, and wait here rather than overflow a node's per-address queue, which
+answers 503 busy past 4 running + 16 waiting requests from one address: net/wire.py Limits).
 
 Imports from: veil.errors, veil.format, veil.protocol, veil.net.
 """
@@ -11,6 +13,8 @@ Imports from: veil.errors, veil.format, veil.protocol, veil.net.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from veil.errors import IntegrityError, RemoteError
@@ -27,6 +31,7 @@ from veil.protocol.transport import CONTROL_TIMEOUT, RangeAnswer, SlotListing, S
 from .client import PeerClient, raise_for_reply
 
 MAX_IN_FLIGHT = 64
+PER_NODE = 8
 _CBOR = {"Content-Type": "application/cbor"}
 
 
@@ -55,11 +60,22 @@ def _ticket(ticket: str | None) -> dict[str, str] | None:
 class TlsTransport:
     """``StorageTransport`` over pinned HTTPS to each node's own address."""
 
-    def __init__(self, read_timeout: float = 30.0, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(self, read_timeout: float = 30.0, max_in_flight: int = MAX_IN_FLIGHT, per_node: int = PER_NODE) -> None:
         self.read_timeout = read_timeout
         self._clients: dict[bytes, PeerClient] = {}
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._all = threading.BoundedSemaphore(max_in_flight)
+        self._per_node = per_node
+        self._node_slots: dict[bytes, threading.BoundedSemaphore] = {}
+
+    @contextmanager
+    def _slot(self, node: NodeInfo) -> Iterator[None]:
+        with self._lock:
+            mine = self._node_slots.get(node.node_id)
+            if mine is None:
+                mine = self._node_slots[node.node_id] = threading.BoundedSemaphore(self._per_node)
+        with mine, self._all:
+            yield
 
     def peer(self, node: NodeInfo) -> PeerClient:
         with self._lock:
@@ -80,7 +96,7 @@ class TlsTransport:
 
     def _call(self, node: NodeInfo, method: str, path: str, value: Any, timeout: float,
               headers: dict[str, str] | None = None) -> Any:  # fmt: skip
-        with self._slots:
+        with self._slot(node):
             return self.peer(node).call(method, path, value, deadline=timeout, headers=headers)
 
     # -- StorageTransport ----------------------------------------------------------------
@@ -93,24 +109,24 @@ class TlsTransport:
         return uid
 
     def write(self, node: NodeInfo, uid: str, start: int, body: bytes | memoryview, timeout: float) -> None:
-        with self._slots:
+        with self._slot(node):
             self.peer(node).request("PUT", sp.upload_path(uid, start), body, deadline=timeout)
 
     def commit(self, node: NodeInfo, uid: str, commit: Commit, timeout: float = CONTROL_TIMEOUT) -> bytes:
-        with self._slots:
+        with self._slot(node):
             r = self.peer(node).request("POST", sp.commit_path(uid), sp.encode_commit(commit), _CBOR, deadline=timeout)
         return parse_root(r.cbor(), node.label)
 
     def abort(self, node: NodeInfo, uid: str, timeout: float = CONTROL_TIMEOUT) -> None:
         try:
-            with self._slots:
+            with self._slot(node):
                 self.peer(node).request("DELETE", sp.upload_path(uid), check=False, deadline=timeout)
         except Exception:  # best effort by contract: the node reaps idle sessions itself
             pass
 
     def put_oneshot(self, node: NodeInfo, si: bytes, shnum: int, body: bytes, timeout: float,
                     ticket: str | None = None) -> bytes:  # fmt: skip
-        with self._slots:
+        with self._slot(node):
             r = self.peer(node).request("PUT", sp.oneshot_path(si, shnum), body, _ticket(ticket), deadline=timeout)
         return parse_root(r.cbor(), node.label)
 
@@ -124,7 +140,7 @@ class TlsTransport:
     ) -> RangeAnswer:
         path = sp.range_path(si, mhash, shnum, start, count, manifest)
         peer = self.peer(node)
-        with self._slots:
+        with self._slot(node):
             r = peer.request("GET", path, headers=headers, into=into, max_response=max(max_size, 64 << 10),
                              check=False, deadline=timeout)  # fmt: skip
         if r.status == 200:
@@ -138,7 +154,7 @@ class TlsTransport:
     def get_slot(self, node: NodeInfo, slot: bytes, seq: int | None = None,
                  timeout: float = CONTROL_TIMEOUT) -> bytes | None:
         peer = self.peer(node)
-        with self._slots:
+        with self._slot(node):
             r = peer.request("GET", mp.slot_path(slot, seq), max_response=MAX_RECORD, check=False, deadline=timeout)
         if r.status == 200:
             return r.body
@@ -150,7 +166,7 @@ class TlsTransport:
     def put_slot(self, node: NodeInfo, slot: bytes, record: bytes, expect: Checkstring | None,
                  timeout: float = CONTROL_TIMEOUT) -> SlotWrite:
         peer = self.peer(node)
-        with self._slots:
+        with self._slot(node):
             r = peer.request("PUT", mp.put_path(slot, expect), record, max_response=mp.MAX_CONFLICT_REPLY,
                              check=False, deadline=timeout)  # fmt: skip
         if r.status == 200:
@@ -161,7 +177,7 @@ class TlsTransport:
         raise AssertionError("unreachable")
 
     def slot_versions(self, node: NodeInfo, slot: bytes, timeout: float = CONTROL_TIMEOUT) -> list[mp.VersionInfo]:
-        with self._slots:
+        with self._slot(node):
             r = self.peer(node).request("GET", mp.versions_path(slot), max_response=mp.MAX_VERSIONS_REPLY,
                                         deadline=timeout)  # fmt: skip
         return mp.parse_versions(cbor.decode(r.body, mp.MAX_VERSIONS_REPLY))

@@ -8,9 +8,10 @@ Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free 
 ticket within the account's free storage quota on the ledger at ``validator``; storage/admission.py).
 
 With the ``dht`` role on the same node, every committed share is announced with a signed
-provider record (``provide``: republished until withdrawn) and, once the node has joined,
-every storage index already on disk is announced again. The store is offered to other roles
-as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
+provider record (republished until withdrawn) and, once the node has joined, every storage
+index already on disk is announced again: both go through the Announcer (node/announcer.py),
+in batches, off the write path, so a put answers as soon as its share is durable. The store is
+offered to other roles as ``ctx.services.store``. ``POST /v1/node/drain`` (only with the node's control token,
 ``DATA/control.token``, in ``X-Veil-Control``: proof of access to the node's data dir) hands
 every share to other nodes (node/drain.py); meanwhile new uploads are refused.
 """
@@ -36,10 +37,10 @@ from veil.format.merkle import Levels
 from veil.format.share import HEADER_SIZE
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router, cbor_response
+from veil.node.announcer import Announcer
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
 from veil.node.netview import node_network
-from veil.protocol.placement import dht_key
 from veil.protocol.storage import (
     MAX_CONTROL,
     MAX_ONESHOT_BODY,
@@ -96,6 +97,7 @@ class StorageRole:
         self.admission: Admission | None = None
         self._ledger: LedgerClient | None = None
         self._quotas: dict[bytes, tuple[float, int]] = {}
+        self.announcer = Announcer(self._dht, self._shares_of)
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         cap = ctx.config.capacity
@@ -124,10 +126,12 @@ class StorageRole:
         router.add("GET", "/v1/shares/{si}/{shnum}", self.read)
 
     def start(self) -> None:
+        self.announcer.start()
         threading.Thread(target=self._announce_all, name="provide-all", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.announcer.stop()
         if self.store is not None:
             self.store.close()
         if self.admission is not None:
@@ -139,6 +143,8 @@ class StorageRole:
         st["admission"] = "ticket" if self.admission is not None else "open"
         if self.drainer is not None:
             st["drain"] = self.drainer.status.to_value()
+        a = self.announcer
+        st["announce"] = {"queued": a.queued, "batches": a.batches, "announced": a.announced}
         return st
 
     # -- announcing and draining --------------------------------------------------------
@@ -146,27 +152,24 @@ class StorageRole:
     def _dht(self) -> DhtDriver | None:
         return self.ctx.services.dht if self.ctx is not None else None
 
-    def _provide(self, si: bytes) -> None:
-        dht = self._dht()
-        if dht is None:
-            return
-        shnums = sorted({n for m in self._store.slots(si) for n in self._store.list_shares(si, m)[0]})
-        if shnums:
-            dht.provide(dht_key(si), tuple(shnums))
+    def _shares_of(self, si: bytes) -> tuple[int, ...]:
+        """Every share number this node holds of ``si`` (over all its slots)."""
+        return tuple(sorted({n for m in self._store.slots(si) for n in self._store.list_shares(si, m)[0]}))
 
     def _announce_all(self) -> None:
-        """Once the DHT has joined, announce every storage index on disk (after a restart, or
-        shares committed before the join finished)."""
-        while not self._stop.is_set():
-            dht = self._dht()
-            if dht is None or dht.joined.wait(0.5):
-                break
+        """Queue every storage index on disk for announcing (after a restart; the announcer
+        waits for the DHT to join)."""
         if self._dht() is None:
             return
+        chunk: list[bytes] = []
         for si in self._store.storage_indexes():
-            if self._stop.wait(0.01):
-                return
-            self._provide(si)
+            chunk.append(si)
+            if len(chunk) >= 1024:
+                if self._stop.is_set():
+                    return
+                self.announcer.add_all(chunk)
+                chunk = []
+        self.announcer.add_all(chunk)
 
     def _check_token(self, req: Request) -> None:
         got = req.headers.get(CONTROL_HEADER, "")
@@ -303,14 +306,8 @@ class StorageRole:
             raise
         if hold is not None and self.admission is not None:
             self.admission.charge(hold, si, mhash, shnum)
-        self._announce(si)
+        self.announcer.add(si)  # announced in the background, in a batch (node/announcer.py)
         return cbor_response({"root": root})
-
-    def _announce(self, si: bytes) -> None:
-        try:
-            self._provide(si)
-        except VeilError as e:  # the share is stored; the next announce round retries
-            log.info("announcing %s failed: %s", si.hex()[:16], e)
 
     def abort(self, req: Request) -> Response:
         if self.admission is not None:

@@ -10,6 +10,7 @@ import ssl
 import threading
 from pathlib import Path
 
+from veil.crypto.idpuzzle import DEVNET_ID_BITS, grind_key
 from veil.crypto.sign import SigningKey, node_id
 from veil.format import cbor
 from veil.net.tls import server_context
@@ -20,7 +21,7 @@ EVIL = "\x1b[31mEVIL\x1b[0m\x1b]0;owned\x07\x1b[2J text"
 
 class FakeNode:
     def __init__(self, tmp: Path, mode: str, key: SigningKey | None = None) -> None:
-        self.key = key or SigningKey.generate()
+        self.key = key or grind_key(DEVNET_ID_BITS)[0]  # a valid id: a client drops one that is not
         self.node_id = node_id(self.key.public_key)
         self.mode = mode
         self.ctx = server_context(self.key, tmp / f"fake-{self.node_id.hex()[:8]}")
@@ -80,9 +81,10 @@ class FakeNode:
 
 
 def key_ranked_first(si: bytes, others: list[bytes], tries: int = 10_000) -> SigningKey:
-    """A node key whose id comes first in the rendezvous order of ``si`` among ``others``."""
+    """A node key whose id solves the devnet's id puzzle and comes first in the rendezvous order
+    of ``si`` among ``others``."""
     for _ in range(tries):
-        k = SigningKey.generate()
+        k = grind_key(DEVNET_ID_BITS)[0]
         ids = [node_id(k.public_key), *others]
         if permuted(si, ids)[0] == 0:
             return k

@@ -207,15 +207,20 @@ def colluding(colluders: list[Contact], k: int = 20) -> Behaviour:
         if isinstance(msg, FindNode | FindValue | FindProviders):
             target = msg.target if isinstance(msg, FindNode) else msg.key
             t = int.from_bytes(target, "big")
-            near = tuple(sorted((c for c in colluders if c.key != node.contact.key), key=lambda c: c.key ^ t)[:k])
-            if isinstance(msg, FindNode):
-                return Nodes(near)
-            if isinstance(msg, FindValue):
-                return Value(None, near)
-            return Providers((), near)
+            return _nothing_but(msg, tuple(sorted((c for c in colluders if c.key != node.contact.key),
+                                                  key=lambda c: c.key ^ t)[:k]))  # fmt: skip
         return Stored(True)
 
     return behave
+
+
+def _nothing_but(msg: FindNode | FindValue | FindProviders, near: tuple[Contact, ...]) -> Response:
+    """A liar's answer to a lookup step: the contacts ``near`` and never a value or provider."""
+    if isinstance(msg, FindNode):
+        return Nodes(near)
+    if isinstance(msg, FindValue):
+        return Value(None, near)
+    return Providers((), near)
 
 
 GHOST_PREFIX = "ghost-"
@@ -246,12 +251,7 @@ def grinding(k: int = 20) -> tuple[Behaviour, GhostAnswer]:
         if isinstance(msg, Ping):
             return Pong()
         if isinstance(msg, FindNode | FindValue | FindProviders):
-            near = ghost_ids(msg.target if isinstance(msg, FindNode) else msg.key, group, k)
-            if isinstance(msg, FindNode):
-                return Nodes(near)
-            if isinstance(msg, FindValue):
-                return Value(None, near)
-            return Providers((), near)
+            return _nothing_but(msg, ghost_ids(msg.target if isinstance(msg, FindNode) else msg.key, group, k))
         return Stored(True)
 
     def behave(node: DhtNode, msg: Request, now: float, peer: str) -> Response:

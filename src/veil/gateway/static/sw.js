@@ -36,6 +36,18 @@ function disposition(name) {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
+/** A download stream's failure, told to the page and to the browser's download. */
+function failed(port, controller, err) {
+  port.postMessage({ type: "error", kind: err.kind || "unavailable", message: err.message || String(err) });
+  controller.error(err);
+}
+
+/** The browser cancelled a download: stop reading segments and tell the page. */
+function cancelled(port, segments) {
+  if (segments) segments.return();
+  port.postMessage({ type: "error", kind: "unavailable", message: "the download was cancelled" });
+}
+
 async function respond(job) {
   const { port, size, segsize } = job;
   const cipher = await SegmentCipher.create(job.key, segmentCount(size, segsize));
@@ -65,13 +77,11 @@ async function respond(job) {
         controller.enqueue(value);
         port.postMessage({ type: "progress", done });
       } catch (err) {
-        port.postMessage({ type: "error", kind: err.kind || "unavailable", message: err.message || String(err) });
-        controller.error(err);
+        failed(port, controller, err);
       }
     },
     cancel() {
-      if (segments) segments.return();
-      port.postMessage({ type: "error", kind: "unavailable", message: "the download was cancelled" });
+      cancelled(port, segments);
     },
   }, { highWaterMark: 4 });
   return new Response(stream, {
@@ -139,13 +149,11 @@ async function respondZip(job) {
           return;
         }
       } catch (err) {
-        port.postMessage({ type: "error", kind: err.kind || "unavailable", message: err.message || String(err) });
-        controller.error(err);
+        failed(port, controller, err);
       }
     },
     cancel() {
-      if (segments) segments.return();
-      port.postMessage({ type: "error", kind: "unavailable", message: "the download was cancelled" });
+      cancelled(port, segments);
     },
   }, { highWaterMark: 4 });
   return new Response(stream, {

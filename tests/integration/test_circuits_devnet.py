@@ -24,6 +24,7 @@ import pytest
 from veil.client.download import download
 from veil.client.network import Network, load_network
 from veil.client.upload import upload
+from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.devnet.manager import Devnet
 from veil.format.caps import ReadCap
 from veil.net.client import PeerClient
@@ -224,7 +225,7 @@ def test_cli_anon_with_one_and_five_hops(env: Env, tmp_path: Path) -> None:
 def test_relays_found_in_the_dht_directory(env: Env, tmp_path: Path) -> None:
     # A network file with bootstrap addresses only: storage nodes and relays both come from the DHT.
     boot = tmp_path / "boot.json"
-    boot.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses()}))
+    boot.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(), "id_bits": DEVNET_ID_BITS}))
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(300_000))
     p = env.veil("put", "--anon", "--network", str(boot), "-q", "-n", "5", "--happy", "5", str(src))
@@ -283,7 +284,7 @@ def test_dht_lookups_go_over_circuits_too(env: Env, tmp_path: Path) -> None:
     # finds storage nodes and share holders with DHT lookups, and those must not reach a node directly.
     listed = json.loads(env.network.read_text())
     dht_net = tmp_path / "dht.json"
-    dht_net.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(),
+    dht_net.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(), "id_bits": DEVNET_ID_BITS,
                                    "nodes": [n for n in listed["nodes"] if "relay_port" in n]}))  # fmt: skip
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(250_000))

@@ -92,7 +92,7 @@ class Network:
             return listed
         # Asked directly, before any circuit exists: it tells the DHT nodes asked only that this
         # address looks for relays (as a Tor client fetches the directory), never which file.
-        drv = DhtDriver(SigningKey.generate(), "client:0", announce=False)
+        drv = DhtDriver(SigningKey.generate(), "client:0", config=DhtConfig(id_bits=self.id_bits), announce=False)
         try:
             drv.join(self.bootstrap)
             recs = drv.find_providers(relay_directory_key(), want=20)

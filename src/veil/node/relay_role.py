@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from veil.dht.node import DhtConfig
 from veil.errors import VeilError
 from veil.format.remote_text import clean
 from veil.net import trace
@@ -126,7 +127,8 @@ class RelayRole:
         store a signed provider record, with this relay's circuit address, under the relay
         directory key; the driver republishes it. Retried until the DHT answers."""
         assert self.ctx is not None
-        drv = DhtDriver(self.ctx.key, f"{self.ctx.host}:{self.port}", announce=False)
+        drv = DhtDriver(self.ctx.key, f"{self.ctx.host}:{self.port}", config=DhtConfig(id_bits=self.ctx.config.id_bits),
+                        announce=False)  # the network's id puzzle, or every contact is dropped  # fmt: skip
         while not self._stop.is_set():
             try:
                 drv.join(list(self.ctx.config.relay_announce), timeout=20)

@@ -217,6 +217,7 @@ def test_acknowledged_means_final_across_an_expiry(cluster: ClusterUnderTest) ->
 def test_membership_add_a_fourth_under_load_then_remove_one(cluster: ClusterUnderTest, tmp_path: Path) -> None:
     from ledger_cluster import Member
 
+    from veil.crypto.idpuzzle import DEVNET_ID_BITS
     from veil.devnet.specs import free_port
     from veil.durable import write_atomic
     from veil.node.identity import load_or_create
@@ -229,7 +230,7 @@ def test_membership_add_a_fourth_under_load_then_remove_one(cluster: ClusterUnde
     for f in ("genesis.cbor", "cluster.key"):
         write_atomic(d / "ledger" / f, (cluster.members[0].data / "ledger" / f).read_bytes(), 0o600)
     new = Member(d, f"127.0.0.1:{free_port()}", free_port())
-    key = load_or_create(d / "identity.key")
+    key = load_or_create(d / "identity.key", DEVNET_ID_BITS)  # the id puzzle the node will be started with
     c = cluster.client()
     load.start()
     try:

@@ -98,6 +98,7 @@ class Cluster:
             journalFile=str(ledger_dir / "raft.journal"),
             dynamicMembershipChange=True,
             appendEntriesPeriod=0.05,
+            appendEntriesUseBatch=False,  # send each entry at once: p99 97 -> 72 ms (ledger.md, "Cluster speed")
             raftMinTimeout=election[0],
             raftMaxTimeout=election[1],
             connectionTimeout=3.5,

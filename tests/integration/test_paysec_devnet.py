@@ -314,9 +314,12 @@ def test_a_charging_network_heals_and_the_repairer_pays(paid: Paid, tmp_path: Pa
     assert first is not None
     healer = by_id[first]
     victim = next(s for s in holders if s is not healer)
-    node_wallet = paid.wallet("node-repairer", fund=5 * UNIT, stake=0)
+    # Every visit of every file it holds (--repair-interval 1) pays for the blocks it samples, so
+    # on a slow run the checks alone can use up a small budget before the new node has joined:
+    # the budget is sized for minutes of checks, not for the one repair.
+    node_wallet = paid.wallet("node-repairer", fund=20 * UNIT, stake=0)
     args = [*healer.args, "--repair-interval", "1", "--repair-wallet", str(node_wallet.path),
-            "--repair-max-spend", "1"]  # fmt: skip
+            "--repair-max-spend", "10"]  # fmt: skip
     _restart(paid, healer, [sys.executable, "-m", "veil.cli.main"], args, {**paid.env, "VEIL_PASSPHRASE": PASS})
     paid.devnet.kill(victim.name, wipe=True)
     paid.devnet.add(1)

@@ -18,13 +18,7 @@ from veil.format.folder_caps import FolderWriteCap, parse_folder_cap
 pytestmark = pytest.mark.browser
 
 
-def _needs_folder_commands(env: Env) -> None:
-    if env.veil("put", "--help", check=False).stdout.find(b"--recursive") < 0:
-        pytest.skip("this tree has no folder commands yet (veil put -r, ls, get -r: the CLI's folder branch)")
-
-
 def test_cli_tree_in_the_browser_and_back(env: Env, page: Page, tmp_path: Path) -> None:
-    _needs_folder_commands(env)
     src = tmp_path / "tree"
     (src / "docs").mkdir(parents=True)
     random_file(src / "big.bin", 1_500_000, seed=31)

@@ -143,15 +143,20 @@ def ls(folder: str, long: bool, as_json: bool, versions: bool, seq: int | None, 
 @network_option
 def rm(path: str, network_path: Path | None) -> None:
     """Remove the entry FOLDER/name (a subfolder is unlinked, its contents are not touched)."""
-    fp = parse_folder_path(path)
-    parents, name = _parent_and_name(fp)
     net = open_network(network_path)
+    snap, e = _existing_entry(net, parse_folder_path(path))
+    edit_folder(net, snap, [Remove(e)])
+
+
+def _existing_entry(net: Network, fp: FolderPath) -> tuple[Snapshot, Entry]:
+    """The folder holding FOLDER/name (which must be writable) and the entry ``name`` in it."""
+    parents, name = _parent_and_name(fp)
     snap = folder_at(net, fp.cap, parents)
     e = snap.get(name)
     if e is None:
         raise NotFoundError(f"no entry {shown(name)} in that folder")
     writable(snap)
-    edit_folder(net, snap, [Remove(e)])
+    return snap, e
 
 
 def _reseal(src: Snapshot, dst: Snapshot, e: Entry) -> Entry:
@@ -172,13 +177,9 @@ def mv(source: str, dest: str, network_path: Path | None) -> None:
     """Move or rename FOLDER/a to FOLDER/b (into b if b is a folder). One version when both are in
     the same folder; otherwise the entry is added to the new folder first, then removed from the old."""
     sp, dp = parse_folder_path(source), parse_folder_path(dest)
-    sparents, sname = _parent_and_name(sp)
     net = open_network(network_path)
-    src = folder_at(net, sp.cap, sparents)
-    e = src.get(sname)
-    if e is None:
-        raise NotFoundError(f"no entry {shown(sname)} in that folder")
-    writable(src)
+    src, e = _existing_entry(net, sp)
+    sname = _parent_and_name(sp)[1]  # as typed
     if e.kind == FOLDER and sp.cap == dp.cap and dp.parts[: len(sp.parts)] == sp.parts:
         raise UsageError("cannot move a folder into itself")
     if not dp.parts:

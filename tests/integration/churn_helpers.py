@@ -70,3 +70,15 @@ def wait_for(cond: Callable[[], bool], timeout: float = 90.0, what: str = "condi
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_restored(net: ChurnDevnet, files: list[tuple[Path, dict[str, str]]], out_dir: Path,
+                    check_file: Callable[[str, bool], CheckReport], *get_args: str) -> None:  # fmt: skip
+    """Every file back to n healthy, uncorrupted shares (``check_file(verify cap, full)``), and
+    byte-identical when read back with `veil get … GET_ARGS`."""
+    for path, caps in files:
+        rep = check_file(caps["verify cap"], True)
+        assert len(rep.healthy_shares) == rep.manifest.n and not rep.corrupt
+        out = out_dir / (path.name + ".out")
+        net.veil("get", caps["read cap"], "-o", str(out), *get_args)
+        assert out.read_bytes() == path.read_bytes()

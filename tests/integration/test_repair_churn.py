@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from churn_helpers import ChurnDevnet, wait_for
+from churn_helpers import ChurnDevnet, assert_restored, wait_for
 
 from veil.net.client import PeerClient
 
@@ -62,12 +62,7 @@ def test_automatic_repair_after_30_percent_churn(net: ChurnDevnet, tmp_path: Pat
         return all(net.check(c["verify cap"]).healthy for _, c in files)
 
     wait_for(all_healthy, timeout=120, what="automatic repair of every file")
-    for path, caps in files:
-        rep = net.check(caps["verify cap"], full=True)
-        assert len(rep.healthy_shares) == rep.manifest.n and not rep.corrupt
-        out = tmp_path / (path.name + ".out")
-        net.veil("get", caps["read cap"], "-o", str(out))
-        assert out.read_bytes() == path.read_bytes()
+    assert_restored(net, files, tmp_path, net.check)
 
     ids = net.devnet.known_ids()
     repaired = 0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from churn_helpers import ChurnDevnet, wait_for
+from churn_helpers import ChurnDevnet, assert_restored, wait_for
 
 from veil.client.check import CheckReport, check
 from veil.client.ledger_client import LedgerClient
@@ -94,12 +94,7 @@ def test_a_charging_admitting_network_heals_after_30_percent_churn(net: PaidChur
         return all(net.checked(c["verify cap"]).healthy for _, c in files)
 
     wait_for(all_healthy, timeout=180, what="automatic repair of every file on a charging network")
-    for path, caps in files:
-        rep = net.checked(caps["verify cap"], full=True)
-        assert len(rep.healthy_shares) == rep.manifest.n and not rep.corrupt
-        out = tmp_path / (path.name + ".out")
-        net.veil("get", caps["read cap"], "-o", str(out), "--max-spend", "1")
-        assert out.read_bytes() == path.read_bytes()
+    assert_restored(net, files, tmp_path, net.checked, "--max-spend", "1")
 
     # The repairers paid, from their nodes' own accounts, in channels on the ledger.
     ids = net.devnet.known_ids()

@@ -193,11 +193,7 @@ class NameClient:
     def register(self, key: SigningKey, text: str, years: int = 1,
                  on_wait: Callable[[float], None] | None = None) -> int:  # fmt: skip
         """Commit, wait the minimum delay (ledger time), reveal. Returns the new expiry."""
-        name = parse_name(text)
-        if "." in name:
-            raise UsageError("a subname is delegated by its parent's owner: `veil name sub PARENT LABEL --owner ADDR`")
-        if len(name) <= AUCTION_MAX_LEN:
-            raise UsageError(f"names of {AUCTION_MAX_LEN} characters or fewer are auctioned: `veil name bid {name} AMOUNT`")
+        name = registrable(text)
         owner = address_of(key.public_key)
         params = self.ledger.genesis().params
         salt = secrets.token_bytes(32)
@@ -244,6 +240,16 @@ class NameClient:
 
     def price(self, text: str, years: int = 1) -> int:
         return yearly_fee(self.ledger.genesis().params, len(parse_name(text))) * years
+
+
+def registrable(text: str) -> str:
+    """``text`` as a name one registers by commit-reveal (not a subname, not a short name)."""
+    name = parse_name(text)
+    if "." in name:
+        raise UsageError("a subname is delegated by its parent's owner: `veil name sub PARENT LABEL --owner ADDR`")
+    if len(name) <= AUCTION_MAX_LEN:
+        raise UsageError(f"names of {AUCTION_MAX_LEN} characters or fewer are auctioned: `veil name bid {name} AMOUNT`")
+    return name
 
 
 def default_floor_path() -> Path:

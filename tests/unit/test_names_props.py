@@ -103,6 +103,24 @@ def test_tree_updates_match_a_fresh_build() -> None:
     assert t2.root == NameTree(fresh).root != t.root
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.booleans()), max_size=30))
+def test_incremental_updates_match_fresh_builds(steps: list[tuple[int, bool]]) -> None:
+    pool = list(_keys(61, seed=3))
+    leaves = dict(list(_keys(61, seed=3).items())[:20])
+    t = NameTree(leaves)
+    for i, delete in steps:
+        k = pool[i]
+        if delete:
+            leaves.pop(k, None)
+        else:
+            leaves[k] = hashlib.sha256(k + bytes([i])).digest()
+        t = t.updated({k: leaves.get(k)})
+        assert t.root == NameTree(leaves).root
+        for kk in list(leaves)[:3]:
+            assert check_proof(t.root, kk, leaves[kk], t.prove(kk))
+
+
 def test_forged_proofs_fail() -> None:
     leaves = _keys(12)
     t = NameTree(leaves)

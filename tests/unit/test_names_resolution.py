@@ -127,3 +127,19 @@ def test_expired_at_the_block_time() -> None:
     assert names_root(decode_header(ch.c.blocks[-1][0])) == ch.c.names.tree.root
     assert NameRec.decode(answer(ch, "alice")["entries"][0][1]).owner == ch.addr["alice"]
     assert cbor.decode(answer(ch, "alice")["sigs"], 4096)
+
+
+def test_certified_header_cache_still_checks_every_proof(world: Chain) -> None:
+    cache: dict[bytes, Any] = {}
+    ans = answer(world, "alice")
+    other = SigningKey(b"\x43" * 32)
+    with pytest.raises(IntegrityError):  # a refused certificate is not cached
+        check(world, ans, "alice", trust=frozenset({node_id(other.public_key)}), certified=cache)
+    assert cache == {}
+    assert check(world, ans, "alice", certified=cache).active
+    assert list(cache) == [ans["header"]]
+    forged = world.name("alice").with_record("wallet", world.addr["carol"]).encode()  # type: ignore[union-attr]
+    with pytest.raises(IntegrityError, match="does not match"):
+        check(world, answer(world, "alice", [forged]), "alice", certified=cache)
+    with pytest.raises(IntegrityError, match="stale"):
+        check(world, ans, "alice", certified=cache, min_height=ans["height"] + 1)

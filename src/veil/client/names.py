@@ -25,6 +25,7 @@ from veil.durable import write_json_atomic
 from veil.errors import IntegrityError, LedgerError, NotFoundError, UnavailableError, UsageError
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of
+from veil.ledger.block import BlockHeader, decode_header
 from veil.ledger.names import (
     AUCTION_MAX_LEN,
     SUFFIX,
@@ -79,6 +80,7 @@ class NameClient:
         self.trusted = frozenset(pin for _, _, pin in ledger.endpoints)
         self.floor_path = floor_path
         self._floor: int | None = None
+        self._certified: dict[bytes, BlockHeader] = {}  # headers whose certificate was checked already
 
     # -- resolving -------------------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class NameClient:
     def resolve(self, text: str) -> Resolution:
         """``text`` (``alice``, ``alice.veil``, ``blog.alice.veil``) checked against a certified block."""
         name = parse_name(text)
-        res = verify_answer(self.answer(name), name, self.ledger.chain, self.trusted, self.floor)
+        res = verify_answer(self.answer(name), name, self.ledger.chain, self.trusted, self.floor, self._certified)
         self._raise_floor(res.height)
         return res
 
@@ -186,8 +188,6 @@ class NameClient:
         blk = self.ledger.block(height)
         if blk is None:
             raise LedgerError(f"block {height} is not known yet", "unknown_tx")
-        from veil.ledger.block import decode_header
-
         return decode_header(blk[0]).time
 
     def register(self, key: SigningKey, text: str, years: int = 1,

@@ -82,27 +82,43 @@ def _proof(v: Any) -> Proof:
 def check_certificate(header: BlockHeader, sigs: Iterable[tuple[bytes, bytes]], trusted: frozenset[bytes]) -> int:
     """Valid signatures on ``header`` from distinct validators whose node ids are ``trusted``;
     IntegrityError unless they are a majority of ``trusted``."""
-    good = {pub for pub, sig in sigs if node_id(pub) in trusted and header.signed_by(pub, sig)}
     need = len(trusted) // 2 + 1
+    good: set[bytes] = set()
+    for pub, sig in sigs:  # stop at a majority: each signature check is the costly part of a lookup
+        if len(good) >= need:
+            break
+        if pub not in good and node_id(pub) in trusted and header.signed_by(pub, sig):
+            good.add(pub)
     if len(good) < need:
         raise _bad(f"block {header.height} carries {len(good)} valid signatures of the validators this client "
                    f"trusts; {need} of {len(trusted)} needed")  # fmt: skip
     return len(good)
 
 
-def verify_answer(answer: Any, name: str, chain: str, trusted: frozenset[bytes], min_height: int = 0) -> Resolution:
-    """Check an answer for ``name``; IntegrityError (one clear line) when anything is off."""
+def verify_answer(answer: Any, name: str, chain: str, trusted: frozenset[bytes], min_height: int = 0,
+                  certified: dict[bytes, BlockHeader] | None = None) -> Resolution:  # fmt: skip
+    """Check an answer for ``name``; IntegrityError (one clear line) when anything is off.
+
+    ``certified`` (optional, the caller's cache) maps header bytes whose certificate this client
+    already checked against the same ``trusted`` set to the decoded header: they are not decoded
+    or checked again."""
     check_name(name)
     if not isinstance(answer, dict) or not all(isinstance(answer.get(k), bytes) for k in ("header", "sigs")):
         raise _bad("malformed answer")
-    try:
-        header = decode_header(answer["header"])
-        sigs = decode_sigs(answer["sigs"])
-    except LedgerError as e:
-        raise _bad(str(e)) from e
-    if header.chain != chain:
-        raise _bad("the block is from another chain")
-    check_certificate(header, sigs, trusted)
+    header = certified.get(answer["header"]) if certified is not None else None
+    if header is None:
+        try:
+            header = decode_header(answer["header"])
+            sigs = decode_sigs(answer["sigs"])
+        except LedgerError as e:
+            raise _bad(str(e)) from e
+        if header.chain != chain:
+            raise _bad("the block is from another chain")
+        check_certificate(header, sigs, trusted)
+        if certified is not None:
+            if len(certified) >= 256:
+                certified.clear()
+            certified[header.raw] = header
     if header.height < min_height:
         raise _bad(f"stale block {header.height}: this client has already seen final height {min_height}")
     root = names_root(header)

@@ -59,14 +59,17 @@ def root_from(key: bytes, end: bytes, siblings: Sequence[bytes]) -> bytes:
 
 
 class NameTree:
-    """An immutable tree over ``leaves`` (key -> record hash); inner hashes are computed once."""
+    """An immutable tree over ``leaves`` (key -> record hash). Inner hashes are cached by their
+    position (depth, path prefix), which no insertion or deletion elsewhere changes, so
+    ``updated`` recomputes only the paths of the keys that changed (and re-sorts the keys)."""
 
-    __slots__ = ("_memo", "keys", "root", "vals")
+    __slots__ = ("_ints", "_memo", "keys", "root", "vals")
 
     def __init__(self, leaves: Mapping[bytes, bytes]) -> None:
         self.keys = sorted(leaves)
         self.vals = [leaves[k] for k in self.keys]
-        self._memo: dict[tuple[int, int, int], bytes] = {}
+        self._ints = [int.from_bytes(k, "big") for k in self.keys]
+        self._memo: dict[tuple[int, int], bytes] = {}
         self.root = self._hash(0, len(self.keys), 0)
 
     def __len__(self) -> int:
@@ -75,13 +78,9 @@ class NameTree:
     def _split(self, lo: int, hi: int, depth: int) -> int:
         """The first index in [lo, hi) whose key has bit ``depth`` set (the keys there share the
         bits above ``depth``, so they are sorted by it)."""
-        k = self.keys[lo]
-        probe = bytearray(k)
-        byte, off = depth >> 3, 7 - (depth & 7)
-        probe[byte] = (probe[byte] & ~((1 << (off + 1)) - 1) & 0xFF) | (1 << off)
-        for j in range(byte + 1, len(probe)):
-            probe[j] = 0
-        return bisect_left(self.keys, bytes(probe), lo, hi)
+        shift = KEY_BITS - 1 - depth
+        probe = ((self._ints[lo] >> shift) | 1) << shift
+        return bisect_left(self._ints, probe, lo, hi)
 
     def _hash(self, lo: int, hi: int, depth: int) -> bytes:
         n = hi - lo
@@ -89,12 +88,13 @@ class NameTree:
             return EMPTY
         if n == 1:
             return leaf_hash(self.keys[lo], self.vals[lo])
-        got = self._memo.get((lo, hi, depth))
+        at = (depth, self._ints[lo] >> (KEY_BITS - depth))
+        got = self._memo.get(at)
         if got is not None:
             return got
         mid = self._split(lo, hi, depth)
         h = node_hash(self._hash(lo, mid, depth + 1), self._hash(mid, hi, depth + 1))
-        self._memo[(lo, hi, depth)] = h
+        self._memo[at] = h
         return h
 
     def prove(self, key: bytes) -> Proof:
@@ -114,14 +114,27 @@ class NameTree:
         return Proof(tuple(sibs))
 
     def updated(self, changes: Mapping[bytes, bytes | None]) -> NameTree:
-        """A new tree with ``changes`` applied (None deletes a key)."""
-        leaves = dict(zip(self.keys, self.vals, strict=True))
+        """A new tree with ``changes`` applied (None deletes a key); this one stays as it was.
+        Costs copies of the key list and the cache (fast, in C) and the changed paths' hashes."""
+        t = NameTree.__new__(NameTree)
+        t.keys, t.vals, t._ints, t._memo = list(self.keys), list(self.vals), list(self._ints), dict(self._memo)
         for k, v in changes.items():
+            x = int.from_bytes(k, "big")
+            i = bisect_left(t._ints, x)
+            here = i < len(t._ints) and t._ints[i] == x
             if v is None:
-                leaves.pop(k, None)
+                if here:
+                    del t.keys[i], t.vals[i], t._ints[i]
+            elif here:
+                t.vals[i] = v
             else:
-                leaves[k] = v
-        return NameTree(leaves)
+                t.keys.insert(i, k)
+                t.vals.insert(i, v)
+                t._ints.insert(i, x)
+            for d in range(KEY_BITS + 1):  # every subtree on k's path holds another set now
+                t._memo.pop((d, x >> (KEY_BITS - d)), None)
+        t.root = t._hash(0, len(t.keys), 0)
+        return t
 
 
 def check_proof(root: bytes, key: bytes, record_hash: bytes | None, proof: Proof) -> bool:

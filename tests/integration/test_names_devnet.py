@@ -44,7 +44,7 @@ def dn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NamesDevnet]:
     home = tmp_path_factory.mktemp("veil-names")
     d = NamesDevnet(home / "devnet", home)
     d.veil("devnet", "up", "--nodes", "10", "--validators", "3", "--relays", "0", "--name-commit-wait", "2s",
-           "--name-auction", "40s", check=True)  # fmt: skip
+           "--name-auction", "40s", "--name-year", "20d", check=True)  # a year of 20 days: `list` warns  # fmt: skip
     try:
         yield d
     finally:
@@ -95,8 +95,9 @@ def test_register_set_resolve_pay_and_read_by_name(dn: NamesDevnet, tmp_path: Pa
     assert "docs" in dn.veil("ls", "alice.veil/", check=True).stdout.decode()
     assert "report.pdf" in dn.veil("ls", "alice.veil/docs", check=True).stdout.decode()
 
-    listed = dn.as_user(alice, "name", "list").stdout.decode()
-    assert "alice.veil" in listed and "expires" in listed
+    listed = dn.as_user(alice, "name", "list")
+    assert "alice.veil" in listed.stdout.decode() and "expires" in listed.stdout.decode()
+    assert b"warning: alice.veil expires in 20 days" in listed.stderr
 
     # a subname: bob controls blog.alice.veil, and only it
     dn.as_user(alice, "name", "sub", "alice", "blog", "--owner", bob.address_text)
@@ -138,3 +139,9 @@ def test_short_name_auction(dn: NamesDevnet) -> None:
         c.close()
     res = json.loads(dn.veil("name", "resolve", "xyz.veil", "--json", check=True).stdout)
     assert res["status"] == "active" and res["owner"] == dave.address_text
+
+
+def test_ledger_verify_recomputes_the_names_roots(dn: NamesDevnet) -> None:
+    p = dn.veil("ledger", "verify", check=True)
+    out = p.stdout.decode()
+    assert out.startswith("verified ") and "unchecked" not in out, out

@@ -60,6 +60,10 @@ def register(name_: str, years: int, wallet_path: Path | None, validator: str | 
         res = nc.resolve(n)
         if res.status == "active":
             raise UsageError(f"{n}.veil is taken (expires {when(res.expires)})")
+        grace_end = res.expires + nc.ledger.genesis().params.name_grace
+        if res.status == "expired" and max(res.time, int(nc.ledger.info().get("now", 0))) < grace_end:
+            raise UsageError(f"{n}.veil expired but is in its grace period (only its owner may renew it) until "
+                             f"{when(grace_end)}")  # fmt: skip
         click.echo(f"{n}.veil: {money(nc.price(n, years))} for {years} year{'s' if years > 1 else ''}; committing…",
                    err=True)  # fmt: skip
         told: list[bool] = []

@@ -25,6 +25,7 @@ import pytest
 from devnet_helpers import RunningDevnet, put
 
 from veil.devnet.metrics import metrics_port
+from veil.devnet.specs import NodeSpec
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +123,7 @@ def proxied(d: RunningDevnet, tmp_path_factory: pytest.TempPathFactory) -> Itera
             proc.wait()
 
 
-def storage_specs(d: RunningDevnet) -> list[object]:
+def storage_specs(d: RunningDevnet) -> list[NodeSpec]:
     return [s for s in d.devnet.specs() if "storage" in s.roles]
 
 
@@ -139,11 +140,11 @@ def test_node_run_prints_the_address_it_listens_on_for_port_0(proxied: ProxiedGa
 
 def test_devnet_nodes_log_start_peers_and_the_addresses_they_listen_on(d: RunningDevnet) -> None:
     for spec in storage_specs(d):
-        port = metrics_port(d.devnet, spec)  # type: ignore[arg-type]
+        port = metrics_port(d.devnet, spec)
         assert port
         wait_for(f"{spec.name} to log a joined peer", lambda s=spec: "INFO veil.dht: peer joined: " in log_of(d, s.name))
         text = log_of(d, spec.name)
-        assert f"listening on 127.0.0.1:{spec.port}" in text  # type: ignore[attr-defined]
+        assert f"listening on 127.0.0.1:{spec.port}" in text
         assert f"veil node: metrics on http://127.0.0.1:{port}/metrics" in text
 
 
@@ -151,14 +152,14 @@ def test_healthz_on_metrics_port_node_port_and_gateway(d: RunningDevnet, proxied
     for spec in d.devnet.specs():
         port = metrics_port(d.devnet, spec)
         assert port, spec.name
-        status, headers, body = http_get(port, "/healthz")
+        status, _, body = http_get(port, "/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok", (spec.name, body)
     # the node's own TLS port answers too (a load balancer's TLS check cannot pin the node id)
     spec = storage_specs(d)[0]
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", spec.port), timeout=60) as raw:  # type: ignore[attr-defined]
+    with socket.create_connection(("127.0.0.1", spec.port), timeout=60) as raw:
         with ctx.wrap_socket(raw) as tls:
             tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n")
             reply = b""
@@ -171,7 +172,7 @@ def test_healthz_on_metrics_port_node_port_and_gateway(d: RunningDevnet, proxied
 
 
 def test_metrics_move_after_a_put_and_a_get(d: RunningDevnet, tmp_path: Path) -> None:
-    ports = [metrics_port(d.devnet, s) for s in storage_specs(d)]  # type: ignore[arg-type]
+    ports = [metrics_port(d.devnet, s) for s in storage_specs(d)]
     assert all(ports)
     before = [scrape(p) for p in ports if p]
     src = tmp_path / "ops.bin"
@@ -200,9 +201,9 @@ def test_metrics_move_after_a_put_and_a_get(d: RunningDevnet, tmp_path: Path) ->
         assert ("veil_repair_queue_files", frozenset()) in s
         assert total(s, "process_resident_memory_bytes") > 0
     # the logs say so as well, and carry no cap, key or token
-    stored = sum(log_of(d, s.name).count("INFO veil.storage: stored share") for s in storage_specs(d))  # type: ignore[attr-defined]
+    stored = sum(log_of(d, s.name).count("INFO veil.storage: stored share") for s in storage_specs(d))
     assert stored >= 4
-    assert any("INFO veil.storage: serving share" in log_of(d, s.name) for s in storage_specs(d))  # type: ignore[attr-defined]
+    assert any("INFO veil.storage: serving share" in log_of(d, s.name) for s in storage_specs(d))
     key_part = caps["read cap"].rsplit(":", 1)[-1]
     for spec in d.devnet.specs():
         text = log_of(d, spec.name)
@@ -269,8 +270,8 @@ def test_devnet_status_shows_the_metrics(d: RunningDevnet) -> None:
     rows = {ln.split()[0]: ln for ln in lines[head + 1:]}
     for spec in d.devnet.specs():
         assert spec.name in rows and "unreachable" not in rows[spec.name], out
-    node1 = rows[storage_specs(d)[0].name].split()  # type: ignore[attr-defined]
-    assert int(node1[1]) == metrics_port(d.devnet, storage_specs(d)[0])  # type: ignore[arg-type]
+    node1 = rows[storage_specs(d)[0].name].split()
+    assert int(node1[1]) == metrics_port(d.devnet, storage_specs(d)[0])
     assert int(node1[-4]) > 0  # requests
 
 

@@ -75,6 +75,13 @@ def trusted_proxy_option(f: Any) -> Any:
                              "(repeatable; e.g. 127.0.0.1/32). Others' such headers are ignored.")(f)
 
 
+def _advertise(text: str | None) -> str | None:
+    if not text:
+        return None
+    host, port = parse_hostport(text, "--advertise")
+    return hostport(host, port)
+
+
 def _sweep_rate(text: str | None) -> float | None:
     if not text:
         return None
@@ -116,6 +123,9 @@ def node() -> None:
 @click.option("--gateway-file-budget", default=None,
               help="Gateway role: most VEIL per file per day (default max-spend/10; 'none').")
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
+@click.option("--advertise", default=None, metavar="HOST:PORT",
+              help="DHT role: the address other nodes should use for this one (default: --listen; set it when "
+                   "listening on 0.0.0.0 or behind NAT).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
 @click.option("--id-bits", type=click.IntRange(0, 40), default=DEFAULT_ID_BITS, envvar="VEIL_ID_BITS", show_default=True,
@@ -161,7 +171,7 @@ def node() -> None:
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
-        bootstrap: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
+        bootstrap: str | None, advertise: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
         http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
@@ -194,6 +204,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_visitor_budget=gateway_visitor_budget or None,
         gateway_file_budget=gateway_file_budget or None,
         dht_peer_rate=dht_peer_rate or None,
+        dht_advertise=_advertise(advertise),
         id_bits=id_bits,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,

@@ -283,3 +283,40 @@ def test_bad_operations_options_are_one_clear_line(d: RunningDevnet, tmp_path: P
     assert len(p.stderr.decode().strip().splitlines()) == 1
     p = d.veil("node", "run", "--data", str(tmp_path / "n"), "--log-level", "loud")
     assert p.returncode == 2 and b"--log-level" in p.stderr
+    p = d.veil("node", "run", "--data", str(tmp_path / "n"), "--advertise", "no-port")
+    assert p.returncode == 2 and b"bad --advertise 'no-port'" in p.stderr
+
+
+def test_standalone_gateway_logs_counts_and_trusts_its_proxy(d: RunningDevnet, tmp_path: Path) -> None:
+    """`veil gateway` (not the node role): its own metrics listener, log file and trusted proxy."""
+    log_file = tmp_path / "gw.log"
+    cmd = [sys.executable, "-m", "veil.cli.main", "gateway", "--listen", "127.0.0.1:0",
+           "--network", str(d.devnet.static_network_path), "--trusted-proxy", "127.0.0.0/8",
+           "--metrics-listen", "127.0.0.1:0", "--log-file", str(log_file)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=d.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    try:
+        lines: list[str] = []
+        while not any("metrics on" in ln for ln in lines):
+            line = proc.stderr.readline().decode()
+            if not line:
+                raise AssertionError(f"veil gateway exited early: {lines}")
+            lines.append(line.strip())
+        gw_port = int(next(ln for ln in lines if "gateway: serving" in ln).rsplit(":", 1)[1])
+        m_port = int(next(ln for ln in lines if "metrics on" in ln).rsplit(":", 1)[1].split("/")[0])
+        status, headers, _ = http_get(gw_port, "/api/tenant", {"X-Forwarded-For": "192.0.2.44, 127.0.0.9"})
+        assert status == 200
+        f = _access_line(log_file, headers["x-request-id"])
+        assert f["client"] == "192.0.2.44" and f["peer"] == "127.0.0.1" and f["tenant"] == "veil"
+        s = scrape(m_port)
+        assert total(s, "veil_http_requests_total", server="gateway", route="/api/tenant", status="200") == 1
+        assert total(s, "veil_gateway_uploads_open") == 0 and ("veil_gateway_uploads_open", frozenset()) in s
+        status, _, body = http_get(m_port, "/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -320,3 +320,36 @@ def test_standalone_gateway_logs_counts_and_trusts_its_proxy(d: RunningDevnet, t
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_node_that_cannot_join_is_unhealthy_and_says_why(d: RunningDevnet, tmp_path: Path) -> None:
+    """/healthz answers 503 with the problem, and the log has the warning, while the DHT join fails."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    dead_port = dead.getsockname()[1]
+    log_file = tmp_path / "lonely.log"
+    cmd = [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(tmp_path / "lonely"),
+           "--listen", "127.0.0.1:0", "--bootstrap", f"127.0.0.1:{dead_port}", "--metrics-listen", "127.0.0.1:0",
+           "--log-file", str(log_file), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=d.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        line = ""
+        while "metrics on" not in line:
+            line = proc.stdout.readline().decode()
+            assert line, "the node exited early"
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        status, _, body = http_get(port, "/healthz")
+        assert status == 503
+        assert json.loads(body)["problems"] == ["dht: not joined"] and json.loads(body)["status"] == "unhealthy"
+        wait_for("the join failure in the log", lambda: "WARNING veil.dht: joining the DHT failed" in log_file.read_text())
+        text = log_file.read_text()
+        assert " INFO " not in text  # --log-level warning
+    finally:
+        dead.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

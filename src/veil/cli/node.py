@@ -56,7 +56,7 @@ def metrics_options(f: Any) -> Any:
                      help="Allow --metrics-listen on a non-loopback address (metrics show traffic volumes).")(f)
     return click.option("--metrics-listen", default=None, metavar="HOST:PORT",
                         help="Serve Prometheus /metrics and /healthz over plain HTTP on HOST:PORT (off by default; "
-                             "loopback unless --metrics-public; port 0: any free one, printed and in node.json).")(f)
+                             "loopback unless --metrics-public; port 0: any free one, printed, and for a node in node.json).")(f)
 
 
 def check_metrics_listen(text: str | None, public: bool) -> str | None:
@@ -71,7 +71,7 @@ def check_metrics_listen(text: str | None, public: bool) -> str | None:
 
 def trusted_proxy_option(f: Any) -> Any:
     return click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
-                        help="Gateway: a reverse proxy whose Forwarded / X-Forwarded-For headers name the visitor "
+                        help="A reverse proxy whose Forwarded / X-Forwarded-For headers name the gateway's visitor "
                              "(repeatable; e.g. 127.0.0.1/32). Others' such headers are ignored.")(f)
 
 

@@ -49,10 +49,11 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
-def http_get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def http_get(port: int, path: str, headers: dict[str, str] | None = None,
+             method: str = "GET") -> tuple[int, dict[str, str], bytes]:  # fmt: skip
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         r = conn.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
@@ -248,6 +249,12 @@ def test_trusted_proxy_is_honoured_and_the_access_log_has_the_fields(proxied: Pr
     assert status == 404
     f = _access_line(proxied.log_file, headers["x-request-id"])
     assert f["client"] == "2001:db8::7" and f["status"] == "404"
+    # an upload session's id is a bearer secret: the log names the route instead
+    status, headers, _ = http_get(proxied.gateway_port, "/api/uploads/sessionsecret4242", method="DELETE")
+    assert status == 404
+    f = _access_line(proxied.log_file, headers["x-request-id"])
+    assert f["path"] == "/api/uploads/{uid}" and f["method"] == "DELETE"
+    assert "sessionsecret4242" not in proxied.log_file.read_text()
 
 
 def test_untrusted_forwarded_headers_are_ignored(d: RunningDevnet) -> None:

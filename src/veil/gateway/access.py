@@ -7,8 +7,9 @@ trusted proxy's own ``X-Request-Id`` (nginx's ``$request_id``) is kept when it i
 
 The access log (logger ``veil.gateway.access``, one logfmt line per request, after the last byte
 is written) has the request id, visitor, peer, tenant, method, path, route, status, body bytes
-in and bytes out, and duration. Keys never reach the gateway (they live in URL fragments) and
-paths are sanitised and bounded (format/remote_text.py). Imports from: veil.net, veil.format.
+in and bytes out, and duration. Keys never reach the gateway (they live in URL fragments);
+paths are sanitised and bounded (format/remote_text.py), and a path holding a bearer id (an
+upload session's) is logged as its route. Imports from: veil.net, veil.format.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from veil.net.server import Observer, Request, Served
 REQUEST_ID_HEADER = "X-Request-Id"
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_LOGGED_PATH = 200
+# Path parameters that are bearer secrets (an upload session's id lets its holder write to it; a
+# download token): for their routes the log shows the route, not the path.
+SECRET_PARAMS = ("{uid}", "{token}")
 
 
 def begin(req: Request, proxies: TrustedProxies) -> str:
@@ -45,6 +49,12 @@ def client_of(req: Request) -> str:
     return c if isinstance(c, str) else str(req.peer[0])
 
 
+def logged_path(req: Request) -> str:
+    if any(p in req.route for p in SECRET_PARAMS):
+        return req.route
+    return clean(req.path, MAX_LOGGED_PATH).replace(" ", "%20")
+
+
 def access_observer(logger: logging.Logger) -> Observer:
     def observe(s: Served) -> None:
         if not logger.isEnabledFor(logging.INFO):
@@ -55,7 +65,7 @@ def access_observer(logger: logging.Logger) -> Observer:
             "rid=%s client=%s peer=%s tenant=%s method=%s path=%s route=%s status=%d in=%d out=%d ms=%.1f",
             extra.get("request_id", "-"), extra.get("client", req.peer[0] if req is not None else "-"),
             req.peer[0] if req is not None else "-", clean(extra.get("tenant", "-"), 64), s.method or "-",
-            clean(req.path, MAX_LOGGED_PATH).replace(" ", "%20") if req is not None else "-", s.route or "-",
+            logged_path(req) if req is not None else "-", s.route or "-",
             s.status, s.bytes_in, s.bytes_out, s.seconds * 1000,
         )
 

@@ -57,15 +57,16 @@ def logged_path(req: Request) -> str:
 
 def access_observer(logger: logging.Logger) -> Observer:
     def observe(s: Served) -> None:
-        if not logger.isEnabledFor(logging.INFO):
-            return
         req = s.request
-        extra = req.extra if req is not None else {}
+        # The server's own refusals (503 when full, 431 ...) come from its selector thread, which
+        # must not write a line per refusal under a flood: they are counted in the metrics only.
+        if req is None or not logger.isEnabledFor(logging.INFO):
+            return
+        extra = req.extra
         logger.info(
             "rid=%s client=%s peer=%s tenant=%s method=%s path=%s route=%s status=%d in=%d out=%d ms=%.1f",
-            extra.get("request_id", "-"), extra.get("client", req.peer[0] if req is not None else "-"),
-            req.peer[0] if req is not None else "-", clean(extra.get("tenant", "-"), 64), s.method or "-",
-            logged_path(req) if req is not None else "-", s.route or "-",
+            extra.get("request_id", "-"), extra.get("client", req.peer[0]), req.peer[0],
+            clean(extra.get("tenant", "-"), 64), s.method or "-", logged_path(req), s.route or "-",
             s.status, s.bytes_in, s.bytes_out, s.seconds * 1000,
         )
 

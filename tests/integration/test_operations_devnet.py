@@ -26,6 +26,7 @@ from devnet_helpers import RunningDevnet, put
 
 from veil.devnet.metrics import metrics_port
 from veil.devnet.specs import NodeSpec
+from veil.net.http1 import MAX_HEAD
 
 pytestmark = pytest.mark.integration
 
@@ -222,6 +223,17 @@ def test_gateway_metrics_count_its_requests(proxied: ProxiedGateway) -> None:
     after = scrape(proxied.metrics_port)
     assert total(after, "veil_http_requests_total", server="gateway", route=route, status="200") == before + 3
     assert ("veil_gateway_uploads_open", frozenset()) in after
+    # what the server refuses itself, before any handler (here: a head over its limit), is counted too
+    refused = total(after, "veil_http_requests_total", server="gateway", route="unmatched", status="431")
+    with socket.create_connection(("127.0.0.1", proxied.gateway_port), timeout=60) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEAD + 1024) + b"\r\n\r\n")
+        try:
+            reply = sock.recv(64)
+        except ConnectionResetError:  # the server may close before the kernel hands us its answer
+            reply = b""
+        assert reply in (b"",) or reply.startswith(b"HTTP/1.1 431 "), reply
+    wait_for("the refusal in the metrics", lambda: total(scrape(proxied.metrics_port), "veil_http_requests_total",
+             server="gateway", route="unmatched", status="431") == refused + 1)  # fmt: skip
 
 
 def _access_line(path: Path, rid: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -372,3 +373,76 @@ def test_a_node_that_cannot_join_is_unhealthy_and_says_why(d: RunningDevnet, tmp
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _nginx_server_directives() -> list[str]:
+    """The server block of docs/operating.md's nginx example, minus what only a public server
+    has (listen, server_name, TLS): the proxying part is run as documented."""
+    doc = (Path(__file__).parents[2] / "docs" / "operating.md").read_text()
+    block = doc.split("```nginx\n", 1)[1].split("```", 1)[0]
+    body = block.split("server {", 1)[1].rsplit("}", 1)[0]
+    skip = ("listen ", "server_name ", "ssl_", "http2")
+    return [ln for ln in body.splitlines() if not ln.strip().startswith(skip)]
+
+
+def test_gateway_behind_nginx_as_documented(d: RunningDevnet, tmp_path: Path) -> None:
+    """A real nginx with docs/operating.md's proxy settings in front of `veil gateway`: the visitor's
+    address is the one nginx saw (a forged X-Forwarded-For is not), nginx's request id is the
+    gateway's; a visitor going around the proxy cannot name itself."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        pytest.skip("nginx is not installed (dev/test.sh installs Debian's nginx)")
+    from veil.devnet.specs import free_port
+
+    log_file = tmp_path / "gw.log"
+    gw_port, proxy_port = free_port(), free_port()
+    gw = subprocess.Popen([sys.executable, "-m", "veil.cli.main", "gateway", "--listen", f"127.0.0.1:{gw_port}",
+                           "--network", str(d.devnet.static_network_path), "--trusted-proxy", "127.0.0.2/32",
+                           "--log-file", str(log_file)], env=d.env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)  # fmt: skip
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    prefix.chmod(0o777)  # nginx's workers run as nobody and keep their temp files here
+    lines = [ln.replace("127.0.0.1:8080", f"127.0.0.1:{gw_port}") for ln in _nginx_server_directives()]
+    conf = prefix / "nginx.conf"
+    temps = "".join(f"  {k}_temp_path {prefix}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf.write_text(
+        f"worker_processes 1;\nerror_log {prefix}/error.log;\npid {prefix}/nginx.pid;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{\n  access_log off;\n{temps}  server {{\n    listen 127.0.0.1:{proxy_port};\n"
+        "    proxy_bind 127.0.0.2;  # so the gateway can tell the proxy (trusted) from the visitor (127.0.0.1)\n"
+        + "\n".join(lines) + "\n  }\n}\n"
+    )
+    check = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    proxy = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def answers(port: int) -> bool:
+            try:
+                return http_get(port, "/healthz")[0] == 200
+            except OSError:
+                return False
+
+        wait_for("the gateway behind nginx", lambda: answers(gw_port) and answers(proxy_port))
+        status, headers, _ = http_get(proxy_port, "/api/tenant",
+                                      {"X-Forwarded-For": "1.2.3.4", "X-Request-Id": "forged-id"})
+        assert status == 200
+        rid = headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", rid), rid  # nginx's $request_id, kept by the gateway
+        f = _access_line(log_file, rid)
+        assert f["client"] == "127.0.0.1" and f["peer"] == "127.0.0.2" and f["status"] == "200"
+        # straight to the gateway, around the proxy: the headers are the visitor's own, ignored
+        status, headers, _ = http_get(gw_port, "/api/tenant", {"X-Forwarded-For": "1.2.3.4", "X-Request-Id": "mine"})
+        assert status == 200 and headers["x-request-id"] != "mine"
+        f = _access_line(log_file, headers["x-request-id"])
+        assert f["client"] == "127.0.0.1" and f["peer"] == "127.0.0.1"
+        assert "1.2.3.4" not in log_file.read_text()
+    finally:
+        for proc in (proxy, gw):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

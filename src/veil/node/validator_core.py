@@ -94,6 +94,7 @@ class LedgerMachine:
         self.verdicts: OrderedDict[int, list[Verdict]] = OrderedDict()
         self.on_block: Callable[[BlockHeader], None] | None = None  # set by the cluster: sign it
         self.names = NameIndex((n, NameRec.decode(d)) for n, d in store.all_names())
+        self._final_cache: tuple[int, tuple[bytes, bytes, bytes] | None] | None = None
 
     # -- applying the log ------------------------------------------------------------------
 
@@ -325,15 +326,29 @@ class LedgerMachine:
                 out.append({"height": h, "index": i, "tx": cache[h][i]})
         return out
 
+    def _final_block(self) -> tuple[bytes, bytes, bytes] | None:
+        """(header, certificate, names root) of the newest final block, cached until the next log
+        entry applies (finding the final height reads up to 256 headers)."""
+        applied = self.store.applied()
+        if self._final_cache is not None and self._final_cache[0] == applied:
+            return self._final_cache[1]
+        final = self.final_height()
+        raw = self.store.header(final) if final > 0 else None
+        got = None
+        if raw is not None:
+            sigs = cbor.encode([[k, v] for k, v in sorted(self.store.sigs(final).items())])
+            got = (raw, sigs, names_root(decode_header(raw)) or b"")
+        self._final_cache = (applied, got)
+        return got
+
     def name_answer(self, name: str) -> dict[str, Any] | None:
         """``name``'s record(s) with proofs against the newest final block (names_proof.py); None
         while that block's names tree is not at hand (a restart before the next final block)."""
         with self.lock:
-            final = self.final_height()
-            raw = self.store.header(final) if final > 0 else None
-            if raw is None:
+            fb = self._final_block()
+            if fb is None:
                 return None
-            root = names_root(decode_header(raw)) or b""
+            raw, sigs, root = fb
             tree = self.names.at(root)
             if tree is None:
                 return None
@@ -341,7 +356,6 @@ class LedgerMachine:
             for n in lookup_names(name):  # as of the final block, which the head may have moved past
                 now = self.store.get_name(n)
                 recs.append(self.names.record_at(root, n, None if now is None else now.encode()))
-            sigs = cbor.encode([[k, v] for k, v in sorted(self.store.sigs(final).items())])
         return build_answer(name, raw, sigs, tree, recs)
 
     def names_of(self, owner: bytes) -> list[tuple[str, NameRec]]:

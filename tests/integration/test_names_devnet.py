@@ -20,7 +20,7 @@ from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import devnet_ledger_client, faucet
 from veil.ledger.amount import UNIT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # a devnet of 13 processes on a loaded machine
 
 PASS = "correct horse"
 

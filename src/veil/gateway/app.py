@@ -36,6 +36,7 @@ from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.proxies import TrustedProxies
 from veil.gateway.security import security_headers
+from veil.gateway.sites import SiteRoutes
 from veil.gateway.tenants import Tenant, TenantSet
 from veil.gateway.uploads import (
     MAX_BATCH_BYTES,
@@ -171,6 +172,8 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
+        self.sites = SiteRoutes(self._wrap, self.network, self.config.network_path)  # /n/alice.veil/... (gateway/sites.py)
+        self.sites.add_to(r.add)
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))

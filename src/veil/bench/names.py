@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from typing import Any
 
 import click
 
@@ -51,9 +52,14 @@ def _ceiling(seconds: float) -> float:
 @click.command("names")
 @click.option("--names", "count", default=100_000, show_default=True, help="Records in the names tree.")
 @click.option("--seconds", default=3.0, show_default=True, help="How long each measurement runs.")
+@click.option("--site/--no-site", default=True, show_default=True,
+              help="Also time a site page through `veil proxy`, direct and over circuits (starts a devnet).")
+@click.option("--rounds", default=10, show_default=True, type=click.IntRange(1), help="Site page requests per mode.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def names_cmd(count: int, seconds: float, as_json: bool) -> None:
-    """Name resolutions/s with proof checking, against Ed25519 verifies/s on this machine."""
+def names_cmd(count: int, seconds: float, site: bool, rounds: int, as_json: bool) -> None:
+    """Name resolutions/s with proof checking, against Ed25519 verifies/s on this machine; and
+    (--site) time to first byte of a site page through `veil proxy`, direct and over circuits,
+    against the same page read with the client library."""
     recs = _names(count)
     leaves = {name_key(n): record_hash_of(r) for n, r in recs.items()}
     t0 = time.perf_counter()
@@ -84,10 +90,14 @@ def names_cmd(count: int, seconds: float, as_json: bool) -> None:
             depth += len(got["entries"][0][2][0])
             n += 1
         rates[mode] = n / (time.perf_counter() - t0)
-    out = {"names": count, "tree_build_s": build_s, "tree_update_s": update_s, "ed25519_verifies_per_s": ceiling,
+    out: dict[str, Any] = {"names": count, "tree_build_s": build_s, "tree_update_s": update_s, "ed25519_verifies_per_s": ceiling,
            "resolutions_per_s": rates["cold"], "ratio_to_one_verify": rates["cold"] / ceiling,
            "resolutions_per_s_same_block": rates["warm"], "ratio_same_block": rates["warm"] / ceiling,
            "mean_proof_hashes": depth / max(1, n), "answer_bytes": len(wire)}  # fmt: skip
+    if site:
+        from veil.bench.sites import run_site_ttfb
+
+        out["site"] = run_site_ttfb(rounds)
     if as_json:
         click.echo(json.dumps(out, indent=2, sort_keys=True))
         return
@@ -98,3 +108,11 @@ def names_cmd(count: int, seconds: float, as_json: bool) -> None:
                f"(ratio {rates['cold'] / ceiling:.2f} of one verify)")  # fmt: skip
     click.echo(f"same block:   {rates['warm']:10,.0f}/s, the block's certificate checked once, every proof checked "
                f"(ratio {rates['warm'] / ceiling:.2f})")  # fmt: skip
+    if site:
+        s = out["site"]
+        lib = s["library_s"]
+        click.echo(f"site page:    {lib * 1000:8.1f} ms read with the client library straight from the nodes (ceiling)")
+        for mode, what in (("direct", "direct"), ("circuits", f"over {s['hops']}-hop circuits")):
+            click.echo(f"  via proxy:  {s[mode + '_s'] * 1000:8.1f} ms to first byte {what} (ratio {s[mode + '_s'] / lib:.2f}; "
+                       f"first request, name checked: {s[mode + '_first_s'] * 1000:.1f} ms)")  # fmt: skip
+        click.echo(f"  load average {s['load_before']:.1f} before, {s['load_after']:.1f} after; median of {s['rounds']}")

@@ -57,13 +57,13 @@ class Published:
 
 
 def publish(net: Network, src: Path, name: str, warn: Callable[[str], None], progress: Progress = nothing,
-            k: int = 3, n: int = 10) -> Published:  # fmt: skip
+            k: int = 3, n: int = 10, happy: int | None = None) -> Published:  # fmt: skip
     """Upload ``src`` and make the site folder of ``name`` hold it (a new folder the first time)."""
     if not src.is_dir():
         raise UsageError(f"{src}: not a directory (a site is published from a directory)")
     tree = scan(src, warn)
     kept = load_aliases().get(site_alias(name))
-    wcap, stats = put_tree(net, tree, progress=progress, k=k, n=n)
+    wcap, stats = put_tree(net, tree, progress=progress, k=k, n=n, happy=happy)
     if kept is None:
         add_alias(site_alias(name), wcap.to_string())
         return Published(wcap, stats, True)

@@ -45,8 +45,8 @@ class Sites:
     gateway_port: int
     site: Path
 
-    def veil(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        env = {**self.env, "VEIL_WALLET": str(self.alice.path), "VEIL_PASSPHRASE": PASS}
+    def veil(self, *args: str, check: bool = True, wallet: Wallet | None = None) -> subprocess.CompletedProcess[bytes]:
+        env = {**self.env, "VEIL_WALLET": str((wallet or self.alice).path), "VEIL_PASSPHRASE": PASS}
         p = subprocess.run([sys.executable, "-m", "veil.cli.main", *args], env=env, capture_output=True, timeout=600)
         if check and p.returncode != 0:
             raise AssertionError(f"veil {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
@@ -133,6 +133,12 @@ def browser(sites: Sites) -> Iterator[Browser]:
             b.close()
 
 
+def _one_error(p: subprocess.CompletedProcess[bytes], *words: str) -> None:
+    err = p.stderr.decode().strip().splitlines()
+    assert p.returncode != 0 and len(err) == 1 and err[0].startswith("veil: error: "), p.stderr
+    assert all(w in err[0] for w in words), err[0]
+
+
 def _proxied(sites: Sites, url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": sites.proxy}))
     try:
@@ -188,6 +194,11 @@ def test_subname_site_and_republish(sites: Sites, browser: Browser, tmp_path: Pa
     (blog / "index.html").write_text("<!doctype html><title>Blog</title><p id='post'>hello from the blog</p>")
     (blog / "post.txt").write_text("plain text post")
     sites.veil("site", "publish", str(blog), "--name", "blog.alice")
+    # refusals: one clear line each, before anything is uploaded
+    bob = create_wallet(tmp_path / "bob.wallet", PASS, m_cost_kib=1024)
+    _one_error(sites.veil("site", "publish", str(tmp_path / "nope"), "--name", "alice", check=False), "not a directory")
+    _one_error(sites.veil("site", "publish", str(blog), "--name", "nobody-here", check=False), "unregistered")
+    _one_error(sites.veil("site", "publish", str(blog), "--name", "alice", check=False, wallet=bob), "another address")
     status, h, body = _proxied(sites, "http://blog.alice.veil/post.txt")
     assert status == 200 and h["Content-Type"].startswith("text/plain") and body == b"plain text post"
 

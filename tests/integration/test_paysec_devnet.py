@@ -91,7 +91,10 @@ def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paid]:
     home = tmp_path_factory.mktemp("veil-paysec")
     d = Paid(home / "devnet", home)
     # Nodes' repairers do not pay (--repair-wallet none), so the tests below choose who repairs.
-    d.net, _ = d.devnet.up(5, ["storage"], ["--repair-wallet", "none"], params=PARAMS, charge=CHARGE)
+    # Storage is open here (admission=False): `veil repair` below pays from a wallet with no stake
+    # (so no free allowance), which admitting nodes would refuse tickets from; admission on a
+    # charging network is tested in test_repair_churn_paid.py and test_repair_escrow_devnet.py.
+    d.net, _ = d.devnet.up(5, ["storage"], ["--repair-wallet", "none"], params=PARAMS, charge=CHARGE, admission=False)
     try:
         yield d
     finally:

@@ -200,7 +200,8 @@ class RepairerRole:
             out["escrow"] = {"owed": len(self.escrow.owed), "challenged": e.challenged, "moved": e.moved,
                              "failed": e.failed, "answered": e.answered, "repaid": e.repaid}  # fmt: skip
         if sch is not None:
-            out |= {"files": len(sch.files), "leading": sch.leading, "sweep_visits": sch.stats.sweep_visits,
+            out |= {"files": len(sch.files), "leading": sch.leading, "queue": sch.queued(time.monotonic()),
+                    "sweep_visits": sch.stats.sweep_visits,
                     "triggered_visits": sch.stats.triggered_visits, "departures": sch.stats.departures}
         return out
 

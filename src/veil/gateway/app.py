@@ -34,15 +34,10 @@ from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
-from veil.gateway.uploads import (
-    MAX_BATCH_BYTES,
-    UploadBusyError,
-    UploadGoneError,
-    UploadManager,
-    UploadStateError,
-)
+from veil.gateway.uploads import MAX_BATCH_BYTES, UploadManager
+from veil.gateway.visitor import UNKNOWN_HOST_PAGE, Answer, answer_for, log_failure, request_id
 from veil.ledger.params import Params
-from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, error_status, serve
+from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, serve
 
 log = logging.getLogger("veil.gateway")
 access_log = logging.getLogger("veil.gateway.access")
@@ -51,7 +46,7 @@ MAX_JSON = 64 * 1024
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".png": "image/png",
                 ".json": "application/json"}
-STATIC_FILES = ("app.js", "common.js", "upload.js", "folder-app.js", "veil-format.js", "veil-folder.js",
+STATIC_FILES = ("app.js", "common.js", "upload.js", "myfiles.js", "folder-app.js", "veil-format.js", "veil-folder.js",
                 "veil-zip.js", "style.css", "logo.svg")
 _local = threading.local()
 
@@ -130,10 +125,12 @@ class Gateway:
         self.template = _static_bytes("app.html").decode()
         params = Params("veil")
         self.allowance = {"bytes": params.allowance_bytes, "period_seconds": params.epoch_seconds,
-                          "source": "network parameter (per-visitor usage is not tracked by this gateway)"}
+                          "source": "this gateway's wallet pays for visitors' downloads from this allowance, "
+                                    "then from its balance, within its limits"}
         self.router = GatewayRouter(self)
         self._routes()
         self.server: HTTPSServer | None = None
+        self.tls_server: HTTPSServer | None = None
 
     # -- plumbing -------------------------------------------------------------------------
     def _routes(self) -> None:
@@ -153,6 +150,7 @@ class Gateway:
         r.add("POST", "/api/uploads", self._wrap(self.begin_upload))
         r.add("PUT", "/api/uploads/{uid}/segments", self._wrap(self.put_segments))
         r.add("POST", "/api/uploads/{uid}/finish", self._wrap(self.finish_upload))
+        r.add("GET", "/api/uploads/{uid}", self._wrap(self.upload_status))
         r.add("DELETE", "/api/uploads/{uid}", self._wrap(self.abort_upload))
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
@@ -170,24 +168,15 @@ class Gateway:
         def handler(req: Request) -> Response:
             t0 = time.monotonic()
             tenant: Tenant | None = None
+            rid = request_id()
             try:
                 tenant = self.tenant(req)
                 resp = fn(req, tenant)
-            except HTTPError as e:
-                resp = json_error(e.status, e.code, e.message)
-                resp.headers.update(e.headers)
-            except UploadBusyError as e:
-                resp = json_error(503, "busy", str(e))
-            except UploadGoneError as e:
-                resp = json_error(404, "no_upload", str(e))
-            except UploadStateError as e:
-                resp = json_error(409, "upload_state", str(e))
-            except VeilError as e:
-                status, code = error_status(e)
-                resp = json_error(status, code, str(e))
-            except Exception:
-                log.exception("gateway handler failed on %s %s", req.method, req.path)
-                resp = json_error(500, "internal", "internal error")
+            except Exception as e:  # every failure: a sentence for the visitor, the details to the log
+                a = answer_for(e)
+                log_failure(rid, req.method, req.path, e, a)
+                resp = self.error_response(req, tenant, a, rid)
+            resp.headers["X-Request-Id"] = rid
             if not isinstance(resp.body, bytes | bytearray | memoryview) or resp.status >= 400 or "Cache-Control" not in resp.headers:
                 resp.headers.setdefault("Cache-Control", "no-store")
             sec = security_headers(tenant, embeddable and resp.status < 400)
@@ -214,13 +203,26 @@ class Gateway:
         )
         body = (
             self.template.replace("{{name}}", esc(tenant.name))
-            .replace("{{tagline}}", esc(tenant.tagline))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
             .replace("{{footer}}", footer)
+            .replace("{{embed_hidden}}", "" if tenant.show_embed else " hidden")
         )
+        for k, v in tenant.texts.items():
+            body = body.replace("{{t." + k + "}}", esc(v))
         return Response(status=status, body=body.encode(), content_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
+
+    def error_response(self, req: Request, tenant: Tenant | None, a: Answer, rid: str) -> Response:
+        """JSON for the API; for a browser asking a page of a host no tenant serves, an HTML page."""
+        wants_page = (req.method in ("GET", "HEAD") and not req.path.startswith("/api/")
+                      and "text/html" in (req.headers.get("Accept") or ""))  # fmt: skip
+        if tenant is None and wants_page:
+            page = UNKNOWN_HOST_PAGE.replace("{{rid}}", rid)
+            return Response(status=a.status, body=page.encode(), content_type="text/html; charset=utf-8")
+        resp = json_error(a.status, a.code, a.message, rid)
+        resp.headers.update(a.headers)
+        return resp
 
     def static_file(self, req: Request, tenant: Tenant) -> Response:
         name = req.params["name"]
@@ -250,7 +252,9 @@ class Gateway:
         return json_response(openapi.spec())
 
     def tenant_info(self, req: Request, tenant: Tenant) -> Response:
-        return json_response({**tenant.public(), "allowance": self.allowance,
+        # Visitors have no account of their own: the allowance is theirs only through a gateway that pays.
+        pays = self.config.wallet is not None
+        return json_response({**tenant.public(), "allowance": self.allowance if pays else None, "pays": pays,
                               "defaults": {"k": self.config.k, "n": self.config.n, "segsize": 1 << 20},
                               "max_batch_bytes": MAX_BATCH_BYTES})
 
@@ -299,6 +303,9 @@ class Gateway:
         manifest = self.uploads.finish(s)
         return Response(body=manifest, content_type="application/vnd.veil.manifest")
 
+    def upload_status(self, req: Request, tenant: Tenant) -> Response:
+        return json_response(self.uploads.status(self.uploads.get(req.params["uid"], tenant.id)))
+
     def abort_upload(self, req: Request, tenant: Tenant) -> Response:
         self.uploads.abort(self.uploads.get(req.params["uid"], tenant.id))
         return Response(status=204)
@@ -322,7 +329,7 @@ class Gateway:
         prices = [self.terms.price(net, node) for node in holder_nodes(loc)]
         wallet = self.config.wallet
         allowance = wallet.allowance_left(net) if wallet is not None else None
-        return json_response(download_cost(loc.manifest, loc.share_count(), prices, allowance))
+        return json_response(download_cost(loc.manifest, loc.share_count(), prices, allowance, wallet is not None))
 
     def segments(self, req: Request, tenant: Tenant) -> Response:
         vcap = _verify(req.params["verify"])
@@ -349,6 +356,13 @@ class Gateway:
         self._reaper.start()
         return self.server
 
+    def start_tls(self, host: str, port: int) -> HTTPSServer:
+        """HTTPS for browsers, each tenant's hosts with its own certificate (SNI; tenants.toml cert/key)."""
+        defaults = {"Cache-Control": "no-store", **security_headers(None)}
+        self.tls_server = serve((host, port), self.router, self.config.tenants.tls_context(),
+                                default_headers=defaults, error_response=json_error)  # fmt: skip
+        return self.tls_server
+
     @property
     def url(self) -> str:
         assert self.server is not None
@@ -360,6 +374,10 @@ class Gateway:
             self.uploads.reap()
 
     def stop(self) -> None:
+        if self.tls_server is not None:
+            self.tls_server.shutdown()
+            self.tls_server.server_close()
+            self.tls_server = None
         if self.server is not None:
             self._stop.set()
             self.server.shutdown()
@@ -398,8 +416,11 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(status=status, body=json.dumps(value).encode(), content_type="application/json")
 
 
-def json_error(status: int, code: str, message: str) -> Response:
-    return json_response({"error": code, "message": message}, status)
+def json_error(status: int, code: str, message: str, rid: str | None = None) -> Response:
+    body: dict[str, str] = {"error": code, "message": message}
+    if rid is not None:
+        body["request_id"] = rid
+    return json_response(body, status)
 
 
 def read_json(req: Request) -> dict[str, Any]:

@@ -250,14 +250,14 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, admission: bool = False, relays: int = 0,
+        validators: int = 1, admission: bool = False, relays: int = 0, tenants: Path | None = None,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
         payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
         ``admission`` makes every storage node admit storage only by ticket; ``relays`` relays are
-        added when creating (`veil devnet up` asks for 6).
+        added when creating (`veil devnet up` asks for 6); ``tenants``: the gateway's tenants file.
         """
         if not self.exists():
             if "storage" in roles:
@@ -273,6 +273,8 @@ class Devnet(DevnetFiles):
                 admit_storage_nodes(self)
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
+        if tenants is not None:
+            self.set_gateway_tenants(tenants)
         specs = self.specs()
         started = []
         for spec in specs:
@@ -284,6 +286,24 @@ class Devnet(DevnetFiles):
         net = self.write_network(ids)
         self._fund_nodes()
         return net, started
+
+    def set_gateway_tenants(self, path: Path) -> None:
+        """Serve the devnet's gateway with this tenants file (kept in devnet.json: later `up`s keep it);
+        a running gateway started without it is stopped here, so that `up` starts it with it."""
+        specs = self.specs()
+        for spec in specs:
+            if "gateway" not in spec.roles:
+                continue
+            args = list(spec.args)
+            if "--tenants" in args:
+                i = args.index("--tenants")
+                del args[i:i + 2]
+            args += ["--tenants", str(path.resolve())]
+            if args != spec.args:
+                if self.pid_of(spec) is not None:
+                    self.stop_node(spec)
+                spec.args = args
+        self._save_specs(specs)
 
     def add_gateway(self) -> NodeSpec:
         """Add a gateway node; its browser URL becomes the network's gateway (share links)."""

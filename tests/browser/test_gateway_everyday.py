@@ -218,7 +218,7 @@ def test_visitors_read_sentences_and_a_request_id_the_log_explains(failing: tupl
     page.set_input_files("#file-input", str(f))
     page.wait_for_selector("li.upload[data-state='failed']", timeout=120_000)
     text = page.inner_text("li.upload .status")
-    m = re.search(r"\(reference ([0-9a-f]{12})\)", text)
+    m = re.search(r"\(reference ([0-9a-f]{16})\)", text)
     assert m, text
     rid = m.group(1)
     assert "try again" in text

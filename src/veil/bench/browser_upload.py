@@ -124,18 +124,21 @@ def browser_upload_cmd(size_mb: int, nodes: int, chromium: str) -> None:
                 if li.get_attribute("data-state") != "done" or not link:
                     raise UsageError(f"bench: the browser upload failed: {li.inner_text()}")
                 browser.close()
+            growth = peak[0] - base
+            click.echo(f"browser-upload bench: {size_mb} MB file from chromium, {nodes} storage nodes, 3-of-10")
+            click.echo(f"upload     {size / 1e6 / elapsed:7.1f} MB/s ({elapsed:6.1f} s)")
+            click.echo(f"memory     chromium peak +{growth / MiB:6.0f} MiB over its idle level ({base / MiB:.0f} MiB); "
+                       f"JS heap peak {heap[0] / MiB:.0f} MiB")
+            click.echo(f"ratio      peak growth / file size = {growth / size:.3f}  (bounded: stays well below 1 as "
+                       "files grow)")
             out = root / "back.bin"
-            subprocess.run([sys.executable, "-m", "veil.cli.main", "get", "-q", link, "-o", str(out)], env=env,
-                           check=True, timeout=3600, capture_output=True)  # fmt: skip
+            got = subprocess.run([sys.executable, "-m", "veil.cli.main", "get", "-q", link, "-o", str(out)], env=env,
+                                 timeout=3600, capture_output=True)  # fmt: skip
+            if got.returncode != 0:
+                raise UsageError(f"bench: veil get of the link failed: {got.stderr.decode().strip()[-300:]}")
             same = _digest(out) == want
         finally:
             devnet.down()
-    growth = peak[0] - base
-    click.echo(f"browser-upload bench: {size_mb} MB file from chromium, {nodes} storage nodes, 3-of-10")
-    click.echo(f"upload     {size / 1e6 / elapsed:7.1f} MB/s ({elapsed:6.1f} s)")
-    click.echo(f"memory     chromium peak +{growth / MiB:6.0f} MiB over its idle level ({base / MiB:.0f} MiB); "
-               f"JS heap peak {heap[0] / MiB:.0f} MiB")
-    click.echo(f"ratio      peak growth / file size = {growth / size:.3f}  (bounded: stays well below 1 as files grow)")
     click.echo(f"read back  veil get of the link: {'same bytes' if same else 'DIFFERENT BYTES'}")
     if not same:
         raise UsageError("bench: the uploaded file reads back different")

@@ -9,8 +9,8 @@ of a handler, a refused budget, a size limit) pass through as they are.
 
 from __future__ import annotations
 
+import html
 import logging
-import secrets
 from dataclasses import dataclass, field
 
 from veil.client.payer import BudgetError, PriceCeilingError
@@ -26,7 +26,7 @@ from veil.errors import (
 )
 from veil.gateway.pay import NO_WALLET
 from veil.gateway.uploads import UploadBusyError, UploadGoneError, UploadStateError
-from veil.net.server import HTTPError
+from veil.net.server import HTTPError, Request, Response
 
 log = logging.getLogger("veil.gateway")
 
@@ -42,9 +42,12 @@ BUSY = "the network is busy; try again in a minute"
 RETRY_AFTER = "60"
 
 
-def request_id() -> str:
-    """A short id that a visitor can read out or paste to the operator (12 hex digits)."""
-    return secrets.token_hex(6)
+def unknown_host_page(req: Request, a: Answer, rid: str) -> Response | None:
+    """For a browser asking a page of a host no tenant serves, an HTML page (API callers: None, JSON)."""
+    if req.method not in ("GET", "HEAD") or req.path.startswith("/api/") or "text/html" not in (req.headers.get("Accept") or ""):
+        return None
+    page = UNKNOWN_HOST_PAGE.replace("{{rid}}", html.escape(rid))
+    return Response(status=a.status, body=page.encode(), content_type="text/html; charset=utf-8")
 
 
 @dataclass(frozen=True)

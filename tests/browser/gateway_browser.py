@@ -54,7 +54,7 @@ class Env:
         return f"http://{host}:{self.branded_port}"
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

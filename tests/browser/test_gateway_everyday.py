@@ -107,6 +107,7 @@ def test_uploads_in_one_tab_stay_in_bounded_memory(env: Env, page: Page, tmp_pat
         t.join()
     total = sum(f.stat().st_size for f in files)
     growth = peak[0] - base
+    assert page.locator("li.upload[data-staging='opfs']").count() == 3  # bodies staged on disk, not in memory
     assert growth < total / 2, f"chromium grew by {growth / MiB:.0f} MiB while uploading {total / MiB:.0f} MiB"
     out = tmp_path / "last.bin"
     env.veil("get", links[-1], "-o", str(out))

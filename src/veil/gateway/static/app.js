@@ -85,6 +85,7 @@ function uploadItem(file) {
     },
     reconnecting(on) { li.dataset.reconnecting = on ? "1" : ""; if (on) li.dataset.cuts = String(Number(li.dataset.cuts || 0) + 1); },
     resumed(next) { li.dataset.resumedAt = String(next); meter = null; },
+    staging(kind) { li.dataset.staging = kind; },
     fail(e) {
       progress.remove();
       meterBox.remove();

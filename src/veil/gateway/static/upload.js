@@ -112,10 +112,7 @@ export async function encryptAndUpload(file, tenant, ui) {
   const meta = { name: file.name, type, size: file.size, mtime: Math.max(0, Math.floor(file.lastModified / 1000)) };
   const sealedMeta = await vf.sealMetadata(key, meta);
   const { k, n } = tenant.defaults || { k: 3, n: 10 };
-  const session = await (await call("/api/uploads", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ si: vf.hex(si), size: file.size, segsize, k, n, meta: vf.toBase64(sealedMeta) }),
-  })).json();
+  const session = await beginSession(JSON.stringify({ si: vf.hex(si), size: file.size, segsize, k, n, meta: vf.toBase64(sealedMeta) }), ui);
   const base = `/api/uploads/${encodeURIComponent(session.id)}`;
   const cipher = await vf.SegmentCipher.create(key, nseg);
   const tree = new vf.SegmentTree();
@@ -123,6 +120,7 @@ export async function encryptAndUpload(file, tenant, ui) {
   let treed = 0; // segments already in the tree (a resume seals them again, but adds them once)
   const xhrs = new Set();
   const slots = await BodySlots.open(IN_FLIGHT);
+  if (ui.staging) ui.staging(slots ? "opfs" : "memory");
 
   async function sealBatch(start, count) {
     const lo = start * segsize, hi = Math.min(file.size, (start + count) * segsize);
@@ -227,6 +225,19 @@ export async function encryptAndUpload(file, tenant, ui) {
     throw e;
   } finally {
     if (slots) await slots.close();
+  }
+}
+
+/** Open the session; a busy network (503: too few nodes answered in time) is asked again, a few times. */
+async function beginSession(body, ui) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await (await call("/api/uploads", { method: "POST", headers: { "Content-Type": "application/json" }, body })).json();
+    } catch (e) {
+      if (e.kind !== "busy" || attempt >= 3) throw e;
+      ui.status("the network is busy — trying again…");
+      await sleep(2000 * (attempt + 1));
+    }
   }
 }
 

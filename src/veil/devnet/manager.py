@@ -255,7 +255,7 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, admission: bool = True, relays: int = 0,
+        validators: int = 1, admission: bool = True, relays: int = 0, tenants: Path | None = None,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
@@ -264,7 +264,7 @@ class Devnet(DevnetFiles):
         ``admission`` (default) makes every storage node admit storage only by ticket, and makes
         the devnet's uploader key (staked, named in the network file) that `veil put` signs with
         when the user has no wallet; ``False``: nodes store for anyone; ``relays`` relays are
-        added when creating (`veil devnet up` asks for 6).
+        added when creating (`veil devnet up` asks for 6); ``tenants``: the gateway's tenants file.
         """
         if not self.exists():
             if "storage" in roles:
@@ -282,6 +282,8 @@ class Devnet(DevnetFiles):
                 self._save_specs(self.specs(), {"devnet_uploader": str(self.uploader_path.resolve())})
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
+        if tenants is not None:
+            self.set_gateway_tenants(tenants)
         specs = self.specs()
         started = []
         for spec in specs:
@@ -293,6 +295,24 @@ class Devnet(DevnetFiles):
         net = self.write_network(ids)
         self._fund_nodes()
         return net, started
+
+    def set_gateway_tenants(self, path: Path) -> None:
+        """Serve the devnet's gateway with this tenants file (kept in devnet.json: later `up`s keep it);
+        a running gateway started without it is stopped here, so that `up` starts it with it."""
+        specs = self.specs()
+        for spec in specs:
+            if "gateway" not in spec.roles:
+                continue
+            args = list(spec.args)
+            if "--tenants" in args:
+                i = args.index("--tenants")
+                del args[i:i + 2]
+            args += ["--tenants", str(path.resolve())]
+            if args != spec.args:
+                if self.pid_of(spec) is not None:
+                    self.stop_node(spec)
+                spec.args = args
+        self._save_specs(specs)
 
     def add_gateway(self) -> NodeSpec:
         """Add a gateway node; its browser URL becomes the network's gateway (share links)."""

@@ -13,6 +13,7 @@ def bench() -> None:
 def _register() -> None:
     from veil.bench.abuse import abuse_cmd
     from veil.bench.anon import anon_cmd
+    from veil.bench.browser_upload import browser_upload_cmd
     from veil.bench.datapath import datapath_cmd
     from veil.bench.folders import folders_cmd
     from veil.bench.gateway import gateway_cmd
@@ -30,6 +31,7 @@ def _register() -> None:
     bench.add_command(anon_cmd)
     bench.add_command(folders_cmd)
     bench.add_command(names_cmd)
+    bench.add_command(browser_upload_cmd)
 
 
 _register()

@@ -17,7 +17,7 @@ from veil.net.server import HTTPSServer
 
 
 class Upstream(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         body = f"upstream saw {self.path} for {self.headers['Host']}".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

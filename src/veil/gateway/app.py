@@ -170,8 +170,7 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
-        self.sites = SiteRoutes(self._wrap, self.network, self.config.network_path)  # /n/alice.veil/... (gateway/sites.py)
-        self.sites.add_to(r.add)
+        SiteRoutes(self._wrap, self.network, self.config.network_path).add_to(r.add)  # /n/alice.veil/...
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))

@@ -2,7 +2,8 @@
 publish` under a registered name, opened by a real chromium through `veil proxy`
 (--proxy-server), and the gateway's /n/ route under two tenants.
 
-One devnet, one proxy, one gateway and one browser for the whole module."""
+One devnet (with relays: the proxy fetches over onion circuits), one proxy, one gateway and one
+browser for the whole module."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
     env = {**os.environ, "VEIL_HOME": str(home), "VEIL_DEVNET": str(home / "devnet")}
     devnet = Devnet(home / "devnet")
     up = subprocess.run([sys.executable, "-m", "veil.cli.main", "devnet", "up", "--nodes", "10", "--validators", "3",
-                         "--relays", "0", "--name-commit-wait", "2s"], env=env, capture_output=True, timeout=900)
+                         "--relays", "3", "--name-commit-wait", "2s"], env=env, capture_output=True, timeout=900)
     assert up.returncode == 0, up.stderr.decode()
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -171,6 +172,8 @@ def test_site_in_chromium_through_the_proxy(sites: Sites, browser: Browser) -> N
 
 
 def test_ranges_and_errors(sites: Sites) -> None:
+    # the devnet has relays, so the proxy fetches every page over onion circuits
+    assert "over onion circuits" in (sites.home / "proxy.log").read_text()
     clip = (sites.site / "media" / "clip.bin").read_bytes()
     status, h, body = _proxied(sites, "http://alice.veil/media/clip.bin", {"Range": "bytes=1000-1999"})
     assert status == 206 and body == clip[1000:2000] and h["Content-Range"] == f"bytes 1000-1999/{len(clip)}"

@@ -26,6 +26,8 @@ from veil.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
+WALLET_HELP = "Wallet file (default: $VEIL_WALLET, else $VEIL_HOME/wallet)."
+PAY_WALLET_HELP = "Wallet that pays nodes that charge (default: $VEIL_WALLET, else $VEIL_HOME/wallet)."
 
 
 def network_option(f: F) -> F:
@@ -46,9 +48,10 @@ def anon_options(f: F) -> F:
 def open_network(path: Path | None, anon: bool | None = None, hops: int | None = None) -> Network:
     """The network file's nodes; with ``anon`` (or the anon setting when None) every storage and
     DHT request goes over onion circuits (TooFewRelays at once if the file lists too few relays)."""
-    from veil.client.config import anon_setting
+    from veil.client.config import anon_setting, gateway_setting
 
     net = load_network(path)
+    net.gateway = gateway_setting(net.gateway)
     use, n = anon_setting(anon, hops)  # None: VEIL_ANON / [anon] in config.toml decide
     if use:  # VEIL_ANON_SOURCE: the local address circuits leave from (multi-homed hosts, the tests)
         net.use_circuits(n, source=os.environ.get("VEIL_ANON_SOURCE") or None)
@@ -91,6 +94,10 @@ def progress_bar(
         TimeRemainingColumn(), console=err_console, transient=True,
     ) as p:
         yield Bar(p, p.add_task(label, total=total), describe)
+
+
+def link_text(link: str | None) -> str:
+    return link or "(no gateway configured: `veil config set gateway URL` to get share links)"
 
 
 def human(n: float) -> str:

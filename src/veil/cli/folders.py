@@ -41,15 +41,16 @@ from veil.format.folder_seal import open_child_write_cap
 from veil.format.names import normalise, shown
 from veil.format.remote_text import clean
 
-from .common import human, network_option, open_network
+from .common import human, link_text, network_option, open_network
 
 
 def _caps(net: Network, w: FolderWriteCap) -> None:
     click.echo(f"write cap:  {w.to_string()}")
     click.echo(f"read cap:   {w.read_cap().to_string()}")
     click.echo(f"verify cap: {w.verify_cap().to_string()}")
-    click.echo(f"link:       {w.read_cap().link(net.gateway)}")
-    click.echo(f"write link: {w.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
+    click.echo(f"link:       {link_text(w.read_cap().link(net.gateway) if net.gateway else None)}")
+    if net.gateway:
+        click.echo(f"write link: {w.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
 
 
 def _parent_and_name(fp: FolderPath) -> tuple[list[str], str]:

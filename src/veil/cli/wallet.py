@@ -13,6 +13,7 @@ from veil.ledger.state import CLOSING
 from veil.ledger.tx import decode_tx
 
 from .common import human
+from .jsonout import channel_row, emit, json_option
 from .ledger_opts import (
     addr_text,
     connect,
@@ -50,9 +51,10 @@ def address(wallet_path: Path | None) -> None:
 
 
 @wallet.command()
+@json_option
 @wallet_option
 @validator_option
-def balance(wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
+def balance(as_json: bool, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
     """Balance, free download allowance left this epoch, and open channels."""
     addr = wallet_address(resolve_wallet(wallet_path))
     c = connect(validator, network_path)
@@ -60,6 +62,10 @@ def balance(wallet_path: Path | None, validator: str | None, network_path: Path 
         a = c.account(addr)
     finally:
         c.close()
+    if as_json:
+        emit({"address": addr_text(addr), "balance": a["balance"], "allowance_left": a["allowance_left"],
+              "epoch_ends": a["epoch_ends"], "channels": [channel_row(cid, ch, addr) for cid, ch in a["channels"]]})
+        return
     click.echo(f"address:   {addr_text(addr)}")
     click.echo(f"balance:   {money(a['balance'])}")
     click.echo(f"allowance: {human(a['allowance_left'])} free downloads left (renews {when(a['epoch_ends'])})")
@@ -129,11 +135,22 @@ def describe(raw: bytes, me: bytes | None = None) -> str:
     return f"channel {t.channel.hex()[:16]} {t.kind.replace('channel_', '').replace('_', ' ')}"
 
 
+def _tx_row(r: dict[str, object], me: bytes) -> dict[str, object]:
+    raw = r["tx"]
+    assert isinstance(raw, bytes)
+    t = decode_tx(raw)
+    return {"txid": t.txid.hex(), "height": r.get("height"), "kind": t.kind, "from": addr_text(t.sender),
+            "to": addr_text(t.to) if t.to else None, "amount": t.amount, "fee": t.fee, "nonce": t.nonce,
+            "memo": t.memo or None, "channel": t.channel.hex() if t.channel else None,
+            "text": describe(raw, me)}  # fmt: skip
+
+
 @wallet.command()
 @click.option("--limit", default=20, show_default=True)
+@json_option
 @wallet_option
 @validator_option
-def history(limit: int, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
+def history(limit: int, as_json: bool, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
     """This account's latest transactions, newest first."""
     addr = wallet_address(resolve_wallet(wallet_path))
     c = connect(validator, network_path)
@@ -141,6 +158,9 @@ def history(limit: int, wallet_path: Path | None, validator: str | None, network
         rows = c.history(addr, limit)
     finally:
         c.close()
+    if as_json:
+        emit({"address": addr_text(addr), "transactions": [_tx_row(r, addr) for r in rows]})
+        return
     if not rows:
         click.echo("no transactions yet")
     for r in rows:

@@ -4,6 +4,9 @@
     max_spend = "1"          # VEIL one `veil get` may spend past the free allowance ($VEIL_MAX_SPEND)
     deposit = "1"            # VEIL locked per new channel to a node ($VEIL_DEPOSIT)
 
+    [client]
+    gateway = "https://veil.example"  # gateway URL in share links ($VEIL_GATEWAY; else the network file's)
+
     [anon]
     enabled = true           # every transfer over onion circuits ($VEIL_ANON=1; --anon/--direct)
     hops = 3                 # relays per circuit, 1-5 ($VEIL_HOPS; --hops)
@@ -53,6 +56,18 @@ def payout_setting() -> str:
     section = _file().get("payments", {})
     value = section.get("payout", "none") if isinstance(section, dict) else "none"
     return str(value)
+
+
+def gateway_setting(from_network: str) -> str:
+    """The gateway URL share links name: env ``VEIL_GATEWAY``, else ``[client] gateway`` in
+    config.toml, else the network file's ``gateway``, else "" (no link is printed: a link to a
+    gateway nobody configured would be a guess)."""
+    env = os.environ.get("VEIL_GATEWAY")
+    if env:
+        return env.rstrip("/")
+    section = _file().get("client", {})
+    value = section.get("gateway") if isinstance(section, dict) else None
+    return str(value or from_network or "").rstrip("/")
 
 
 def anon_setting(flag: bool | None, hops: int | None) -> tuple[bool, int]:

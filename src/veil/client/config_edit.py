@@ -54,6 +54,14 @@ def _payout(text: str) -> str:
     return v
 
 
+def _url(text: str) -> str:
+    v = text.strip().rstrip("/")
+    scheme, sep, rest = v.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c.isspace() for c in v):
+        raise UsageError(f"expected a gateway URL such as https://veil.example, not {text!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Setting:
     section: str
@@ -67,6 +75,7 @@ SETTINGS = {
     "hops": Setting("anon", "hops", _hops, "relays per circuit, 1-5 ($VEIL_HOPS)"),
     "max-spend": Setting("payments", "max_spend", _amount, "VEIL one `veil get` may spend past the allowance"),
     "deposit": Setting("payments", "deposit", _amount, "VEIL locked per new payment channel"),
+    "gateway": Setting("client", "gateway", _url, "gateway URL share links name ($VEIL_GATEWAY)"),
     "payout": Setting("payments", "payout", _payout, "where uploads' rewards go: none, wallet or an address"),
 }
 

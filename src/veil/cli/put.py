@@ -16,9 +16,11 @@ from typing import Any, BinaryIO
 
 import click
 
+from veil.client.deletion import deletion_secret
 from veil.client.network import Network
 from veil.client.upload import UploadResult, upload
 from veil.errors import UsageError
+from veil.format.deletion import deletion_key
 from veil.format.remote_text import clean
 
 from .common import human, link_text, progress_bar
@@ -63,10 +65,11 @@ def put_one(net: Network, source: str, name: str | None, quiet: bool, as_json: b
             raise UsageError(f"cannot read {source}: {e.strerror or e}") from e
         st = os.fstat(src.fileno())
         size, shown, mtime = st.st_size, os.path.basename(source), int(st.st_mtime)
+    secret = deletion_secret(create=True)
     t0 = time.monotonic()
     try:
         with progress_bar(f"uploading {shown}", size, quiet or as_json) as bar:
-            res = upload(net, src, size, shown, progress=bar, mtime=mtime, **kw)
+            res = upload(net, src, size, shown, progress=bar, mtime=mtime, deletion=secret, **kw)
     finally:
         src.close()
     secs = max(time.monotonic() - t0, 1e-6)
@@ -74,7 +77,8 @@ def put_one(net: Network, source: str, name: str | None, quiet: bool, as_json: b
     nodes = sorted({n.label for n in res.placement.values()})
     if as_json:
         emit({"name": shown, "size": size, "seconds": round(secs, 3), "read_cap": res.cap.to_string(),
-              "verify_cap": res.cap.verify_cap().to_string(), "link": link, "k": res.manifest.k,
+              "verify_cap": res.cap.verify_cap().to_string(), "link": link,
+              "delete_key": deletion_key(secret, res.manifest.si).hex() if secret else None, "k": res.manifest.k,
               "n": res.manifest.n, "shares": [{"shnum": i, "node": clean(nd.label), "node_id": nd.node_id.hex()}
                                               for i, nd in sorted(res.placement.items())]})  # fmt: skip
         return res

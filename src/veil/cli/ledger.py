@@ -38,12 +38,13 @@ def info(as_json: bool, validator: str | None, network_path: Path | None) -> Non
         c.close()
     p = i["params"]
     if as_json:
-        emit({"chain": i["chain"], "genesis": i["genesis_hash"].hex(), "height": i["height"], "pending": i["pending"],
-              "state_hash": i["state_hash"].hex(), "minted": i["minted"], "pool": i["pool"],
+        emit({"chain": i["chain"], "genesis": i["genesis_hash"].hex(), "height": i["height"], "final": i["final"],
+              "head_hash": i["head_hash"].hex(), "state_hash": i["state_hash"].hex(), "minted": i["minted"],
+              "pool": i["pool"], "bonded": i["bonded"], "validators": len(i["validators"]),
               "params": {k: v.hex() if isinstance(v, bytes) else v for k, v in p.items()}})  # fmt: skip
         return
     click.echo(f"chain:      {i['chain']} (genesis {i['genesis_hash'].hex()[:16]})")
-    click.echo(f"height:     {i['height']}  ({i['pending']} pending)")
+    click.echo(f"height:     {i['height']}  (final {i['final']})")
     click.echo(f"state hash: {i['state_hash'].hex()}")
     click.echo(f"supply:     {money(i['minted'])} minted, {money(i['pool'])} in the allowance pool")
     click.echo(

@@ -97,6 +97,8 @@ def _parse_range(text: str) -> tuple[int, int]:
     a, sep, b = text.partition("-")
     if not sep or not a.isdigit() or (b and not b.isdigit()):
         raise UsageError(f"bad range {text!r}: use START-END (bytes, END exclusive; END may be left out)")
+    if b and int(b) < int(a):
+        raise UsageError(f"bad range {text!r}: END is before START (the range is reversed)")
     return int(a), int(b) if b else 2**62
 
 

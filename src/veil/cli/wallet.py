@@ -30,10 +30,12 @@ from .ledger_opts import wallet_path as resolve_wallet
 
 @click.group()
 def wallet() -> None:
-    """Your Bitcache account: its key (encrypted under a passphrase), balance and payments."""
+    """Your Bitcache account: its key (encrypted under a passphrase), balance and payments.
+
+    The wallet file is --wallet, else $VEIL_WALLET, else $VEIL_HOME/wallet."""
 
 
-@wallet.command("create")
+@wallet.command("create", short_help="Make a new account key, encrypted under a passphrase.")
 @wallet_option
 def create_cmd(wallet_path: Path | None) -> None:
     """Make a new account key, stored encrypted under a passphrase ($VEIL_PASSPHRASE for scripts)."""
@@ -50,7 +52,7 @@ def address(wallet_path: Path | None) -> None:
     click.echo(addr_text(wallet_address(resolve_wallet(wallet_path))))
 
 
-@wallet.command()
+@wallet.command(short_help="Balance, allowance left and open channels.")
 @json_option
 @wallet_option
 @validator_option
@@ -91,7 +93,7 @@ def send(
     to: str, amount: str, memo: str | None, fee: str | None, wait: bool,
     wallet_path: Path | None, validator: str | None, network_path: Path | None,
 ) -> None:  # fmt: skip
-    """Pay AMOUNT (e.g. 12.5) to the address TO."""
+    """Pay AMOUNT (in VEIL, for example 12.5) to the address TO."""
     dest = parse_addr(to)
     value = parse_amount(amount)
     w = unlock(wallet_path)

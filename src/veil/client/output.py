@@ -11,6 +11,12 @@ from typing import BinaryIO
 from veil.errors import UsageError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it (and put it back)
+    os.umask(mask)
+    return mask
+
+
 class AtomicOutput:
     """Write to a hidden temp file beside ``path``; rename over it only on success."""
 
@@ -33,6 +39,7 @@ class AtomicOutput:
             fd, self._tmp = tempfile.mkstemp(prefix=".veil-", suffix=".part", dir=d)
         except OSError as e:
             raise UsageError(f"cannot write to {d}: {e.strerror or e}") from e
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a download gets the user's usual mode
         self.f = os.fdopen(fd, "wb")
         return self.f
 

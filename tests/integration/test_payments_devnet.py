@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from devnet_helpers import RunningDevnet, put
+from devnet_helpers import RunningDevnet, put, put_json
 
 from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
@@ -100,8 +100,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     b = paid.wallet("b", fund=10 * UNIT)
     src = tmp_path / "movie.bin"
     src.write_bytes(os.urandom(12_000_000))
-    p = paid.as_user(a, "put", str(src), "--payout", "wallet", check=True)
-    cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
+    cap = put_json(paid.as_user(a, "put", "--json", str(src), "--payout", "wallet", check=True))["read cap"]
     c = paid.ledger()
     info0 = c.info()
     a_before = c.account(a.address)["balance"]
@@ -384,8 +383,7 @@ def test_payer_closes_a_channel_cooperatively_with_the_cli(paid: PaidDevnet, tmp
     dl = paid.wallet("coop-dl", fund=10 * UNIT)
     src = tmp_path / "coop.bin"
     src.write_bytes(os.urandom(10_000_000))  # more than the allowance: paid bytes too
-    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
-               if x.startswith("read cap"))  # fmt: skip
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), check=True))["read cap"]
     paid.as_user(dl, "get", cap, "-o", str(tmp_path / "o.bin"), "--max-spend", "5", check=True)
     c = paid.ledger()
     book = PayerChannels(dl.channels_path, dl.key)
@@ -429,8 +427,7 @@ def test_a_downloader_with_no_funds_uses_its_free_allowance(paid: PaidDevnet, tm
     assert acct["balance"] == 0 and acct["allowance_left"] == ALLOWANCE
     src = tmp_path / "small.bin"
     src.write_bytes(os.urandom(1_000_000))
-    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
-               if x.startswith("read cap"))  # fmt: skip
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), check=True))["read cap"]
     out = tmp_path / "small.out"
     paid.as_user(poor, "get", cap, "-o", str(out), check=True)
     assert out.read_bytes() == src.read_bytes()

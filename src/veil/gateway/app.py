@@ -157,6 +157,7 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
+        r.add("POST", "/api/files/{verify}/delete", self._wrap(self.delete_file))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
 
@@ -262,11 +263,12 @@ class Gateway:
         k = _int(m, "k", 1, 255) if "k" in m else self.config.k
         n = _int(m, "n", 1, 255) if "n" in m else self.config.n
         meta = _b64(m, "meta")
-        if extra := set(m) - {"si", "size", "segsize", "k", "n", "meta"}:
+        delete = _hex(m, "delete", 32) if "delete" in m else None  # the browser's deletion commitment
+        if extra := set(m) - {"si", "size", "segsize", "k", "n", "meta", "delete"}:
             raise HTTPError(400, "bad_request", f"unknown fields {sorted(extra)}")
         if size > tenant.max_file_size:
             raise HTTPError(413, "too_large", f"{tenant.name} accepts files of at most {tenant.max_file_size} bytes")
-        s = self.uploads.begin(tenant.id, si, size, segsize, k, n, self.config.happy, meta)
+        s = self.uploads.begin(tenant.id, si, size, segsize, k, n, self.config.happy, meta, delete)
         return json_response({"id": s.id, "nseg": s.nseg, "k": s.uploader.k, "n": s.uploader.n,
                               "max_batch_bytes": MAX_BATCH_BYTES}, 201)
 
@@ -310,6 +312,16 @@ class Gateway:
         except NotFoundError as e:
             raise HTTPError(404, "not_found", "no node has this file") from e
         return Response(body=loc.manifest.to_bytes(), content_type="application/vnd.veil.manifest")
+
+    def delete_file(self, req: Request, tenant: Tenant) -> Response:
+        """The uploader's delete (caps.md, "Deletion keys"): the nodes check the key, not the gateway."""
+        from veil.client.deletion import delete_file
+
+        vcap = _verify(req.params["verify"])
+        key = _hex(read_json(req), "key", 32)
+        gone = delete_file(self.network(), vcap, key)  # NotAllowedError -> 403, NotFoundError -> 404
+        self.files.forget(vcap)
+        return json_response({"deleted": gone.shares, "nodes": len(gone.removed), "unreachable": len(gone.unreachable)})
 
     def cost(self, req: Request, tenant: Tenant) -> Response:
         """What downloading the file costs: the holders' highest advertised price over the bytes fetched."""

@@ -96,7 +96,8 @@ class SegmentSink(Protocol):
 
     def abort(self) -> None: ...
 
-    def finish(self, meta: bytes) -> tuple[Manifest, list[str]]: ...
+    def finish(self, meta: bytes, payout: bytes | None = None,
+               delete: bytes | None = None) -> tuple[Manifest, list[str]]: ...  # fmt: skip
 
 
 # (network, storage index, size, k, n, happy, segsize) -> the sink of one upload
@@ -117,6 +118,7 @@ class UploadSession:
     touched: float = field(default_factory=time.monotonic)
     cond: threading.Condition = field(default_factory=threading.Condition)
     error: str | None = None
+    delete: bytes | None = None  # the browser's deletion commitment, for the manifest (caps.md)
 
     def ciphertext_len(self, index: int) -> int:
         return self.uploader.ciphertext_len(index)
@@ -142,7 +144,7 @@ class UploadManager:
         self._sessions: dict[str, UploadSession] = {}
 
     def begin(self, tenant: str, si: bytes, size: int, segsize: int, k: int, n: int, happy: int | None,
-              meta: bytes) -> UploadSession:
+              meta: bytes, delete: bytes | None = None) -> UploadSession:
         if not MIN_SEGMENT <= segsize <= MAX_SEGMENT:
             raise UsageError(f"segsize must be in [{MIN_SEGMENT}, {MAX_SEGMENT}]")
         if len(meta) > MAX_META or len(meta) < 16 + 128:
@@ -153,7 +155,7 @@ class UploadManager:
                 raise UploadBusyError("the gateway has too many uploads in progress; try again shortly")
         up = self._make_sink(self._network(), si, size, k, n, happy, segsize)
         s = UploadSession(secrets.token_hex(16), tenant, size, segsize, meta, up, segment_count(size, segsize),
-                          touched=self.clock())
+                          touched=self.clock(), delete=delete)
         with self._lock:
             self._sessions[s.id] = s
         return s
@@ -204,7 +206,7 @@ class UploadManager:
                 )
             s.move(UploadEvent.FINISH, self.clock())
         try:
-            man, _warnings = s.uploader.finish(s.meta)
+            man, _warnings = s.uploader.finish(s.meta, delete=s.delete)
         except VeilError as e:
             self._fail(s, str(e))
             raise

@@ -5,7 +5,7 @@
 
 import * as vf from "./veil-format.js";
 import { $, call, el, human, runWorkerJob, saveBlob, showMessage, streamingDownloads } from "./common.js";
-import { encryptAndUpload, typeAllowed } from "./upload.js";
+import { deleteFile, encryptAndUpload, typeAllowed } from "./upload.js";
 
 const mode = document.body.dataset.mode;
 const AUTO_PREVIEW = 8 << 20;
@@ -66,7 +66,7 @@ function uploadItem(file) {
       status.textContent = `Failed: ${e.message || e}`;
       li.dataset.state = "failed";
     },
-    done(link) {
+    done(link, verify, deleteKey) {
       progress.value = progress.max;
       status.textContent = "Encrypted and uploaded. Anyone with this link can open the file:";
       const box = el("input", { class: "link", type: "text", readOnly: true, value: link, "aria-label": `Share link for ${file.name}` });
@@ -76,7 +76,20 @@ function uploadItem(file) {
         try { await navigator.clipboard.writeText(link); copy.textContent = "Copied"; } catch { copy.textContent = "Press Ctrl+C"; }
       });
       const open = el("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, "Open");
-      li.append(el("div", { class: "row" }, box, copy, open));
+      const del = el("button", { type: "button", class: "button secondary" }, "Delete from the network");
+      del.addEventListener("click", async () => {
+        del.disabled = true;
+        try {
+          const r = await deleteFile(verify, deleteKey);
+          status.textContent = `Deleted from the network (${r.deleted} shares): the link no longer opens the file.`;
+          box.parentElement.remove();
+          li.dataset.state = "deleted";
+        } catch (e) {
+          del.disabled = false;
+          status.textContent = `Could not delete: ${e.message || e}`;
+        }
+      });
+      li.append(el("div", { class: "row" }, box, copy, open, del));
       li.dataset.state = "done";
       li.dataset.link = link;
     },
@@ -84,8 +97,8 @@ function uploadItem(file) {
 }
 
 async function uploadFile(file, ui) {
-  const { link } = await encryptAndUpload(file, tenant, ui);
-  ui.done(link);
+  const { link, verify, deleteKey } = await encryptAndUpload(file, tenant, ui);
+  ui.done(link, verify, deleteKey);
   announce(file, link);
 }
 

@@ -198,3 +198,15 @@ def test_money_commands_json(env: RunningDevnet, tmp_path: Path) -> None:
     assert js(veil("channel", "list", "--json"))["channels"] == []
     led = js(veil("ledger", "info", "--json"))
     assert led["height"] >= 1 and len(led["genesis"]) == 64 and isinstance(led["params"]["allowance_bytes"], int)
+
+
+def test_downloads_get_the_users_umask(env: RunningDevnet, tmp_path: Path) -> None:
+    f = tmp_path / "m.bin"
+    f.write_bytes(os.urandom(10_000))
+    cap = js(env.veil("put", str(f), "--json"))["read_cap"]
+    for mask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        out = tmp_path / f"m-{mask:o}.bin"
+        p = subprocess.run([sys.executable, "-m", "veil.cli.main", "get", cap, "-o", str(out)], env=env.env,
+                           capture_output=True, timeout=300, preexec_fn=lambda m=mask: os.umask(m))  # type: ignore[misc]
+        assert p.returncode == 0, p.stderr.decode()
+        assert out.stat().st_mode & 0o777 == mode

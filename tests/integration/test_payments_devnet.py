@@ -6,6 +6,7 @@ pool pays for free bytes, so every expected balance below is exact integer arith
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -110,6 +111,10 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     g = paid.as_user(b, "get", cap, "-o", str(out), "--max-spend", "5", check=True)
     assert out.read_bytes() == src.read_bytes()
     assert b"allowance used" in g.stderr and b"VEIL" in g.stderr
+    got = json.loads(paid.as_user(b, "get", cap, "-o", str(tmp_path / "again.bin"), "--json", "--max-spend", "5",
+                                  check=True).stdout)  # fmt: skip
+    assert got["written"] == 12_000_000 and got["free_used"] == 0  # the allowance is gone: all paid
+    assert got["paid_bytes"] >= 12_000_000 and got["spent"] == got["paid_bytes"]  # 1 unit per byte
     paid.settle_all()
 
     chans = channels_of(c, b.address)
@@ -135,8 +140,12 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
         # (NODE_FUNDS: the devnet's sponsorship of the node's own account, which its repairer pays from)
         expect = NODE_FUNDS + (0 if ch is None else ch.free_bytes + ch.paid - PARAMS.uploader_share(ch.paid))
         assert acct["balance"] + acct["nonce"] * PARAMS.min_fee == expect, name
-        st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(paid.node(name))), "--no-settle")  # type: ignore[arg-type]
-        assert st.returncode == 0
+        st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(paid.node(name))), "--no-settle",  # type: ignore[arg-type]
+                       "--json")  # fmt: skip
+        assert st.returncode == 0, st.stderr.decode()
+        earned = json.loads(st.stdout)
+        assert earned["v"] == 1 and earned["payee"] == encode_address(addr) and earned["balance"] == acct["balance"]
+        assert earned["unsettled_channels"] == 0 and earned["gross"] >= (ch.paid if ch is not None else 0)
     # B's cheques on disk say the same as the ledger (every cheque B signed was settled).
     book = PayerChannels(b.channels_path, b.key)
     try:
@@ -148,6 +157,10 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     # `veil account` shows it; money was only moved: a full replay checks the supply.
     acc = paid.as_user(a, "account", check=True).stdout.decode()
     assert f"earned:     {format_amount(a_gain)} VEIL as uploader" in acc
+    bj = json.loads(paid.as_user(b, "account", "--json", "--unlock", check=True).stdout)
+    assert bj["spent_settled"] == bj["spent_in_cheques"] == paid_amount  # every cheque settled: they agree
+    assert bj["locked"] == sum(ch.deposit for _, ch in chans) and len(bj["channels"]) == len(chans)
+    assert json.loads(paid.as_user(a, "account", "--json", check=True).stdout)["earned"] == a_gain
     info1 = c.info()
     assert info1["minted"] == info0["minted"]
     from veil.ledger.block import decode_header

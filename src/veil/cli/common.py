@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.table import Column
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
     TaskID,
+    TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -89,11 +91,19 @@ def progress_bar(
     if quiet or not sys.stderr.isatty():
         yield Bar()
         return
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
-    ) as p:
+    with make_progress(err_console) as p:
         yield Bar(p, p.add_task(label, total=total), describe)
+
+
+def make_progress(console: Console) -> Progress:
+    """The bar every transfer shows: it fits the terminal (80 columns too): the description is
+    cut with an ellipsis rather than wrapped, and the bar takes only what is left."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}", table_column=Column(ratio=2, no_wrap=True,
+                                                                                   overflow="ellipsis")),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=True, expand=True,
+    )
 
 
 def link_text(link: str | None) -> str:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,3 +212,33 @@ def test_downloads_get_the_users_umask(env: RunningDevnet, tmp_path: Path) -> No
                            capture_output=True, timeout=300, preexec_fn=lambda m=mask: os.umask(m))  # type: ignore[misc]
         assert p.returncode == 0, p.stderr.decode()
         assert out.stat().st_mode & 0o777 == mode
+
+
+def test_an_interrupted_get_resumes_from_the_verified_bytes(env: RunningDevnet, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(48_000_000))
+    cap = js(env.veil("put", str(src), "--json"))["read_cap"]
+    out = tmp_path / "big.out"
+    journal = tmp_path / ".big.out.veil-part.json"
+    part = tmp_path / ".big.out.veil-part"
+    proc = subprocess.Popen([sys.executable, "-m", "veil.cli.main", "get", cap, "-o", str(out)], env=env.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads(journal.read_text())["verified"] > 0:
+                    break  # at least one checkpoint of verified bytes is on disk
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.005)
+        assert proc.poll() is None, "the download ended before it could be interrupted"
+        os.kill(proc.pid, signal.SIGKILL)  # mid-transfer, no chance to clean up
+    finally:
+        proc.wait(timeout=60)
+    kept = json.loads(journal.read_text())["verified"]
+    assert 0 < kept < 48_000_000 and part.stat().st_size >= kept and not out.exists()
+    g = js(env.veil("get", cap, "-o", str(out), "--json"))
+    assert g["resumed_from"] == kept and g["written"] == 48_000_000 - kept
+    assert out.read_bytes() == src.read_bytes()
+    assert not part.exists() and not journal.exists()

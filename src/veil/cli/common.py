@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Column
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 
 from veil.client.network import Network, load_network
 from veil.errors import UsageError

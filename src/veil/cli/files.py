@@ -14,6 +14,8 @@ from veil.client import check as check_mod
 from veil.client import repair as repair_mod
 from veil.client.download import download, open_file
 from veil.client.output import AtomicOutput
+from veil.crypto import labels
+from veil.crypto.hashes import tagged_hash
 from veil.errors import UsageError, VeilError
 from veil.format.caps import parse_read_cap, parse_verify_cap
 from veil.format.remote_text import clean
@@ -149,11 +151,17 @@ def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: b
         output = os.path.basename(str(meta["name"])) or "veil-download"
         if output in (".", ".."):
             output = "veil-download"
-    sink = AtomicOutput(output, force)
+    # A whole file to a path resumes from the bytes an interrupted run left verified (client/output.py).
+    resume = None if rng is not None else tagged_hash(labels.DOWNLOAD_RESUME, rc.to_string().encode()).hex()
+    sink = AtomicOutput(output, force, resume)
     payer = make_payer(net, max_spend, wallet_path)
     t0 = time.monotonic()
     try:
         with sink as f, download_bar("downloading", quiet or as_json or output == "-", payer) as bar:
+            if sink.offset:
+                rng = (sink.offset, 2**62)
+                if not quiet and not as_json:
+                    click.echo(f"{output}: resuming after {human(sink.offset)} already verified", err=True)
             res = download(net, rc, f, rng, progress=bar, payer=payer, on_meta=lambda _m, size: bar.set_total(size))
     except VeilError as e:
         raise stop_reason(payer, e) from e
@@ -163,7 +171,8 @@ def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: b
     _warn(res.warnings + net.warnings())
     if as_json:
         emit({"path": output, "name": clean(res.meta["name"]), "type": clean(res.meta["type"]),
-              "size": res.meta["size"], "written": res.written, "seconds": round(time.monotonic() - t0, 3),
+              "size": res.meta["size"], "written": res.written, "resumed_from": sink.offset,
+              "seconds": round(time.monotonic() - t0, 3),
               "free_used": payer.free_used if payer else 0, "paid_bytes": payer.paid_bytes if payer else 0,
               "spent": payer.spent if payer else 0})  # fmt: skip
     elif not quiet and output != "-":

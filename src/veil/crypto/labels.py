@@ -32,6 +32,8 @@ CONVERGENCE = b"veil/convergence/v1"
 # deletion secret and the storage index; the manifest holds only the commitment (a hash of it).
 DELETE_KEY = b"veil/delete-key/v1"
 DELETE_COMMITMENT = b"veil/delete-commitment/v1"
+# A resumable download's journal names its file by this hash of the read cap (client/output.py).
+DOWNLOAD_RESUME = b"veil/download-resume/v1"
 
 # Ledger ("Bitcache", docs/specs/ledger.md).
 ADDRESS = b"veil/address/v1"

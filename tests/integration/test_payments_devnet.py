@@ -126,6 +126,9 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     assert free == ALLOWANCE
     assert c.account(b.address)["allowance_left"] == 0
     assert paid_bytes > 0 and paid_amount == paid_bytes
+    # Deposits were sized to what the downloads would spend (payments.md, "Deposits"), not a flat
+    # VEIL_DEPOSIT (0.1 VEIL = 10^8 units) per node: a few times the bytes fetched, at 1 unit per byte.
+    assert sum(ch.total_deposit for _, ch in chans) <= 3 * (free + paid_amount) < len(chans) * 10**8
     assert free + paid_bytes >= 12_000_000  # at least k shares' worth of blocks
     # Everything B paid is attributed to A, and A got exactly the uploader share of it.
     for _, ch in chans:

@@ -2,7 +2,8 @@
 
     [payments]
     max_spend = "1"          # VEIL one `veil get` may spend past the free allowance ($VEIL_MAX_SPEND)
-    deposit = "1"            # VEIL locked per new channel to a node ($VEIL_DEPOSIT)
+    deposit = "1"            # the most VEIL a new channel to a node locks ($VEIL_DEPOSIT)
+    deposit_floor = "0.001"  # the least: a download locks its expected spend per node, within these ($VEIL_DEPOSIT_FLOOR)
 
     [client]
     gateway = "https://veil.example"  # gateway URL in share links ($VEIL_GATEWAY; else the network file's)
@@ -23,7 +24,7 @@ from veil.ledger.amount import parse_amount
 
 from .network import veil_home
 
-DEFAULTS = {"max_spend": "1", "deposit": "1"}
+DEFAULTS = {"max_spend": "1", "deposit": "1", "deposit_floor": "0.001"}
 
 
 def _file() -> dict[str, Any]:
@@ -38,7 +39,7 @@ def _file() -> dict[str, Any]:
 
 
 def payment_setting(name: str) -> int:
-    """``max_spend`` or ``deposit`` in units: env ``VEIL_<NAME>``, else config.toml, else the default."""
+    """``max_spend``, ``deposit`` or ``deposit_floor`` in units: env ``VEIL_<NAME>``, else config.toml, else the default."""
     env = os.environ.get(f"VEIL_{name.upper()}")
     if env:
         return parse_amount(env)

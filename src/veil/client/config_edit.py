@@ -74,7 +74,9 @@ SETTINGS = {
     "anon": Setting("anon", "enabled", _bool, "every transfer over onion circuits (true/false; $VEIL_ANON)"),
     "hops": Setting("anon", "hops", _hops, "relays per circuit, 1-5 ($VEIL_HOPS)"),
     "max-spend": Setting("payments", "max_spend", _amount, "VEIL one `veil get` may spend past the allowance"),
-    "deposit": Setting("payments", "deposit", _amount, "VEIL locked per new payment channel"),
+    "deposit": Setting("payments", "deposit", _amount, "most VEIL a new payment channel locks"),
+    "deposit-floor": Setting("payments", "deposit_floor", _amount,
+                             "least VEIL a new channel locks (else: the download's expected spend there)"),
     "gateway": Setting("client", "gateway", _url, "gateway URL share links name ($VEIL_GATEWAY)"),
     "payout": Setting("payments", "payout", _payout, "where uploads' rewards go: none, wallet or an address"),
 }

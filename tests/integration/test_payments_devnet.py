@@ -111,10 +111,6 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     g = paid.as_user(b, "get", cap, "-o", str(out), "--max-spend", "5", check=True)
     assert out.read_bytes() == src.read_bytes()
     assert b"allowance used" in g.stderr and b"VEIL" in g.stderr
-    got = json.loads(paid.as_user(b, "get", cap, "-o", str(tmp_path / "again.bin"), "--json", "--max-spend", "5",
-                                  check=True).stdout)  # fmt: skip
-    assert got["written"] == 12_000_000 and got["free_used"] == 0  # the allowance is gone: all paid
-    assert got["paid_bytes"] >= 12_000_000 and got["spent"] == got["paid_bytes"]  # 1 unit per byte
     paid.settle_all()
 
     chans = channels_of(c, b.address)
@@ -174,6 +170,11 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     v = paid.veil("ledger", "verify", check=True)
     assert b"intact" in v.stdout
     c.close()
+    # `veil get --json` says what it spent: the allowance is gone, so every byte is paid, 1 unit each.
+    got = json.loads(paid.as_user(b, "get", cap, "-o", str(tmp_path / "again.bin"), "--json", "--max-spend", "5",
+                                  check=True).stdout)  # fmt: skip
+    assert got["written"] == 12_000_000 and got["free_used"] == 0 and got["resumed_from"] == 0
+    assert got["paid_bytes"] >= 12_000_000 and got["spent"] == got["paid_bytes"]
 
 
 def test_downloading_own_file_earns_nothing(paid: PaidDevnet, tmp_path: Path) -> None:

@@ -128,11 +128,15 @@ def _what(r: dict[str, Any]) -> str:
 
 
 @devnet.command()
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also show each node's Prometheus numbers (its /metrics on a loopback port): bytes stored and "
+                   "served, requests, DHT contacts, repair queue, earnings.")
 @json_option
 @_dir_option
-def status(as_json: bool, root: Path | None) -> None:
+def status(show_metrics: bool, as_json: bool, root: Path | None) -> None:
     """List the nodes with their roles, health and the space they hold."""
-    rows = Devnet(root).status()
+    d = Devnet(root)
+    rows = d.status()
     if as_json:
         emit({"nodes": [{"name": r["name"], "addr": r["addr"], "roles": r["roles"], "pid": r["pid"],
                          "node_id": r.get("node_id"), "health": r["health"], "status": r.get("roles_status", {})}
@@ -149,6 +153,8 @@ def status(as_json: bool, root: Path | None) -> None:
             click.echo(clean(f"{r['name']}: {r['health']}"))
     up_count = sum(1 for r in rows if r["health"] == "up")
     click.echo(f"{up_count} of {len(rows)} node processes up: {up_summary([_Roles(r['roles']) for r in rows])}")
+    if show_metrics:
+        _metrics_table(d)
 
 
 class _Roles:
@@ -173,6 +179,28 @@ def up_summary(nodes: Sequence[Any]) -> str:
     if ngw:
         parts.append("gateway" if ngw == 1 else f"{ngw} gateways")
     return " + ".join(parts)
+
+
+def _metrics_table(d: Devnet) -> None:
+    from veil.devnet.metrics import metrics_port, scrape, summary
+    from veil.errors import VeilError
+
+    click.echo(f"{'metrics':<10} {'port':>6} {'stored':>10} {'served':>10} {'requests':>9} {'contacts':>8} "
+               f"{'repairq':>7} {'earned':>10}")
+    for spec in d.specs():
+        port = metrics_port(d, spec)
+        if port is None:
+            click.echo(f"{spec.name:<10} {'-':>6}  (no metrics port: not running, or started before metrics)")
+            continue
+        try:
+            m = summary(scrape(port))
+        except VeilError as e:
+            click.echo(f"{spec.name:<10} {port:>6}  unreachable: {e}")
+            continue
+        c = {k: (human(v) if k in ("stored", "served") else f"{v:.0f}") for k, v in m.items()}
+        click.echo(f"{spec.name:<10} {port:>6} {c.get('stored', '-'):>10} {c.get('served', '-'):>10} "
+                   f"{c.get('requests', '-'):>9} {c.get('contacts', '-'):>8} {c.get('repair_queue', '-'):>7} "
+                   f"{c.get('earned', '-'):>10}")
 
 
 @devnet.command()

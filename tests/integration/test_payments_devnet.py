@@ -97,37 +97,6 @@ def channels_of(c: LedgerClient, payer: bytes) -> list[tuple[bytes, Channel]]:
     return [(cid, ch) for cid, ch in c.account(payer)["channels"] if ch.payer == payer]
 
 
-def test_get_and_account_agree_to_the_byte_in_json(paid: PaidDevnet, tmp_path: Path) -> None:
-    """`veil get --json` (allowance used, money spent), `veil account --json` and `veil node earnings
-    --json` tell the same story as the ledger, to the byte and the unit (docs/specs/cli-json.md)."""
-    up = paid.wallet("json-up", fund=2 * UNIT)
-    dl = paid.wallet("json-dl", fund=5 * UNIT)
-    src = tmp_path / "agree.bin"
-    src.write_bytes(os.urandom(10_000_000))  # past the 8 MB allowance: free bytes, then paid ones
-    cap = put_json(paid.as_user(up, "put", "--json", str(src), "--payout", "wallet", check=True))["read cap"]
-    before = json.loads(paid.as_user(dl, "account", "--json", check=True).stdout)
-    got = json.loads(paid.as_user(dl, "get", cap, "-o", str(tmp_path / "agree.out"), "--json", "--max-spend", "5",
-                                  check=True).stdout)  # fmt: skip
-    assert got["v"] == 1 and got["written"] == 10_000_000 and got["resumed_from"] == 0
-    assert got["free_used"] > 0 and got["paid_bytes"] > 0 and got["spent"] == got["paid_bytes"]  # 1 unit per byte
-    paid.settle_all()
-    after = json.loads(paid.as_user(dl, "account", "--json", "--unlock", check=True).stdout)
-    assert before["allowance_left"] - after["allowance_left"] == got["free_used"]
-    assert after["spent_settled"] == after["spent_in_cheques"] == got["spent"]
-    c = paid.ledger()
-    try:
-        chans = channels_of(c, dl.address)
-        assert after["locked"] == sum(ch.deposit for _, ch in chans) and len(after["channels"]) == len(chans)
-        for s in paid.storage():
-            st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(s)), "--no-settle", "--json")
-            assert st.returncode == 0, st.stderr.decode()
-            e = json.loads(st.stdout)
-            assert e["v"] == 1 and e["payee"] == encode_address(paid.node_addr(s))
-            assert isinstance(e["balance"], int) and isinstance(e["channels"], list)
-    finally:
-        c.close()
-
-
 def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevnet, tmp_path: Path) -> None:
     a = paid.wallet("a", fund=10 * UNIT)
     b = paid.wallet("b", fund=10 * UNIT)
@@ -479,3 +448,35 @@ def test_a_downloader_with_no_funds_uses_its_free_allowance(paid: PaidDevnet, tm
     paid.settle_all()
     assert c.account(poor.address)["allowance_left"] < ALLOWANCE  # the nodes were paid from the allowance
     c.close()
+
+
+@pytest.mark.timeout(900)  # ten `node earnings` settlements on a loaded machine
+def test_get_and_account_agree_to_the_byte_in_json(paid: PaidDevnet, tmp_path: Path) -> None:
+    """`veil get --json` (allowance used, money spent), `veil account --json` and `veil node earnings
+    --json` tell the same story as the ledger, to the byte and the unit (docs/specs/cli-json.md)."""
+    up = paid.wallet("json-up", fund=2 * UNIT)
+    dl = paid.wallet("json-dl", fund=5 * UNIT)
+    src = tmp_path / "agree.bin"
+    src.write_bytes(os.urandom(10_000_000))  # past the 8 MB allowance: free bytes, then paid ones
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), "--payout", "wallet", check=True))["read cap"]
+    before = json.loads(paid.as_user(dl, "account", "--json", check=True).stdout)
+    got = json.loads(paid.as_user(dl, "get", cap, "-o", str(tmp_path / "agree.out"), "--json", "--max-spend", "5",
+                                  check=True).stdout)  # fmt: skip
+    assert got["v"] == 1 and got["written"] == 10_000_000 and got["resumed_from"] == 0
+    assert got["free_used"] > 0 and got["paid_bytes"] > 0 and got["spent"] == got["paid_bytes"]  # 1 unit per byte
+    paid.settle_all()
+    after = json.loads(paid.as_user(dl, "account", "--json", "--unlock", check=True).stdout)
+    assert before["allowance_left"] - after["allowance_left"] == got["free_used"]
+    assert after["spent_settled"] == after["spent_in_cheques"] == got["spent"]
+    c = paid.ledger()
+    try:
+        chans = channels_of(c, dl.address)
+        assert after["locked"] == sum(ch.deposit for _, ch in chans) and len(after["channels"]) == len(chans)
+        for s in paid.storage():
+            st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(s)), "--no-settle", "--json")
+            assert st.returncode == 0, st.stderr.decode()
+            e = json.loads(st.stdout)
+            assert e["v"] == 1 and e["payee"] == encode_address(paid.node_addr(s))
+            assert isinstance(e["balance"], int) and isinstance(e["channels"], list)
+    finally:
+        c.close()

@@ -117,6 +117,7 @@ def test_bad_put_and_get_input_is_one_line(env: RunningDevnet, tmp_path: Path) -
     one_error_line(env.veil("get", cap, "-o", "-", "--json"), 2, "--json prints to stdout")
 
 
+@pytest.mark.timeout(900)  # a dozen CLI runs against every node; minutes on a loaded machine
 def test_rm_deletes_only_for_the_uploader(env: RunningDevnet, tmp_path: Path) -> None:
     f = tmp_path / "secret.bin"
     f.write_bytes(os.urandom(2_000_000))

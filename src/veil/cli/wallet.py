@@ -82,7 +82,7 @@ def balance(as_json: bool, wallet_path: Path | None, validator: str | None, netw
         click.echo(f"channel {cid.hex()[:16]} {role} {addr_text(other)[:20]}… {money(ch.deposit)} locked, {state}")
 
 
-@wallet.command()
+@wallet.command(short_help="Pay AMOUNT VEIL to an address or a name (alice.veil).")
 @click.argument("to")
 @click.argument("amount")
 @click.option("--memo", default=None, help="A note stored with the payment (at most 256 characters).")

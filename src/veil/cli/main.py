@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "veil.cli.lease",
     "veil.cli.circuits",
     "veil.cli.config",
+    "veil.cli.completion",
 ]
 
 

@@ -7,7 +7,7 @@ public key is in the clear so ``address`` and ``balance`` need no passphrase; it
 into the AEAD, and the opened seed must yield it, so swapping it is detected. The file is written to a
 temporary name, fsynced and renamed, mode 0600; an existing wallet is never overwritten.
 
-Where: ``--wallet``, else ``$VEIL_WALLET``, else ``~/.veil/wallet``. Passphrase:
+Where: ``--wallet``, else ``$VEIL_WALLET``, else ``$VEIL_HOME/wallet``. Passphrase:
 ``$VEIL_PASSPHRASE`` for scripts, else the caller prompts.
 """
 

@@ -28,6 +28,12 @@ PLACEMENT = b"veil/placement/v1"
 # S/Kademlia static puzzle: a node id counts only if this hash of it has enough leading zeros.
 NODE_ID_PUZZLE = b"veil/node-id-puzzle/v1"
 CONVERGENCE = b"veil/convergence/v1"
+# Deletion (docs/specs/caps.md, "Deletion keys"): the uploader's per-file key, derived from its
+# deletion secret and the storage index; the manifest holds only the commitment (a hash of it).
+DELETE_KEY = b"veil/delete-key/v1"
+DELETE_COMMITMENT = b"veil/delete-commitment/v1"
+# A resumable download's journal names its file by this hash of the read cap (client/output.py).
+DOWNLOAD_RESUME = b"veil/download-resume/v1"
 
 # Ledger ("Bitcache", docs/specs/ledger.md).
 ADDRESS = b"veil/address/v1"

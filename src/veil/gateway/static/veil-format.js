@@ -18,6 +18,7 @@ export const LABELS = {
   capChecksum: enc.encode("veil/cap-checksum/v1"),
   segmentLeaf: enc.encode("veil/segment-leaf/v1"),
   segmentNode: enc.encode("veil/segment-node/v1"),
+  deleteCommitment: enc.encode("veil/delete-commitment/v1"),
 };
 export const AEAD_NAME = "aes256gcm-stream/v1";
 
@@ -103,6 +104,8 @@ export async function checksum(kind, payload) {
 export async function storageIndex(key) { return (await taggedHash(LABELS.storageIndex, key)).subarray(0, SI_SIZE); }
 
 export async function manifestHash(bytes) { return taggedHash(LABELS.manifest, bytes); }
+/** What the manifest's `delete` field holds for a deletion key (docs/specs/caps.md, "Deletion keys"). */
+export async function deletionCommitment(deleteKey) { return taggedHash(LABELS.deleteCommitment, deleteKey); }
 
 export async function pack(kind, payload) { return b32encode(concat(payload, await checksum(kind, payload))); }
 

@@ -41,6 +41,9 @@ from veil.gateway.uploads import (
     UploadManager,
     UploadStateError,
 )
+from veil.gateway.wallet import WalletApi
+from veil.gateway.wallet import page_template as wallet_template
+from veil.gateway.wallet import static_files as wallet_static
 from veil.ledger.params import Params
 from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, error_status, serve
 
@@ -125,9 +128,11 @@ class Gateway:
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
-        self.static = {name: _static_bytes(name) for name in STATIC_FILES}
+        self.static = {name: _static_bytes(name) for name in STATIC_FILES} | wallet_static()
+        self.wallet_api = WalletApi(self.network, json_response)
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
+        self.templates = {"wallet": wallet_template()}  # pages with their own template, by mode
         params = Params("veil")
         self.allowance = {"bytes": params.allowance_bytes, "period_seconds": params.epoch_seconds,
                           "source": "network parameter (per-visitor usage is not tracked by this gateway)"}
@@ -159,6 +164,9 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
+        r.add("GET", "/wallet", self._page("wallet"))
+        for method, pattern, fn in self.wallet_api.routes():
+            r.add(method, pattern, self._wrap(fn))
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -213,7 +221,7 @@ class Gateway:
             f'<li><a href="{esc(f.url)}" rel="noopener noreferrer">{esc(f.label)}</a></li>' for f in tenant.footer
         )
         body = (
-            self.template.replace("{{name}}", esc(tenant.name))
+            self.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
             .replace("{{tagline}}", esc(tenant.tagline))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
@@ -367,6 +375,7 @@ class Gateway:
             self.server = None
         self.uploads.close()
         self.slots.close()
+        self.wallet_api.close()
         if self.config.wallet is not None:
             self.config.wallet.close()
 

@@ -1,0 +1,268 @@
+// The web wallet page (/wallet). The key is made here (crypto.getRandomValues), kept in this
+// origin's localStorage only as the encrypted key file (the CLI's format), and unlocked into a
+// non-extractable WebCrypto key in this page's memory. Requests carry only the public address
+// (reads) and signed transactions (sends): never the seed, the passphrase or the key file.
+
+import { VeilError } from "./veil-format.js";
+import * as vw from "./veil-wallet.js";
+import { $, el, human, saveBlob, showMessage } from "./common.js";
+
+const STORE = "veil.wallet.v1";
+const POLL_MS = 4000;
+const NONCE_RETRIES = 4;
+const TITLES = {
+  wrongpass: "Wrong passphrase",
+  notwallet: "Not a wallet key file",
+  garbled: "Check what you typed",
+  refused: "Not possible",
+  integrity: "The key file is damaged",
+  insufficient_funds: "Not enough money",
+};
+
+let info = null;       // /api/wallet/info: chain id, minimum fee
+let file = null;       // the encrypted key file (Uint8Array)
+let publicKey = null;
+let addressText = "";
+let signer = null;     // set while unlocked
+let account = null;
+let timer = null;
+
+/** A call to the gateway's wallet API; an error reply becomes a VeilError whose kind is the gateway's code. */
+async function call(path, init = {}) {
+  let r;
+  try {
+    r = await fetch(path, { cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer", ...init });
+  } catch {
+    throw new VeilError("unavailable", "the gateway could not be reached; check your connection and try again");
+  }
+  if (r.ok) return r;
+  let reply = {};
+  try { reply = await r.json(); } catch { /* not JSON */ }
+  const err = new VeilError(reply.error || "unavailable", reply.message || `the gateway answered ${r.status}`);
+  err.status = r.status;
+  throw err;
+}
+
+function fromBase64Text(b64) { return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)); }
+
+function status(id, text, error = false) {
+  const s = $(id);
+  s.textContent = text;
+  s.className = error ? "status error" : "status";
+}
+
+function fail(err) {
+  showMessage(err, TITLES);
+  document.body.dataset.error = err.kind || "error";
+}
+
+function clearMessage() { $("message").hidden = true; delete document.body.dataset.error; }
+
+// -- the stored key file --------------------------------------------------------------------
+function loadStored() {
+  const b64 = localStorage.getItem(STORE);
+  if (!b64) return null;
+  try { return vw.parseWalletFile(fromBase64Text(b64)) && fromBase64Text(b64); } catch { return null; }
+}
+
+async function adopt(raw) {
+  const parsed = vw.parseWalletFile(raw);
+  file = raw;
+  publicKey = parsed.publicKey;
+  addressText = await vw.encodeAddress(await vw.addressOf(publicKey));
+}
+
+function store(raw) {
+  let s = "";
+  for (const b of raw) s += String.fromCharCode(b);
+  localStorage.setItem(STORE, btoa(s));
+}
+
+// -- setup: create or import ------------------------------------------------------------------
+function setupView() {
+  $("wallet-view").hidden = true;
+  $("setup-view").hidden = false;
+  $("create-form").onsubmit = async (e) => {
+    e.preventDefault();
+    clearMessage();
+    const p1 = $("create-pass").value, p2 = $("create-pass2").value;
+    if (!p1) return fail(new VeilError("refused", "choose a passphrase: it encrypts the key in this browser and in the key file"));
+    if (p1 !== p2) return fail(new VeilError("refused", "the two passphrases differ"));
+    $("create").disabled = true;
+    status("setup-status", "Making your key and encrypting it (this takes a few seconds)…");
+    try {
+      const seed = crypto.getRandomValues(new Uint8Array(32));
+      const made = await vw.makeWalletFile(p1, seed);
+      seed.fill(0);
+      store(made.file);
+      await adopt(made.file);
+      signer = made.signer;
+      $("create-pass").value = $("create-pass2").value = "";
+      status("setup-status", "");
+      walletView();
+    } catch (err) {
+      status("setup-status", "");
+      fail(err);
+    } finally {
+      $("create").disabled = false;
+    }
+  };
+  $("import-form").onsubmit = async (e) => {
+    e.preventDefault();
+    clearMessage();
+    const f = $("import-file").files[0];
+    if (!f) return fail(new VeilError("refused", "choose the key file to import"));
+    if (f.size > vw.WALLET.maxFile) return fail(new VeilError("notwallet", "this file is too large to be a Veil wallet key file"));
+    $("import").disabled = true;
+    status("setup-status", "Checking the passphrase…");
+    try {
+      const raw = new Uint8Array(await f.arrayBuffer());
+      vw.parseWalletFile(raw);
+      const opened = await vw.openWalletFile($("import-pass").value, raw);
+      store(raw);
+      await adopt(raw);
+      signer = opened.signer;
+      $("import-pass").value = "";
+      status("setup-status", "");
+      walletView();
+    } catch (err) {
+      status("setup-status", "");
+      fail(err);
+    } finally {
+      $("import").disabled = false;
+    }
+  };
+}
+
+// -- the wallet ---------------------------------------------------------------------------------
+function showLock() {
+  $("lock-state").textContent = signer ? "Unlocked in this page (until you lock it or leave)" : "Locked: your passphrase unlocks it to send";
+  $("send-pass").hidden = $("send-pass-label").hidden = !!signer;
+  $("lock").hidden = !signer;
+  document.body.dataset.unlocked = signer ? "1" : "0";
+}
+
+async function unlock(passphrase) {
+  if (signer) return signer;
+  status("send-status", "Unlocking the key…");
+  const opened = await vw.openWalletFile(passphrase, file);
+  signer = opened.signer;
+  $("send-pass").value = "";
+  showLock();
+  return signer;
+}
+
+async function refresh() {
+  try {
+    if (!info) info = await (await call("/api/wallet/info")).json();
+    account = await (await call(`/api/wallet/account/${addressText}`)).json();
+    const bal = BigInt(account.balance);
+    $("balance").textContent = `${vw.formatAmount(bal)} ${vw.SYMBOL}`;
+    $("balance").dataset.units = bal.toString();
+    const left = BigInt(account.allowance_left), total = BigInt(account.allowance);
+    const renews = new Date(account.epoch_ends * 1000).toLocaleString("en", { dateStyle: "medium", timeStyle: "short" });
+    $("allowance").textContent = `${human(Number(left))} of ${human(Number(total))} left, renews ${renews}`;
+    $("allowance").dataset.left = left.toString();
+    $("allowance").dataset.renews = String(account.epoch_ends);
+    const hist = await (await call(`/api/wallet/history/${addressText}?limit=50`)).json();
+    showHistory(hist.txs);
+    document.body.dataset.ready = "1";
+  } catch (err) {
+    fail(err);
+  }
+}
+
+function showHistory(txs) {
+  const rows = txs.map((t) => {
+    const amt = BigInt(t.amount);
+    const sign = t.direction === "out" ? "−" : t.direction === "in" ? "+" : "";
+    let what;
+    if (t.kind === "transfer") {
+      what = t.direction === "in" ? `Received from ${t.from}` : t.direction === "out" ? `Sent to ${t.to}` : "To yourself";
+    } else {
+      what = t.kind.replaceAll("_", " ");
+    }
+    const whatCell = el("td", { class: "what" }, el("span", {}, what));
+    if (t.memo) whatCell.append(el("div", { class: "memo" }, `Memo: ${t.memo}`));
+    return el("tr", { "data-id": t.id, "data-direction": t.direction, "data-amount": amt.toString(), "data-kind": t.kind },
+      el("td", {}, t.height === null ? "pending" : String(t.height)), whatCell,
+      el("td", { class: "amount" }, amt ? `${sign}${vw.formatAmount(amt)}` : "–"));
+  });
+  $("history").querySelector("tbody").replaceChildren(...rows);
+  $("history-empty").hidden = rows.length > 0;
+}
+
+async function send(e) {
+  e.preventDefault();
+  clearMessage();
+  $("send").disabled = true;
+  try {
+    const to = await vw.decodeAddress($("send-to").value);
+    const amount = vw.parseAmount($("send-amount").value);
+    if (amount <= 0n) throw new VeilError("garbled", "the amount must be more than 0");
+    const memo = $("send-memo").value || null;
+    if (!signer && !$("send-pass").value) throw new VeilError("wrongpass", "enter your passphrase to unlock the key");
+    await unlock($("send-pass").value);
+    if (!info) info = await (await call("/api/wallet/info")).json();
+    status("send-status", "Signing and sending…");
+    let answer = null;
+    for (let attempt = 0; ; attempt++) {
+      const acct = await (await call(`/api/wallet/account/${addressText}`)).json();
+      const body = vw.transferBody({ chain: info.chain, publicKey, nonce: BigInt(acct.nonce), fee: BigInt(info.min_fee), to, amount, memo });
+      const tx = await vw.signTx(signer, body);
+      try {
+        answer = await (await call("/api/wallet/tx", { method: "POST", headers: { "Content-Type": "application/cbor" }, body: tx.raw })).json();
+        break;
+      } catch (err) {
+        if (!(err.kind === "bad_nonce" && attempt < NONCE_RETRIES)) throw err;
+      }
+    }
+    status("send-status", `Sent ${vw.formatAmount(amount)} ${vw.SYMBOL} in block ${answer.height} (transaction ${answer.id.slice(0, 16)}…).`);
+    document.body.dataset.sent = answer.id;
+    $("send-amount").value = $("send-memo").value = "";
+    await refresh();
+  } catch (err) {
+    status("send-status", "");
+    fail(err);
+  } finally {
+    $("send").disabled = false;
+  }
+}
+
+function walletView() {
+  $("setup-view").hidden = true;
+  $("wallet-view").hidden = false;
+  $("address").textContent = addressText;
+  document.body.dataset.address = addressText;
+  showLock();
+  $("send-form").onsubmit = send;
+  $("copy-address").onclick = async () => {
+    try { await navigator.clipboard.writeText(addressText); $("copy-address").textContent = "Copied"; } catch { $("copy-address").textContent = "Select and copy"; }
+  };
+  $("lock").onclick = () => { signer = null; showLock(); };
+  $("export").onclick = () => saveBlob(new Blob([file], { type: "application/octet-stream" }), `veil-wallet-${addressText.slice(0, 12)}`);
+  $("forget").onclick = () => {
+    if (!confirm("Remove this wallet from this browser? Without an exported key file (and its passphrase) the money in it is lost.")) return;
+    localStorage.removeItem(STORE);
+    file = publicKey = signer = null;
+    clearInterval(timer);
+    delete document.body.dataset.ready;
+    setupView();
+  };
+  refresh();
+  clearInterval(timer);
+  timer = setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+}
+
+async function main() {
+  const raw = loadStored();
+  if (raw) {
+    await adopt(raw);
+    walletView();
+  } else {
+    setupView();
+  }
+  document.body.dataset.loaded = "1";
+}
+
+main().catch(fail);

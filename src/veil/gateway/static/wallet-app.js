@@ -175,12 +175,16 @@ async function refresh() {
 function showHistory(txs) {
   const rows = txs.map((t) => {
     const amt = BigInt(t.amount);
-    const sign = t.direction === "out" ? "−" : t.direction === "in" ? "+" : "";
+    // Only a transfer moves this balance by its amount; other kinds show theirs unsigned.
+    const sign = t.kind !== "transfer" ? "" : t.direction === "out" ? "−" : t.direction === "in" ? "+" : "";
     let what;
     if (t.kind === "transfer") {
       what = t.direction === "in" ? `Received from ${t.from}` : t.direction === "out" ? `Sent to ${t.to}` : "To yourself";
+    } else if (t.kind === "stake") {
+      what = t.direction === "in" ? `Staked for this account by ${t.from} (it raises the free allowance)` : t.to ? `Staked for ${t.to}` : "Staked";
     } else {
-      what = t.kind.replaceAll("_", " ");
+      const words = t.kind.replaceAll("_", " ");
+      what = words[0].toUpperCase() + words.slice(1);
     }
     const whatCell = el("td", { class: "what" }, el("span", {}, what));
     if (t.memo) whatCell.append(el("div", { class: "memo" }, `Memo: ${t.memo}`));

@@ -107,7 +107,8 @@ def test_page_matches_the_wallet_vectors(env: Env, page: Page) -> None:
       out.txs = [];
       for (const t of V.transfers) {
         const body = vw.transferBody({ chain: V.chain, publicKey: w.publicKey, nonce: BigInt(t.nonce), fee: BigInt(t.fee),
-                                       to: unhex(V.to), amount: BigInt(t.amount), memo: t.memo });
+                                       to: unhex(V.to), amount: BigInt(t.amount), memo: t.memo,
+                                       extra: t.invoice ? { invoice: unhex(t.invoice) } : {} });
         const s = await vw.signTx(w.signer, body);
         out.txs.push([vf.hex(s.raw), vf.hex(s.id)]);
       }
@@ -116,6 +117,13 @@ def test_page_matches_the_wallet_vectors(env: Env, page: Page) -> None:
       const fails = async (f) => { try { await f(); return "accepted"; } catch (e) { return e.kind || e.message; } };
       out.badAddresses = [];
       for (const a of V.bad_addresses) out.badAddresses.push(await fails(() => vw.decodeAddress(a)));
+      out.requests = [];
+      for (const r of V.requests) {
+        const q = await vw.parsePaymentUri(r.uri);
+        out.requests.push([q.amount.toString(), q.memo, q.expires.toString(), vf.hex(q.invoice), vf.hex(q.payee), await vw.paymentUri(q)]);
+      }
+      out.badUris = [];
+      for (const u of V.bad_uris) out.badUris.push(await fails(() => vw.parsePaymentUri(u)));
       out.amounts = V.amounts.map(([t]) => vw.parseAmount(t).toString());
       out.badAmounts = [];
       for (const a of V.bad_amounts) out.badAmounts.push(await fails(() => vw.parseAmount(a)));
@@ -143,6 +151,8 @@ def test_page_matches_the_wallet_vectors(env: Env, page: Page) -> None:
     assert got["file"] == V["key_file"]
     assert got["address"] == V["address"] and got["addressText"] == V["address_text"] and got["to"] == V["to"]
     assert got["txs"] == [[t["raw"], t["id"]] for t in V["transfers"]]
+    assert got["requests"] == [[r["amount"], r["memo"], r["expires"], V["invoice"], V["to"], r["uri"]] for r in V["requests"]]
+    assert got["badUris"] == ["garbled"] * len(V["bad_uris"])
     assert got["addresses"] == [a["text"] for a in V["addresses"]]
     assert got["badAddresses"] == ["garbled"] * len(V["bad_addresses"])
     assert got["amounts"] == [u for _, u in V["amounts"]]

@@ -20,6 +20,7 @@ from veil.errors import UsageError
 from veil.ledger import tx as txm
 from veil.ledger.address import AddressError, decode_address, encode_address
 from veil.ledger.amount import AmountError, format_amount, parse_amount
+from veil.ledger.invoice import PaymentUriError, parse_payment_uri
 
 ROOT = Path(__file__).parents[2]
 V = json.loads((ROOT / "tests" / "vectors" / "wallet_v1.json").read_text())
@@ -41,7 +42,14 @@ def test_python_reads_its_own_vectors(tmp_path: Path) -> None:
         tx = txm.decode_tx(bytes.fromhex(t["raw"]))
         tx.verify_signature()
         assert (str(tx.amount), str(tx.nonce), str(tx.fee), tx.memo or "") == (t["amount"], t["nonce"], t["fee"], t["memo"] or "")
-        assert tx.txid.hex() == t["id"] and tx.to.hex() == V["to"]
+        assert tx.txid.hex() == t["id"] and tx.to.hex() == V["to"] and tx.invoice.hex() == t.get("invoice", "")
+    for r in V["requests"]:
+        req = parse_payment_uri(r["uri"])
+        assert (str(req.amount), req.memo, str(req.expires), req.invoice.hex()) == (r["amount"], r["memo"], r["expires"], V["invoice"])
+        assert req.uri() == r["uri"]
+    for bad in V["bad_uris"]:
+        with pytest.raises(PaymentUriError):
+            parse_payment_uri(bad)
     for a in V["addresses"]:
         assert decode_address(a["text"]).hex() == a["address"]
     for bad in V["bad_addresses"]:

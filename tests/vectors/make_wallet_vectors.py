@@ -22,6 +22,7 @@ from veil.crypto.sign import SigningKey
 from veil.ledger import tx as txm
 from veil.ledger.address import address_of, encode_address
 from veil.ledger.amount import format_amount, parse_amount
+from veil.ledger.invoice import PaymentRequest
 
 SEED = bytes(range(32))
 SALT = bytes([0x42]) * 16
@@ -57,6 +58,21 @@ def main() -> None:
         raw = txm.transfer(key, CHAIN, nonce, fee, to, amount, memo or None)
         transfers.append({"nonce": str(nonce), "fee": str(fee), "amount": str(amount), "memo": memo,
                           "raw": raw.hex(), "id": txm.tx_id(raw).hex()})  # fmt: skip
+    inv = bytes(range(100, 116))
+    raw = txm.transfer(key, CHAIN, 9, 1, to, 5 * 10**9, "order 1234", inv)
+    transfers.append({"nonce": "9", "fee": "1", "amount": str(5 * 10**9), "memo": "order 1234", "invoice": inv.hex(),
+                      "raw": raw.hex(), "id": txm.tx_id(raw).hex()})  # fmt: skip
+    requests = []
+    for amount, memo, exp in ((5 * 10**9, "order 1234", 1_700_003_600), (1, None, 2**40),
+                              (2**63 - 1, "été & co = 100% ! 'x' (y) * ~_.-+/?#", 1_700_000_001)):
+        r = PaymentRequest(to, amount, inv, exp, memo)
+        requests.append({"amount": str(amount), "memo": memo, "expires": str(exp), "uri": r.uri()})
+    u = requests[0]["uri"]
+    bad_uris = [u.replace("amount=5000000000", "amount=5000000001"), u.replace("order%201234", "order%201235"),
+                u.replace("exp=1700003600", "exp=1700003601"), u.replace(encode_address(to), encode_address(address_of(key.public_key))),
+                u.rsplit("&c=", 1)[0], u.replace("v=1", "v=2"), u + "&x=1", u + "&amount=1", u.replace("veil:pay?", "veil:pay:"),
+                u.replace("order%201234", "order 1234"), u.replace("order%201234", "%ff"), u[:-1], u.replace("inv=", "inv=a"),
+                u.replace("amount=5000000000", "amount=05000000000"), u.replace("amount=5000000000", "amount=0")]
     addresses = []
     for i in range(4):
         pub = SigningKey(bytes([i + 1]) * 32).public_key
@@ -81,6 +97,9 @@ def main() -> None:
         "to": to.hex(),
         "to_text": good,
         "transfers": transfers,
+        "invoice": inv.hex(),
+        "requests": requests,
+        "bad_uris": bad_uris,
         "addresses": addresses,
         "bad_addresses": [flipped, "vb2" + good[3:], good[:-4], good + "a", "vb1" + "0" * 58, ""],
         "amounts": amounts,

@@ -51,6 +51,7 @@ WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
 LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
 CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
+PAY_URI_CHECKSUM = b"veil/pay-uri-checksum/v1"  # the checksum of a veil:pay URI (docs/specs/invoices.md)
 
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"

@@ -221,3 +221,67 @@ export async function signTx(signer, bodyMap) {
   const raw = cborEncode([TX.magic, TX.version, body, sig]);
   return { raw, body, id: await taggedHash(LABELS.txId, raw) };
 }
+
+// -- payment requests: veil:pay?v=1&to=…&amount=…[&memo=…]&inv=…&exp=…&c=… (ledger/invoice.py) ------
+export const PAY = { prefix: "veil:pay?", version: 1, checkSize: 8, maxUri: 2048, idSize: 16,
+                     keys: ["v", "to", "amount", "memo", "inv", "exp", "c"], maxExpiry: 2n ** 40n };
+const PAY_LABEL = enc.encode("veil/pay-uri-checksum/v1");
+
+async function payChecksum(r) {
+  const fields = { v: PAY.version, to: r.payee, amount: r.amount, inv: r.invoice, exp: r.expires };
+  if (r.memo !== null) fields.memo = r.memo;
+  return (await taggedHash(PAY_LABEL, cborEncode(fields))).subarray(0, PAY.checkSize);
+}
+
+/** Python's quote(s, safe=""): encodeURIComponent plus !'()* */
+function quote(s) { return encodeURIComponent(s).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase()); }
+
+export async function paymentUri(r) {
+  const memo = r.memo !== null ? `&memo=${quote(r.memo)}` : "";
+  return `${PAY.prefix}v=${PAY.version}&to=${await encodeAddress(r.payee)}&amount=${r.amount}${memo}` +
+    `&inv=${b32encode(r.invoice)}&exp=${r.expires}&c=${b32encode(await payChecksum(r))}`;
+}
+
+/** { payee, amount (BigInt), invoice (16 bytes), invoiceText, expires (BigInt, unix s), memo|null }; "garbled" on any fault. */
+export async function parsePaymentUri(text) {
+  const bad = (m) => new VeilError("garbled", `payment request: ${m}`);
+  const s = String(text).trim();
+  if (s.length > PAY.maxUri) throw bad(`${s.length} characters, over ${PAY.maxUri}`);
+  if (!s.startsWith(PAY.prefix)) throw new VeilError("garbled", `not a Veil payment request (it must start with ${PAY.prefix})`);
+  const got = new Map();
+  for (const part of s.slice(PAY.prefix.length).split("&")) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (eq < 0 || !PAY.keys.includes(key)) throw bad(`unknown part ${JSON.stringify(part.slice(0, 30))}`);
+    if (got.has(key)) throw bad(`${JSON.stringify(key)} given twice`);
+    got.set(key, part.slice(eq + 1));
+  }
+  if (got.get("v") !== String(PAY.version)) throw bad(`version ${JSON.stringify(got.get("v") ?? "?")} is not supported (this wallet reads v=${PAY.version})`);
+  const missing = PAY.keys.filter((k) => k !== "memo" && !got.has(k));
+  if (missing.length) throw bad(`missing ${missing.join(", ")} (was it cut short?)`);
+  let payee;
+  try { payee = await decodeAddress(got.get("to")); } catch (e) { throw bad(e.message); }
+  const uint = (t, what, hi) => {
+    if (!/^[0-9]{1,20}$/.test(t) || (t.length > 1 && t[0] === "0")) throw bad(`${what} is not a whole number`);
+    const v = BigInt(t);
+    if (v <= 0n || v > hi) throw bad(`${what} ${v} is out of range`);
+    return v;
+  };
+  const amount = uint(got.get("amount"), "amount", MAX_AMOUNT);
+  const expires = uint(got.get("exp"), "expiry", PAY.maxExpiry);
+  let memo = null;
+  if (got.has("memo")) {
+    try { memo = decodeURIComponent(got.get("memo")); } catch { throw bad("memo is not UTF-8"); }
+    if (quote(memo) !== got.get("memo")) throw bad("memo is not in its one percent-encoded spelling");
+    if (!memo || [...memo].length > TX.maxMemo) throw bad(`memo must be 1..${TX.maxMemo} characters`);
+  }
+  let invoice, check;
+  try { invoice = b32decode(got.get("inv")); check = b32decode(got.get("c")); } catch { throw bad("garbled invoice id or checksum"); }
+  if (invoice.length !== PAY.idSize || check.length !== PAY.checkSize || b32encode(invoice) !== got.get("inv").toLowerCase() ||
+      b32encode(check) !== got.get("c").toLowerCase()) {
+    throw bad("garbled invoice id or checksum");
+  }
+  const req = { payee, amount, invoice, invoiceText: b32encode(invoice), expires, memo };
+  if (!equal(await payChecksum(req), check)) throw bad("it was altered (its checksum does not match): ask the payee for it again");
+  return req;
+}

@@ -15,6 +15,7 @@ const TITLES = {
   notwallet: "Not a wallet key file",
   garbled: "Check what you typed",
   refused: "Not possible",
+  expired: "This request has expired",
   integrity: "The key file is damaged",
   insufficient_funds: "Not enough money",
 };
@@ -138,6 +139,7 @@ function setupView() {
 function showLock() {
   $("lock-state").textContent = signer ? "Unlocked in this page (until you lock it or leave)" : "Locked: your passphrase unlocks it to send";
   $("send-pass").hidden = $("send-pass-label").hidden = !!signer;
+  $("req-pass").hidden = $("req-pass-label").hidden = !!signer;
   $("lock").hidden = !signer;
   document.body.dataset.unlocked = signer ? "1" : "0";
 }
@@ -196,6 +198,21 @@ function showHistory(txs) {
   $("history-empty").hidden = rows.length > 0;
 }
 
+/** Sign a transfer with the next nonce and relay it (re-signed on a nonce race); the gateway's answer. */
+async function transfer(to, amount, memo, extra = {}) {
+  if (!info) info = await (await call("/api/wallet/info")).json();
+  for (let attempt = 0; ; attempt++) {
+    const acct = await (await call(`/api/wallet/account/${addressText}`)).json();
+    const body = vw.transferBody({ chain: info.chain, publicKey, nonce: BigInt(acct.nonce), fee: BigInt(info.min_fee), to, amount, memo, extra });
+    const tx = await vw.signTx(signer, body);
+    try {
+      return await (await call("/api/wallet/tx", { method: "POST", headers: { "Content-Type": "application/cbor" }, body: tx.raw })).json();
+    } catch (err) {
+      if (!(err.kind === "bad_nonce" && attempt < NONCE_RETRIES)) throw err;
+    }
+  }
+}
+
 async function send(e) {
   e.preventDefault();
   clearMessage();
@@ -207,20 +224,8 @@ async function send(e) {
     const memo = $("send-memo").value || null;
     if (!signer && !$("send-pass").value) throw new VeilError("wrongpass", "enter your passphrase to unlock the key");
     await unlock($("send-pass").value);
-    if (!info) info = await (await call("/api/wallet/info")).json();
     status("send-status", "Signing and sending…");
-    let answer = null;
-    for (let attempt = 0; ; attempt++) {
-      const acct = await (await call(`/api/wallet/account/${addressText}`)).json();
-      const body = vw.transferBody({ chain: info.chain, publicKey, nonce: BigInt(acct.nonce), fee: BigInt(info.min_fee), to, amount, memo });
-      const tx = await vw.signTx(signer, body);
-      try {
-        answer = await (await call("/api/wallet/tx", { method: "POST", headers: { "Content-Type": "application/cbor" }, body: tx.raw })).json();
-        break;
-      } catch (err) {
-        if (!(err.kind === "bad_nonce" && attempt < NONCE_RETRIES)) throw err;
-      }
-    }
+    const answer = await transfer(to, amount, memo);
     status("send-status", `Sent ${vw.formatAmount(amount)} ${vw.SYMBOL} in block ${answer.height} (transaction ${answer.id.slice(0, 16)}…).`);
     document.body.dataset.sent = answer.id;
     $("send-amount").value = $("send-memo").value = "";
@@ -233,6 +238,58 @@ async function send(e) {
   }
 }
 
+// -- payment requests (veil:pay URIs: a link's fragment, or pasted) ------------------------------
+let request = null;
+
+async function openRequest(text) {
+  clearMessage();
+  request = await vw.parsePaymentUri(text);
+  const expires = new Date(Number(request.expires) * 1000);
+  $("req-amount").textContent = `${vw.formatAmount(request.amount)} ${vw.SYMBOL}`;
+  $("req-to").textContent = await vw.encodeAddress(request.payee);
+  $("req-memo").textContent = request.memo ?? "–";
+  $("req-id").textContent = request.invoiceText;
+  $("req-expires").textContent = expires.toLocaleString("en", { dateStyle: "medium", timeStyle: "medium" });
+  const over = BigInt(Math.floor(Date.now() / 1000)) > request.expires;
+  $("req-pay").disabled = over;
+  status("req-status", over ? "This request has expired: ask the payee for a new one. Nothing will be paid." : "", over);
+  $("pay-request").hidden = false;
+  $("pay-request").dataset.invoice = request.invoiceText;
+  $("pay-request").dataset.expired = over ? "1" : "0";
+  showLock();
+  $("pay-request").scrollIntoView({ block: "nearest" });
+}
+
+async function payRequest(e) {
+  e.preventDefault();
+  clearMessage();
+  if (!request) return;
+  $("req-pay").disabled = true;
+  try {
+    if (BigInt(Math.floor(Date.now() / 1000)) > request.expires) throw new VeilError("expired", "this payment request has expired: ask the payee for a new one");
+    if (!signer && !$("req-pass").value) throw new VeilError("wrongpass", "enter your passphrase to unlock the key");
+    if (!signer) { await unlock($("req-pass").value); $("req-pass").value = ""; }
+    status("req-status", "Signing and paying…");
+    const answer = await transfer(request.payee, request.amount, request.memo, { invoice: request.invoice });
+    status("req-status", `Paid ${vw.formatAmount(request.amount)} ${vw.SYMBOL} for invoice ${request.invoiceText} in block ${answer.height}.`);
+    document.body.dataset.paid = request.invoiceText;
+    document.body.dataset.sent = answer.id;
+    await refresh();
+  } catch (err) {
+    status("req-status", "");
+    fail(err);
+  } finally {
+    $("req-pay").disabled = false;
+  }
+}
+
+function pendingRequest() {
+  // The fragment is the URI as written (`/wallet#veil:pay?…`), or the whole URI percent-encoded once.
+  let h = location.hash.slice(1);
+  if (/^veil%3a/i.test(h)) { try { h = decodeURIComponent(h); } catch { return null; } }
+  return h.startsWith(vw.PAY.prefix) ? h : null;
+}
+
 function walletView() {
   $("setup-view").hidden = true;
   $("wallet-view").hidden = false;
@@ -240,6 +297,14 @@ function walletView() {
   document.body.dataset.address = addressText;
   showLock();
   $("send-form").onsubmit = send;
+  $("req-form").onsubmit = payRequest;
+  $("req-cancel").onclick = () => { request = null; $("pay-request").hidden = true; history.replaceState(null, "", location.pathname); };
+  $("open-request-form").onsubmit = async (e) => {
+    e.preventDefault();
+    try { await openRequest($("request-uri").value); $("request-uri").value = ""; } catch (err) { fail(err); }
+  };
+  const pending = pendingRequest();
+  if (pending) openRequest(pending).catch(fail);
   $("copy-address").onclick = async () => {
     try { await navigator.clipboard.writeText(addressText); $("copy-address").textContent = "Copied"; } catch { $("copy-address").textContent = "Select and copy"; }
   };

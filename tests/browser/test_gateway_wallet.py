@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -163,9 +164,12 @@ def test_page_matches_the_wallet_vectors(env: Env, page: Page) -> None:
                              "version": "notwallet", "truncated": "integrity", "notAFile": "notwallet"}, got["tamper"]
     assert got["memoTooLong"] == "refused"
     # And what the page signed is a transaction the ledger's own decoder accepts and verifies.
-    t = txm.decode_tx(bytes.fromhex(got["txs"][-1][0]))
+    t = txm.decode_tx(bytes.fromhex(got["txs"][-2][0]))
     t.verify_signature()
     assert (t.amount, t.to.hex(), t.nonce) == (2**63 - 1, V["to"], 2**40 + 5)
+    t = txm.decode_tx(bytes.fromhex(got["txs"][-1][0]))
+    t.verify_signature()
+    assert (t.amount, t.memo, t.invoice.hex()) == (5 * UNIT, "order 1234", V["invoice"])
 
 
 def test_create_receive_send_export_and_the_gateway_never_sees_the_key(env: Env, page: Page, tmp_path: Path) -> None:
@@ -313,3 +317,87 @@ def test_wallet_api_refuses_bad_input(env: Env) -> None:
     assert (status, err["error"]) == (400, "insufficient_funds"), err
     status, err = _http("POST", f"{gw}/api/wallet/tx", b"\xa0" * (txm.MAX_TX_SIZE + 1), "application/cbor")
     assert status == 413
+
+
+def _fields(out: str) -> dict[str, str]:
+    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if k.strip() in
+            ("invoice", "uri", "link", "qr", "amount", "expires")}  # fmt: skip
+
+
+def _status(env: Env, wallet: Path, inv: str) -> dict[str, Any]:
+    rows = [json.loads(x) for x in _veil(env, "invoice", "list", "--json", wallet=wallet).splitlines() if x.startswith("{")]
+    return next(r for r in rows if r["id"] == inv)
+
+
+def test_invoices_paid_by_link_in_the_web_wallet_and_by_the_cli(env: Env, page: Page, tmp_path: Path) -> None:
+    from veil.devnet.ledger import devnet_ledger_client
+    from veil.ledger.invoice import parse_payment_uri
+
+    payee = create_wallet(tmp_path / "shop.wallet", PASS, m_cost_kib=1024)
+    buyer = create_wallet(tmp_path / "buyer.wallet", PASS, m_cost_kib=1024)
+    env.veil("devnet", "faucet", buyer.address_text, "20")
+    out = _veil(env, "invoice", "create", "--amount", "5", "--memo", "order 1234", "--expires", "1h",
+                "--qr", str(tmp_path / "order.svg"), wallet=payee.path)  # fmt: skip
+    f = _fields(out)
+    assert "▀" in out or "█" in out or "▄" in out  # the QR code, in the terminal
+    assert (tmp_path / "order.svg").read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+    req = parse_payment_uri(f["uri"])
+    assert (req.payee, req.amount, req.memo, req.invoice_text) == (payee.address, 5 * UNIT, "order 1234", f["invoice"])
+    assert f["link"] == f"{env.gateway}/wallet#{f['uri']}"
+    assert _status(env, payee.path, f["invoice"])["status"] == "open"
+    png = _veil(env, "invoice", "create", "--amount", "0.5", "--no-qr", "--qr", str(tmp_path / "b.png"), wallet=payee.path)
+    assert "█" not in png and (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The web wallet opens the link, shows what is asked, refuses an altered request, and pays.
+    _create_in_page(page, env.gateway)
+    env.veil("devnet", "faucet", page.get_attribute("body", "data-address") or "", "20")
+    _wait_units(page, 20 * UNIT)
+    altered = f["uri"].replace("amount=5000000000", "amount=500000000")
+    kind, text = _error_after(page, lambda: (page.fill("#request-uri", altered), page.click("#request-open")))
+    assert kind == "garbled" and "altered" in text and page.is_hidden("#pay-request")
+    page.goto(f["link"])
+    page.wait_for_selector(f"#pay-request[data-invoice='{f['invoice']}']")
+    assert page.inner_text("#req-amount") == "5 VEIL" and page.inner_text("#req-memo") == "order 1234"
+    assert page.inner_text("#req-to") == payee.address_text
+    page.click("#req-pay")
+    page.wait_for_selector(f"body[data-paid='{f['invoice']}']", timeout=120_000)
+    row = _status(env, payee.path, f["invoice"])
+    assert (row["status"], row["received"], row["credit"]) == ("paid", 5 * UNIT, 0)
+    assert "status:   paid" in _veil(env, "invoice", "show", f["invoice"][:12], wallet=payee.path)
+    assert page.is_disabled("#req-pay")  # paid: not twice by accident
+    page.wait_for_selector(f"#history tbody tr:has-text('Invoice {f['invoice']}')")
+    page.screenshot(path=str(ARTIFACTS / "gateway-wallet-invoice.png"), full_page=True)
+
+    # Paid twice (now by the CLI): overpaid, and the second payment is refundable credit.
+    assert "paid 5 VEIL" in _veil(env, "pay", f["uri"], wallet=buyer.path)
+    row = _status(env, payee.path, f["invoice"])
+    assert (row["status"], row["received"], row["credit"]) == ("overpaid", 10 * UNIT, 5 * UNIT)
+    assert len(row["payments"]) == 2
+    bad = _veil(env, "pay", altered, wallet=buyer.path, check=False)
+    assert "altered" in bad and "Traceback" not in bad
+
+    # Expired: the CLI and the page refuse to pay; a payment sent anyway is late, and credit.
+    short = _fields(_veil(env, "invoice", "create", "--amount", "1", "--expires", "2s", "--no-qr", wallet=payee.path))
+    expiry = parse_payment_uri(short["uri"]).expires
+    c = devnet_ledger_client(env.devnet)
+    try:
+        while time.time() <= expiry + 1:
+            time.sleep(0.2)  # wait for the condition: the expiry has passed (blocks take this clock's time)
+        p = env.veil("pay", short["uri"], check=False)
+        assert p.returncode == 2 and b"expired" in p.stderr
+        page.goto(env.gateway + "/wallet#" + short["uri"])
+        page.wait_for_selector("#pay-request[data-expired='1']")
+        assert page.is_disabled("#req-pay")
+        late = parse_payment_uri(short["uri"])
+        key = open_wallet(buyer.path, PASS).key
+        c.submit_with_nonce(key, lambda n: txm.transfer(key, c.chain, n, MIN_FEE, late.payee, late.amount, None, late.invoice))
+        # Underpaid: part of a third invoice.
+        third = parse_payment_uri(_fields(_veil(env, "invoice", "create", "--amount", "3", "--no-qr", wallet=payee.path))["uri"])
+        c.submit_with_nonce(key, lambda n: txm.transfer(key, c.chain, n, MIN_FEE, third.payee, UNIT, None, third.invoice))
+    finally:
+        c.close()
+    row = _status(env, payee.path, short["invoice"])
+    assert (row["status"], row["received"], row["late"], row["credit"]) == ("expired", 0, UNIT, UNIT)
+    row = _status(env, payee.path, third.invoice_text)
+    assert (row["status"], row["received"], row["credit"]) == ("underpaid", UNIT, 0)
+    assert _balance(env, payee.path) == 10 * UNIT + 2 * UNIT

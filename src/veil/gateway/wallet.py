@@ -24,6 +24,7 @@ from typing import Any
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.errors import LedgerError
+from veil.format.base32 import b32encode
 from veil.gateway.tenants import Tenant
 from veil.ledger import tx as txm
 from veil.ledger.address import AddressError, decode_address, encode_address
@@ -68,6 +69,7 @@ def describe(raw: bytes, height: int | None, me: bytes) -> dict[str, Any]:
     row: dict[str, Any] = {"id": t.txid.hex(), "height": height, "kind": t.kind, "from": encode_address(t.sender),
                            "fee": str(t.fee), "amount": str(t.amount), "memo": t.memo}  # fmt: skip
     row["to"] = encode_address(t.to) if len(t.to) == 32 else None
+    row["invoice"] = b32encode(t.invoice) if t.invoice else None
     if t.kind == txm.TRANSFER:
         row["direction"] = "out" if t.sender == me and t.to != me else "in" if t.to == me and t.sender != me else "self"
     else:

@@ -75,6 +75,7 @@ SCHEMAS: dict[str, Any] = {
                                                           "kind": {"type": "string"}, "from": {"type": "string"},
                                                           "to": {"type": "string", "nullable": True}, "amount": _UINT,
                                                           "fee": _UINT, "memo": {"type": "string", "nullable": True},
+                                                          "invoice": {"type": "string", "nullable": True},
                                                           "direction": {"type": "string", "enum": ["in", "out", "self"]}}}}}},
     "WalletSubmitted": {"type": "object", "required": ["id"], "properties": {
         "id": {"type": "string"}, "height": {"type": "integer", "nullable": True}}},

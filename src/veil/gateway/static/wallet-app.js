@@ -190,6 +190,7 @@ function showHistory(txs) {
     }
     const whatCell = el("td", { class: "what" }, el("span", {}, what));
     if (t.memo) whatCell.append(el("div", { class: "memo" }, `Memo: ${t.memo}`));
+    if (t.invoice) whatCell.append(el("div", { class: "memo" }, `Invoice ${t.invoice}`));
     return el("tr", { "data-id": t.id, "data-direction": t.direction, "data-amount": amt.toString(), "data-kind": t.kind },
       el("td", {}, t.height === null ? "pending" : String(t.height)), whatCell,
       el("td", { class: "amount" }, amt ? `${sign}${vw.formatAmount(amt)}` : "–"));
@@ -252,6 +253,7 @@ async function openRequest(text) {
   $("req-expires").textContent = expires.toLocaleString("en", { dateStyle: "medium", timeStyle: "medium" });
   const over = BigInt(Math.floor(Date.now() / 1000)) > request.expires;
   $("req-pay").disabled = over;
+  delete $("pay-request").dataset.paid;
   status("req-status", over ? "This request has expired: ask the payee for a new one. Nothing will be paid." : "", over);
   $("pay-request").hidden = false;
   $("pay-request").dataset.invoice = request.invoiceText;
@@ -274,11 +276,11 @@ async function payRequest(e) {
     status("req-status", `Paid ${vw.formatAmount(request.amount)} ${vw.SYMBOL} for invoice ${request.invoiceText} in block ${answer.height}.`);
     document.body.dataset.paid = request.invoiceText;
     document.body.dataset.sent = answer.id;
+    $("pay-request").dataset.paid = "1";  // the Pay button stays off: paying twice is an overpayment
     await refresh();
   } catch (err) {
     status("req-status", "");
     fail(err);
-  } finally {
     $("req-pay").disabled = false;
   }
 }
@@ -305,6 +307,7 @@ function walletView() {
   };
   const pending = pendingRequest();
   if (pending) openRequest(pending).catch(fail);
+  window.onhashchange = () => { const p = pendingRequest(); if (p) openRequest(p).catch(fail); };
   $("copy-address").onclick = async () => {
     try { await navigator.clipboard.writeText(addressText); $("copy-address").textContent = "Copied"; } catch { $("copy-address").textContent = "Select and copy"; }
   };

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,8 @@ class InvoiceBook:
         self.path = path
         self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
+        self._lock = threading.Lock()  # one connection, shared by threads (a merchant's server)
+        self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute(_SCHEMA)
@@ -56,13 +58,15 @@ class InvoiceBook:
             req = PaymentRequest(payee, amount, os.urandom(INVOICE_ID_SIZE), now + lifetime, memo or None)
         except ValueError as e:
             raise UsageError(f"cannot make that invoice: {e}") from e
-        with self.db:
+        with self._lock, self.db:
             self.db.execute("INSERT INTO invoices VALUES (?, ?, ?, ?, ?, ?)",
                             (req.invoice, payee, amount, req.memo, now, req.expires))  # fmt: skip
         return req, now
 
     def all(self) -> list[tuple[PaymentRequest, int]]:
-        rows = self.db.execute("SELECT id, payee, amount, memo, created, expires FROM invoices ORDER BY created DESC, id")
+        with self._lock:
+            rows = self.db.execute("SELECT id, payee, amount, memo, created, expires FROM invoices "
+                                   "ORDER BY created DESC, id").fetchall()  # fmt: skip
         return [(PaymentRequest(p, a, i, e, m), c) for i, p, a, m, c, e in rows]
 
     def get(self, text: str) -> tuple[PaymentRequest, int]:

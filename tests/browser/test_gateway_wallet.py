@@ -304,6 +304,7 @@ def test_wallet_api_refuses_bad_input(env: Env) -> None:
     chain, to = info["chain"], address_of(SigningKey.generate().public_key)
     good = txm.transfer(key, chain, 0, 1, to, 5)
     assert _http("POST", f"{gw}/api/wallet/tx", good, "application/json")[0] == 415
+    assert _http("POST", f"{gw}/api/wallet/tx", good, "text/plain")[0] == 415
     status, err = _http("POST", f"{gw}/api/wallet/tx", b"\x00garbage", "application/cbor")
     assert (status, err["error"]) == (400, "malformed")
     forged = bytearray(good)

@@ -11,7 +11,7 @@ in JSON, so the page parses it with BigInt and never through a float.
 
 Routes (added by app.py): ``GET /wallet`` (the page), ``GET /api/wallet/info``,
 ``GET /api/wallet/account/{address}``, ``GET /api/wallet/history/{address}``,
-``POST /api/wallet/tx``, and ``/static/vendor/noble-hashes/{name}`` (argon2id for the page).
+``POST /api/wallet/tx`` (the wire bytes, ``application/octet-stream`` or ``application/cbor``), and ``/static/vendor/noble-hashes/{name}`` (argon2id for the page).
 """
 
 from __future__ import annotations
@@ -166,8 +166,8 @@ class WalletApi:
     def submit(self, req: Request, tenant: Tenant) -> Response:
         """Relay one signed transfer; answers once it is in a block (``LedgerClient.submit``)."""
         ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/cbor":
-            raise HTTPError(415, "unsupported_media_type", "send the signed transaction as application/cbor")
+        if ctype not in ("application/octet-stream", "application/cbor"):
+            raise HTTPError(415, "unsupported_media_type", "send the signed transaction's bytes as application/octet-stream")
         if req.content_length > txm.MAX_TX_SIZE:
             raise HTTPError(413, "too_large", f"a transaction is at most {txm.MAX_TX_SIZE} bytes")
         raw = req.read_body(txm.MAX_TX_SIZE)

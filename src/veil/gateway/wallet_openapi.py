@@ -47,12 +47,13 @@ PATHS: dict[str, Any] = {
     "/api/wallet/tx": {"post": {
         "operationId": "submitWalletTx",
         "summary": "Relay a transfer signed in the page to the validators; answers once it is in a block.",
-        "requestBody": {"required": True, "description": f"the signed transaction's wire bytes (at most {MAX_TX_SIZE})",
-                        "content": {"application/cbor": {"schema": {"type": "string", "format": "binary"}}}},
+        "requestBody": {"required": True, "description": f"the signed transaction's wire bytes (canonical CBOR, at most "
+                                                         f"{MAX_TX_SIZE}); application/cbor is accepted too",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
         "responses": {"200": _ok("in a block", "WalletSubmitted"),
                       "400": _err("malformed, not a transfer, a bad signature, or refused by the ledger "
                                   "(error: insufficient_funds, bad_nonce, wrong_chain, ...)"),
-                      "413": _err("too large"), "415": _err("not application/cbor"), "503": _err(NO_LEDGER)},
+                      "413": _err("too large"), "415": _err("not application/octet-stream (or application/cbor)"), "503": _err(NO_LEDGER)},
     }},
 }
 

@@ -207,7 +207,7 @@ async function transfer(to, amount, memo, extra = {}) {
     const body = vw.transferBody({ chain: info.chain, publicKey, nonce: BigInt(acct.nonce), fee: BigInt(info.min_fee), to, amount, memo, extra });
     const tx = await vw.signTx(signer, body);
     try {
-      return await (await call("/api/wallet/tx", { method: "POST", headers: { "Content-Type": "application/cbor" }, body: tx.raw })).json();
+      return await (await call("/api/wallet/tx", { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: tx.raw })).json();
     } catch (err) {
       if (!(err.kind === "bad_nonce" && attempt < NONCE_RETRIES)) throw err;
     }

@@ -51,7 +51,7 @@ def _balance(env: Env, wallet: Path) -> int:
         c.close()
 
 
-def _wait_units(page: Page, units: int, timeout: float = 60_000) -> None:
+def _wait_units(page: Page, units: int, timeout: float = 120_000) -> None:
     page.wait_for_selector(f"#balance[data-units='{units}']", timeout=timeout)
 
 
@@ -67,6 +67,7 @@ def _create_in_page(page: Page, origin: str, passphrase: str = PASS) -> str:
 
 def _send_in_page(page: Page, to: str, amount: str, memo: str = "", passphrase: str | None = None) -> None:
     before = page.get_attribute("body", "data-sent")
+    page.evaluate("delete document.body.dataset.error")
     page.fill("#send-to", to)
     page.fill("#send-amount", amount)
     page.fill("#send-memo", memo)

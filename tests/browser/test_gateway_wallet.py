@@ -9,6 +9,7 @@ import base64
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,7 @@ def test_wallet_api_refuses_bad_input(env: Env) -> None:
 
 def _fields(out: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if k.strip() in
-            ("invoice", "uri", "link", "qr", "amount", "expires")}  # fmt: skip
+            ("invoice", "uri", "link", "checkout", "qr", "amount", "expires")}  # fmt: skip
 
 
 def _status(env: Env, wallet: Path, inv: str) -> dict[str, Any]:
@@ -346,6 +347,7 @@ def test_invoices_paid_by_link_in_the_web_wallet_and_by_the_cli(env: Env, page: 
     req = parse_payment_uri(f["uri"])
     assert (req.payee, req.amount, req.memo, req.invoice_text) == (payee.address, 5 * UNIT, "order 1234", f["invoice"])
     assert f["link"] == f"{env.gateway}/wallet#{f['uri']}"
+    assert f["checkout"] == f"{env.gateway}/pay/{f['invoice']}#{f['uri']}"
     assert _status(env, payee.path, f["invoice"])["status"] == "open"
     png = _veil(env, "invoice", "create", "--amount", "0.5", "--no-qr", "--qr", str(tmp_path / "b.png"), wallet=payee.path)
     assert "█" not in png and (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -403,3 +405,36 @@ def test_invoices_paid_by_link_in_the_web_wallet_and_by_the_cli(env: Env, page: 
     row = _status(env, payee.path, third.invoice_text)
     assert (row["status"], row["received"], row["credit"]) == ("underpaid", UNIT, 0)
     assert _balance(env, payee.path) == 10 * UNIT + 2 * UNIT
+
+
+def test_checkout_page_shows_the_request_and_turns_paid(env: Env, page: Page, tmp_path: Path) -> None:
+    shop = create_wallet(tmp_path / "shop2.wallet", PASS, m_cost_kib=1024)
+    f = _fields(_veil(env, "invoice", "create", "--amount", "1.25", "--memo", "cart 77", "--expires", "30m", "--no-qr",
+                      wallet=shop.path))  # fmt: skip
+    # No wallet in this browser yet: the checkout shows the request and the wallet's setup below it.
+    page.goto(f["checkout"])
+    page.wait_for_selector("#co-status[data-status='open']", timeout=60_000)
+    assert page.inner_text("#co-amount") == "1.25 VEIL" and page.inner_text("#co-memo") == "cart 77"
+    assert page.inner_text("#co-to") == shop.address_text and page.inner_text("#co-id") == f["invoice"]
+    assert "min" in page.inner_text("#co-countdown")
+    page.wait_for_function("document.getElementById('co-qr').complete && document.getElementById('co-qr').naturalWidth > 0")
+    assert page.is_visible("#setup-view")
+    page.fill("#create-pass", PASS)
+    page.fill("#create-pass2", PASS)
+    page.click("#create")
+    page.wait_for_selector(f"#pay-request[data-invoice='{f['invoice']}']", timeout=120_000)
+    env.veil("devnet", "faucet", page.get_attribute("body", "data-address") or "", "3")
+    _wait_units(page, 3 * UNIT)
+    page.click("#req-pay")
+    page.wait_for_selector("#co-status[data-status='paid']", timeout=120_000)
+    assert page.inner_text("#co-status") == "Paid"
+    assert _status(env, shop.path, f["invoice"])["status"] == "paid"
+    page.screenshot(path=str(ARTIFACTS / "gateway-checkout.png"), full_page=True)
+    # A link whose path and request disagree, and an altered request, are refused with the reason.
+    other = _fields(_veil(env, "invoice", "create", "--amount", "1", "--no-qr", wallet=shop.path))
+    page.goto(f"{env.gateway}/pay/{other['invoice']}#{f['uri']}")
+    page.wait_for_selector("body[data-error='garbled']")
+    assert "differ" in page.inner_text("#message")
+    status, err = _http("GET", f"{env.gateway}/api/wallet/invoice?uri=" + urllib.parse.quote(f["uri"].replace("cart%2077", "cart%2078")))
+    assert status == 400 and "altered" in err["message"]
+    assert _http("GET", f"{env.gateway}/api/wallet/qr?uri=hello")[0] == 400

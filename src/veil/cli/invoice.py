@@ -43,13 +43,13 @@ def _book(wallet_path: Path | None) -> tuple[InvoiceBook, bytes]:
     return InvoiceBook(book_path(path)), payee
 
 
-def wallet_link(uri: str, network_path: Path | None) -> str | None:
-    """The devnet's (or network file's) gateway web wallet, opened on this request, if one is known."""
+def gateway_of(network_path: Path | None) -> str | None:
+    """The network file's gateway (the devnet's by default), if one is known."""
     try:
         gw = load_network(network_path or default_network_path()).gateway
     except (OSError, VeilError, ValueError):
         return None
-    return f"{gw.rstrip('/')}/wallet#{uri}" if gw else None
+    return gw.rstrip("/") if gw else None
 
 
 def _qr_out(uri: str, qr: Path | None, terminal: bool) -> None:
@@ -88,9 +88,10 @@ def create_cmd(amount: str, memo: str | None, expires: str, qr: Path | None, no_
     click.echo(f"amount:  {money(req.amount)}")
     click.echo(f"expires: {when(req.expires)}")
     click.echo(f"uri:     {uri}")
-    link = wallet_link(uri, network_path)
-    if link:
-        click.echo(f"link:    {link}")
+    gw = gateway_of(network_path)
+    if gw:
+        click.echo(f"link:    {gw}/wallet#{uri}")
+        click.echo(f"checkout: {gw}/pay/{req.invoice_text}#{uri}")
     _qr_out(uri, qr, not no_qr)
 
 

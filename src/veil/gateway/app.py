@@ -132,7 +132,7 @@ class Gateway:
         self.wallet_api = WalletApi(self.network, json_response)
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
-        self.templates = {"wallet": wallet_template()}  # pages with their own template, by mode
+        self.templates = {"wallet": wallet_template(), "checkout": wallet_template()}  # pages with their own template
         params = Params("veil")
         self.allowance = {"bytes": params.allowance_bytes, "period_seconds": params.epoch_seconds,
                           "source": "network parameter (per-visitor usage is not tracked by this gateway)"}
@@ -165,6 +165,7 @@ class Gateway:
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
         r.add("GET", "/wallet", self._page("wallet"))
+        r.add("GET", "/pay/{invoice}", self._page("checkout"))
         for method, pattern, fn in self.wallet_api.routes():
             r.add(method, pattern, self._wrap(fn))
 

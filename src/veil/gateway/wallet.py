@@ -9,18 +9,25 @@ any validator sees it, so a garbled or forged body is a 400 from the gateway, no
 ledger. Every integer that can exceed 2^53 (amounts, nonces, byte counts) is a decimal string
 in JSON, so the page parses it with BigInt and never through a float.
 
-Routes (added by app.py): ``GET /wallet`` (the page), ``GET /api/wallet/info``,
+Routes (added by app.py): ``GET /wallet`` (the page), ``GET /pay/{invoice}`` (the same page as a
+checkout: the request is in the fragment), ``GET /api/wallet/invoice?uri=`` and ``GET /api/wallet/qr?uri=``
+(the checkout's status and QR code, docs/specs/invoices.md), ``GET /api/wallet/info``,
 ``GET /api/wallet/account/{address}``, ``GET /api/wallet/history/{address}``,
 ``POST /api/wallet/tx`` (the wire bytes, ``application/octet-stream`` or ``application/cbor``), and ``/static/vendor/noble-hashes/{name}`` (argon2id for the page).
 """
 
 from __future__ import annotations
 
+import io
 import threading
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+import segno
+
+from veil.client.invoices import invoice_payments
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.errors import LedgerError
@@ -29,6 +36,7 @@ from veil.gateway.tenants import Tenant
 from veil.ledger import tx as txm
 from veil.ledger.address import AddressError, decode_address, encode_address
 from veil.ledger.amount import DECIMALS, SYMBOL
+from veil.ledger.invoice import PaymentRequest, PaymentUriError, parse_payment_uri, settle
 from veil.net.server import HTTPError, Request, Response
 
 MAX_HISTORY = 100
@@ -120,6 +128,8 @@ class WalletApi:
             ("GET", "/api/wallet/account/{address}", self.account),
             ("GET", "/api/wallet/history/{address}", self.history),
             ("POST", "/api/wallet/tx", self.submit),
+            ("GET", "/api/wallet/invoice", self.invoice_status),
+            ("GET", "/api/wallet/qr", self.qr),
             ("GET", f"/static/{VENDOR}/{{name}}", self.vendor_file),
         ]
 
@@ -182,6 +192,31 @@ class WalletApi:
         txid = c.submit(raw)
         st = c.wait_committed(txid)
         return self._json({"id": txid.hex(), "height": st.get("height")}, 200)
+
+    def _request(self, req: Request) -> PaymentRequest:
+        text = req.query.get("uri", "")
+        try:
+            return parse_payment_uri(text)
+        except PaymentUriError as e:
+            raise HTTPError(400, "bad_request_uri", str(e)) from e
+
+    def invoice_status(self, req: Request, tenant: Tenant) -> Response:
+        """The checkout page's poll: what the ledger says about the invoice a ``veil:pay`` URI names."""
+        r = self._request(req)
+        pays = invoice_payments(self.relay.client(), r.payee, {r.invoice})[r.invoice]
+        s = settle(r.amount, r.expires, pays, time.time())
+        return self._json({"invoice": r.invoice_text, "status": s.status, "amount": str(r.amount),
+                           "received": str(s.received), "late": str(s.late), "credit": str(s.credit),
+                           "expires": r.expires, "expired": r.expired(time.time()),
+                           "payments": [{"id": p.txid.hex(), "height": p.height, "amount": str(p.amount)}
+                                        for p in s.payments]}, 200)  # fmt: skip
+
+    def qr(self, req: Request, tenant: Tenant) -> Response:
+        """The QR code (SVG) of a valid ``veil:pay`` URI, for the checkout page (nothing else is drawn)."""
+        r = self._request(req)
+        buf = io.BytesIO()
+        segno.make(r.uri(), error="m").save(buf, kind="svg", scale=6, border=4, xmldecl=False)
+        return Response(body=buf.getvalue(), content_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
     def close(self) -> None:
         self.relay.close()

@@ -26,7 +26,22 @@ def _ok(desc: str, schema: str) -> dict[str, Any]:
 
 NO_LEDGER = "the gateway's network has no ledger, or no validator answered"
 
+_URI = {"name": "uri", "in": "query", "required": True, "description": "a veil:pay payment URI (docs/specs/invoices.md)",
+        "schema": {"type": "string", "maxLength": 2048}}
+
 PATHS: dict[str, Any] = {
+    "/api/wallet/invoice": {"get": {
+        "operationId": "getInvoiceStatus", "summary": "What the ledger says about the invoice a payment URI names.",
+        "parameters": [_URI],
+        "responses": {"200": _ok("settlement", "InvoiceStatus"), "400": _err("not a valid payment URI (garbled, altered)"),
+                      "503": _err(NO_LEDGER)},
+    }},
+    "/api/wallet/qr": {"get": {
+        "operationId": "getInvoiceQr", "summary": "The QR code of a valid payment URI, as SVG.",
+        "parameters": [_URI],
+        "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                      "400": _err("not a valid payment URI (garbled, altered)")},
+    }},
     "/api/wallet/info": {"get": {
         "operationId": "getWalletInfo", "summary": "The chain id and minimum fee a transaction signed in the page needs.",
         "responses": {"200": _ok("chain parameters", "WalletInfo"), "503": _err(NO_LEDGER)},
@@ -58,6 +73,12 @@ PATHS: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "InvoiceStatus": {"type": "object", "required": ["invoice", "status", "amount", "received", "credit", "expires"],
+                      "properties": {"invoice": {"type": "string"},
+                                     "status": {"type": "string", "enum": ["open", "paid", "underpaid", "overpaid", "expired"]},
+                                     "amount": _UINT, "received": _UINT, "late": _UINT, "credit": _UINT,
+                                     "expires": {"type": "integer"}, "expired": {"type": "boolean"},
+                                     "payments": {"type": "array", "items": {"type": "object"}}}},
     "WalletInfo": {"type": "object", "required": ["chain", "network", "min_fee", "decimals", "symbol", "max_memo"],
                    "properties": {"chain": {"type": "string"}, "network": {"type": "string"}, "min_fee": _UINT,
                                   "decimals": {"type": "integer"}, "symbol": {"type": "string"},

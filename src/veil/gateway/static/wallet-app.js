@@ -326,7 +326,47 @@ function walletView() {
   timer = setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
 }
 
+// -- checkout (/pay/<invoice>#veil:pay?…): the request, its QR code, a countdown, the ledger's status --
+const STATUS_TEXT = { open: "Waiting for payment", paid: "Paid", underpaid: "Partly paid", overpaid: "Paid (more than asked)", expired: "Expired" };
+
+async function checkout() {
+  const uri = pendingRequest();
+  if (!uri) throw new VeilError("garbled", "this checkout link has no payment request after its '#': ask the shop for the link again");
+  const req = await vw.parsePaymentUri(uri);
+  const pathId = decodeURIComponent(location.pathname.split("/").pop() || "").toLowerCase();
+  if (pathId !== req.invoiceText) throw new VeilError("garbled", "this checkout link's invoice and its payment request differ: ask the shop for the link again");
+  const box = $("checkout");
+  $("co-amount").textContent = `${vw.formatAmount(req.amount)} ${vw.SYMBOL}`;
+  $("co-memo").textContent = req.memo ?? "";
+  $("co-to").textContent = await vw.encodeAddress(req.payee);
+  $("co-id").textContent = req.invoiceText;
+  $("co-qr").src = `/api/wallet/qr?uri=${encodeURIComponent(uri)}`;
+  box.hidden = false;
+  const tick = () => {
+    const left = Number(req.expires) - Math.floor(Date.now() / 1000);
+    if (left <= 0) { $("co-countdown").textContent = "expired"; return; }
+    const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), sec = left % 60;
+    $("co-countdown").textContent = `${h ? `${h} h ` : ""}${String(m).padStart(2, "0")} min ${String(sec).padStart(2, "0")} s`;
+  };
+  tick();
+  setInterval(tick, 1000);
+  const poll = async () => {
+    try {
+      const st = await (await call(`/api/wallet/invoice?uri=${encodeURIComponent(uri)}`)).json();
+      $("co-status").textContent = STATUS_TEXT[st.status] || st.status;
+      $("co-status").dataset.status = st.status;
+      box.dataset.status = st.status;
+      if (st.status !== "open" && st.status !== "underpaid") return;  // settled either way: stop asking
+    } catch (err) {
+      $("co-status").textContent = `Cannot tell right now (${err.message})`;
+    }
+    setTimeout(poll, 2000);
+  };
+  poll();
+}
+
 async function main() {
+  if (document.body.dataset.mode === "checkout") await checkout();
   const raw = loadStored();
   if (raw) {
     await adopt(raw);

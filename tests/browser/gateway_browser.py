@@ -53,7 +53,7 @@ class Env:
         return f"http://{host}:{self.branded_port}"
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 120.0) -> None:  # a loaded machine takes its time to start a process
     deadline = time.monotonic() + timeout
     while True:
         try:

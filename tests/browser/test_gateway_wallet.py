@@ -31,6 +31,13 @@ PASS = "page pass ☃ 42"
 MIN_FEE = 1  # the devnet's (Params default)
 
 
+@pytest.fixture(autouse=True)
+def _patient_page(request: pytest.FixtureRequest) -> None:
+    """argon2id over 64 MiB in the page takes many seconds on a loaded machine: every action may wait."""
+    if "page" in request.fixturenames:
+        request.getfixturevalue("page").set_default_timeout(180_000)
+
+
 def _veil(env: Env, *args: str, wallet: Path, passphrase: str = PASS, check: bool = True) -> str:
     saved = dict(env.env)
     env.env.update({"VEIL_WALLET": str(wallet), "VEIL_PASSPHRASE": passphrase})

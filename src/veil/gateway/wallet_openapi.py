@@ -34,13 +34,14 @@ PATHS: dict[str, Any] = {
         "operationId": "getInvoiceStatus", "summary": "What the ledger says about the invoice a payment URI names.",
         "parameters": [_URI],
         "responses": {"200": _ok("settlement", "InvoiceStatus"), "400": _err("not a valid payment URI (garbled, altered)"),
-                      "503": _err(NO_LEDGER)},
+                      "414": _err("the URI, percent-encoded, makes the request line too long"), "503": _err(NO_LEDGER)},
     }},
     "/api/wallet/qr": {"get": {
         "operationId": "getInvoiceQr", "summary": "The QR code of a valid payment URI, as SVG.",
         "parameters": [_URI],
         "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
-                      "400": _err("not a valid payment URI (garbled, altered)")},
+                      "400": _err("not a valid payment URI (garbled, altered)"),
+                      "414": _err("the URI, percent-encoded, makes the request line too long")},
     }},
     "/api/wallet/info": {"get": {
         "operationId": "getWalletInfo", "summary": "The chain id and minimum fee a transaction signed in the page needs.",

@@ -44,6 +44,7 @@ colors = {{ accent = "#d0442c", background = "#fff4ef" }}
 footer = [{{ label = "Alpha terms", url = "https://alpha.example/terms" }}]
 max_file_size = "300MB"
 embed_origins = ["{embed_origin}"]
+show_embed = true
 
 [tenant.beta]
 hosts = ["beta.localhost"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -53,7 +54,7 @@ class Env:
         return f"http://{host}:{self.branded_port}"
 
 
-def wait_http(url: str, timeout: float = 120.0) -> None:  # a loaded machine takes its time to start a process
+def wait_http(url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -136,6 +137,82 @@ class RecordingProxy:
         except OSError:
             pass
         finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class CuttingProxy:
+    """A TCP relay in front of the gateway that, once ``cut_after`` bytes have gone up, resets every
+    connection it carries at that moment (RST, as a dropped network does) and every new one for
+    ``down_for`` seconds (the outage: a browser's own silent retry of the request fails too) —
+    once; then connections pass as before."""
+
+    def __init__(self, target_port: int, cut_after: int, down_for: float = 3.0) -> None:
+        self.cut_after = cut_after
+        self.down_for = down_for
+        self.down_until = 0.0
+        self.refused = 0
+        self.sent = 0
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.live: set[socket.socket] = set()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.target = target_port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                self.refused += 1
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.live |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _cut(self) -> None:
+        with self.lock:
+            victims, self.live = self.live, set()
+            self.cuts += 1
+            self.down_until = time.monotonic() + self.down_for
+        for s in victims:
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+            except OSError:
+                pass
+
+    def _pump(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+                if up:
+                    with self.lock:
+                        self.sent += len(data)
+                        due = self.cuts == 0 and self.sent >= self.cut_after
+                    if due:
+                        self._cut()
+                        return
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.live -= {src, dst}
             for s in (src, dst):
                 try:
                     s.shutdown(socket.SHUT_RDWR)

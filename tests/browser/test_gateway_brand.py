@@ -57,7 +57,7 @@ def test_two_tenants_show_their_own_brand(env: Env, page: Page, tmp_path: Path) 
 def test_unknown_host_gets_a_clear_404(env: Env, page: Page) -> None:
     resp = page.goto(env.host_url("nobody.localhost") + "/")
     assert resp is not None and resp.status == 404
-    assert "does not serve this host" in page.content()
+    assert "not served here" in page.content() and page.title() == "Site not found"
 
 
 class _EmbedSite:

@@ -117,9 +117,15 @@ def test_a_gateway_with_a_wallet_pays_from_its_allowance(charging: Charging, pag
     assert c["allowance_left"] == ALLOWANCE
     got = download_in_page(page, charging.at(charging.paying), tmp_path / "got.bin")
     assert sha256_file(got) == sha256_file(charging.src)
-    assert "This download costs about 0.0028 VEIL" in page.inner_text("#file-cost")
-    assert "the gateway pays from its allowance first" in page.inner_text("#file-cost")
+    assert "Free for you: this site pays the network for it (about 0.0028 VEIL" in page.inner_text("#file-cost")
+    assert "from its allowance first, within its limits" in page.inner_text("#file-cost")
     assert page.errors == []  # type: ignore[attr-defined]
+    assert c["gateway_pays"] is True
+    # The upload page advertises the allowance: visitors get it here, through the gateway's wallet.
+    page.goto(charging.paying + "/")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert page.is_visible("#allowance")
+    assert "free for the people you share with" in page.inner_text("#allowance")
     # The gateway's wallet opened channels to the nodes (their deposits left its balance).
     ledger = devnet_ledger_client(charging.devnet)
     assert ledger.account(charging.wallet_address)["balance"] < 10 * UNIT
@@ -135,8 +141,16 @@ def test_a_gateway_without_a_wallet_answers_402_and_the_page_says_why(charging: 
     assert err["message"] == "the nodes holding this file charge for downloads; this gateway has no wallet to pay with"
     page.goto(charging.at(charging.walletless))
     page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-    assert "costs about" in page.inner_text("#file-cost")
-    page.click("#download")
+    # Never a price above "no wallet": the page says why not and what the visitor can do.
+    assert c["gateway_pays"] is False
+    assert page.inner_text("#file-cost") == "Not available through this site"
+    assert "VEIL" not in page.inner_text("#file-view")
     page.wait_for_selector("#message[data-kind='payment']", timeout=60_000)
-    assert "this gateway has no wallet to pay with" in page.inner_text("#message")
-    assert "needs payment" in page.inner_text("#message h2")
+    message = page.inner_text("#message")
+    assert "has no wallet to pay them" in message and "veil get" in message and "ask whoever runs this site" in message
+    assert page.is_disabled("#download")
+    # No allowance is advertised where visitors do not get it.
+    page.goto(charging.walletless + "/")
+    page.wait_for_selector("body[data-loaded='1']")
+    assert not page.is_visible("#allowance")
+    assert "Free downloads" not in page.inner_text("body")

@@ -88,3 +88,35 @@ def test_headers() -> None:
     policy = csp(tenant)
     assert "script-src 'self';" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
     assert "http" not in policy.replace("https://shop.example", "")  # no third-party origins
+
+
+def test_texts_embed_flag_and_certificates(tmp_path: Path) -> None:
+    """Issue 16: every page text per tenant, the embed snippet only on request, cert/key together."""
+    (tmp_path / "a.crt").write_text("x")
+    (tmp_path / "a.key").write_text("x")
+    ts = load_tenants(_write(tmp_path, """
+[tenant.a]
+hosts = ["a.example"]
+tagline = "old style intro"
+show_embed = true
+cert = "a.crt"
+key = "a.key"
+texts = { heading = "Send to A", footer_note = "Run by A" }
+[tenant.b]
+"""))
+    a, b = ts.tenants
+    assert a.texts["heading"] == "Send to A" and a.texts["footer_note"] == "Run by A"
+    assert a.texts["intro"] == a.tagline == "old style intro"
+    assert a.show_embed and a.public()["show_embed"] is True and not b.show_embed
+    assert a.cert == tmp_path / "a.crt" and b.cert is None
+    assert b.texts["heading"] == "Share files, encrypted"
+    for bad, msg in [('texts = { nope = "x" }', "unknown text"), ('texts = { heading = "" }', "texts.heading"),
+                     ('cert = "a.crt"', "cert and key go together"), ('show_embed = 1', "show_embed"),
+                     ('cert = "a.crt"\nkey = "missing.key"\nhosts = ["h.example"]', "no such file"),
+                     ('cert = "a.crt"\nkey = "a.key"', "needs hosts")]:
+        with pytest.raises(UsageError, match=msg):
+            load_tenants(_write(tmp_path, f"[tenant.x]\n{bad}\n"))
+    with pytest.raises(UsageError, match="HTTPS needs a certificate"):
+        load_tenants(_write(tmp_path, "[tenant.x]\n")).tls_context()
+    with pytest.raises(UsageError, match="cannot use certificate"):
+        ts.tls_context()  # "x" is no PEM

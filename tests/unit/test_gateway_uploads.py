@@ -189,3 +189,51 @@ def test_segments_after_complete_are_refused() -> None:
     m.add(s, 0, [memoryview(b"x")])
     with pytest.raises(UploadStateError):
         m.add(s, 1, [memoryview(b"x")])
+
+
+def test_resume_skips_segments_already_received_and_status_says_where_to_go_on() -> None:
+    """Issue 16: a page that lost its connection asks for ``next`` and sends again from there."""
+    clock = Clock()
+    m = manager(clock)
+    s = begin(m, nseg=6)
+    assert m.add(s, 0, [memoryview(b"a")] * 2) == 2
+    st = m.status(s)
+    assert st["state"] == "open" and st["next"] == 2 and st["nseg"] == 6 and st["expires_in"] == int(IDLE_TIMEOUT)
+    # The answer to [2, 4) was lost, so the page sends [0, 4) again... and then [2, 6) once more.
+    assert m.add(s, 0, [memoryview(b"a")] * 4) == 4
+    assert m.add(s, 2, [memoryview(b"a")] * 4) == 6
+    sink = s.uploader
+    assert isinstance(sink, FakeSink) and sink.segments == 6  # each segment reached the nodes once
+    assert s.repeats == 4 and s.state is UploadState.COMPLETE
+    assert m.add(s, 4, [memoryview(b"a")] * 2) == 6  # a late repeat after the last segment is harmless
+
+
+def test_a_repeated_finish_gets_the_same_manifest_and_done_sessions_are_dropped_later() -> None:
+    clock = Clock()
+    m = manager(clock)
+    s = begin(m, nseg=1)
+    m.add(s, 0, [memoryview(b"x")])
+    assert m.finish(s) == b"manifest"
+    assert m.get(s.id, "t") is s and m.finish(s) == b"manifest"  # the first answer was lost on the way
+    assert m.status(s)["state"] == "done" and m.count() == 0  # done sessions hold no slot
+    begin(m), begin(m)  # both slots free
+    clock.now += m.done_keep + 1
+    m.reap()
+    with pytest.raises(UploadGoneError):
+        m.get(s.id, "t")
+
+
+def test_a_session_expires_after_its_lifetime_however_steady_its_progress() -> None:
+    clock = Clock()
+    m = UploadManager(lambda: Network(nodes=[]), clock=clock, make_sink=FakeSink, lifetime=3 * IDLE_TIMEOUT)
+    s = begin(m, nseg=100)
+    for i in range(3):
+        clock.now += IDLE_TIMEOUT - 1
+        m.add(s, i, [memoryview(b"x")])
+        assert m.reap() == 0
+    assert m.status(s)["expires_in"] == 3
+    clock.now += 4
+    assert m.reap() == 1
+    assert s.state is UploadState.ABORTED and s.error is not None and "expired" in s.error
+    with pytest.raises(UploadGoneError):
+        m.get(s.id, "t")

@@ -13,11 +13,13 @@ def bench() -> None:
 def _register() -> None:
     from veil.bench.abuse import abuse_cmd
     from veil.bench.anon import anon_cmd
+    from veil.bench.browser_upload import browser_upload_cmd
     from veil.bench.datapath import datapath_cmd
     from veil.bench.folders import folders_cmd
     from veil.bench.gateway import gateway_cmd
     from veil.bench.invoices import invoices_cmd
     from veil.bench.ledger import ledger_cmd
+    from veil.bench.names import names_cmd
     from veil.bench.small import small_cmd
     from veil.bench.store import store_cmd
 
@@ -30,6 +32,8 @@ def _register() -> None:
     bench.add_command(anon_cmd)
     bench.add_command(folders_cmd)
     bench.add_command(invoices_cmd)
+    bench.add_command(names_cmd)
+    bench.add_command(browser_upload_cmd)
 
 
 _register()

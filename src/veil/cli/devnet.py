@@ -49,30 +49,38 @@ def devnet() -> None:
               help="Ledger validators to create (a Raft cluster; for a new devnet).")
 @click.option("--relays", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Onion relays to create (for a new devnet): `veil get --anon` needs --hops of them (3).")
-@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
-              help="New devnet: storage nodes take shares from anyone, or only with a storage ticket within "
-                   "the uploader's free storage quota (stake); `veil put` then needs a staked wallet.")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="ticket", show_default=True,
+              help="New devnet: storage nodes take shares only with a storage ticket within the uploader's free "
+                   "storage quota (stake; `veil put` without a wallet signs with the devnet's staked uploader "
+                   "key), or from anyone ('open').")
+@click.option("--tenants", "tenants_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="White-label tenants file (TOML) for the devnet's gateway (kept for later `up`s).")
 @_node_options
 @pay_options
 @_dir_option
 def up(nodes: int, validators: int, relays: int, storage_admission: str, capacity: str | None,
        repair_interval: float | None,
-       repair_threshold: str | None, root: Path | None, **pay: str | None) -> None:
+       repair_threshold: str | None, root: Path | None, tenants_path: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
 
     The first storage node starts the DHT and every other joins through it (--bootstrap).
     With --price-per-gb (new devnets only) every storage node charges for downloads."""
     d = Devnet(root)
+    if tenants_path is not None:
+        from veil.gateway.tenants import load_tenants
+
+        load_tenants(tenants_path)  # a bad file fails here, in one line, before any node starts
     params, charge = pay_settings(d, **pay)
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
                         charge=charge, validators=validators, admission=storage_admission == "ticket",
-                        relays=relays)  # fmt: skip
+                        relays=relays, tenants=tenants_path)  # fmt: skip
     click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")
     if net.bootstrap:
         click.echo(f"DHT, small:   {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
-    click.echo(f"gateway:      {net.gateway}  (open in a browser to share files)")
+    click.echo(f"gateway:      {net.gateway}  (open in a browser to share files"
+               + (f"; tenants from {tenants_path})" if tenants_path is not None else ")"))
     nrel = len(net.relay_ports)
     click.echo(f"relays:       {nrel}  (`veil get --anon`, `veil put --anon`: {min(3, nrel)}-hop circuits)")
     nval = sum(1 for n in net.nodes if "validator" in n.roles)

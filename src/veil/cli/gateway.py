@@ -19,6 +19,9 @@ from .node import check_metrics_listen, metrics_options, parse_listen, trusted_p
 
 @click.command()
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve HTTP on.")
+@click.option("--tls-listen", default=None,
+              help="HOST:PORT to also serve HTTPS on, each tenant's hosts with the cert/key the tenants file "
+                   "gives it (chosen by SNI).")
 @click.option("--tenants", "tenants_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="White-label tenants file (TOML); without it every host gets the default Veil brand.")
 @click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read an uploaded file.")
@@ -45,7 +48,7 @@ from .node import check_metrics_listen, metrics_options, parse_listen, trusted_p
 @trusted_proxy_option
 @metrics_options
 @log_options
-def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
+def gateway(listen: str, tls_listen: str | None, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
             max_spend: str | None, max_price: str | None, visitor_budget: str | None, file_budget: str | None,
             anon: bool, hops: int, network_path: Path | None, trusted_proxies: tuple[str, ...],
             metrics_listen: str | None, metrics_public: bool, log_level: str | None, log_file: Path | None,
@@ -77,6 +80,17 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     except OSError as e:
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     click.echo(f"gateway: serving {gw.url}", err=True)
+    if tls_listen is not None:
+        thost, tport = parse_listen(tls_listen)
+        try:
+            srv = gw.start_tls(thost, tport)
+        except OSError as e:
+            gw.stop()
+            raise UsageError(f"cannot listen on {thost}:{tport}: {e.strerror or e}") from e
+        except UsageError:
+            gw.stop()
+            raise
+        click.echo(f"gateway: serving https://{thost}:{srv.server_address[1]}", err=True)
     metrics: MetricsListener | None = None
     if metrics_at:
         mhost, mport = parse_listen(metrics_at)

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "veil.cli.invoice",
     "veil.cli.channel",
     "veil.cli.ledger",
+    "veil.cli.names",
     "veil.cli.gateway",
     "veil.cli.account",
     "veil.cli.lease",

@@ -30,25 +30,20 @@ from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
-from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of
+from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of, logged_path
 from veil.gateway.files import FileReader
 from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.proxies import TrustedProxies
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
-from veil.gateway.uploads import (
-    MAX_BATCH_BYTES,
-    UploadBusyError,
-    UploadGoneError,
-    UploadManager,
-    UploadStateError,
-)
+from veil.gateway.uploads import MAX_BATCH_BYTES, UploadManager
+from veil.gateway.visitor import answer_for, log_failure, unknown_host_page
 from veil.gateway.wallet import WalletApi
 from veil.gateway.wallet import page_template as wallet_template
 from veil.gateway.wallet import static_files as wallet_static
 from veil.ledger.params import Params
-from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, error_status, serve
+from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, serve
 from veil.node.metrics import Metrics
 from veil.node.metrics_http import health_response
 from veil.node.metrics_roles import role_metrics
@@ -60,7 +55,7 @@ MAX_JSON = 64 * 1024
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".png": "image/png",
                 ".json": "application/json"}
-STATIC_FILES = ("app.js", "common.js", "upload.js", "folder-app.js", "veil-format.js", "veil-folder.js",
+STATIC_FILES = ("app.js", "common.js", "upload.js", "myfiles.js", "folder-app.js", "veil-format.js", "veil-folder.js",
                 "veil-zip.js", "style.css", "logo.svg")
 _local = threading.local()
 
@@ -112,7 +107,7 @@ class NetworkSource:
                 net = load_network(p)
                 if self.anon_hops:  # (TooFewRelays here is the request's error, one line)
                     net.use_circuits(self.anon_hops)
-                net.tickets = self.tickets
+                net.tickets = self.tickets or net.tickets  # (a devnet's uploader key: load_network)
                 self._net = net
                 self._stamp = stamp
                 if old is not None:
@@ -143,10 +138,12 @@ class Gateway:
         self.templates = {"wallet": wallet_template(), "checkout": wallet_template()}  # pages with their own template
         params = Params("veil")
         self.allowance = {"bytes": params.allowance_bytes, "period_seconds": params.epoch_seconds,
-                          "source": "network parameter (per-visitor usage is not tracked by this gateway)"}
+                          "source": "this gateway's wallet pays for visitors' downloads from this allowance, "
+                                    "then from its balance, within its limits"}
         self.router = GatewayRouter(self)
         self._routes()
         self.server: HTTPSServer | None = None
+        self.tls_server: HTTPSServer | None = None
         self.metrics = config.metrics or Metrics()
         if config.metrics is None:  # a node's registry reads the gateway role's status itself
             self.metrics.add_source(role_metrics(lambda: {"gateway": self.status()}))
@@ -170,6 +167,7 @@ class Gateway:
         r.add("POST", "/api/uploads", self._wrap(self.begin_upload))
         r.add("PUT", "/api/uploads/{uid}/segments", self._wrap(self.put_segments))
         r.add("POST", "/api/uploads/{uid}/finish", self._wrap(self.finish_upload))
+        r.add("GET", "/api/uploads/{uid}", self._wrap(self.upload_status))
         r.add("DELETE", "/api/uploads/{uid}", self._wrap(self.abort_upload))
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
@@ -195,21 +193,12 @@ class Gateway:
                 tenant = self.tenant(req)
                 req.extra["tenant"] = tenant.id
                 resp = fn(req, tenant)
-            except HTTPError as e:
-                resp = json_error(e.status, e.code, e.message)
-                resp.headers.update(e.headers)
-            except UploadBusyError as e:
-                resp = json_error(503, "busy", str(e))
-            except UploadGoneError as e:
-                resp = json_error(404, "no_upload", str(e))
-            except UploadStateError as e:
-                resp = json_error(409, "upload_state", str(e))
-            except VeilError as e:
-                status, code = error_status(e)
-                resp = json_error(status, code, str(e))
-            except Exception:
-                log.exception("gateway handler failed on %s %s (request %s)", req.method, req.path, rid)
-                resp = json_error(500, "internal", "internal error")
+            except Exception as e:  # every failure: a sentence for the visitor, the details to the log
+                a = answer_for(e)
+                log_failure(rid, req.method, logged_path(req), e, a)
+                page = unknown_host_page(req, a, rid) if tenant is None else None
+                resp = page if page is not None else json_error(a.status, a.code, a.message, rid)
+                resp.headers.update(a.headers)
             if not isinstance(resp.body, bytes | bytearray | memoryview) or resp.status >= 400 or "Cache-Control" not in resp.headers:
                 resp.headers.setdefault("Cache-Control", "no-store")
             sec = security_headers(tenant, embeddable and resp.status < 400)
@@ -235,11 +224,13 @@ class Gateway:
         )
         body = (
             self.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
-            .replace("{{tagline}}", esc(tenant.tagline))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
             .replace("{{footer}}", footer)
+            .replace("{{embed_hidden}}", "" if tenant.show_embed else " hidden")
         )
+        for k, v in tenant.texts.items():
+            body = body.replace("{{t." + k + "}}", esc(v))
         return Response(status=status, body=body.encode(), content_type="text/html; charset=utf-8",
                         headers={"Cache-Control": "no-store"})
 
@@ -271,7 +262,9 @@ class Gateway:
         return json_response(openapi.spec())
 
     def tenant_info(self, req: Request, tenant: Tenant) -> Response:
-        return json_response({**tenant.public(), "allowance": self.allowance,
+        # Visitors have no account of their own: the allowance is theirs only through a gateway that pays.
+        pays = self.config.wallet is not None
+        return json_response({**tenant.public(), "allowance": self.allowance if pays else None, "pays": pays,
                               "defaults": {"k": self.config.k, "n": self.config.n, "segsize": 1 << 20},
                               "max_batch_bytes": MAX_BATCH_BYTES})
 
@@ -320,6 +313,9 @@ class Gateway:
         manifest = self.uploads.finish(s)
         return Response(body=manifest, content_type="application/vnd.veil.manifest")
 
+    def upload_status(self, req: Request, tenant: Tenant) -> Response:
+        return json_response(self.uploads.status(self.uploads.get(req.params["uid"], tenant.id)))
+
     def abort_upload(self, req: Request, tenant: Tenant) -> Response:
         self.uploads.abort(self.uploads.get(req.params["uid"], tenant.id))
         return Response(status=204)
@@ -343,7 +339,7 @@ class Gateway:
         prices = [self.terms.price(net, node) for node in holder_nodes(loc)]
         wallet = self.config.wallet
         allowance = wallet.allowance_left(net) if wallet is not None else None
-        return json_response(download_cost(loc.manifest, loc.share_count(), prices, allowance))
+        return json_response(download_cost(loc.manifest, loc.share_count(), prices, allowance, wallet is not None))
 
     def segments(self, req: Request, tenant: Tenant) -> Response:
         vcap = _verify(req.params["verify"])
@@ -371,6 +367,14 @@ class Gateway:
         self._reaper.start()
         return self.server
 
+    def start_tls(self, host: str, port: int) -> HTTPSServer:
+        """HTTPS for browsers, each tenant's hosts with its own certificate (SNI; tenants.toml cert/key)."""
+        defaults = {"Cache-Control": "no-store", **security_headers(None)}
+        self.tls_server = serve((host, port), self.router, self.config.tenants.tls_context(),
+                                default_headers=defaults, error_response=json_error,
+                                observer=self.metrics.observer("gateway", access_observer(access_log)))  # fmt: skip
+        return self.tls_server
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while the network file loads (the gateway cannot serve a file without it)."""
         problems = []
@@ -396,6 +400,10 @@ class Gateway:
             self.uploads.reap()
 
     def stop(self) -> None:
+        if self.tls_server is not None:
+            self.tls_server.shutdown()
+            self.tls_server.server_close()
+            self.tls_server = None
         if self.server is not None:
             self._stop.set()
             self.server.shutdown()
@@ -435,8 +443,11 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(status=status, body=json.dumps(value).encode(), content_type="application/json")
 
 
-def json_error(status: int, code: str, message: str) -> Response:
-    return json_response({"error": code, "message": message}, status)
+def json_error(status: int, code: str, message: str, rid: str | None = None) -> Response:
+    body: dict[str, str] = {"error": code, "message": message}
+    if rid is not None:
+        body["request_id"] = rid
+    return json_response(body, status)
 
 
 def read_json(req: Request) -> dict[str, Any]:

@@ -86,7 +86,18 @@ def spec() -> dict[str, Any]:
                     "409": _err("segments missing"), "503": _err("too few nodes took their shares"),
                 },
             }},
-            "/api/uploads/{uid}": {"delete": {
+            "/api/uploads/{uid}": {"get": {
+                "operationId": "uploadStatus",
+                "summary": "Where an upload stands: resume by sending segments from `next` (repeats are skipped).",
+                "parameters": [_UID],
+                "responses": {"200": {"description": "session state", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["id", "state", "next", "nseg", "expires_in"], "properties": {
+                        "id": {"type": "string"},
+                        "state": {"type": "string", "enum": ["open", "complete", "finishing", "done"]},
+                        "next": {"type": "integer"}, "nseg": {"type": "integer"},
+                        "expires_in": {"type": "integer", "description": "seconds before the session is dropped"},
+                    }}}}}, "404": _err("no such upload (finished long ago, aborted, or expired)")},
+            }, "delete": {
                 "operationId": "abortUpload", "summary": "Abandon an upload; the nodes drop its partial shares.",
                 "parameters": [_UID],
                 "responses": {"204": {"description": "aborted"}, "404": _err("no such upload")},
@@ -166,7 +177,9 @@ def spec() -> dict[str, Any]:
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error", "message"],
-                      "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
+                      "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                                     "request_id": {"type": "string", "description":
+                                                    "names this request in the gateway's log"}}},
             "BeginUpload": {
                 "type": "object", "additionalProperties": False, "required": ["si", "size", "segsize", "meta"],
                 "properties": {
@@ -184,7 +197,8 @@ def spec() -> dict[str, Any]:
                 "n": {"type": "integer"}, "max_batch_bytes": {"type": "integer"}}},
             "Cost": {
                 "type": "object", "additionalProperties": False,
-                "required": ["size", "fetch_bytes", "price_per_gb", "free", "estimate", "currency", "allowance_left"],
+                "required": ["size", "fetch_bytes", "price_per_gb", "free", "estimate", "currency", "allowance_left",
+                             "gateway_pays"],
                 "properties": {
                     "size": {"type": "integer", "minimum": 0, "description": "file size in bytes"},
                     "fetch_bytes": {"type": "integer", "minimum": 0,
@@ -198,13 +212,17 @@ def spec() -> dict[str, Any]:
                     "allowance_left": {"type": "integer", "minimum": 0, "nullable": True, "description":
                                        "free bytes the gateway's wallet has left this epoch (paid first); "
                                        "null without a wallet"},
+                    "gateway_pays": {"type": "boolean", "description":
+                                     "the gateway has a wallet and pays charging nodes for its visitors"},
                 },
             },
             "Tenant": {"type": "object", "properties": {
                 "id": {"type": "string"}, "name": {"type": "string"}, "max_file_size": {"type": "integer"},
                 "allowed_types": {"type": "array", "items": {"type": "string"}},
                 "embed_origins": {"type": "array", "items": {"type": "string"}},
-                "allowance": {"type": "object"}, "defaults": {"type": "object"},
+                "allowance": {"type": "object", "nullable": True,
+                              "description": "null unless the gateway has a wallet that pays for visitors"},
+                "pays": {"type": "boolean"}, "show_embed": {"type": "boolean"}, "defaults": {"type": "object"},
                 "max_batch_bytes": {"type": "integer"}}},
         }},
     }

@@ -44,8 +44,10 @@ def fetched_bytes(man: Manifest, shares: int) -> int:
     return man.share_len() * min(man.k + 1, max(shares, man.k))
 
 
-def download_cost(man: Manifest, shares: int, prices: list[int], allowance_left: int | None) -> dict[str, Any]:
-    """The body of GET /api/files/{verify}/cost: ``prices`` per GB of the holders (0 = free)."""
+def download_cost(man: Manifest, shares: int, prices: list[int], allowance_left: int | None,
+                  gateway_pays: bool = False) -> dict[str, Any]:
+    """The body of GET /api/files/{verify}/cost: ``prices`` per GB of the holders (0 = free);
+    ``gateway_pays``: the gateway has a wallet to pay charging nodes for its visitors."""
     price = max(prices, default=0)
     nbytes = fetched_bytes(man, shares)
     return {
@@ -56,6 +58,7 @@ def download_cost(man: Manifest, shares: int, prices: list[int], allowance_left:
         "estimate": pay.paid_cost(nbytes, price),
         "currency": CURRENCY,
         "allowance_left": allowance_left,
+        "gateway_pays": gateway_pays,
     }
 
 

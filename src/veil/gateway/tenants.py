@@ -14,6 +14,12 @@ A tenants file (TOML) looks like::
     max_file_size = "2GB"
     allowed_types = ["image/*", "application/pdf"]
     embed_origins = ["https://www.acme.example"]
+    show_embed = true                 # the "Add this uploader to your site" snippet (default: false)
+    cert = "acme.crt"                 # HTTPS for these hosts with this certificate (SNI; with --tls-listen)
+    key = "acme.key"
+    [tenant.acme.texts]               # every visible text of the pages (TEXT_DEFAULTS lists the keys)
+    heading = "Send files to Acme"
+    footer_note = "Run by Acme Ltd."
 
 Every value is checked here, at load time, so a bad file fails `veil gateway` at start with
 a message naming the field, never a request later. Nothing from the file is ever put into a
@@ -23,6 +29,7 @@ page unescaped: colours must be #rgb/#rrggbb, links must be http(s), origins mus
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,7 @@ from urllib.parse import urlsplit
 
 from veil.errors import UsageError
 from veil.format import textparse
+from veil.net.tls import web_server_context
 
 DEFAULT_MAX_FILE = 100 * 10**9
 MAX_LOGO = 256 * 1024
@@ -42,6 +50,23 @@ DEFAULT_COLORS = {"accent": "#2f5bd3", "background": "#f6f7fb", "text": "#1b1d24
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _MIME_PATTERN = re.compile(r"^(?:\*/\*|[a-z0-9][a-z0-9!#$&^_.+-]*/(?:\*|[a-z0-9][a-z0-9!#$&^_.+-]*))$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+# The pages' fixed texts, each replaceable per tenant ([tenant.X.texts]); ``intro`` is the old ``tagline``.
+TEXT_DEFAULTS: dict[str, str] = {
+    "heading": "Share files, encrypted",
+    "intro": "End-to-end encrypted file sharing. Your browser encrypts; we only ever see ciphertext.",
+    "drop_hint": "Drop files here, or",
+    "choose": "Choose files",
+    "my_files": "My files",
+    "my_files_note": "Kept in this browser only, encrypted; other browsers and devices do not see this list.",
+    "file_eyebrow": "Encrypted file",
+    "download": "Download",
+    "file_note": "Decrypted in this page with the key after the '#' in the link. The gateway never receives it.",
+    "notfound_title": "Nothing here",
+    "notfound_body": "This page does not exist.",
+    "notfound_link": "Share a file",
+    "footer_note": "End-to-end encrypted with Veil",
+    "embed_title": "Add this uploader to your site",
+}
 
 
 @dataclass(frozen=True)
@@ -62,7 +87,14 @@ class Tenant:
     embed_origins: tuple[str, ...] = ()
     logo: bytes | None = None
     logo_type: str = "image/svg+xml"
-    tagline: str = "End-to-end encrypted file sharing. Your browser encrypts; we only ever see ciphertext."
+    texts: dict[str, str] = field(default_factory=lambda: dict(TEXT_DEFAULTS))
+    show_embed: bool = False
+    cert: Path | None = None  # PEM certificate chain for this tenant's hosts (HTTPS by SNI)
+    key: Path | None = None
+
+    @property
+    def tagline(self) -> str:
+        return self.texts["intro"]
 
     def type_allowed(self, mime: str) -> bool:
         if not self.allowed_types:
@@ -78,6 +110,7 @@ class Tenant:
         return {
             "id": self.id, "name": self.name, "max_file_size": self.max_file_size,
             "allowed_types": list(self.allowed_types), "embed_origins": list(self.embed_origins),
+            "show_embed": self.show_embed,
         }
 
 
@@ -88,6 +121,17 @@ DEFAULT_TENANT = Tenant(id="veil")
 class TenantSet:
     tenants: tuple[Tenant, ...] = (DEFAULT_TENANT,)
     default: Tenant | None = DEFAULT_TENANT  # None: unknown hosts get a 404
+
+    def tls_context(self) -> ssl.SSLContext:
+        """HTTPS for browsers: every tenant host with a certificate gets its own (SNI); other names
+        get the default tenant's certificate, or the first tenant's that has one."""
+        pairs = [(t, t.cert, t.key) for t in self.tenants if t.cert is not None and t.key is not None]
+        if not pairs:
+            raise UsageError("HTTPS needs a certificate: give at least one tenant cert and key in the tenants file")
+        by_host = {h: (c, k) for t, c, k in pairs for h in t.hosts if c is not None and k is not None}
+        _, c, k = next((p for p in pairs if p[0] is self.default), pairs[0])
+        assert c is not None and k is not None
+        return web_server_context((c, k), by_host)
 
     def for_host(self, host_header: str | None) -> Tenant | None:
         host = normalize_host(host_header or "")
@@ -133,7 +177,8 @@ def _tenant(tid: str, m: Any, base: Path) -> Tenant:
     where = f"tenant.{tid}"
     if not isinstance(m, dict):
         raise UsageError(f"{where}: expected a table")
-    known = {"hosts", "name", "logo", "colors", "footer", "max_file_size", "allowed_types", "embed_origins", "tagline"}
+    known = {"hosts", "name", "logo", "colors", "footer", "max_file_size", "allowed_types", "embed_origins", "tagline",
+             "texts", "show_embed", "cert", "key"}
     if extra := set(m) - known:
         raise UsageError(f"{where}: unknown keys {sorted(extra)}")
     hosts = m.get("hosts", [])
@@ -172,11 +217,34 @@ def _tenant(tid: str, m: Any, base: Path) -> Tenant:
             raise UsageError(f"{where}.logo: cannot read {path}: {e.strerror or e}") from e
         if len(logo) > MAX_LOGO:
             raise UsageError(f"{where}.logo: {path} is over {MAX_LOGO // 1024} KiB")
+    texts = dict(TEXT_DEFAULTS)
+    if "tagline" in m:
+        texts["intro"] = _str(m, "tagline", where, "", 300)
+    raw_texts = m.get("texts", {})
+    if not isinstance(raw_texts, dict):
+        raise UsageError(f"{where}.texts: expected a table")
+    for k in raw_texts:
+        if k not in TEXT_DEFAULTS:
+            raise UsageError(f"{where}.texts.{k}: unknown text; known: {', '.join(TEXT_DEFAULTS)}")
+        texts[k] = _str(raw_texts, k, f"{where}.texts", "", 500)
+    show_embed = m.get("show_embed", False)
+    if not isinstance(show_embed, bool):
+        raise UsageError(f"{where}.show_embed: expected true or false")
+    if ("cert" in m) != ("key" in m):
+        raise UsageError(f"{where}: cert and key go together")
+    cert = key = None
+    if "cert" in m:
+        cert, key = (base / _str(m, n, where, "", 500) for n in ("cert", "key"))
+        for n, p in (("cert", cert), ("key", key)):
+            if not p.is_file():
+                raise UsageError(f"{where}.{n}: no such file {p}")
+        if not hosts:
+            raise UsageError(f"{where}: a certificate needs hosts to serve it for")
     return Tenant(
         id=tid, name=_str(m, "name", where, "Veil", 80), hosts=tuple(h.lower() for h in hosts), colors=colors,
         footer=tuple(footer), max_file_size=parse_size(m.get("max_file_size", DEFAULT_MAX_FILE), f"{where}.max_file_size"),
         allowed_types=tuple(t.lower() for t in types), embed_origins=origins, logo=logo, logo_type=logo_type,
-        tagline=_str(m, "tagline", where, DEFAULT_TENANT.tagline, 300),
+        texts=texts, show_embed=show_embed, cert=cert, key=key,
     )
 
 

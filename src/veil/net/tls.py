@@ -1,4 +1,4 @@
-"""TLS 1.3 contexts: a node serves its self-signed Ed25519 certificate; a caller pins the node id."""
+"""TLS contexts: a node serves its self-signed Ed25519 certificate and a caller pins the node id; the gateway serves browsers web certificates by SNI."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from veil.crypto.certs import public_key_from_cert_der, self_signed_cert_pem
 from veil.crypto.sign import SigningKey, node_id
 from veil.durable import write_atomic
-from veil.errors import IntegrityError
+from veil.errors import IntegrityError, UsageError
 
 
 def server_context(key: SigningKey, cert_dir: Path) -> ssl.SSLContext:
@@ -52,3 +52,28 @@ def check_pin(sock: ssl.SSLSocket, expected: bytes | None, where: str) -> bytes:
     if expected is not None and got != expected:
         raise IntegrityError(f"{where} is not the node expected: its key does not match the pinned node id")
     return got
+
+
+def web_server_context(default: tuple[Path, Path], by_host: dict[str, tuple[Path, Path]]) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for browsers (the gateway's HTTPS listener): each host name in
+    ``by_host`` is answered with its own certificate chain and key, chosen by SNI; other names
+    (and clients sending none) get ``default``. Paths are PEM files; a bad one fails here."""
+    def load(pair: tuple[Path, Path]) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(str(pair[0]), str(pair[1]))
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(f"cannot use certificate {pair[0]} with key {pair[1]}: {e}") from e
+        return ctx
+
+    contexts = {host.lower(): load(pair) for host, pair in by_host.items()}
+    main = load(default)
+
+    def pick(sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
+        chosen = contexts.get((name or "").lower())
+        if chosen is not None:
+            sock.context = chosen
+
+    main.sni_callback = pick
+    return main

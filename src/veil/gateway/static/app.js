@@ -4,8 +4,9 @@
 // contains it: uploads send sealed segments and sealed metadata; downloads ask by verify part.
 
 import * as vf from "./veil-format.js";
-import { $, call, el, human, runWorkerJob, saveBlob, showMessage, streamingDownloads } from "./common.js";
+import { $, Meter, call, el, human, runWorkerJob, saveBlob, showMessage, streamingDownloads, visitorText } from "./common.js";
 import { encryptAndUpload, typeAllowed } from "./upload.js";
+import * as myfiles from "./myfiles.js";
 
 const mode = document.body.dataset.mode;
 const AUTO_PREVIEW = 8 << 20;
@@ -28,10 +29,18 @@ function setupUpload() {
   const limits = [`Up to ${human(tenant.max_file_size)} per file`];
   if (tenant.allowed_types && tenant.allowed_types.length) limits.push(`types: ${tenant.allowed_types.join(", ")}`);
   $("limits").textContent = limits.join("; ") + ".";
-  if (tenant.allowance) {
+  // Only where visitors get it: a gateway with a wallet pays charging nodes from its allowance.
+  if (tenant.pays && tenant.allowance) {
     const days = Math.round(tenant.allowance.period_seconds / 86400);
-    $("allowance").textContent = `Free downloads: ${human(tenant.allowance.bytes)} every ${days} days per account (network allowance).`;
+    $("allowance").textContent = `Downloads through this site are free for the people you share with: it pays the network, `
+      + `${human(tenant.allowance.bytes)} every ${days} days from its allowance, then from its own funds within its limits.`;
+    $("allowance").hidden = false;
   }
+  // A reload or a closed tab would stop the uploads in progress: ask first.
+  window.addEventListener("beforeunload", (e) => {
+    if (active > 0) { e.preventDefault(); e.returnValue = ""; }
+  });
+  if (mode === "upload") setupMyFiles();
   const input = $("file-input");
   if (tenant.allowed_types && tenant.allowed_types.length) input.accept = tenant.allowed_types.join(",");
   input.addEventListener("change", () => { const files = Array.from(input.files); input.value = ""; enqueue(files); });
@@ -44,26 +53,44 @@ function setupUpload() {
 }
 
 let chain = Promise.resolve();
+let active = 0; // uploads queued or running
 function enqueue(files) {
   for (const f of files) {
     const item = uploadItem(f);
-    chain = chain.then(() => uploadFile(f, item).catch((e) => item.fail(e)));
+    active++;
+    document.body.dataset.uploading = String(active);
+    chain = chain.then(() => uploadFile(f, item).catch((e) => item.fail(e))).finally(() => {
+      active--;
+      document.body.dataset.uploading = String(active);
+    });
   }
 }
 
 function uploadItem(file) {
   const progress = el("progress", { max: Math.max(1, file.size), value: 0, "aria-label": `Upload progress of ${file.name}` });
   const status = el("span", { class: "status" }, "waiting…");
-  const li = el("li", { class: "upload" }, el("div", { class: "name" }, file.name), progress, el("div", { class: "row" }, status));
+  const meterBox = el("span", { class: "meter" });
+  const li = el("li", { class: "upload" }, el("div", { class: "name" }, file.name), progress,
+    el("div", { class: "row" }, status, meterBox));
   $("uploads").append(li);
+  let meter = null;
   return {
     li, progress,
     status(text) { status.textContent = text; },
-    advance(n) { progress.value = n; },
+    advance(n) {
+      meter = meter || new Meter(file.size);
+      meter.update(n);
+      progress.value = n;
+      meterBox.textContent = meter.text();
+    },
+    reconnecting(on) { li.dataset.reconnecting = on ? "1" : ""; if (on) li.dataset.cuts = String(Number(li.dataset.cuts || 0) + 1); },
+    resumed(next) { li.dataset.resumedAt = String(next); meter = null; },
+    staging(kind) { li.dataset.staging = kind; },
     fail(e) {
       progress.remove();
+      meterBox.remove();
       status.className = "status error";
-      status.textContent = `Failed: ${e.message || e}`;
+      status.textContent = `Failed: ${visitorText(e)}` + (e && e.requestId ? ` (reference ${e.requestId})` : "");
       li.dataset.state = "failed";
     },
     done(link) {
@@ -87,6 +114,40 @@ async function uploadFile(file, ui) {
   const { link } = await encryptAndUpload(file, tenant, ui);
   ui.done(link);
   announce(file, link);
+  if (mode === "upload") await myfiles.addFile({ name: file.name, size: file.size, link }).catch(() => {});
+}
+
+// -- my files (kept in this browser, encrypted: myfiles.js) ---------------------------------------
+function setupMyFiles() {
+  $("myfiles-view").hidden = false;
+  myfiles.onChange(() => renderMyFiles().catch(() => {}));
+  renderMyFiles().catch(() => { $("myfiles-empty").textContent = "This browser does not keep a list here (private mode?)."; });
+}
+
+async function renderMyFiles() {
+  const entries = await myfiles.listFiles();
+  const del = myfiles.getDeleteAction();
+  $("myfiles-empty").hidden = entries.length > 0;
+  $("myfiles").replaceChildren(...entries.map((f) => {
+    const box = el("input", { class: "link", type: "text", readOnly: true, value: f.link, "aria-label": `Share link for ${f.name}` });
+    const remove = el("button", { type: "button", class: "button secondary remove", "aria-label": `Remove ${f.name} from this list` }, "Remove from list");
+    remove.addEventListener("click", () => myfiles.removeFile(f.id));
+    const slot = el("span", { "data-delete-slot": "" });
+    if (del) {
+      const b = el("button", { type: "button", class: "button secondary delete", "aria-label": `Delete ${f.name} from the network` }, "Delete from the network");
+      b.addEventListener("click", async () => {
+        b.disabled = true;
+        try { await del(f); await myfiles.removeFile(f.id); } catch (e) { b.disabled = false; showMessage(e); }
+      });
+      slot.append(b);
+    }
+    const when = new Date(f.added).toLocaleString();
+    return el("li", { class: "myfile", "data-link": f.link, "data-id": String(f.id) },
+      el("div", { class: "name" }, f.name),
+      el("div", { class: "note" }, `${human(f.size)} · uploaded ${when}`),
+      el("div", { class: "row" }, box, el("a", { href: f.link, target: "_blank", rel: "noopener noreferrer" }, "Open"), remove, slot));
+  }));
+  document.body.dataset.myfiles = String(entries.length);
 }
 
 /** In the embed widget, hand each link to the embedding page, if the tenant lists its origin. */
@@ -120,9 +181,9 @@ async function openLink() {
   $("file-size").textContent = `${human(meta.size)} (${meta.size.toLocaleString("en")} bytes)`;
   $("file-type").textContent = meta.type;
   document.title = `${meta.name} – ${tenant.name}`;
-  showCost(link.verify);
+  await showCost(link.verify);
   const button = $("download");
-  button.disabled = false;
+  if (!button.dataset.blocked) button.disabled = false;
   button.addEventListener("click", () => download(ctx).catch(fail));
   if (previewKind(meta.type) && meta.size <= PREVIEW_MAX) {
     const pb = $("preview-button");
@@ -138,11 +199,26 @@ async function showCost(verify) {
   const box = $("file-cost");
   try {
     const c = await (await call(`/api/files/${encodeURIComponent(verify)}/cost`)).json();
-    box.textContent = c.free ? "Free download"
-      : `This download costs about ${veil(c.estimate)} ${c.currency} (the gateway pays from its allowance first)`;
     box.dataset.free = c.free ? "1" : "0";
+    if (c.free) {
+      box.textContent = "Free download";
+    } else if (c.gateway_pays) {
+      box.textContent = `Free for you: this site pays the network for it (about ${veil(c.estimate)} ${c.currency}, `
+        + "from its allowance first, within its limits)";
+      box.dataset.pays = "1";
+    } else {
+      // Never a price above "no wallet": the visitor cannot pay here, so say why and what to do.
+      box.textContent = "Not available through this site";
+      box.dataset.pays = "0";
+      $("download").disabled = true;
+      $("download").dataset.blocked = "1";
+      const err = new vf.VeilError("payment", "The computers storing this file charge for downloads, and this site "
+        + "has no wallet to pay them for its visitors. You can download it with the Veil app and your own wallet "
+        + "(veil get followed by this page's address), or ask whoever runs this site to pay for downloads.");
+      showMessage(err);
+    }
   } catch {
-    box.textContent = "unknown (the gateway could not ask the nodes)";
+    box.textContent = "unknown (the gateway could not ask the network)";
   }
 }
 
@@ -161,7 +237,7 @@ function setStatus(text, error = false) {
 }
 
 function fail(e) {
-  setStatus(e.message || String(e), true);
+  setStatus(visitorText(e), true);
   showMessage(e);
 }
 
@@ -181,8 +257,9 @@ async function decryptToBlob(ctx, type) {
   const bar = $("download-progress");
   bar.hidden = false;
   bar.max = Math.max(1, ctx.man.size);
+  const meter = new Meter(ctx.man.size);
   const parts = [];
-  for await (const p of plaintext(ctx, (n) => { bar.value = n; })) parts.push(p);
+  for await (const p of plaintext(ctx, (n) => { bar.value = n; meter.update(n); $("download-meter").textContent = meter.text(); })) parts.push(p);
   return new Blob(parts, { type });
 }
 
@@ -225,15 +302,18 @@ async function streamDownload(ctx) {
   bar.hidden = false;
   bar.max = Math.max(1, ctx.man.size);
   bar.value = 0;
+  const meter = new Meter(ctx.man.size);
   setStatus("Starting download…");
   await runWorkerJob({
     type: "download", verify: ctx.link.verify, key: ctx.link.key, size: ctx.man.size,
     segsize: ctx.man.segsize, name: ctx.meta.name,
   }, {
     started: () => setStatus("Downloading and decrypting…"),
-    progress: (n) => { bar.value = n; },
+    progress: (n) => { bar.value = n; meter.update(n); $("download-meter").textContent = meter.text(); },
     done: () => {
       bar.value = bar.max;
+      meter.update(ctx.man.size);
+      $("download-meter").textContent = meter.text();
       setStatus("Downloaded, verified and decrypted.");
       document.body.dataset.downloaded = "1";
     },
@@ -243,7 +323,7 @@ async function streamDownload(ctx) {
 // -- start --------------------------------------------------------------------------------------
 function embedSnippet() {
   const box = $("embed-snippet");
-  if (!box) return;
+  if (!box || !tenant.show_embed) return;
   box.value = `<iframe src="${location.origin}/embed" title="Upload files with ${tenant.name}" width="100%" height="360" style="border:0;max-width:32rem"></iframe>`;
 }
 

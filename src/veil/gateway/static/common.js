@@ -32,16 +32,68 @@ const TITLES = {
   integrity: "The file failed its integrity check",
   unavailable: "The network is not answering",
   refused: "Not accepted here",
-  payment: "This download needs payment",
+  payment: "This download is not available here",
   conflict: "Someone else changed this folder",
+  busy: "The network is busy",
+  expired: "The upload stopped",
 };
+
+/** A sentence for a visitor: our VeilErrors carry one; anything else (a bug) gets a generic one. */
+export function visitorText(err) {
+  if (err instanceof vf.VeilError) return err.message;
+  return "something went wrong in this page; reload it and try again";
+}
 
 export function showMessage(err, titles = {}) {
   const box = $("message");
   const kind = err instanceof vf.VeilError ? err.kind : "unavailable";
-  box.replaceChildren(el("h2", {}, titles[kind] || TITLES[kind] || "Something went wrong"), el("p", {}, err.message || String(err)));
+  const parts = [el("h2", {}, titles[kind] || TITLES[kind] || "Something went wrong"), el("p", {}, visitorText(err))];
+  if (err && err.requestId) parts.push(el("p", { class: "reference" }, `Reference for the site's operator: ${err.requestId}`));
+  box.replaceChildren(...parts);
   box.dataset.kind = kind;
+  if (err && err.requestId) box.dataset.requestId = err.requestId;
   box.hidden = false;
+}
+
+/** The VeilError for an error reply (status, its JSON body, the X-Request-Id header). */
+export function describeHttp(status, reply, rid) {
+  const kind = status === 404 ? "notfound" : status === 413 || status === 415 ? "refused"
+    : status === 400 ? "garbled" : status === 402 ? "payment" : status === 409 ? "conflict"
+    : status === 503 || status === 429 ? "busy" : "unavailable";
+  const fallback = status >= 500 ? "the network is busy; try again in a minute" : "the gateway could not do this; try again";
+  const e = new vf.VeilError(kind, (reply && typeof reply.message === "string" && reply.message) || fallback);
+  e.requestId = (reply && reply.request_id) || rid || null;
+  e.status = status;
+  return e;
+}
+
+/** Percent, speed and time left of a transfer, from its progress over the last seconds. */
+export class Meter {
+  constructor(total) { this.total = total; this.samples = [[performance.now(), 0]]; }
+  update(done) {
+    const now = performance.now();
+    this.samples.push([now, done]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 8000) this.samples.shift();
+    this.done = done;
+  }
+  /** "42% · 12.3 MB/s · about 1 min 20 s left" */
+  text() {
+    const pct = this.total ? Math.floor((100 * this.done) / this.total) : 100;
+    const [t0, b0] = this.samples[0];
+    const [t1, b1] = this.samples[this.samples.length - 1];
+    const secs = (t1 - t0) / 1000;
+    if (secs < 0.5 || b1 <= b0) return `${pct}%`;
+    const speed = (b1 - b0) / secs;
+    return `${pct}% · ${human(Math.round(speed))}/s · ${duration((this.total - this.done) / speed)} left`;
+  }
+}
+
+export function duration(s) {
+  s = Math.max(0, Math.round(s));
+  if (s < 60) return `about ${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `about ${m} min ${s % 60} s`;
+  return `about ${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 /** fetch that turns error replies into VeilErrors carrying the gateway's message. */
@@ -53,11 +105,9 @@ export async function call(path, init = {}) {
     throw new vf.VeilError("unavailable", "the gateway could not be reached; check your connection and try again");
   }
   if (r.ok) return r;
-  let message = `the gateway answered ${r.status}`;
-  try { message = (await r.json()).message || message; } catch { /* not JSON */ }
-  const kind = r.status === 404 ? "notfound" : r.status === 413 || r.status === 415 ? "refused"
-    : r.status === 400 ? "garbled" : r.status === 402 ? "payment" : r.status === 409 ? "conflict" : "unavailable";
-  throw new vf.VeilError(kind, message);
+  let reply = null;
+  try { reply = await r.json(); } catch { /* not JSON */ }
+  throw describeHttp(r.status, reply, r.headers.get("X-Request-Id"));
 }
 
 /**
@@ -90,7 +140,9 @@ export async function runWorkerJob(job, on = {}) {
         resolve();
       } else if (m.type === "error") {
         clearTimeout(timer);
-        reject(new vf.VeilError(m.kind || "unavailable", m.message));
+        const err = new vf.VeilError(m.kind || "unavailable", m.message);
+        err.requestId = m.requestId || null;
+        reject(err);
       }
     };
     sw.postMessage({ ...job, token }, [ch.port2]);

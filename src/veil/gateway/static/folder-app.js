@@ -285,6 +285,8 @@ function uploadRow(name) {
     li,
     status(text) { status.textContent = text; },
     advance(n) { progress.value = n; },
+    reconnecting() {},
+    resumed() {},
     fail(e) { progress.remove(); status.className = "status error"; status.textContent = `Failed: ${e.message || e}`; li.dataset.state = "failed"; },
     done() { progress.value = progress.max; status.textContent = "Encrypted, uploaded and added to the folder."; li.dataset.state = "done"; },
   };

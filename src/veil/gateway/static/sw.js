@@ -57,9 +57,10 @@ async function respond(job) {
     async start() {
       const r = await fetch(`/api/files/${encodeURIComponent(job.verify)}/segments?start=0`, { cache: "no-store", credentials: "omit" });
       if (!r.ok) {
-        let message = `the gateway answered ${r.status}`;
-        try { message = (await r.json()).message || message; } catch { /* not JSON */ }
-        port.postMessage({ type: "error", kind: r.status === 404 ? "notfound" : r.status === 402 ? "payment" : "unavailable", message });
+        let message = r.status >= 500 ? "the network is busy; try again in a minute" : "the gateway could not send this file";
+        let requestId = r.headers.get("X-Request-Id");
+        try { const j = await r.json(); message = j.message || message; requestId = j.request_id || requestId; } catch { /* not JSON */ }
+        port.postMessage({ type: "error", kind: r.status === 404 ? "notfound" : r.status === 402 ? "payment" : r.status === 503 ? "busy" : "unavailable", message, requestId });
         throw new VeilError("unavailable", message);
       }
       segments = openSegments(chunksOf(r.body), cipher, size, segsize);

@@ -30,6 +30,7 @@ from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
+from veil.gateway import wallet as wallet_pages
 from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of, logged_path
 from veil.gateway.files import FileReader
 from veil.gateway.folders import SlotGateway
@@ -39,9 +40,6 @@ from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
 from veil.gateway.uploads import MAX_BATCH_BYTES, UploadManager
 from veil.gateway.visitor import answer_for, log_failure, unknown_host_page
-from veil.gateway.wallet import WalletApi
-from veil.gateway.wallet import page_template as wallet_template
-from veil.gateway.wallet import static_files as wallet_static
 from veil.ledger.params import Params
 from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, serve
 from veil.node.metrics import Metrics
@@ -131,11 +129,9 @@ class Gateway:
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
-        self.static = {name: _static_bytes(name) for name in STATIC_FILES} | wallet_static()
-        self.wallet_api = WalletApi(self.network, json_response)
+        self.static = {name: _static_bytes(name) for name in STATIC_FILES} | wallet_pages.static_files()
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
-        self.templates = {"wallet": wallet_template(), "checkout": wallet_template()}  # pages with their own template
         params = Params("veil")
         self.allowance = {"bytes": params.allowance_bytes, "period_seconds": params.epoch_seconds,
                           "source": "this gateway's wallet pays for visitors' downloads from this allowance, "
@@ -174,10 +170,7 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
-        r.add("GET", "/wallet", self._page("wallet"))
-        r.add("GET", "/pay/{invoice}", self._page("checkout"))
-        for method, pattern, fn in self.wallet_api.routes():
-            r.add(method, pattern, self._wrap(fn))
+        self.wallet_api = wallet_pages.WalletApi(self.network, json_response, r.add, self._wrap, self._page)
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -223,7 +216,7 @@ class Gateway:
             f'<li><a href="{esc(f.url)}" rel="noopener noreferrer">{esc(f.label)}</a></li>' for f in tenant.footer
         )
         body = (
-            self.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
+            self.wallet_api.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
             .replace("{{footer}}", footer)

@@ -117,10 +117,25 @@ class LedgerRelay:
 class WalletApi:
     """The handlers behind the web wallet (see the module docstring)."""
 
-    def __init__(self, network: Callable[[], Network], json_response: JsonResponse) -> None:
+    def __init__(self, network: Callable[[], Network], json_response: JsonResponse,
+                 add: Callable[[str, str, Callable[[Request], Response]], None],
+                 wrap: Callable[[Handler], Callable[[Request], Response]],
+                 page: Callable[[str], Callable[[Request], Response]]) -> None:  # fmt: skip
+        """Registers the wallet's pages and API with ``add`` (the gateway's router), wrapped by ``wrap``."""
         self.relay = LedgerRelay(network)
         self._json = json_response
         self.vendor = {name: _static(f"{VENDOR}/{name}") for name in VENDOR_FILES}
+        self.templates = dict.fromkeys(("wallet", "checkout"), page_template())  # the pages with this template
+        self.add_routes(add, wrap, page)
+
+    def add_routes(self, add: Callable[[str, str, Callable[[Request], Response]], None],
+                   wrap: Callable[[Handler], Callable[[Request], Response]],
+                   page: Callable[[str], Callable[[Request], Response]]) -> None:  # fmt: skip
+        """The wallet's pages (wallet, checkout) and API on the gateway's router."""
+        add("GET", "/wallet", page("wallet"))
+        add("GET", "/pay/{invoice}", page("checkout"))
+        for method, pattern, fn in self.routes():
+            add(method, pattern, wrap(fn))
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [

@@ -204,7 +204,10 @@ class WalletApi:
         if t.kind != txm.TRANSFER:
             raise HTTPError(400, "not_a_transfer", f"this gateway relays transfers only, not {t.kind}")
         c = self.relay.client()
-        txid = c.submit(raw)
+        try:
+            txid = c.submit(raw)
+        except LedgerError as e:  # the ledger's refusal, with its code, for the page to explain
+            raise HTTPError(400, e.code, str(e)) from e
         st = c.wait_committed(txid)
         return self._json({"id": txid.hex(), "height": st.get("height")}, 200)
 

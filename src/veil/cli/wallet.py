@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from veil.client.names import NameClient, default_floor_path, is_name
-from veil.client.wallet import create_wallet, wallet_address
+from veil.client.wallet import create_wallet, export_wallet, import_wallet, wallet_address
+from veil.durable import write_atomic
+from veil.errors import UsageError
 from veil.ledger import tx as txm
 from veil.ledger.amount import parse_amount
 from veil.ledger.state import CLOSING
@@ -33,7 +36,10 @@ from .ledger_opts import wallet_path as resolve_wallet
 def wallet() -> None:
     """Your Bitcache account: its key (encrypted under a passphrase), balance and payments.
 
-    The wallet file is --wallet, else $VEIL_WALLET, else $VEIL_HOME/wallet."""
+    The wallet file is --wallet, else $VEIL_WALLET, else $VEIL_HOME/wallet.
+
+    The key file is the web wallet's too (a gateway's /wallet page): move a key between them
+    with `veil wallet export` and `veil wallet import`."""
 
 
 @wallet.command("create", short_help="Make a new account key, encrypted under a passphrase.")
@@ -44,6 +50,39 @@ def create_cmd(wallet_path: Path | None) -> None:
     w = create_wallet(path, passphrase(confirm=True))
     click.echo(f"wallet created at {path}")
     click.echo(f"address: {w.address_text}")
+
+
+@wallet.command("import")
+@click.argument("key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@wallet_option
+def import_cmd(key_file: Path, wallet_path: Path | None) -> None:
+    """Use KEY_FILE (from `veil wallet export` or a web wallet's "Export key file") as this wallet.
+
+    The file must open with its passphrase ($VEIL_PASSPHRASE for scripts); it keeps that passphrase.
+    An existing wallet is never overwritten."""
+    path = resolve_wallet(wallet_path)
+    w = import_wallet(key_file, path, passphrase())
+    click.echo(f"wallet imported to {path}")
+    click.echo(f"address: {w.address_text}")
+
+
+@wallet.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
+              help="Where to write the key file ('-' for stdout).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@wallet_option
+def export_cmd(output: Path, force: bool, wallet_path: Path | None) -> None:
+    """Write the wallet's key file, still encrypted under its passphrase, for a web wallet's
+    "Import a key file" or `veil wallet import` elsewhere. Keep it as safe as the wallet."""
+    raw = export_wallet(resolve_wallet(wallet_path))
+    if str(output) == "-":
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists; use --force to replace it")
+    write_atomic(output, raw, 0o600)
+    click.echo(f"key file written to {output} (encrypted under the wallet's passphrase)", err=True)
 
 
 @wallet.command()

@@ -57,6 +57,7 @@ WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
 LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
 CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
+PAY_URI_CHECKSUM = b"veil/pay-uri-checksum/v1"  # the checksum of a veil:pay URI (docs/specs/invoices.md)
 # Names (docs/specs/names.md).
 NAME_COMMIT = b"veil/name-commit/v1"  # commit = H(label, name, owner, salt): the hidden half of commit-reveal
 NAME_KEY = b"veil/name-key/v1"  # a name's 256-bit key (its path) in the names tree

@@ -27,6 +27,7 @@ from veil.client.tickets import Tickets
 from veil.errors import NotFoundError, VeilError
 from veil.format.caps import SI_SIZE
 from veil.gateway import openapi
+from veil.gateway import wallet as wallet_pages
 from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of, logged_path
 from veil.gateway.files import FileReader
 from veil.gateway.folders import SlotGateway
@@ -129,7 +130,7 @@ class Gateway:
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
-        self.static = {name: _static_bytes(name) for name in STATIC_FILES}
+        self.static = {name: _static_bytes(name) for name in STATIC_FILES} | wallet_pages.static_files()
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
         params = Params("veil")
@@ -171,6 +172,7 @@ class Gateway:
         r.add("POST", "/api/files/{verify}/delete", self._wrap(self.delete_file))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
+        self.wallet_api = wallet_pages.WalletApi(self.network, json_response, r.add, self._wrap, self._page)
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -216,7 +218,7 @@ class Gateway:
             f'<li><a href="{esc(f.url)}" rel="noopener noreferrer">{esc(f.label)}</a></li>' for f in tenant.footer
         )
         body = (
-            self.template.replace("{{name}}", esc(tenant.name))
+            self.wallet_api.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
             .replace("{{footer}}", footer)
@@ -415,6 +417,7 @@ class Gateway:
             self.server = None
         self.uploads.close()
         self.slots.close()
+        self.wallet_api.close()
         if self.config.wallet is not None:
             self.config.wallet.close()
 

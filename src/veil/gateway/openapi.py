@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from veil.gateway import wallet_openapi
 from veil.gateway.uploads import MAX_BATCH_BYTES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -31,7 +32,7 @@ def _err(desc: str) -> dict[str, Any]:
 
 def spec() -> dict[str, Any]:
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
             "title": "Veil gateway API",
@@ -241,3 +242,6 @@ def spec() -> dict[str, Any]:
                 "max_batch_bytes": {"type": "integer"}}},
         }},
     }
+    doc["paths"].update(wallet_openapi.PATHS)
+    doc["components"]["schemas"].update(wallet_openapi.SCHEMAS)
+    return doc

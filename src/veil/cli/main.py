@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "veil.cli.lease",
     "veil.cli.circuits",
     "veil.cli.config",
+    "veil.cli.s3",
 ]
 
 

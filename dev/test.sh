@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dev/setup.sh
-bash dev/system-deps.sh chromium
+bash dev/system-deps.sh chromium rclone  # rclone: the S3 endpoint's tests
 .venv/bin/ruff check src tests
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -76,6 +76,7 @@ def boto_client(ep: Endpoint, name: str | None = None, **config: object) -> obje
 
 
 def tool_env(ep: Endpoint, home: Path) -> dict[str, str]:
-    return {**os.environ, "AWS_ACCESS_KEY_ID": ep.access_key, "AWS_SECRET_ACCESS_KEY": ep.secret,
+    base = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}  # plain HTTP; rclone refuses a bundle
+    return {**base, "AWS_ACCESS_KEY_ID": ep.access_key, "AWS_SECRET_ACCESS_KEY": ep.secret,
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(home / "aws-config"),
             "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"), "HOME": str(home)}

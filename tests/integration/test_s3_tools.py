@@ -55,48 +55,46 @@ def _sample(root: Path) -> Path:
 def test_aws_cli_cp_sync_ls_rm(ep: Endpoint, home: Path, tmp_path: Path) -> None:
     env = tool_env(ep, home)
     aws = [str(BIN / "aws"), "--endpoint-url", ep.url]
-    _run(aws + ["s3", "mb", "s3://awscli"], env)
+    _run([*aws, "s3", "mb", "s3://awscli"], env)
     src = _sample(tmp_path / "src")
-    _run(aws + ["s3", "cp", str(src / "a.txt"), "s3://awscli/single/a.txt"], env)
-    _run(aws + ["s3", "sync", str(src), "s3://awscli/tree"], env)
-    listing = _run(aws + ["s3", "ls", "--recursive", "s3://awscli/tree/"], env)
+    _run([*aws, "s3", "cp", str(src / "a.txt"), "s3://awscli/single/a.txt"], env)
+    _run([*aws, "s3", "sync", str(src), "s3://awscli/tree"], env)
+    listing = _run([*aws, "s3", "ls", "--recursive", "s3://awscli/tree/"], env)
     assert sorted(line.split(maxsplit=3)[3] for line in listing.splitlines()) == sorted(
         f"tree/{k}" for k in _tree(src))
-    top = _run(aws + ["s3", "ls", "s3://awscli/tree/"], env)
+    top = _run([*aws, "s3", "ls", "s3://awscli/tree/"], env)
     assert "PRE sub dir/" in top and "PRE deep/" in top
     out = tmp_path / "out"
-    _run(aws + ["s3", "sync", "s3://awscli/tree", str(out)], env)
+    _run([*aws, "s3", "sync", "s3://awscli/tree", str(out)], env)
     assert _tree(out) == _tree(src)
     # a second sync has nothing to do
-    assert _run(aws + ["s3", "sync", str(src), "s3://awscli/tree"], env).strip() == ""
-    _run(aws + ["s3", "cp", "s3://awscli/single/a.txt", str(tmp_path / "a.copy")], env)
+    assert _run([*aws, "s3", "sync", str(src), "s3://awscli/tree"], env).strip() == ""
+    _run([*aws, "s3", "cp", "s3://awscli/single/a.txt", str(tmp_path / "a.copy")], env)
     assert (tmp_path / "a.copy").read_bytes() == b"alpha"
-    _run(aws + ["s3", "rm", "--recursive", "s3://awscli/tree"], env)
-    p = subprocess.run(aws + ["s3", "ls", "--recursive", "s3://awscli/tree/"], env=env, capture_output=True, timeout=300)
+    _run([*aws, "s3", "rm", "--recursive", "s3://awscli/tree"], env)
+    p = subprocess.run([*aws, "s3", "ls", "--recursive", "s3://awscli/tree/"], env=env, capture_output=True, timeout=300)
     assert p.stdout.decode().strip() == ""
 
 
 def test_aws_cli_s3api_multipart(ep: Endpoint, home: Path, tmp_path: Path) -> None:
     env = tool_env(ep, home)
     api = [str(BIN / "aws"), "--endpoint-url", ep.url, "s3api"]
-    _run(api + ["create-bucket", "--bucket", "apimp"], env)
-    up = json.loads(_run(api + ["create-multipart-upload", "--bucket", "apimp", "--key", "m/obj"], env))["UploadId"]
+    _run([*api, "create-bucket", "--bucket", "apimp"], env)
+    up = json.loads(_run([*api, "create-multipart-upload", "--bucket", "apimp", "--key", "m/obj"], env))["UploadId"]
     parts = [os.urandom(5 * MiB), os.urandom(1000)]
     done = []
     for i, data in enumerate(parts, 1):
         f = tmp_path / f"p{i}"
         f.write_bytes(data)
-        r = json.loads(_run(api + ["upload-part", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up,
-                                   "--part-number", str(i), "--body", str(f)], env))  # fmt: skip
+        r = json.loads(_run([*api, "upload-part", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up, "--part-number", str(i), "--body", str(f)], env))  # fmt: skip
         done.append({"PartNumber": i, "ETag": r["ETag"]})
-    listed = json.loads(_run(api + ["list-parts", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up], env))
+    listed = json.loads(_run([*api, "list-parts", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up], env))
     assert [p["PartNumber"] for p in listed["Parts"]] == [1, 2]
-    r = json.loads(_run(api + ["complete-multipart-upload", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up,
-                               "--multipart-upload", json.dumps({"Parts": done})], env))  # fmt: skip
+    r = json.loads(_run([*api, "complete-multipart-upload", "--bucket", "apimp", "--key", "m/obj", "--upload-id", up, "--multipart-upload", json.dumps({"Parts": done})], env))  # fmt: skip
     assert r["ETag"].endswith('-2"')
-    _run(api + ["get-object", "--bucket", "apimp", "--key", "m/obj", str(tmp_path / "got")], env)
+    _run([*api, "get-object", "--bucket", "apimp", "--key", "m/obj", str(tmp_path / "got")], env)
     assert (tmp_path / "got").read_bytes() == b"".join(parts)
-    head = json.loads(_run(api + ["head-object", "--bucket", "apimp", "--key", "m/obj"], env))
+    head = json.loads(_run([*api, "head-object", "--bucket", "apimp", "--key", "m/obj"], env))
     assert head["ContentLength"] == sum(map(len, parts)) and head["ETag"] == r["ETag"]
 
 
@@ -111,17 +109,17 @@ def _rclone_conf(ep: Endpoint, home: Path) -> Path:
 def test_rclone_copy_sync_check_lsf(ep: Endpoint, home: Path, tmp_path: Path) -> None:
     env = tool_env(ep, home)
     rc = ["rclone", "--config", str(_rclone_conf(ep, home)), "--low-level-retries", "2", "--retries", "1"]
-    _run(rc + ["mkdir", "veil:rclone"], env)
+    _run([*rc, "mkdir", "veil:rclone"], env)
     src = _sample(tmp_path / "src")
-    _run(rc + ["copy", str(src), "veil:rclone/copy"], env)
-    _run(rc + ["check", str(src), "veil:rclone/copy"], env)
-    assert sorted(_run(rc + ["lsf", "-R", "--files-only", "veil:rclone/copy"], env).split("\n")[:-1]) == sorted(_tree(src))
+    _run([*rc, "copy", str(src), "veil:rclone/copy"], env)
+    _run([*rc, "check", str(src), "veil:rclone/copy"], env)
+    assert sorted(_run([*rc, "lsf", "-R", "--files-only", "veil:rclone/copy"], env).split("\n")[:-1]) == sorted(_tree(src))
     (src / "a.txt").write_bytes(b"changed")
     (src / "empty").unlink()
-    _run(rc + ["sync", str(src), "veil:rclone/copy"], env)
-    _run(rc + ["check", "--download", str(src), "veil:rclone/copy"], env)
+    _run([*rc, "sync", str(src), "veil:rclone/copy"], env)
+    _run([*rc, "check", "--download", str(src), "veil:rclone/copy"], env)
     out = tmp_path / "out"
-    _run(rc + ["copy", "veil:rclone/copy", str(out)], env)
+    _run([*rc, "copy", "veil:rclone/copy", str(out)], env)
     assert _tree(out) == _tree(src)
 
 
@@ -132,15 +130,15 @@ def test_s3cmd(ep: Endpoint, home: Path, tmp_path: Path) -> None:
     cfg.write_text(f"[default]\naccess_key = {ep.access_key}\nsecret_key = {ep.secret}\nhost_base = {host}\n"
                    f"host_bucket = {host}\nuse_https = False\nsignature_v2 = False\n")
     cmd = [str(BIN / "s3cmd"), "-c", str(cfg)]
-    _run(cmd + ["mb", "s3://s3cmd"], env)
+    _run([*cmd, "mb", "s3://s3cmd"], env)
     f = tmp_path / "f.bin"
     f.write_bytes(os.urandom(300_000))
-    _run(cmd + ["put", str(f), "s3://s3cmd/dir/f.bin"], env)
-    assert "s3://s3cmd/dir/f.bin" in _run(cmd + ["ls", "-r", "s3://s3cmd"], env)
-    _run(cmd + ["get", "s3://s3cmd/dir/f.bin", str(tmp_path / "g.bin")], env)
+    _run([*cmd, "put", str(f), "s3://s3cmd/dir/f.bin"], env)
+    assert "s3://s3cmd/dir/f.bin" in _run([*cmd, "ls", "-r", "s3://s3cmd"], env)
+    _run([*cmd, "get", "s3://s3cmd/dir/f.bin", str(tmp_path / "g.bin")], env)
     assert (tmp_path / "g.bin").read_bytes() == f.read_bytes()
-    _run(cmd + ["del", "s3://s3cmd/dir/f.bin"], env)
-    assert "f.bin" not in _run(cmd + ["ls", "-r", "s3://s3cmd"], env)
+    _run([*cmd, "del", "s3://s3cmd/dir/f.bin"], env)
+    assert "f.bin" not in _run([*cmd, "ls", "-r", "s3://s3cmd"], env)
 
 
 def test_minio_py(ep: Endpoint, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ access_log = logging.getLogger("veil.s3.access")
 UNSUPPORTED = ("acl", "policy", "cors", "lifecycle", "tagging", "website", "logging", "notification", "replication",
                "encryption", "object-lock", "retention", "legal-hold", "torrent", "restore", "select", "accelerate",
                "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering", "ownershipControls",
-               "publicAccessBlock", "attributes", "versions")  # fmt: skip
+               "publicAccessBlock", "attributes")  # fmt: skip
 
 
 @dataclass
@@ -181,6 +181,8 @@ class S3App:
         if m == "GET":
             if "uploads" in q:
                 return self.multipart.list_uploads(c)
+            if "versions" in q:
+                return buckets.list_versions(c)
             if "location" in q:
                 return buckets.location(c)
             if "versioning" in q:

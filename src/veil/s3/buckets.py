@@ -92,6 +92,30 @@ def list_objects(c: Ctx) -> Response:
     return xml("ListBucketResult", head + tail + contents + prefixes)
 
 
+def list_versions(c: Ctx) -> Response:
+    """ListObjectVersions on an unversioned bucket, as S3 answers it: each object once, version "null"."""
+    assert c.bucket is not None
+    q = c.query
+    url = q.get("encoding-type") == "url"
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    max_keys = max_keys_param(q.get("max-keys"))
+    after = q.get("key-marker", "")
+    snap = c.store.bucket(c.root, c.bucket)
+    page = paginate(c.store.walk(snap, "", prefix, delimiter, after), prefix, delimiter, after, max_keys)
+    kids: list[tuple[str, xmlio.Value]] = [
+        ("Name", c.bucket), ("Prefix", _enc(prefix, url)), ("KeyMarker", _enc(after, url)), ("VersionIdMarker", ""),
+        ("NextKeyMarker", _enc(page.last, url) if page.truncated and page.last else None),
+        ("NextVersionIdMarker", "null" if page.truncated else None), ("MaxKeys", max_keys),
+        ("Delimiter", _enc(delimiter, url) if delimiter else None), ("EncodingType", "url" if url else None),
+        ("IsTruncated", page.truncated)]  # fmt: skip
+    for key, info in page.contents:
+        kids.append(("Version", [("Key", _enc(key, url)), ("VersionId", "null"), ("IsLatest", True),
+                                 ("LastModified", iso_date(info.mtime)), ("ETag", info.meta.etag), ("Size", info.size),
+                                 ("Owner", list(OWNER)), ("StorageClass", "STANDARD")]))  # fmt: skip
+    kids += [("CommonPrefixes", [("Prefix", _enc(p, url))]) for p in page.prefixes]
+    return xml("ListVersionsResult", kids)
+
+
 def _entry(key: str, info: ObjectInfo, url: bool, owner: bool) -> list[tuple[str, xmlio.Value]]:
     return [("Key", _enc(key, url)), ("LastModified", iso_date(info.mtime)), ("ETag", info.meta.etag),
             ("Size", info.size), ("Owner", list(OWNER) if owner else None), ("StorageClass", "STANDARD")]

@@ -14,12 +14,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from veil.crypto.labels import S3_KEYS
 from veil.crypto.passphrase import open_sealed, seal
 from veil.durable import write_atomic
 from veil.errors import IntegrityError, UsageError
 from veil.format.folder_caps import FolderWriteCap, parse_folder_cap
 
-CONTEXT = b"veil/s3-keys/v1"
+CONTEXT = S3_KEYS
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 

@@ -6,21 +6,23 @@ A local SQLite table beside the endpoint's keys (``$VEIL_HOME/s3/meta.sqlite``),
 tagged hash of the file's read cap, so the table holds no cap and no name: without it the
 objects are all still there and readable, only their ETag falls back to a value derived from
 the cap and the extra headers are gone (docs/specs/s3.md, "Mapping").
-Imports: the standard library only.
+Imports from: veil.crypto (and the standard library).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from veil.crypto.hashes import tagged_hash
+from veil.crypto.labels import S3_META_ID
+
 
 def cap_id(cap: str) -> str:
-    return hashlib.sha256(b"veil/s3-meta-id/v1\x00" + cap.encode()).hexdigest()
+    return tagged_hash(S3_META_ID, cap.encode()).hex()
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from veil.client.network import Network
 from veil.errors import UsageError, WriteConflictError
 from veil.format.folder import FILE, FOLDER, Entry
 from veil.format.folder_caps import FolderWriteCap
-from veil.format.folder_ops import Put, Remove
+from veil.format.folder_ops import Remove
 from veil.format.names import name_problem
+from veil.s3.batch import Detached, FolderBatcher
 from veil.s3.errors import S3Error
 from veil.s3.meta import MetaStore, ObjectMeta
 
@@ -83,6 +84,7 @@ class Store:
         self.meta = meta
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self.batcher = FolderBatcher(_retry)
 
     def _lock(self, root: FolderWriteCap, bucket: str) -> threading.Lock:
         with self._locks_lock:
@@ -163,32 +165,58 @@ class Store:
         entry = Entry(name=parts[-1], kind=FILE, cap=cap, size=size, mtime=when, mime=content_type[:128] or None)
         self.meta.put(cap, meta)
 
-        def once() -> None:
+        for attempt in range(5):
+            folder = self._resolve(root, bucket, key, parts[:-1])
+            try:
+                self.batcher.put(self.network(), folder, entry)
+                break
+            except Detached:
+                if attempt == 4:
+                    raise S3Error("SlowDown", "too many concurrent changes to this bucket; retry") from None
+            except UsageError as e:  # a name colliding once case-folded
+                raise S3Error("InvalidArgument", f"this endpoint cannot store the key: {e}", resource=key) from None
+        return self._info(key, entry)
+
+    def _resolve(self, root: FolderWriteCap, bucket: str, key: str, folders: list[str]) -> FolderWriteCap:
+        """The write cap of the folder holding ``key``, making the missing folders on the way."""
+        net = self.network()
+        snap = self.bucket(root, bucket)
+        for name in folders:
+            e = snap.get(name)
+            if e is None:
+                with self._lock(root, bucket):  # one creator per bucket; others see its folder
+                    return self._make_path(root, bucket, key, folders)
+            if e.kind != FOLDER:
+                raise S3Error("InvalidArgument", "this endpoint cannot store the key: an object named "
+                              f"{name[:60]!r} is in its path (keys are folder paths)", resource=key)  # fmt: skip
+            rc, wc = child_caps(snap, e)
+            snap = read_folder(net, wc or rc)
+        if snap.wcap is None:
+            raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
+        return snap.wcap
+
+    def _make_path(self, root: FolderWriteCap, bucket: str, key: str, folders: list[str]) -> FolderWriteCap:
+        def once() -> FolderWriteCap:
             net = self.network()
             snap = self.bucket(root, bucket)
-            for name in parts[:-1]:
+            for name in folders:
                 e = snap.get(name)
                 if e is None:
-                    wc = make_folder(net, snap, name)
-                    snap = read_folder(net, wc)
+                    snap = read_folder(net, make_folder(net, snap, name))
                     continue
                 if e.kind != FOLDER:
                     raise S3Error("InvalidArgument", "this endpoint cannot store the key: an object named "
                                   f"{name[:60]!r} is in its path (keys are folder paths)", resource=key)  # fmt: skip
-                rc, wc2 = child_caps(snap, e)
-                snap = read_folder(net, wc2 or rc)
-            old = snap.get(parts[-1])
-            if old is not None and old.kind == FOLDER:
-                raise S3Error("InvalidArgument", "this endpoint cannot store the key: it names a prefix of "
-                              "other keys (keys are folder paths)", resource=key)  # fmt: skip
-            try:
-                edit_folder(net, snap, [Put(entry, old)])
-            except UsageError as e:  # a name colliding once case-folded
-                raise S3Error("InvalidArgument", f"this endpoint cannot store the key: {e}", resource=key) from None
+                rc, wc = child_caps(snap, e)
+                snap = read_folder(net, wc or rc)
+            if snap.wcap is None:
+                raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
+            return snap.wcap
 
-        with self._lock(root, bucket):
-            _retry(once)
-        return self._info(key, entry)
+        try:
+            return _retry(once)
+        except UsageError as e:
+            raise S3Error("InvalidArgument", f"this endpoint cannot store the key: {e}", resource=key) from None
 
     def delete(self, root: FolderWriteCap, bucket: str, key: str) -> None:
         """Remove ``key`` (nothing if it is absent, as S3), then every folder it leaves empty."""
@@ -206,18 +234,24 @@ class Store:
                     return
                 rc, wc = child_caps(chain[-1], e)
                 chain.append(read_folder(net, wc or rc))
-            e = chain[-1].get(parts[-1])
-            if e is None or e.kind != FILE:
-                return
-            edit_folder(net, chain[-1], [Remove(e)])
+            leaf = chain[-1]
+            with self.batcher.folder_lock(leaf.rcap.slot_id):
+                fresh = read_folder(net, leaf.wcap or leaf.rcap)
+                e = fresh.get(parts[-1])
+                if e is None or e.kind != FILE:
+                    return
+                edit_folder(net, fresh, [Remove(e)])
             for depth in range(len(chain) - 1, 0, -1):
-                if read_folder(net, chain[depth].wcap or chain[depth].rcap).entries:
-                    break
-                parent = read_folder(net, chain[depth - 1].wcap or chain[depth - 1].rcap)
-                pe = parent.get(parts[depth - 1])
-                if pe is None or pe.kind != FOLDER:
-                    break
-                edit_folder(net, parent, [Remove(pe)])
+                child = chain[depth]
+                with self.batcher.folder_lock(child.rcap.slot_id):
+                    if read_folder(net, child.wcap or child.rcap).entries:
+                        break
+                    parent = read_folder(net, chain[depth - 1].wcap or chain[depth - 1].rcap)
+                    pe = parent.get(parts[depth - 1])
+                    if pe is None or pe.kind != FOLDER:
+                        break
+                    edit_folder(net, parent, [Remove(pe)])
+                    self.batcher.detach(child.rcap.slot_id)
 
         with self._lock(root, bucket):
             _retry(once)

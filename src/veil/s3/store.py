@@ -23,7 +23,7 @@ from veil.client.folders import Snapshot, child_caps, edit_folder, make_folder, 
 from veil.client.network import Network
 from veil.errors import UsageError, WriteConflictError
 from veil.format.folder import FILE, FOLDER, Entry
-from veil.format.folder_caps import FolderWriteCap
+from veil.format.folder_caps import FolderReadCap, FolderWriteCap
 from veil.format.folder_ops import Remove
 from veil.format.names import name_problem
 from veil.s3.batch import Detached, FolderBatcher
@@ -31,6 +31,7 @@ from veil.s3.errors import S3Error
 from veil.s3.meta import MetaStore, ObjectMeta
 
 MAX_KEY_BYTES = 1024
+BUCKET_TTL = 5.0
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 T = TypeVar("T")
 
@@ -84,6 +85,7 @@ class Store:
         self.meta = meta
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], tuple[float, tuple[FolderReadCap, FolderWriteCap | None, int]]] = {}
         self.batcher = FolderBatcher(_retry)
 
     def _lock(self, root: FolderWriteCap, bucket: str) -> threading.Lock:
@@ -95,20 +97,35 @@ class Store:
         snap = read_folder(self.network(), root)
         return sorted((e.name, e.mtime or 0) for e in snap.entries.values() if e.kind == FOLDER)
 
-    def bucket(self, root: FolderWriteCap, name: str) -> Snapshot:
-        net = self.network()
-        snap = read_folder(net, root)
+    def _bucket_caps(self, root: FolderWriteCap, name: str) -> tuple[FolderReadCap, FolderWriteCap | None, int]:
+        """A bucket's folder caps and creation time, remembered for BUCKET_TTL seconds: a bucket's
+        folder only changes when the bucket is deleted, which this endpoint forgets at once."""
+        ck = (root.to_string(), name)
+        now = time.monotonic()
+        with self._locks_lock:
+            hit = self._buckets.get(ck)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        snap = read_folder(self.network(), root)
         e = snap.get(name)
         if e is None or e.kind != FOLDER:
             raise S3Error("NoSuchBucket", "the specified bucket does not exist", resource=name)
         rc, wc = child_caps(snap, e)
-        return read_folder(net, wc or rc)
+        caps = (rc, wc, e.mtime or 0)
+        with self._locks_lock:
+            self._buckets[ck] = (now + BUCKET_TTL, caps)
+        return caps
+
+    def _forget(self, root: FolderWriteCap, name: str) -> None:
+        with self._locks_lock:
+            self._buckets.pop((root.to_string(), name), None)
+
+    def bucket(self, root: FolderWriteCap, name: str) -> Snapshot:
+        rc, wc, _ = self._bucket_caps(root, name)
+        return read_folder(self.network(), wc or rc)
 
     def bucket_mtime(self, root: FolderWriteCap, name: str) -> int:
-        e = read_folder(self.network(), root).get(name)
-        if e is None or e.kind != FOLDER:
-            raise S3Error("NoSuchBucket", "the specified bucket does not exist", resource=name)
-        return e.mtime or 0
+        return self._bucket_caps(root, name)[2]
 
     def create_bucket(self, root: FolderWriteCap, name: str) -> None:
         check_bucket_name(name)
@@ -119,6 +136,7 @@ class Store:
                 raise S3Error("BucketAlreadyOwnedByYou", "your previous request to create the named bucket "
                               "succeeded and you already own it", resource=name)  # fmt: skip
             make_folder(self.network(), snap, name)
+            self._forget(root, name)
 
         with self._lock(root, name):
             _retry(once)
@@ -134,6 +152,7 @@ class Store:
             if read_folder(net, wc or rc).entries:
                 raise S3Error("BucketNotEmpty", "the bucket you tried to delete is not empty", resource=name)
             edit_folder(net, snap, [Remove(e)])
+            self._forget(root, name)
 
         with self._lock(root, name):
             _retry(once)
@@ -180,6 +199,11 @@ class Store:
     def _resolve(self, root: FolderWriteCap, bucket: str, key: str, folders: list[str]) -> FolderWriteCap:
         """The write cap of the folder holding ``key``, making the missing folders on the way."""
         net = self.network()
+        if not folders:
+            rc, wc, _ = self._bucket_caps(root, bucket)
+            if wc is None:
+                raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
+            return wc
         snap = self.bucket(root, bucket)
         for name in folders:
             e = snap.get(name)

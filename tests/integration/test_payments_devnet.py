@@ -30,6 +30,7 @@ from veil.devnet.ledger import (
     load_faucet_key,
     validator_spec,
 )
+from veil.devnet.metrics import metrics_port, scrape
 from veil.devnet.specs import NodeSpec
 from veil.errors import LedgerError, VeilError
 from veil.format.caps import parse_verify_cap
@@ -138,6 +139,10 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
         assert acct["balance"] + acct["nonce"] * PARAMS.min_fee == expect, name
         st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(paid.node(name))), "--no-settle")  # type: ignore[arg-type]
         assert st.returncode == 0
+        # ... and its Prometheus endpoint says what it earned (docs/specs/operations.md, "Metrics")
+        m = scrape(metrics_port(paid.devnet, paid.node(name)) or 0)  # type: ignore[arg-type]
+        assert m.get("veil_earnings_accepted_base_units_total", 0) == (0 if ch is None else ch.paid), name
+        assert m.get("veil_payments_served_paid_bytes_total", 0) == (0 if ch is None else ch.paid_bytes), name
     # B's cheques on disk say the same as the ledger (every cheque B signed was settled).
     book = PayerChannels(b.channels_path, b.key)
     try:

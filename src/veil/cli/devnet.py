@@ -120,10 +120,14 @@ def down(root: Path | None) -> None:
 
 
 @devnet.command()
+@click.option("--metrics", "show_metrics", is_flag=True,
+              help="Also show each node's Prometheus numbers (its /metrics on a loopback port): bytes stored and "
+                   "served, requests, DHT contacts, repair queue, earnings.")
 @_dir_option
-def status(root: Path | None) -> None:
+def status(show_metrics: bool, root: Path | None) -> None:
     """List the nodes with their health and the space they hold."""
-    rows = Devnet(root).status()
+    d = Devnet(root)
+    rows = d.status()
     for r in rows:
         st = r.get("roles_status", {}).get("storage", {})
         space = f"{st.get('shares', 0)} shares, {human(st.get('used', 0))}" if st else ""
@@ -134,6 +138,30 @@ def status(root: Path | None) -> None:
         click.echo(f"{r['name']:<10} {r['addr']:<17} {r.get('node_id', '?')[:16]:<17} {r['health']:<8} {space}")
     up_count = sum(1 for r in rows if r["health"] == "up")
     click.echo(f"{up_count} of {len(rows)} nodes up")
+    if show_metrics:
+        _metrics_table(d)
+
+
+def _metrics_table(d: Devnet) -> None:
+    from veil.devnet.metrics import metrics_port, scrape, summary
+    from veil.errors import VeilError
+
+    click.echo(f"{'metrics':<10} {'port':>6} {'stored':>10} {'served':>10} {'requests':>9} {'contacts':>8} "
+               f"{'repairq':>7} {'earned':>10}")
+    for spec in d.specs():
+        port = metrics_port(d, spec)
+        if port is None:
+            click.echo(f"{spec.name:<10} {'-':>6}  (no metrics port: not running, or started before metrics)")
+            continue
+        try:
+            m = summary(scrape(port))
+        except VeilError as e:
+            click.echo(f"{spec.name:<10} {port:>6}  unreachable: {e}")
+            continue
+        c = {k: (human(v) if k in ("stored", "served") else f"{v:.0f}") for k, v in m.items()}
+        click.echo(f"{spec.name:<10} {port:>6} {c.get('stored', '-'):>10} {c.get('served', '-'):>10} "
+                   f"{c.get('requests', '-'):>9} {c.get('contacts', '-'):>8} {c.get('repair_queue', '-'):>7} "
+                   f"{c.get('earned', '-'):>10}")
 
 
 @devnet.command()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,9 @@ import click
 
 from veil.errors import UsageError
 
-from .common import network_option, setup_logging
-from .node import parse_listen
+from .common import network_option
+from .logopts import log_options, setup_service_logging
+from .node import check_metrics_listen, metrics_options, parse_listen, trusted_proxy_option
 
 
 @click.command()
@@ -24,7 +24,8 @@ from .node import parse_listen
 @click.option("-k", "k", type=int, default=3, show_default=True, help="Shares needed to read an uploaded file.")
 @click.option("-n", "n", type=int, default=10, show_default=True, help="Shares made per uploaded file.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="One line per request on stderr (method, path, status; never a key: keys never reach us).")
+              help="One line per request in the log: request id, visitor, tenant, method, path, status, bytes, "
+                   "duration (never a key: keys never reach us).")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet that pays storage nodes which charge for downloads (passphrase: VEIL_PASSPHRASE). "
                    "Without it, such downloads are refused with 402.")
@@ -41,10 +42,14 @@ from .node import parse_listen
                    "gateway serves which file (circuits are shared by the files the gateway serves).")
 @click.option("--hops", type=click.IntRange(1, 5), default=3, show_default=True, help="Relays per circuit with --anon.")
 @network_option
-@click.option("-v", "--verbose", is_flag=True)
+@trusted_proxy_option
+@metrics_options
+@log_options
 def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: bool, wallet_path: Path | None,
             max_spend: str | None, max_price: str | None, visitor_budget: str | None, file_budget: str | None,
-            anon: bool, hops: int, network_path: Path | None, verbose: bool) -> None:
+            anon: bool, hops: int, network_path: Path | None, trusted_proxies: tuple[str, ...],
+            metrics_listen: str | None, metrics_public: bool, log_level: str | None, log_file: Path | None,
+            verbose: bool) -> None:  # fmt: skip
     """Serve the web app: browsers encrypt before upload and decrypt after download.
 
     Put TLS in front of it (a reverse proxy) for anything but 127.0.0.1/localhost: browsers
@@ -52,27 +57,36 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     """
     from veil.gateway.app import Gateway, GatewayConfig
     from veil.gateway.pay import gateway_wallet
+    from veil.gateway.proxies import TrustedProxies
     from veil.gateway.tenants import load_tenants
+    from veil.node.metrics_http import MetricsListener
 
-    setup_logging(verbose)
-    if access_log:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        acc = logging.getLogger("veil.gateway.access")
-        acc.setLevel(logging.INFO)
-        acc.addHandler(h)
-        acc.propagate = False
+    setup_service_logging(log_level, log_file, verbose)
+    # The access log is on at any --log-level unless --no-access-log.
+    logging.getLogger("veil.gateway.access").setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    proxies = TrustedProxies(trusted_proxies)
+    metrics_at = check_metrics_listen(metrics_listen, metrics_public)
     if not 1 <= k <= n <= 255:
         raise UsageError(f"-k/-n must satisfy 1 <= k <= n <= 255 (got {k}-of-{n})")
     host, port = parse_listen(listen)
     wallet = gateway_wallet(wallet_path, max_spend, max_price, visitor_budget, file_budget)
     gw = Gateway(GatewayConfig(network_path=network_path, tenants=load_tenants(tenants_path), k=k, n=n,
-                               wallet=wallet, anon_hops=hops if anon else 0))
+                               wallet=wallet, anon_hops=hops if anon else 0, trusted_proxies=proxies))
     try:
         gw.start(host, port)
     except OSError as e:
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     click.echo(f"gateway: serving {gw.url}", err=True)
+    metrics: MetricsListener | None = None
+    if metrics_at:
+        mhost, mport = parse_listen(metrics_at)
+        metrics = MetricsListener(gw.metrics, gw.health)
+        try:
+            metrics.start(mhost, mport)
+        except OSError as e:
+            gw.stop()
+            raise UsageError(f"cannot listen on {mhost}:{mport} (--metrics-listen): {e.strerror or e}") from e
+        click.echo(f"gateway: metrics on {metrics.url}/metrics", err=True)
     stopped = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
@@ -81,6 +95,8 @@ def gateway(listen: str, tenants_path: Path | None, k: int, n: int, access_log: 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     stopped.wait()
+    if metrics is not None:
+        metrics.stop()
     gw.stop()
 
 

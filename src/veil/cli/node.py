@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from veil.crypto.idpuzzle import DEFAULT_ID_BITS
 from veil.format.textparse import parse_hostport, parse_size
 
-from .common import setup_logging
+from .logopts import log_options, setup_service_logging
 from .node_pay import earnings, payment_config
 
 if TYPE_CHECKING:
     from veil.node.context import Role
-    from veil.node.main import RoleFactory
+    from veil.node.main import Node, RoleFactory
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -28,6 +29,57 @@ def _gateway_role() -> Role:
     from veil.gateway.role import GatewayRole
 
     return GatewayRole()
+
+
+def hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def announce(node: Node) -> None:
+    """What `veil node run` prints once it listens (stdout): the real addresses, also for port 0."""
+    ctx = node.ctx
+    click.echo(f"veil node: {ctx.node_id.hex()[:16]} listening on {hostport(ctx.host, ctx.port)} "
+               f"(roles {','.join(r.name for r in node.roles)}, pid {os.getpid()})")
+    for role in node.roles:
+        st = role.status()
+        if role.name == "gateway" and st.get("url"):
+            click.echo(f"veil node: gateway on {st['url']}")
+        if role.name == "relay":
+            click.echo(f"veil node: relay on {hostport(ctx.host, st['port'])}")
+    if node.metrics_listener is not None:
+        click.echo(f"veil node: metrics on {node.metrics_listener.url}/metrics")
+    sys.stdout.flush()
+
+
+def metrics_options(f: Any) -> Any:
+    f = click.option("--metrics-public", is_flag=True,
+                     help="Allow --metrics-listen on a non-loopback address (metrics show traffic volumes).")(f)
+    return click.option("--metrics-listen", default=None, metavar="HOST:PORT",
+                        help="Serve Prometheus /metrics and /healthz over plain HTTP on HOST:PORT (off by default; "
+                             "loopback unless --metrics-public; port 0: any free one, printed, and for a node in node.json).")(f)
+
+
+def check_metrics_listen(text: str | None, public: bool) -> str | None:
+    if not text:
+        return None
+    from veil.node.metrics_http import check_metrics_address
+
+    host, _ = parse_hostport(text, "--metrics-listen", allow_zero=True)
+    check_metrics_address(host, public)
+    return text
+
+
+def trusted_proxy_option(f: Any) -> Any:
+    return click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+                        help="A reverse proxy whose Forwarded / X-Forwarded-For headers name the gateway's visitor "
+                             "(repeatable; e.g. 127.0.0.1/32). Others' such headers are ignored.")(f)
+
+
+def _advertise(text: str | None) -> str | None:
+    if not text:
+        return None
+    host, port = parse_hostport(text, "--advertise")
+    return hostport(host, port)
 
 
 def _sweep_rate(text: str | None) -> float | None:
@@ -71,6 +123,9 @@ def node() -> None:
 @click.option("--gateway-file-budget", default=None,
               help="Gateway role: most VEIL per file per day (default max-spend/10; 'none').")
 @click.option("--bootstrap", default=None, help="HOST:PORT[,...] of nodes to join the DHT through (turns on the dht role).")
+@click.option("--advertise", default=None, metavar="HOST:PORT",
+              help="DHT role: the address other nodes should use for this one (default: --listen; set it when "
+                   "listening on 0.0.0.0 or behind NAT).")
 @click.option("--dht-peer-rate", type=float, default=None,
               help="DHT requests per second allowed from one peer address (raise on a devnet: all peers are 127.0.0.1).")
 @click.option("--id-bits", type=click.IntRange(0, 40), default=DEFAULT_ID_BITS, envvar="VEIL_ID_BITS", show_default=True,
@@ -110,25 +165,34 @@ def node() -> None:
                    "directory, where clients in DHT mode find relays).")
 @click.option("--relay-rate", default=None, metavar="SIZE",
               help="Relay role: most bytes per second one circuit may move (e.g. 5MB; default: no bound).")
-@click.option("-v", "--verbose", is_flag=True)
+@metrics_options
+@trusted_proxy_option
+@log_options
 def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
-        bootstrap: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
+        bootstrap: str | None, advertise: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
         repair_wallet: str | None, repair_max_spend: str | None, repair_threshold: str | None, price_per_gb: str | None, lease_price_per_gb_day: str | None,
         free_credit: str | None, validator: str | None, validators: str | None, folder_versions: int | None,
         http_limits: tuple[str, ...], relay_port: int, relay_max_per_ip: int | None, relay_announce: str | None,
-        relay_rate: str | None, verbose: bool) -> None:  # fmt: skip
+        relay_rate: str | None, metrics_listen: str | None, metrics_public: bool, trusted_proxies: tuple[str, ...],
+        log_level: str | None, log_file: Path | None, verbose: bool) -> None:  # fmt: skip
     """Run a node with the given roles until SIGTERM.
 
     Roles: storage, dht, repairer, payments, mutable, validator, gateway, and relay (carries
-    onion circuits for `veil put/get --anon`; it extends only to nodes in --network or its DHT)."""
+    onion circuits for `veil put/get --anon`; it extends only to nodes in --network or its DHT).
+
+    Prints the address it listens on (stdout); logs to stderr and --log-file
+    (docs/specs/operations.md)."""
     from veil.net.wire import parse_limits
     from veil.node.context import NodeConfig
     from veil.node.main import run_node
 
-    setup_logging(verbose)
+    setup_service_logging(log_level, log_file, verbose)
     host, port = parse_listen(listen)
+    from veil.gateway.proxies import parse_proxies
+
+    parse_proxies(trusted_proxies)  # one clear line for a bad CIDR, before anything starts
     config = NodeConfig(
         capacity=parse_size(capacity) if capacity else None,
         gateway_listen=gateway_listen or None,
@@ -140,6 +204,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         gateway_visitor_budget=gateway_visitor_budget or None,
         gateway_file_budget=gateway_file_budget or None,
         dht_peer_rate=dht_peer_rate or None,
+        dht_advertise=_advertise(advertise),
         id_bits=id_bits,
         repair_interval=repair_interval or None,
         repair_threshold=repair_threshold or None,
@@ -152,6 +217,8 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         relay_max_per_ip=relay_max_per_ip,
         relay_announce=tuple(a.strip() for a in (relay_announce or "").split(",") if a.strip()),
         relay_rate=parse_size(relay_rate) if relay_rate else None,
+        metrics_listen=check_metrics_listen(metrics_listen, metrics_public),
+        gateway_trusted_proxies=tuple(trusted_proxies),
     )
     if storage_admission == "ticket":
         if not validator:
@@ -183,7 +250,7 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         config = payment_config(config, price_per_gb, lease_price_per_gb_day, free_credit, validator)
         if "payments" not in role_list:
             role_list.append("payments")
-    run_node(data_dir, host, port, role_list, config, role_table())
+    run_node(data_dir, host, port, role_list, config, role_table(), on_started=announce)
 
 
 @node.command("drain")

@@ -10,6 +10,8 @@
                                          `devnet status` and the devnet's gateway use
     $VEIL_HOME/devnet/<name>/            a node's data dir (identity, shares, log)
 
+Every node serves Prometheus metrics on a loopback port of its own (``--metrics-listen
+127.0.0.1:0``; the port is in its node.json), which `veil devnet status --metrics` reads.
 Storage nodes run the ``storage``, ``dht``, ``repairer`` and ``mutable`` (folders) roles. The first one starts the
 DHT; every other joins it through ``--bootstrap`` (the first node's address, or for nodes
 added later, live nodes' addresses): the nodes share no file. Ports and identities are kept,
@@ -111,7 +113,7 @@ class Devnet(DevnetFiles):
         cmd = [
             sys.executable, "-m", "veil.cli.main", "node", "run",
             "--data", str(d), "--listen", f"127.0.0.1:{spec.port}", "--role", ",".join(spec.roles),
-            "--id-bits", str(DEVNET_ID_BITS), *self._with_live_bootstrap(spec),
+            "--id-bits", str(DEVNET_ID_BITS), "--metrics-listen", "127.0.0.1:0", *self._with_live_bootstrap(spec),
         ]
         log = open(d / "node.log", "ab")
         subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)

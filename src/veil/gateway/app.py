@@ -5,7 +5,9 @@ or load balancer in front, as for any web app; browsers treat 127.0.0.1/localhos
 for WebCrypto). Every response carries the security headers of ``security.py``; every
 request body is bounded before it is read. Access lines name method, path and status only:
 share-link keys live in URL fragments, which browsers never send, and nothing the page sends
-contains a key (docs/specs/gateway.md, "What the gateway sees").
+contains a key (docs/specs/gateway.md, "What the gateway sees"). The visitor's address, the
+request id and the access log are gateway/access.py's; metrics are node/metrics.py's
+(docs/specs/operations.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,9 +30,11 @@ from veil.client.tickets import Tickets
 from veil.errors import CapError, NotFoundError, UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
 from veil.gateway import openapi
+from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of
 from veil.gateway.files import FileReader
 from veil.gateway.folders import SlotGateway
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
+from veil.gateway.proxies import TrustedProxies
 from veil.gateway.security import security_headers
 from veil.gateway.tenants import Tenant, TenantSet
 from veil.gateway.uploads import (
@@ -43,6 +46,9 @@ from veil.gateway.uploads import (
 )
 from veil.ledger.params import Params
 from veil.net.server import HTTPError, HTTPSServer, Request, Response, Router, error_status, serve
+from veil.node.metrics import Metrics
+from veil.node.metrics_http import health_response
+from veil.node.metrics_roles import role_metrics
 
 log = logging.getLogger("veil.gateway")
 access_log = logging.getLogger("veil.gateway.access")
@@ -67,6 +73,8 @@ class GatewayConfig:
     network: Network | None = None  # fixed network (tests); otherwise the file is re-read when it changes
     wallet: GatewayWallet | None = None  # pays nodes that charge for downloads (--wallet)
     anon_hops: int = 0  # > 0: every storage and DHT request over onion circuits of this many relays
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)  # whose Forwarded/X-Forwarded-For count
+    metrics: Metrics | None = None  # the process's registry (a node's, with the gateway role); None: its own
 
 
 class NetworkSource:
@@ -134,10 +142,14 @@ class Gateway:
         self.router = GatewayRouter(self)
         self._routes()
         self.server: HTTPSServer | None = None
+        self.metrics = config.metrics or Metrics()
+        if config.metrics is None:  # a node's registry reads the gateway role's status itself
+            self.metrics.add_source(role_metrics(lambda: {"gateway": self.status()}))
 
     # -- plumbing -------------------------------------------------------------------------
     def _routes(self) -> None:
         r = self.router
+        r.add("GET", "/healthz", lambda req: health_response(self.health))  # any Host: for load balancers
         r.add("GET", "/", self._page("upload"))
         r.add("GET", "/embed", self._page("embed"))
         r.add("GET", "/f/{verify}", self._page("file"))
@@ -168,10 +180,11 @@ class Gateway:
 
     def _wrap(self, fn: Callable[[Request, Tenant], Response], embeddable: bool = False) -> Callable[[Request], Response]:
         def handler(req: Request) -> Response:
-            t0 = time.monotonic()
+            rid = begin(req, self.config.trusted_proxies)
             tenant: Tenant | None = None
             try:
                 tenant = self.tenant(req)
+                req.extra["tenant"] = tenant.id
                 resp = fn(req, tenant)
             except HTTPError as e:
                 resp = json_error(e.status, e.code, e.message)
@@ -186,7 +199,7 @@ class Gateway:
                 status, code = error_status(e)
                 resp = json_error(status, code, str(e))
             except Exception:
-                log.exception("gateway handler failed on %s %s", req.method, req.path)
+                log.exception("gateway handler failed on %s %s (request %s)", req.method, req.path, rid)
                 resp = json_error(500, "internal", "internal error")
             if not isinstance(resp.body, bytes | bytearray | memoryview) or resp.status >= 400 or "Cache-Control" not in resp.headers:
                 resp.headers.setdefault("Cache-Control", "no-store")
@@ -194,8 +207,7 @@ class Gateway:
             for name in ("X-Frame-Options", "Cross-Origin-Opener-Policy"):
                 sec.setdefault(name, "")  # "" drops the server's default (embeddable pages)
             resp.headers.update(sec)
-            access_log.info("%s %s %s %d %.0fms", req.peer[0], req.method, req.path, resp.status,
-                            (time.monotonic() - t0) * 1000)
+            resp.headers[REQUEST_ID_HEADER] = rid
             return resp
 
         return handler
@@ -329,7 +341,7 @@ class Gateway:
         start = req.int_param("start", 0)
         count = req.int_param("count") if "count" in req.query else None
         try:
-            first, last, length, body = self.files.segment_range(vcap, start, count, visitor=str(req.peer[0]))
+            first, last, length, body = self.files.segment_range(vcap, start, count, visitor=client_of(req))
         except NotFoundError as e:
             raise HTTPError(404, "not_found", "no node has this file") from e
         except VeilError:
@@ -343,11 +355,26 @@ class Gateway:
         # The server's own answers (malformed requests, 414, 431, 503 ...) carry the same
         # security headers as the pages; handlers set their tenant's own, which win by name.
         defaults = {"Cache-Control": "no-store", **security_headers(None)}
-        self.server = serve((host, port), self.router, None, default_headers=defaults, error_response=json_error)
+        self.server = serve((host, port), self.router, None, default_headers=defaults, error_response=json_error,
+                            observer=self.metrics.observer("gateway", access_observer(access_log)))
         self._reaper = threading.Thread(target=self._reap_loop, name="gateway-reaper", daemon=True)
         self._stop = threading.Event()
         self._reaper.start()
         return self.server
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the network file loads (the gateway cannot serve a file without it)."""
+        problems = []
+        try:
+            self.network()
+        except VeilError as e:
+            problems.append(f"network: {e}")
+        return not problems, {"status": "unhealthy" if problems else "ok", "problems": problems}
+
+    def status(self) -> dict[str, Any]:
+        w = self.config.wallet
+        return {"url": self.url if self.server is not None else None, "uploads": self.uploads.count(),
+                "spent": w.spent if w is not None else 0}
 
     @property
     def url(self) -> str:

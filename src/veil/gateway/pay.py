@@ -122,6 +122,12 @@ class GatewayWallet:
                                     max_spend=self.max_spend, deposit=max(1, min(self.max_spend, self.deposit)))
             return self._payer
 
+    @property
+    def spent(self) -> int:
+        """Base units signed away in cheques so far (metrics)."""
+        payer = self._payer
+        return payer.spent if payer is not None else 0
+
     def allowance_left(self, net: Network) -> int | None:
         """Free-tier bytes the ledger says this wallet has left this epoch (None if it cannot say)."""
         payer = self.payer(net)

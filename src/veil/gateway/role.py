@@ -6,7 +6,9 @@ port (browsers cannot pin node ids). Config (NodeConfig, from `veil node run`):
 TOML file), ``network`` (path to the network file; default: the devnet's), ``k``/``n``,
 ``gateway_wallet`` (a wallet that pays nodes which charge for downloads; passphrase from
 VEIL_PASSPHRASE in the node's environment), ``gateway_max_spend``, ``gateway_max_price``,
-``gateway_visitor_budget`` and ``gateway_file_budget`` (gateway/budget.py).
+``gateway_visitor_budget`` and ``gateway_file_budget`` (gateway/budget.py), ``gateway_trusted_proxies``
+(CIDRs whose Forwarded/X-Forwarded-For headers name the visitor, gateway/proxies.py). Its
+requests are counted in the node's metrics registry (``ctx.metrics``).
 
 It lives in ``gateway`` rather than ``node`` because layers run one way (node is below
 gateway, tests/unit/test_layers.py): cli/node.py adds it to node/main.py's NODE_ROLES when it
@@ -21,6 +23,7 @@ from veil.errors import UsageError
 from veil.format.textparse import parse_hostport
 from veil.gateway.app import Gateway, GatewayConfig
 from veil.gateway.pay import gateway_wallet
+from veil.gateway.proxies import TrustedProxies
 from veil.gateway.tenants import load_tenants
 from veil.net.server import Router
 from veil.node.context import NodeContext
@@ -44,6 +47,8 @@ class GatewayRole:
             k=cfg.k, n=cfg.n,
             wallet=gateway_wallet(cfg.gateway_wallet, cfg.gateway_max_spend, cfg.gateway_max_price,
                                   cfg.gateway_visitor_budget, cfg.gateway_file_budget),
+            trusted_proxies=TrustedProxies(cfg.gateway_trusted_proxies),
+            metrics=ctx.metrics,
         ))
 
     def start(self) -> None:
@@ -58,6 +63,6 @@ class GatewayRole:
             self.gw.stop()
 
     def status(self) -> dict[str, Any]:
-        if self.gw is None or self.gw.server is None:
+        if self.gw is None:
             return {"url": None, "uploads": 0}
-        return {"url": self.gw.url, "uploads": self.gw.uploads.count()}
+        return self.gw.status()

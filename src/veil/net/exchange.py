@@ -66,6 +66,7 @@ class Request:
         self.content_length = head.content_length
         self.remaining = head.content_length
         self.extra: dict[str, Any] = {}
+        self.route = ""  # the Router pattern that matched (server.Router sets it); "" when none did
 
     @property
     def client_ip(self) -> str:
@@ -184,6 +185,24 @@ class RouterLike(Protocol):
 ErrorResponse = Callable[[int, str, str], Response]
 
 
+@dataclass(frozen=True)
+class Served:
+    """One answered request, as a server's observer sees it once the answer is sent (metrics,
+    access logs). ``route`` is the matched pattern (bounded, unlike paths); ``request`` is None
+    when the request was refused before it was parsed into one."""
+
+    method: str
+    route: str
+    status: int
+    bytes_in: int  # body bytes read
+    bytes_out: int  # bytes written: head and body
+    seconds: float  # from dispatch to the last byte written
+    request: Request | None
+
+
+Observer = Callable[[Served], None]
+
+
 @dataclass
 class Site:
     """What a worker needs from its server."""
@@ -192,6 +211,7 @@ class Site:
     limits: Limits
     default_headers: Mapping[str, str]
     error_response: ErrorResponse
+    observer: Observer | None = None
 
 
 def _answer(site: Site, head: RequestHead, conn: Conn, leftover: bytes) -> tuple[Response, Request | None]:
@@ -216,22 +236,38 @@ def _answer(site: Site, head: RequestHead, conn: Conn, leftover: bytes) -> tuple
 
 def serve_one(site: Site, conn: Conn, head: RequestHead, leftover: bytes) -> tuple[bool, bool]:
     """Answer one request on ``conn``; returns (keep the connection, linger before closing)."""
+    t0 = time.monotonic()
     resp, req = _answer(site, head, conn, leftover)
-    if req is not None and req.broken:
-        _close_body(resp)
-        return False, False
-    unread = req.remaining if req is not None else head.content_length
-    # A body the handler did not read would be parsed as the next request: close instead.
-    keep = head.keep_alive and unread == 0
-    rest = bytes(req._leftover) if req is not None else (leftover if head.content_length == 0 else b"")
+    sent = 0
     try:
-        ok = _write(site, conn.sock, resp, close=not keep, head_only=head.method == "HEAD")
-    except (OSError, ssl.SSLError, ValueError):
-        return False, False
-    if not ok:
-        return False, False
-    conn.buf = bytearray(rest) if keep else bytearray()
-    return keep, not keep and unread > 0
+        if req is not None and req.broken:
+            _close_body(resp)
+            return False, False
+        unread = req.remaining if req is not None else head.content_length
+        # A body the handler did not read would be parsed as the next request: close instead.
+        keep = head.keep_alive and unread == 0
+        rest = bytes(req._leftover) if req is not None else (leftover if head.content_length == 0 else b"")
+        try:
+            ok, sent = _write(site, conn.sock, resp, close=not keep, head_only=head.method == "HEAD")
+        except (OSError, ssl.SSLError, ValueError):
+            return False, False
+        if not ok:
+            return False, False
+        conn.buf = bytearray(rest) if keep else bytearray()
+        return keep, not keep and unread > 0
+    finally:
+        if site.observer is not None:
+            _observe(site.observer, head, resp, req, sent, time.monotonic() - t0)
+
+
+def _observe(observer: Observer, head: RequestHead, resp: Response, req: Request | None, sent: int,
+             seconds: float) -> None:  # fmt: skip
+    read = req.content_length - req.remaining if req is not None else 0
+    status = 499 if req is not None and req.broken else resp.status  # 499: the client went away (nginx's code)
+    try:
+        observer(Served(head.method, req.route if req is not None else "", status, read, sent, seconds, req))
+    except Exception:  # a metrics or log failure must not take the connection down
+        log.error("request observer failed: %s", traceback.format_exc())
 
 
 def _close_body(resp: Response) -> None:
@@ -240,8 +276,8 @@ def _close_body(resp: Response) -> None:
         close()
 
 
-def _write(site: Site, sock: socket.socket, resp: Response, close: bool, head_only: bool) -> bool:
-    """Send ``resp``; False if the body could not be sent whole (the connection must close)."""
+def _write(site: Site, sock: socket.socket, resp: Response, close: bool, head_only: bool) -> tuple[bool, int]:
+    """Send ``resp``; (False, bytes sent) if the body could not be sent whole (the connection must close)."""
     body = resp.body
     lim = site.limits
     if isinstance(body, bytes | bytearray | memoryview):
@@ -260,28 +296,28 @@ def _write(site: Site, sock: socket.socket, resp: Response, close: bool, head_on
     if head_only:
         _close_body(resp)
         send_all(sock, memoryview(head), lim)
-        return True
+        return True, len(head)
     if isinstance(body, bytes | bytearray | memoryview):
         if length <= SMALL_WRITE:
             send_all(sock, memoryview(head + bytes(body)), lim)
         else:
             send_all(sock, memoryview(head), lim)
             send_all(sock, memoryview(body), lim)
-        return True
+        return True, len(head) + length
     send_all(sock, memoryview(head), lim)
     sent = 0
     try:
         for chunk in body:
             mv = memoryview(chunk)
             if sent + len(mv) > length:
-                return False
+                return False, len(head) + sent
             send_all(sock, mv, lim)
             sent += len(mv)
     except (OSError, ssl.SSLError):
         raise
     except Exception:
         log.error("streamed response failed: %s", traceback.format_exc())
-        return False
+        return False, len(head) + sent
     finally:
         _close_body(resp)
-    return sent == length
+    return sent == length, len(head) + sent

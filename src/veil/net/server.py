@@ -27,7 +27,9 @@ from veil.net.exchange import (
     DEFAULT_MAX_BODY,
     ErrorResponse,
     Handler,
+    Observer,
     Request,
+    Served,
     Site,
     error_status,
     serve_one,
@@ -37,8 +39,8 @@ from veil.net.http1 import MAX_HEAD
 from veil.net.reactor import Job, Reactor
 from veil.net.wire import HTTPError, Limits, Response, cbor_error, cbor_response, render_small
 
-__all__ = ["DEFAULT_MAX_BODY", "MAX_HEADER_BYTES", "HTTPError", "HTTPSServer", "Handler", "Limits", "Request",
-           "Response", "Router", "cbor_response", "error_status", "serve"]
+__all__ = ["DEFAULT_MAX_BODY", "MAX_HEADER_BYTES", "HTTPError", "HTTPSServer", "Handler", "Limits", "Observer",
+           "Request", "Response", "Router", "Served", "cbor_response", "error_status", "serve"]
 
 log = logging.getLogger("veil.net")
 
@@ -53,7 +55,12 @@ class Router:
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
-        self._routes.append((method, re.compile(regex), handler))
+
+        def routed(req: Request) -> Response:
+            req.route = pattern  # metrics and logs name the route, never the path (unbounded, may carry ids)
+            return handler(req)
+
+        self._routes.append((method, re.compile(regex), routed))
 
     def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         allowed: list[str] = []
@@ -74,20 +81,22 @@ class HTTPSServer:
 
     ``ctx`` None serves plain HTTP (the gateway, behind its TLS-terminating proxy).
     ``default_headers`` go on every response unless the handler set the same header itself;
-    ``error_response`` makes the body of the errors the server answers itself (CBOR by default).
+    ``error_response`` makes the body of the errors the server answers itself (CBOR by default);
+    ``observer`` is called once per answered request, after the answer is written (metrics, access logs),
+    and once per error the server answers before any handler ran (``Served.request`` None).
     """
 
     def __init__(self, addr: tuple[str, int], router: Router, ctx: ssl.SSLContext | None,
                  idle_timeout: float | None = None, *, limits: Limits | None = None,
                  default_headers: Mapping[str, str] | None = None,
-                 error_response: ErrorResponse | None = None) -> None:
+                 error_response: ErrorResponse | None = None, observer: Observer | None = None) -> None:
         lim = limits or Limits()
         if idle_timeout is not None:
             lim = dataclasses.replace(lim, idle_timeout=idle_timeout)
         self.limits = lim
         self.router = router
         self.ctx = ctx
-        self.site = Site(router, lim, dict(default_headers or {}), error_response or cbor_error)
+        self.site = Site(router, lim, dict(default_headers or {}), error_response or cbor_error, observer)
         self.socket = socket.create_server(addr, backlog=lim.queue + 64, reuse_port=False)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         self._jobs: FairQueue[Job] = FairQueue(lim.queue, lim.workers_per_ip, max(1, lim.queue // 4),
@@ -102,7 +111,13 @@ class HTTPSServer:
     def _render_error(self, status: int, code: str, message: str, headers: dict[str, str]) -> bytes:
         resp = self.site.error_response(status, code, message)
         resp.headers.update(headers)
-        return render_small(resp, self.site.default_headers, close=True)
+        raw = render_small(resp, self.site.default_headers, close=True)
+        if self.site.observer is not None:
+            try:
+                self.site.observer(Served("", "", status, 0, len(raw), 0.0, None))
+            except Exception:
+                log.exception("request observer failed")
+        return raw
 
     def _work(self) -> None:
         while True:
@@ -145,10 +160,10 @@ class HTTPSServer:
 
 def serve(addr: tuple[str, int], router: Router, ctx: ssl.SSLContext | None, *, limits: Limits | None = None,
           default_headers: Mapping[str, str] | None = None,
-          error_response: ErrorResponse | None = None) -> HTTPSServer:
+          error_response: ErrorResponse | None = None, observer: Observer | None = None) -> HTTPSServer:
     """Bind and start serving in a background thread; returns the server (``.shutdown()`` to stop)."""
     srv = HTTPSServer(addr, router, ctx, limits=limits, default_headers=default_headers,
-                      error_response=error_response)
+                      error_response=error_response, observer=observer)
     t = threading.Thread(target=srv.serve_forever, name=f"https-{srv.server_address[1]}", daemon=True)
     t.start()
     return srv

@@ -1,12 +1,12 @@
 """What every role of a node can see: its data dir, identity, address, configuration and services.
 
 ``config`` is the node's typed configuration (NodeConfig, built by `veil node run`); each role
-reads its own fields. ``services`` is where a role offers an object to the node's other roles
+reads its own fields. ``metrics`` is the process's Prometheus registry (node/metrics.py). ``services`` is where a role offers an object to the node's other roles
 once it has attached or started (``dht``: the DhtDriver, ``store``: the ShareStore, ``payments``:
 the payment gate, ``draining``: whether the storage role is draining); a consumer looks it up
 when it needs it, since roles start in the order they were named, and copes with ``None``.
 
-Imports from: veil.crypto, veil.net, veil.storage.
+Imports from: veil.crypto, veil.net, veil.storage, veil.node.metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from veil.crypto.sign import SigningKey
 from veil.net.dht_driver import DhtDriver
 from veil.net.server import Request, Response, Router
 from veil.net.wire import Limits
+from veil.node.metrics import Metrics
 from veil.storage.store import ShareStore
 
 
@@ -42,6 +43,7 @@ class NodeConfig:
     gateway_max_price: str | None = None  # VEIL per GB; None: any price (gateway/budget.py)
     gateway_visitor_budget: str | None = None  # VEIL per visitor per day; None: max-spend / 100
     gateway_file_budget: str | None = None  # VEIL per file per day; None: max-spend / 10
+    gateway_trusted_proxies: tuple[str, ...] = ()  # CIDRs of reverse proxies whose Forwarded headers count
     k: int = 3
     n: int = 10
     # dht
@@ -72,6 +74,8 @@ class NodeConfig:
     relay_rate: int | None = None  # bytes per second per circuit; None: unbounded
     # transport
     http_limits: Limits | None = None  # the HTTP server's bounds (--http-limit); None: wire.Limits()
+    # operations
+    metrics_listen: str | None = None  # HOST:PORT of the plain-HTTP /metrics + /healthz listener; None: off
 
 
 class Charger(Protocol):
@@ -98,6 +102,7 @@ class NodeContext:
     port: int
     config: NodeConfig = field(default_factory=NodeConfig)
     services: Services = field(default_factory=Services)
+    metrics: Metrics = field(default_factory=Metrics)  # the process's registry: roles count their events on it
 
     @property
     def node_id(self) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 from veil.dht.messages import MAX_MESSAGE_SIZE
 from veil.dht.node import DhtConfig
 from veil.errors import VeilError
+from veil.format.remote_text import clean
 from veil.net.dht_driver import RPC_PATH, DhtDriver
 from veil.net.server import HTTPError, Request, Response, Router
 from veil.node.context import NodeConfig, NodeContext
@@ -25,6 +26,8 @@ from veil.node.context import NodeConfig, NodeContext
 log = logging.getLogger("veil.dht")
 
 JOIN_RETRY_MAX = 30.0
+PEER_LOG_INTERVAL = 5.0  # seconds between two looks at the routing table for peers to log
+PEER_LOG_MAX = 20  # peers named per look; the rest are counted
 
 
 def dht_config(config: NodeConfig) -> DhtConfig:
@@ -61,6 +64,27 @@ class DhtRole:
         bootstrap = list(ctx.config.bootstrap)
         self._joiner = threading.Thread(target=self._join, args=(bootstrap,), name="dht-join", daemon=True)
         self._joiner.start()
+        threading.Thread(target=self._log_peers, name="dht-peers", daemon=True).start()
+
+    def _log_peers(self) -> None:
+        """Log the peers that joined and left the routing table (every PEER_LOG_INTERVAL s)."""
+        known: set[bytes] = set()
+        while not self._stop.wait(PEER_LOG_INTERVAL):
+            driver = self.driver
+            if driver is None:
+                continue
+            now = {c.node_id: c.address for c in driver.contacts()}
+            joined = [i for i in now if i not in known]
+            for i in joined[:PEER_LOG_MAX]:
+                log.info("peer joined: %s at %s", i.hex()[:16], clean(now[i], 80))
+            if len(joined) > PEER_LOG_MAX:
+                log.info("peers joined: %d more", len(joined) - PEER_LOG_MAX)
+            left = known - now.keys()
+            for i in list(left)[:PEER_LOG_MAX]:
+                log.info("peer left: %s", i.hex()[:16])
+            if len(left) > PEER_LOG_MAX:
+                log.info("peers left: %d more", len(left) - PEER_LOG_MAX)
+            known = set(now)
 
     def _join(self, bootstrap: list[str]) -> None:
         driver = self.driver
@@ -81,7 +105,7 @@ class DhtRole:
                 self._last_error = "no node answered the join lookup"
             except VeilError as e:
                 self._last_error = str(e)
-                log.info("joining the DHT failed (%s); retrying", e)
+                log.warning("joining the DHT failed (%s); retrying", clean(e))
             self._stop.wait(delay)
             delay = min(JOIN_RETRY_MAX, delay * 2)
 

@@ -79,7 +79,7 @@ class PaymentsRole:
 
     def status(self) -> dict[str, Any]:
         assert self.gate is not None
-        return self.gate.advertised()
+        return {**self.gate.advertised(), "settles": self.settler.settles if self.settler is not None else 0}
 
     def earnings(self) -> dict[str, Any]:
         """What the node's channels hold, settled and not (for `veil node earnings`)."""

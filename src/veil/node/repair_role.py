@@ -207,7 +207,8 @@ class RepairerRole:
             "last_error": s.last_error[:200], "spent": self.spent,
         }
         if sch is not None:
-            out |= {"files": len(sch.files), "leading": sch.leading, "sweep_visits": sch.stats.sweep_visits,
+            out |= {"files": len(sch.files), "leading": sch.leading, "queue": sch.queued(time.monotonic()),
+                    "sweep_visits": sch.stats.sweep_visits,
                     "triggered_visits": sch.stats.triggered_visits, "departures": sch.stats.departures}
         return out
 

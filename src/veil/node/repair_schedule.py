@@ -93,6 +93,14 @@ class RepairSchedule:
                 new += 1
         return new
 
+    def queued(self, now: float) -> int:
+        """Files waiting for a visit now: triggered by a departure, due for a retry, or due in
+        the sweep (the repair queue of the node's metrics)."""
+        # Copies first (C-level, under the GIL): status() runs on another thread than the repairer.
+        triggered, retry, files = list(self._triggered), list(self._retry), list(self.files.items())
+        waiting = set(triggered) | {si for t, _, si in retry if t <= now}
+        return len(waiting | {si for si, st in files if st.due <= now})
+
     def _push(self, si: bytes, due: float) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (due, self._seq, si))

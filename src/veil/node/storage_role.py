@@ -40,6 +40,7 @@ from veil.net.server import HTTPError, Request, Response, Router, cbor_response
 from veil.node.announcer import Announcer
 from veil.node.context import NodeContext
 from veil.node.drain import Drainer
+from veil.node.metrics import Metrics
 from veil.node.netview import node_network
 from veil.protocol.storage import (
     MAX_CONTROL,
@@ -196,6 +197,10 @@ class StorageRole:
         self._check_token(req)
         return cbor_response(self.drainer.status.to_value() if self.drainer is not None else {"state": "idle"})
 
+    def _metrics(self) -> Metrics:
+        assert self.ctx is not None
+        return self.ctx.metrics
+
     @property
     def _store(self) -> ShareStore:
         assert self.store is not None
@@ -256,6 +261,7 @@ class StorageRole:
             raise HTTPError(413, "too_large", f"upload body of {n} bytes exceeds {MAX_UPLOAD_BODY}")
         # The session and the body's size are checked before a byte of it is read.
         nxt = self._store.write_blocks_from(req.params["uid"], req.int_param("start"), n, req.readinto_exact)
+        self._metrics().share_bytes_received.inc(n)
         return cbor_response({"next": nxt})
 
     def commit(self, req: Request) -> Response:
@@ -289,6 +295,7 @@ class StorageRole:
 
         def store() -> tuple[bytes, bytes, bytes, int]:
             root, mhash = self._store.put_oneshot_from(si, shnum, n, req.readinto_exact)
+            self._metrics().share_bytes_received.inc(n)
             return root, si, mhash, shnum
 
         return self._store_admitted(hold, store)
@@ -306,6 +313,8 @@ class StorageRole:
             raise
         if hold is not None and self.admission is not None:
             self.admission.charge(hold, si, mhash, shnum)
+        self._metrics().shares_stored.inc()
+        log.info("stored share %d of %s", shnum, si.hex()[:16])  # (no peer address: who stores what is not logged)
         self.announcer.add(si)  # announced in the background, in a batch (node/announcer.py)
         return cbor_response({"root": root})
 
@@ -330,6 +339,7 @@ class StorageRole:
                 with_manifest=req.query.get("manifest") == "1",
             )
         except IntegrityError as e:
+            log.error("stored share %d of %s is damaged: %s", shnum, si.hex()[:16], e)
             raise HTTPError(500, "corrupt_share", f"stored share is damaged: {e}") from e
         # A charging node (payments role, node/payments_role.py) is paid before a byte is sent;
         # the payout it checks is the one in this slot's manifest.
@@ -341,6 +351,10 @@ class StorageRole:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError as e:  # deleted (drained) since the range was planned
             raise HTTPError(404, "not_found", "no such share") from e
+        m = self._metrics()
+        m.shares_served.inc()
+        m.share_bytes_served.inc(length)
+        log.info("serving share %d of %s: %d bytes", shnum, si.hex()[:16], length)  # (no peer: who reads what is not logged)
 
         def body() -> Iterator[bytes | memoryview]:
             try:

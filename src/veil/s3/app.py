@@ -34,7 +34,7 @@ from veil.s3.store import Store
 log = logging.getLogger("veil.s3")
 access_log = logging.getLogger("veil.s3.access")
 
-UNSUPPORTED = ("acl", "policy", "cors", "lifecycle", "tagging", "website", "logging", "notification", "replication",
+UNSUPPORTED = ("policy", "cors", "lifecycle", "tagging", "website", "logging", "notification", "replication",
                "encryption", "object-lock", "retention", "legal-hold", "torrent", "restore", "select", "accelerate",
                "requestPayment", "analytics", "metrics", "inventory", "intelligent-tiering", "ownershipControls",
                "publicAccessBlock", "attributes")  # fmt: skip
@@ -158,6 +158,10 @@ class S3App:
 
     def _dispatch(self, c: Ctx) -> Response:
         m, q = c.req.method, c.query
+        if "acl" in q and c.bucket is not None:
+            if m == "GET":
+                return buckets.acl(c)
+            raise S3Error("NotImplemented", "ACLs are not implemented: every bucket and object is private")
         for sub in UNSUPPORTED:
             if sub in q:
                 raise S3Error("NotImplemented", f"the ?{sub} subresource is not implemented by this endpoint")

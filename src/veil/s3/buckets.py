@@ -49,6 +49,16 @@ def location(c: Ctx) -> Response:
     return xml("LocationConstraint", [])
 
 
+def acl(c: Ctx) -> Response:
+    """GetBucketAcl / GetObjectAcl: always private, owned by the key's tenant (no ACLs here)."""
+    if c.key is not None:
+        c.store.head(c.root, c.bucket or "", c.key)
+    else:
+        c.store.bucket_mtime(c.root, c.bucket or "")
+    grantee: list[tuple[str, xmlio.Value]] = [("ID", "veil"), ("DisplayName", "veil")]
+    return Response(body=xmlio.render_acl(grantee), content_type="application/xml")
+
+
 def _enc(text: str, url: bool) -> str:
     return quote(text, safe="/") if url else text
 
@@ -67,7 +77,7 @@ def list_objects(c: Ctx) -> Response:
     max_keys = max_keys_param(q.get("max-keys"))
     token = q.get("continuation-token")
     if v2:
-        after = decode_token(token) if token is not None else q.get("start-after", "")
+        after = decode_token(token) if token else q.get("start-after", "")
     else:
         after = q.get("marker", "")
     snap = c.store.bucket(c.root, c.bucket)
@@ -78,7 +88,8 @@ def list_objects(c: Ctx) -> Response:
     for key, info in page.contents:
         contents.append(("Contents", _entry(key, info, url, owner=not v2 or q.get("fetch-owner") == "true")))
     prefixes: list[tuple[str, xmlio.Value]] = [("CommonPrefixes", [("Prefix", _enc(p, url))]) for p in page.prefixes]
-    head: list[tuple[str, xmlio.Value]] = [("Name", c.bucket), ("Prefix", _enc(prefix, url))]
+    # v1 leaves the top-level Prefix as sent (clients decode only Delimiter and the markers there)
+    head: list[tuple[str, xmlio.Value]] = [("Name", c.bucket), ("Prefix", _enc(prefix, url and v2))]
     if v2:
         head += [("ContinuationToken", token), ("StartAfter", _enc(q["start-after"], url) if "start-after" in q else None),
                  ("KeyCount", len(page.contents) + len(page.prefixes))]

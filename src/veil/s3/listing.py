@@ -42,6 +42,8 @@ def paginate(items: Iterable[tuple[str, T | None]], prefix: str, delimiter: str,
              max_keys: int) -> Page[T]:  # fmt: skip
     """One page of the listing; ``items`` in order (info None: a collapsed subtree, see above)."""
     page: Page[T] = Page()
+    if max_keys == 0:
+        return page  # S3: nothing, and not truncated
     count = 0
     for key, info in items:
         if not key.startswith(prefix):

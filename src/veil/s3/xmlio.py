@@ -48,6 +48,21 @@ def render(root: str, children: Iterable[tuple[str, Value]], namespace: bool = T
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 
 
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def render_acl(owner: list[tuple[str, Value]]) -> bytes:
+    """A private AccessControlPolicy: the owner has FULL_CONTROL (the Grantee needs xsi:type)."""
+    el = ET.Element("AccessControlPolicy", {"xmlns": NS})
+    _fill(el, [("Owner", owner)])
+    grant = ET.SubElement(ET.SubElement(el, "AccessControlList"), "Grant")
+    grantee = ET.SubElement(grant, "Grantee", {"xmlns:xsi": XSI, "xsi:type": "CanonicalUser"})
+    _fill(grantee, owner)
+    ET.SubElement(grant, "Permission").text = "FULL_CONTROL"
+    body: bytes = ET.tostring(el, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
 def error_body(code: str, message: str, resource: str | None, request_id: str, **extra: str) -> bytes:
     kids: list[tuple[str, Value]] = [("Code", code), ("Message", message)]
     kids += [(k, v) for k, v in extra.items()]

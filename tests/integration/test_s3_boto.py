@@ -41,9 +41,7 @@ def test_buckets_lifecycle(s3: Any) -> None:
     s3.create_bucket(Bucket="life")
     assert "life" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     s3.head_bucket(Bucket="life")
-    with pytest.raises(ClientError) as e:
-        s3.create_bucket(Bucket="life")
-    assert _code(e.value) == ("BucketAlreadyOwnedByYou", 409)
+    s3.create_bucket(Bucket="life")  # again: us-east-1 says 200 to the owner
     s3.put_object(Bucket="life", Key="x", Body=b"1")
     with pytest.raises(ClientError) as e:
         s3.delete_bucket(Bucket="life")
@@ -196,7 +194,7 @@ def test_ranges_conditions_metadata_copy(s3: Any) -> None:
     assert _code(e.value)[1] == 412
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket="misc", Key="f", IfNoneMatch=etag)
-    assert _code(e.value)[1] == 304
+    assert _code(e.value)[1] == 304 and e.value.response["ResponseMetadata"]["HTTPHeaders"]["etag"] == etag
     c = s3.copy_object(Bucket="misc", Key="g/copy", CopySource={"Bucket": "misc", "Key": "f"})
     assert c["CopyObjectResult"]["ETag"] == etag
     assert s3.head_object(Bucket="misc", Key="g/copy")["Metadata"] == {"colour": "blue"}

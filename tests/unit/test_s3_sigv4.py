@@ -93,6 +93,10 @@ def test_aws_presigned_example_and_expiry() -> None:
     with pytest.raises(S3Error) as e:
         verify(_presigned(longer), SECRETS.get, NOW)
     assert e.value.code == "SignatureDoesNotMatch"
+    negative = [(k, "-1000" if k == "X-Amz-Expires" else v) for k, v in q]
+    with pytest.raises(S3Error) as e:
+        verify(_presigned(negative), SECRETS.get, NOW)
+    assert e.value.code == "AccessDenied" and e.value.status == 403
     too_long = [(k, "604801" if k == "X-Amz-Expires" else v) for k, v in q]
     with pytest.raises(S3Error) as e:
         verify(_presigned(too_long), SECRETS.get, NOW)

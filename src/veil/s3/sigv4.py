@@ -233,6 +233,8 @@ def _verify_presigned(req: SignedRequest, q: dict[str, str], secret_of: Callable
     signed = _signed_headers(q["X-Amz-SignedHeaders"], code)
     when = _parse_amz_date(q["X-Amz-Date"], code)
     raw = q["X-Amz-Expires"]
+    if raw.startswith("-") and raw[1:].isdigit():
+        raise S3Error("AccessDenied", "Request has expired")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 7:
         raise S3Error(code, "X-Amz-Expires must be a number of seconds")
     expires = int(raw)

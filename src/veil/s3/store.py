@@ -132,9 +132,11 @@ class Store:
 
         def once() -> None:
             snap = read_folder(self.network(), root)
-            if snap.get(name) is not None:
-                raise S3Error("BucketAlreadyOwnedByYou", "your previous request to create the named bucket "
-                              "succeeded and you already own it", resource=name)  # fmt: skip
+            e = snap.get(name)
+            if e is not None:
+                if e.kind == FOLDER:
+                    return  # us-east-1: creating a bucket you own again succeeds (other regions: 409)
+                raise S3Error("BucketAlreadyExists", "the requested bucket name is not available", resource=name)
             make_folder(self.network(), snap, name)
             self._forget(root, name)
 

@@ -17,6 +17,7 @@ def _register() -> None:
     from veil.bench.folders import folders_cmd
     from veil.bench.gateway import gateway_cmd
     from veil.bench.ledger import ledger_cmd
+    from veil.bench.names import names_cmd
     from veil.bench.s3 import s3_cmd
     from veil.bench.small import small_cmd
     from veil.bench.store import store_cmd
@@ -29,6 +30,7 @@ def _register() -> None:
     bench.add_command(abuse_cmd)
     bench.add_command(anon_cmd)
     bench.add_command(folders_cmd)
+    bench.add_command(names_cmd)
     bench.add_command(s3_cmd)
 
 

@@ -12,10 +12,11 @@ import click
 from veil.client import check as check_mod
 from veil.client import repair as repair_mod
 from veil.client.download import download, open_file
+from veil.client.name_targets import read_cap_of
 from veil.client.output import AtomicOutput
 from veil.client.upload import upload_path
 from veil.errors import UsageError, VeilError
-from veil.format.caps import parse_read_cap, parse_verify_cap
+from veil.format.caps import parse_verify_cap
 from veil.format.remote_text import clean
 
 from .common import anon_options, human, network_option, open_network, progress_bar
@@ -121,7 +122,8 @@ def _parse_range(text: str) -> tuple[int, int]:
 def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: bool, byte_range: str | None,
         quiet: bool, max_spend: str | None, wallet_path: Path | None, network_path: Path | None,
         anon: bool | None, hops: int | None) -> None:  # fmt: skip
-    """Download, verify and decrypt the file behind CAP (a read cap or share link).
+    """Download, verify and decrypt the file behind CAP (a read cap, a share link, or a name:
+    alice.veil for its file record, alice.veil/docs/report.pdf for a file in its site).
 
     With -r, download the folder FOLDER[/path] into -o DIR (names checked: nothing is written
     outside DIR). Nodes that charge are paid from your free allowance first, then from channel deposits."""
@@ -138,9 +140,9 @@ def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: b
     if seq is not None:
         raise UsageError("--version needs -r (a folder); a file cap names one immutable version")
 
-    rc = parse_read_cap(cap)
     rng = _parse_range(byte_range) if byte_range else None
     net = open_network(network_path, anon, hops)
+    rc = read_cap_of(cap, net, network_path)  # a cap, a link, or a name (alice.veil[/path])
     meta: dict[str, Any] = {}
     if output is None:
         _, meta = open_file(net, rc)
@@ -169,8 +171,8 @@ def get(cap: str, output: str | None, recursive: bool, seq: int | None, force: b
 @network_option
 def info(cap: str, network_path: Path | None, anon: bool | None, hops: int | None) -> None:
     """Show a file's name, size, type, parameters and share locations, without downloading it."""
-    rc = parse_read_cap(cap)
     net = open_network(network_path, anon, hops)
+    rc = read_cap_of(cap, net, network_path)
     loc, meta = open_file(net, rc)
     m = loc.manifest
     click.echo(f"name:        {clean(meta['name'])}")

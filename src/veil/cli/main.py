@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "veil.cli.wallet",
     "veil.cli.channel",
     "veil.cli.ledger",
+    "veil.cli.names",
     "veil.cli.gateway",
     "veil.cli.account",
     "veil.cli.lease",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from veil.client.names import NameClient, default_floor_path, is_name
 from veil.client.wallet import create_wallet, wallet_address
 from veil.ledger import tx as txm
 from veil.ledger.amount import parse_amount
@@ -85,12 +86,17 @@ def send(
     to: str, amount: str, memo: str | None, fee: str | None, wait: bool,
     wallet_path: Path | None, validator: str | None, network_path: Path | None,
 ) -> None:  # fmt: skip
-    """Pay AMOUNT (e.g. 12.5) to the address TO."""
-    dest = parse_addr(to)
+    """Pay AMOUNT (e.g. 12.5) to TO: an address, or a name (alice.veil) whose wallet record is
+    checked against a block signed by the validators."""
     value = parse_amount(amount)
     w = unlock(wallet_path)
     c = connect(validator, network_path)
     try:
+        if is_name(to):
+            dest = NameClient(c, default_floor_path()).wallet_of(to)
+            click.echo(f"{to} -> {addr_text(dest)} (proved)", err=True)
+        else:
+            dest = parse_addr(to)
         params = c.genesis().params
         f = parse_amount(fee) if fee is not None else params.min_fee
         txid, _ = c.submit_with_nonce(w.key, lambda n: txm.transfer(w.key, params.chain_id, n, f, dest, value, memo))
@@ -124,6 +130,10 @@ def describe(raw: bytes, me: bytes | None = None) -> str:
         return f"channel {t.channel.hex()[:16]} {how} ({what})"
     if t.lease:
         return f"lease {t.lease.hex()[:16]} {t.kind.replace('lease_', '')}"
+    if t.kind in txm.NAME_KINDS:
+        what = f"{t.name}.veil" if t.name else "a name commitment"
+        extra = f" {money(t.amount)}" if t.kind == txm.NAME_BID else f" {t.rkey}" if t.rkey else ""
+        return f"{t.kind.replace('name_', 'name ')} {what}{extra}"
     if t.kind == txm.LEASE_OPEN:
         return f"lease open to {addr_text(t.to)[:16]}…, escrow {money(t.amount)}"
     return f"channel {t.channel.hex()[:16]} {t.kind.replace('channel_', '').replace('_', ' ')}"

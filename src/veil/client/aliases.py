@@ -5,6 +5,7 @@ config dir (``$VEIL_HOME/aliases.json``, mode 0600: it holds write caps), and th
     veil:fw1:…/photos/2024      a cap, then a path inside the folder
     docs:photos/2024            an alias, then a path ("docs:" alone is the folder itself)
     https://gw/d/…#…            a folder link (no path after it)
+    alice.veil/photos/2024      a name's site record (checked against a signed block), then a path
 
 Imports from: veil.durable, veil.errors, veil.format, veil.client.
 """
@@ -79,6 +80,17 @@ def parse_folder_path(text: str) -> FolderPath:
     if t.startswith("veil:"):
         head, sep, rest = t.partition("/")
         return FolderPath(parse_folder_cap(head), split_path(rest) if sep else [], text)
+    from .names import is_name, open_names
+
+    if is_name(t):
+        nc = open_names()
+        try:
+            cap, parts, kind = nc.cap_of(t)
+        finally:
+            nc.ledger.close()
+        if kind != "site":
+            raise CapError(f"{t.split('/')[0]} points at a file, not a site folder: `veil get {t.split('/')[0]}`")
+        return FolderPath(parse_folder_cap(cap), parts, text)
     name, sep, rest = t.partition(":")
     if not sep:
         raise CapError(f"{text[:80]!r} is not a folder: give a folder cap (veil:fw1:…), a link, or ALIAS:path")

@@ -51,6 +51,12 @@ WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
 LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
 CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
+# Names (docs/specs/names.md).
+NAME_COMMIT = b"veil/name-commit/v1"  # commit = H(label, name, owner, salt): the hidden half of commit-reveal
+NAME_KEY = b"veil/name-key/v1"  # a name's 256-bit key (its path) in the names tree
+NAME_RECORD = b"veil/name-record/v1"  # hash of a name record's canonical CBOR
+NAME_LEAF = b"veil/name-leaf/v1"  # names-tree leaf = H(label, key, record hash)
+NAME_NODE = b"veil/name-node/v1"  # names-tree inner node = H(label, left, right)
 
 # DHT records (docs/specs/dht.md): what each record's Ed25519 signature covers.
 DHT_NODE_RECORD = b"veil/dht-node-record/v1"

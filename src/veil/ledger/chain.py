@@ -10,11 +10,13 @@ from veil.crypto.sigbatch import verify_many
 from veil.errors import LedgerError
 from veil.ledger.block import BlockHeader, decode_body, decode_header, decode_sigs, merkle_root
 from veil.ledger.genesis import Genesis
+from veil.ledger.names_index import NameIndex
+from veil.ledger.names_proof import ROOT_NAME
 from veil.ledger.rules import apply_tx
 from veil.ledger.state import BlockEnv, Overlay
 from veil.ledger.tx import Tx, decode_tx
 
-KNOWN_ROOTS: frozenset[str] = frozenset()  # commitments this version recomputes (none yet in v2)
+KNOWN_ROOTS: frozenset[str] = frozenset({ROOT_NAME})  # commitments this version recomputes (names.md)
 
 
 class Replayer:
@@ -30,6 +32,7 @@ class Replayer:
         self.signatures = 0
         self.unchecked_roots: set[str] = set()
         self.set_changes = 0
+        self.names = NameIndex(self.state.names.items())
 
     def apply_block(self, header_raw: bytes, body_raw: bytes, sigs_raw: bytes) -> BlockHeader:
         g = self.genesis
@@ -65,8 +68,13 @@ class Replayer:
                 raise LedgerError(f"{where}, transaction {i}: {e}", e.code) from e
         if ov.vset is not None:
             self.set_changes += 1
+        tree = self.names.preview(ov)
+        claimed = dict(h.roots).get(ROOT_NAME)
+        if claimed is not None and claimed != tree.root:
+            raise LedgerError(f"{where}: the names root does not match the names after replay", "bad_state")
         if self.state.commit(ov) != h.state:
             raise LedgerError(f"{where}: state hash after replay does not match the header", "bad_state")
+        self.names.advance(tree, {})
         supply = self.state.get_supply()
         if supply.minted != g.minted:
             raise LedgerError(f"{where}: minted supply changed", "bad_state")

@@ -11,6 +11,11 @@ from veil.format import fields
 GB = 10**9
 BASIS_POINTS = 10_000
 MAX_CHAIN_ID = 64
+# Names (names.md): optional in genesis (an older genesis has none and gets the defaults), and
+# left out of the wire form when at their defaults, so older genesis bytes stay what they were.
+_NAMES = {"name_fee": 10**9, "name_commit_min": 60, "name_commit_max": 86_400, "name_year": 365 * 86_400,
+          "name_grace": 30 * 86_400, "name_auction_seconds": 7 * 86_400, "name_auction_extend": 3_600,
+          "name_max_years": 10}
 _ECONOMY = ("allowance_stake", "storage_quota_bytes", "unbond_seconds", "min_node_bond", "pool_epoch_budget",
             "free_opens_per_epoch")
 
@@ -32,6 +37,14 @@ class Params:
     min_node_bond: int = 100 * 10**9  # a node must bond this much to be paid by the allowance pool
     pool_epoch_budget: int = 10**6 * 10**9  # most the pool pays all nodes together per epoch (split by bond)
     free_opens_per_epoch: int = 64  # fee-less, deposit-less free-tier channel opens per account per epoch
+    name_fee: int = 10**9  # a name's yearly fee at 7+ characters; doubles for each character fewer
+    name_commit_min: int = 60  # a reveal must wait this long after its commit (seconds)
+    name_commit_max: int = 86_400  # ... and come within this long of it
+    name_year: int = 365 * 86_400  # what one paid year lasts
+    name_grace: int = 30 * 86_400  # after expiry only the owner may renew, for this long; then it is free
+    name_auction_seconds: int = 7 * 86_400  # a short name's auction runs this long from its first bid
+    name_auction_extend: int = 3_600  # a bid this close to the end moves the end to bid time + this
+    name_max_years: int = 10  # most years one registration or renewal may pay, and most ahead of now
 
     def __post_init__(self) -> None:
         if not 0 < len(self.chain_id) <= MAX_CHAIN_ID or not self.chain_id.isascii():
@@ -46,11 +59,16 @@ class Params:
             raise LedgerError("epoch or challenge window out of range", "malformed")
         if not 0 <= self.uploader_share_bp <= BASIS_POINTS:
             raise LedgerError("uploader share must be 0..10000 basis points", "malformed")
+        for name in _NAMES:
+            if not 0 <= getattr(self, name) < 2**40 or (name in ("name_year", "name_max_years") and not getattr(self, name)):
+                raise LedgerError(f"parameter {name} out of range", "malformed")
+        if self.name_commit_max <= self.name_commit_min:
+            raise LedgerError("name_commit_max must exceed name_commit_min", "malformed")
         if not 0 < self.max_cheque_uploaders <= 1024:
             raise LedgerError("max_cheque_uploaders must be 1..1024", "malformed")
 
     def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if _NAMES.get(k) != v}
 
     @classmethod
     def from_wire(cls, value: Any) -> Params:
@@ -66,6 +84,7 @@ class Params:
                 challenge_seconds=fields.get_int(m, "challenge_seconds", "params"),
                 max_cheque_uploaders=fields.get_int(m, "max_cheque_uploaders", "params"),
                 **{k: fields.get_int(m, k, "params") for k in _ECONOMY},
+                **{k: fields.get_int(m, k, "params") for k in _NAMES if k in m},
             )
         except LedgerError:
             raise

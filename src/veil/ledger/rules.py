@@ -1,6 +1,6 @@
 """``apply_tx``: the ledger's pure transition function, dispatching to the rules of each type
 (rules_pay.py: transfers, channels; rules_lease.py: leases and their audits; rules_stake.py: stake,
-nodes, validators).
+nodes, validators; rules_names.py: names).
 
 Works on an ``Overlay`` over any ``StateReader``; checks every rule before writing, so a
 rejected transaction leaves the overlay untouched. Signatures are checked by the caller (in
@@ -13,12 +13,13 @@ from veil.errors import LedgerError
 from veil.ledger import tx as txm
 from veil.ledger.rules_common import check_fee
 from veil.ledger.rules_lease import HANDLERS as _LEASE
+from veil.ledger.rules_names import HANDLERS as _NAMES
 from veil.ledger.rules_pay import HANDLERS as _PAY
 from veil.ledger.rules_stake import HANDLERS as _STAKE
 from veil.ledger.state import Account, BlockEnv, Overlay
 from veil.ledger.tx import Tx
 
-_HANDLERS = {**_PAY, **_LEASE, **_STAKE}
+_HANDLERS = {**_PAY, **_LEASE, **_STAKE, **_NAMES}
 # A payee (a fresh node) may settle or claim before it holds anything: the fee comes out of the
 # payout. A free-tier channel open needs no funds at all (but an account with allowance). A lease
 # answer needs none either: its challenge paid for it.

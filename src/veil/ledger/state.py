@@ -7,7 +7,7 @@ validator set, and one supply record (minted, allowance pool, total node bonds).
 invariant holds after every transaction::
 
     sum(balances + stakes + unbonding) + sum(channel deposits) + sum(lease escrows)
-        + sum(node bonds) + pool == minted
+        + sum(node bonds) + sum(auction bids) + pool + burned == minted
 
 The transition function lives in ``rules.py`` (channels, leases) and ``rules_stake.py``
 (stake, node registration, validator set); it works on an ``Overlay`` over any
@@ -29,6 +29,7 @@ from veil.crypto.hashes import TaggedHash
 from veil.format import cbor
 from veil.ledger.cheque import Settled
 from veil.ledger.lease import Lease
+from veil.ledger.names import Auction, Commit, NameRec
 from veil.ledger.params import Params
 
 _H_STATE = TaggedHash(labels.STATE)
@@ -151,6 +152,12 @@ class Supply(NamedTuple):
     minted: int = 0
     pool: int = 0  # the allowance pool that pays nodes for free-tier bytes
     bonded: int = 0  # sum of the bonds of registered nodes not unbonding (splits the pool budget)
+    burned: int = 0  # destroyed for good: the winning bids of name auctions (names.md)
+
+    def encode(self) -> bytes:
+        """``"S" || u64 BE`` x 3, and a fourth (burned) once anything was burned: a chain that
+        never burned keeps the encoding it always had."""
+        return b"S" + (struct.pack(">QQQQ", *self) if self.burned else struct.pack(">QQQ", *self[:3]))
 
 
 def channel_id(payer: bytes, open_nonce: int) -> bytes:
@@ -199,11 +206,17 @@ class StateReader(Protocol):
 
     def get_validators(self) -> ValidatorSet: ...
 
+    def get_name(self, name: str) -> NameRec | None: ...
+
+    def get_commit(self, h: bytes) -> Commit | None: ...
+
+    def get_auction(self, name: str) -> Auction | None: ...
+
 
 class Overlay:
     """Pending writes over a reader; ``merge`` folds a child overlay in, ``changes`` lists them."""
 
-    __slots__ = ("accounts", "base", "channels", "leases", "nodes", "supply", "vset")
+    __slots__ = ("accounts", "auctions", "base", "channels", "commits", "leases", "names", "nodes", "supply", "vset")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
@@ -213,6 +226,18 @@ class Overlay:
         self.nodes: dict[bytes, NodeReg | None] = {}  # None: deleted
         self.supply: Supply | None = None
         self.vset: ValidatorSet | None = None
+        self.names: dict[str, NameRec | None] = {}  # None: deleted
+        self.commits: dict[bytes, Commit | None] = {}
+        self.auctions: dict[str, Auction | None] = {}
+
+    def get_name(self, name: str) -> NameRec | None:
+        return self.names[name] if name in self.names else self.base.get_name(name)
+
+    def get_commit(self, h: bytes) -> Commit | None:
+        return self.commits[h] if h in self.commits else self.base.get_commit(h)
+
+    def get_auction(self, name: str) -> Auction | None:
+        return self.auctions[name] if name in self.auctions else self.base.get_auction(name)
 
     def get_account(self, addr: bytes) -> Account | None:
         a = self.accounts.get(addr)
@@ -244,13 +269,17 @@ class Overlay:
         self.channels.update(child.channels)
         self.leases.update(child.leases)
         self.nodes.update(child.nodes)
+        self.names.update(child.names)
+        self.commits.update(child.commits)
+        self.auctions.update(child.auctions)
         if child.supply is not None:
             self.supply = child.supply
         if child.vset is not None:
             self.vset = child.vset
 
     def is_empty(self) -> bool:
-        return not (self.accounts or self.channels or self.leases or self.nodes) and self.supply is None and self.vset is None
+        return (not (self.accounts or self.channels or self.leases or self.nodes or self.names or self.commits
+                     or self.auctions) and self.supply is None and self.vset is None)  # fmt: skip
 
     def entries(self) -> Iterator[bytes]:
         """Every changed record's canonical encoding, sorted (what the state hash covers)."""
@@ -258,8 +287,11 @@ class Overlay:
         out.extend(b"C" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.channels.items())
         out.extend(b"L" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.leases.items())
         out.extend(b"N" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.nodes.items())
+        out.extend(b"M" + cbor.encode([k, None if v is None else v.to_wire()]) for k, v in self.names.items())
+        out.extend(b"K" + k + cbor.encode(None if v is None else v.to_wire()) for k, v in self.commits.items())
+        out.extend(b"U" + cbor.encode([k, None if v is None else v.to_wire()]) for k, v in self.auctions.items())
         if self.supply is not None:
-            out.append(b"S" + struct.pack(">QQQ", *self.supply))
+            out.append(self.supply.encode())
         if self.vset is not None:
             out.append(b"V" + cbor.encode(self.vset.to_wire()))
         out.sort()
@@ -288,7 +320,19 @@ class MemoryState:
         self.nodes: dict[bytes, NodeReg] = {}
         self.supply = Supply()
         self.vset = ValidatorSet(0, ())
+        self.names: dict[str, NameRec] = {}
+        self.commits: dict[bytes, Commit] = {}
+        self.auctions: dict[str, Auction] = {}
         self.state_hash = ZERO_HASH
+
+    def get_name(self, name: str) -> NameRec | None:
+        return self.names.get(name)
+
+    def get_commit(self, h: bytes) -> Commit | None:
+        return self.commits.get(h)
+
+    def get_auction(self, name: str) -> Auction | None:
+        return self.auctions.get(name)
 
     def get_account(self, addr: bytes) -> Account | None:
         return self.accounts.get(addr)
@@ -315,6 +359,9 @@ class MemoryState:
         _fold(self.channels, ov.channels)
         _fold(self.leases, ov.leases)
         _fold(self.nodes, ov.nodes)
+        _fold(self.names, ov.names)
+        _fold(self.commits, ov.commits)
+        _fold(self.auctions, ov.auctions)
         if ov.supply is not None:
             self.supply = ov.supply
         if ov.vset is not None:
@@ -328,11 +375,13 @@ class MemoryState:
             + sum(c.deposit for c in self.channels.values())
             + sum(le.escrow for le in self.leases.values())
             + sum(n.bond for n in self.nodes.values())
+            + sum(a.bid for a in self.auctions.values())
             + self.supply.pool
+            + self.supply.burned
         )
 
 
-def _fold(table: dict[bytes, Any], changes: dict[bytes, Any]) -> None:
+def _fold(table: dict[Any, Any], changes: dict[Any, Any]) -> None:
     for k, v in changes.items():
         if v is None:
             table.pop(k, None)

@@ -21,6 +21,7 @@ from veil.format import cbor
 from veil.ledger.block import BlockHeader
 from veil.ledger.genesis import Genesis, decode_genesis
 from veil.ledger.lease import Lease
+from veil.ledger.names import Auction, Commit, NameRec
 from veil.ledger.state import Account, Channel, NodeReg, Overlay, Supply, ValidatorSet
 from veil.ledger.tx import Tx
 
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS addr_txs (
 CREATE TABLE IF NOT EXISTS leases (
     id BLOB PRIMARY KEY, payer BLOB NOT NULL, payee BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leases_payee ON leases (payee);
+CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, owner BLOB NOT NULL, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS names_owner ON names (owner);
+CREATE TABLE IF NOT EXISTS name_commits (hash BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS name_auctions (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -162,6 +167,30 @@ class LedgerStore:
         ).fetchall()
         return [(bytes(r[0]), Channel.from_wire(cbor.decode(r[1], 1 << 16))) for r in rows]
 
+    def get_name(self, name: str) -> NameRec | None:
+        row = self.db.execute("SELECT data FROM names WHERE name = ?", (name,)).fetchone()
+        return None if row is None else NameRec.decode(bytes(row[0]))
+
+    def get_commit(self, h: bytes) -> Commit | None:
+        row = self.db.execute("SELECT data FROM name_commits WHERE hash = ?", (h,)).fetchone()
+        return None if row is None else Commit.from_wire(cbor.decode(row[0], 1 << 10))
+
+    def get_auction(self, name: str) -> Auction | None:
+        row = self.db.execute("SELECT data FROM name_auctions WHERE name = ?", (name,)).fetchone()
+        return None if row is None else Auction.from_wire(cbor.decode(row[0], 1 << 10))
+
+    def names_of(self, owner: bytes) -> list[tuple[str, NameRec]]:
+        rows = self.db.execute("SELECT name, data FROM names WHERE owner = ? ORDER BY name", (owner,)).fetchall()
+        return [(str(n), NameRec.decode(bytes(d))) for n, d in rows]
+
+    def all_names(self) -> list[tuple[str, bytes]]:
+        """Every name record (name, encoded record): what the names tree is built from at start."""
+        return [(str(n), bytes(d)) for n, d in self.db.execute("SELECT name, data FROM names")]
+
+    def auctions(self) -> list[tuple[str, Auction]]:
+        rows = self.db.execute("SELECT name, data FROM name_auctions ORDER BY name").fetchall()
+        return [(str(n), Auction.from_wire(cbor.decode(d, 1 << 10))) for n, d in rows]
+
     def count_accounts(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM accounts").fetchone()[0])
 
@@ -198,6 +227,21 @@ class LedgerStore:
                 self.db.execute("DELETE FROM nodes WHERE addr = ?", (addr,))
             else:
                 self.db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?)", (addr, reg.operator, cbor.encode(reg.to_wire())))
+        for name, rec in ov.names.items():
+            if rec is None:
+                self.db.execute("DELETE FROM names WHERE name = ?", (name,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO names VALUES (?, ?, ?)", (name, rec.owner, rec.encode()))
+        for h, c in ov.commits.items():
+            if c is None:
+                self.db.execute("DELETE FROM name_commits WHERE hash = ?", (h,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO name_commits VALUES (?, ?)", (h, cbor.encode(c.to_wire())))
+        for name, a in ov.auctions.items():
+            if a is None:
+                self.db.execute("DELETE FROM name_auctions WHERE name = ?", (name,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO name_auctions VALUES (?, ?)", (name, cbor.encode(a.to_wire())))
         if ov.supply is not None:
             self.db.execute("INSERT OR REPLACE INTO kv VALUES ('supply', ?)", (cbor.encode(list(ov.supply)),))
         if ov.vset is not None:

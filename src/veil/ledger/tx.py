@@ -30,6 +30,15 @@ node_register          node (the node's public key), bond, proof (the node key's
 node_unbond            node (the node's address)
 node_withdraw          node (the node's address)
 validator_change       op ("add" | "remove"), key (public key), raft, api (HOST:PORT), approvals
+name_commit            hash (32): H(name, owner, salt), the hidden half of a registration
+name_register          name, salt, years: the reveal (names.md has every name rule)
+name_renew             name, years
+name_transfer          name, to (address)
+name_set               name, key (record key: site | file | wallet | node | text:KEY), value
+name_unset             name, key
+name_sub               name (sub.parent), owner (optional address; absent: take the subname back)
+name_bid               name (a short one), amount
+name_claim             name: settle an auction that is over (anyone may send it)
 =====================  ========================================================
 
 ``chain`` is the chain id: the hex of the genesis hash (genesis.py), so a transaction signed
@@ -62,6 +71,7 @@ from veil.ledger.envelope import (
     want_int,
 )
 from veil.ledger.lease import MAX_LEASE_BLOCK, MAX_LEASE_BLOCKS
+from veil.ledger.names import MAX_SALT, RecordValue, check_name, check_record, check_record_key
 
 MAGIC = "veil-tx"
 VERSION = 1
@@ -95,6 +105,15 @@ NODE_WITHDRAW = "node_withdraw"
 VALIDATOR_CHANGE = "validator_change"
 VALIDATOR_ADD = "add"
 VALIDATOR_REMOVE = "remove"
+NAME_COMMIT = "name_commit"
+NAME_REGISTER = "name_register"
+NAME_RENEW = "name_renew"
+NAME_TRANSFER = "name_transfer"
+NAME_SET = "name_set"
+NAME_UNSET = "name_unset"
+NAME_SUB = "name_sub"
+NAME_BID = "name_bid"
+NAME_CLAIM = "name_claim"
 MAX_APPROVALS = 64
 MAX_HOSTPORT = 255
 
@@ -120,7 +139,17 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     NODE_UNBOND: (_COMMON | {"node"}, frozenset()),
     NODE_WITHDRAW: (_COMMON | {"node"}, frozenset()),
     VALIDATOR_CHANGE: (_COMMON | {"op", "key", "raft", "api", "approvals"}, frozenset()),
+    NAME_COMMIT: (_COMMON | {"hash"}, frozenset()),
+    NAME_REGISTER: (_COMMON | {"name", "salt", "years"}, frozenset()),
+    NAME_RENEW: (_COMMON | {"name", "years"}, frozenset()),
+    NAME_TRANSFER: (_COMMON | {"name", "to"}, frozenset()),
+    NAME_SET: (_COMMON | {"name", "key", "value"}, frozenset()),
+    NAME_UNSET: (_COMMON | {"name", "key"}, frozenset()),
+    NAME_SUB: (_COMMON | {"name"}, frozenset({"owner"})),
+    NAME_BID: (_COMMON | {"name", "amount"}, frozenset()),
+    NAME_CLAIM: (_COMMON | {"name"}, frozenset()),
 }
+NAME_KINDS = frozenset(k for k in _SHAPES if k.startswith("name_"))
 TX_TYPES = frozenset(_SHAPES)
 
 
@@ -160,6 +189,11 @@ class Tx:
     raft: str = ""
     api: str = ""
     approvals: tuple[tuple[bytes, bytes], ...] = ()
+    name: str = ""  # name_*: the name (without .veil); name_commit uses ``root`` for its hash
+    salt: bytes = b""
+    years: int = 0
+    rkey: str = ""  # name_set / name_unset: the record key
+    rvalue: RecordValue = b""
 
     def signature_item(self) -> tuple[bytes, bytes, bytes]:
         return self.pub, _SIG_PREFIX + self.body, self.sig
@@ -247,6 +281,8 @@ def decode_tx(raw: bytes) -> Tx:
             tx.bproof = tuple(proof)
     elif kind in _STAKE_KINDS:
         _decode_stake(tx, m)
+    elif kind in NAME_KINDS:
+        _decode_name(tx, m)
     else:
         tx.channel = want_bytes(m, "channel", what, 32)
         if kind == CHANNEL_TOPUP:
@@ -302,6 +338,32 @@ def _decode_stake(tx: Tx, m: dict[str, Any]) -> None:
         ):
             raise LedgerError("transaction: approvals must be [[key, signature], ...]", "malformed")
         tx.approvals = tuple((a[0], a[1]) for a in apps)
+
+
+def _decode_name(tx: Tx, m: dict[str, Any]) -> None:
+    what = "transaction"
+    kind = tx.kind
+    if kind == NAME_COMMIT:
+        tx.root = want_bytes(m, "hash", what, 32)
+        return
+    name = m["name"]
+    if not isinstance(name, str):
+        raise LedgerError("transaction: name must be text", "malformed")
+    tx.name = check_name(name)
+    if kind == NAME_REGISTER:
+        tx.salt = want_bytes(m, "salt", what, max_size=MAX_SALT)
+    if kind in (NAME_REGISTER, NAME_RENEW):
+        tx.years = want_int(m, "years", what, 1, 1000)
+    elif kind == NAME_TRANSFER:
+        tx.to = want_bytes(m, "to", what, ADDRESS_SIZE)
+    elif kind == NAME_SUB and "owner" in m:
+        tx.to = want_bytes(m, "owner", what, ADDRESS_SIZE)
+    elif kind in (NAME_SET, NAME_UNSET):
+        tx.rkey = check_record_key(m["key"])
+        if kind == NAME_SET:
+            tx.rvalue = check_record(tx.rkey, m["value"])
+    elif kind == NAME_BID:
+        tx.amount = want_amount(m, "amount", what)
 
 
 def build_tx(signer: SigningKey, chain: str, kind: str, nonce: int, fee: int, **fields: Any) -> bytes:

@@ -35,6 +35,9 @@ from veil.errors import IntegrityError, LedgerError, UsageError
 from veil.format import cbor
 from veil.ledger.address import address_of
 from veil.ledger.block import BlockHeader, decode_body, decode_header, encode_body, make_header
+from veil.ledger.names import NameRec
+from veil.ledger.names_index import NameIndex
+from veil.ledger.names_proof import ROOT_NAME, build_answer, lookup_names, names_root
 from veil.ledger.rules import apply_tx
 from veil.ledger.state import BlockEnv, Overlay, allowance_left, epoch_of, next_state_hash
 from veil.ledger.store import LedgerStore
@@ -90,6 +93,8 @@ class LedgerMachine:
         self.verified: OrderedDict[bytes, None] = OrderedDict()  # txids whose signature this node checked
         self.verdicts: OrderedDict[int, list[Verdict]] = OrderedDict()
         self.on_block: Callable[[BlockHeader], None] | None = None  # set by the cluster: sign it
+        self.names = NameIndex((n, NameRec.decode(d)) for n, d in store.all_names())
+        self._final_cache: tuple[int, tuple[bytes, bytes, bytes] | None] | None = None
 
     # -- applying the log ------------------------------------------------------------------
 
@@ -156,9 +161,12 @@ class LedgerMachine:
             self.verified.pop(txid, None)
         header = None
         if accepted:
+            tree = self.names.preview(ov)
             header = make_header(self.params.chain_id, height + 1, head_hash, env.time, [t.txid for t in accepted],
-                                 next_state_hash(state_hash, ov), vset_before.hash)  # fmt: skip
+                                 next_state_hash(state_hash, ov), vset_before.hash, {ROOT_NAME: tree.root})  # fmt: skip
+            undo = {n: None if (r := self.store.get_name(n)) is None else r.encode() for n in ov.names}
             self.store.commit_block(header, encode_body([t.raw for t in accepted]), accepted, ov, index)
+            self.names.advance(tree, undo)
         self._remember(index, verdicts)
         if header is not None and self.on_block is not None:
             self.on_block(header)
@@ -235,6 +243,7 @@ class LedgerMachine:
                 "minted": supply.minted,
                 "pool": supply.pool,
                 "bonded": supply.bonded,
+                "burned": supply.burned,
                 "params": self.params.to_wire(),
                 "now": int(self.clock()),
             }
@@ -316,6 +325,42 @@ class LedgerMachine:
                     cache[h] = decode_body(blk[1])
                 out.append({"height": h, "index": i, "tx": cache[h][i]})
         return out
+
+    def _final_block(self) -> tuple[bytes, bytes, bytes] | None:
+        """(header, certificate, names root) of the newest final block, cached until the next log
+        entry applies (finding the final height reads up to 256 headers)."""
+        applied = self.store.applied()
+        if self._final_cache is not None and self._final_cache[0] == applied:
+            return self._final_cache[1]
+        final = self.final_height()
+        raw = self.store.header(final) if final > 0 else None
+        got = None
+        if raw is not None:
+            sigs = cbor.encode([[k, v] for k, v in sorted(self.store.sigs(final).items())])
+            got = (raw, sigs, names_root(decode_header(raw)) or b"")
+        self._final_cache = (applied, got)
+        return got
+
+    def name_answer(self, name: str) -> dict[str, Any] | None:
+        """``name``'s record(s) with proofs against the newest final block (names_proof.py); None
+        while that block's names tree is not at hand (a restart before the next final block)."""
+        with self.lock:
+            fb = self._final_block()
+            if fb is None:
+                return None
+            raw, sigs, root = fb
+            tree = self.names.at(root)
+            if tree is None:
+                return None
+            recs = []
+            for n in lookup_names(name):  # as of the final block, which the head may have moved past
+                now = self.store.get_name(n)
+                recs.append(self.names.record_at(root, n, None if now is None else now.encode()))
+        return build_answer(name, raw, sigs, tree, recs)
+
+    def names_of(self, owner: bytes) -> list[tuple[str, NameRec]]:
+        with self.lock:
+            return self.store.names_of(owner)
 
     @property
     def address(self) -> bytes:

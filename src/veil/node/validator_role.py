@@ -24,6 +24,10 @@ carry ``stale: true`` when it is not in contact with a working majority.
   GET  /v1/ledger/block/{height}            {"header", "body", "sigs"}
   GET  /v1/ledger/blocks?from=N&limit=M     {"headers": [...]}
   GET  /v1/ledger/history/{address}?limit=M {"txs": [...]}
+  GET  /v1/ledger/name/{name}               a name's record(s) with proofs against the newest final block
+                                            (names_proof.py; 503 while that block's tree is not at hand)
+  GET  /v1/ledger/names/{address}           {"names": [[name, record bytes], ...]} the address owns (unproven)
+  GET  /v1/ledger/auction/{name}            {"auction": [bidder, bid, end, started]} (404: none)
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from veil.errors import LedgerError, NotFoundError, UsageError, VeilError
 from veil.format import cbor
 from veil.ledger.address import ADDRESS_SIZE, decode_address
 from veil.ledger.genesis import decode_genesis
+from veil.ledger.names import parse_name
 from veil.ledger.state import ValidatorSet
 from veil.ledger.store import LedgerStore
 from veil.ledger.tx import MAX_ANSWER_SIZE, MAX_TX_SIZE
@@ -151,6 +156,9 @@ class ValidatorRole:
         r("GET", "/v1/ledger/block/{height}", self._block)
         r("GET", "/v1/ledger/blocks", self._blocks)
         r("GET", "/v1/ledger/history/{addr}", self._history)
+        r("GET", "/v1/ledger/name/{name}", self._name)
+        r("GET", "/v1/ledger/names/{addr}", self._names)
+        r("GET", "/v1/ledger/auction/{name}", self._auction)
 
     def start(self) -> None:
         pass
@@ -258,3 +266,29 @@ class ValidatorRole:
     def _history(self, req: Request) -> Response:
         limit = _int(req, "limit", 50, 1000)
         return self._read({"txs": self._m.history(_address(req.params["addr"]), limit)})
+
+    def _name(self, req: Request) -> Response:
+        name = _name(req.params["name"])
+        ans = self._m.name_answer(name)
+        if ans is None:
+            raise HTTPError(503, "busy", "the newest final block's names tree is not at hand yet; retry shortly")
+        return self._read(ans)
+
+    def _names(self, req: Request) -> Response:
+        rows = self._m.names_of(_address(req.params["addr"]))
+        return self._read({"names": [[n, r.encode()] for n, r in rows]})
+
+    def _auction(self, req: Request) -> Response:
+        name = _name(req.params["name"])
+        with self._m.lock:
+            a = self._m.store.get_auction(name)
+        if a is None:
+            raise NotFoundError(f"no auction of {name}.veil")
+        return self._read({"auction": a.to_wire()})
+
+
+def _name(text: str) -> str:
+    try:
+        return parse_name(text)
+    except LedgerError as e:
+        raise HTTPError(400, "bad_request", str(e)) from e

@@ -12,6 +12,8 @@ from veil.errors import LedgerError
 from veil.ledger.block import encode_body, encode_sigs, make_header
 from veil.ledger.chain import Replayer
 from veil.ledger.genesis import Genesis, make_genesis
+from veil.ledger.names_index import NameIndex
+from veil.ledger.names_proof import ROOT_NAME
 from veil.ledger.params import Params
 from veil.ledger.rules import apply_tx
 from veil.ledger.state import Account, BlockEnv, Channel, MemoryState, Overlay
@@ -33,6 +35,7 @@ class MemoryChain:
         self.state = self.genesis.initial_state()
         self._open = Overlay(self.state)
         self._head = self.genesis.hash
+        self.names = NameIndex(())
 
     @classmethod
     def create(cls, params: Params, mints: Mapping[bytes, int], pool: int, start: int = 1_000_000) -> MemoryChain:
@@ -62,9 +65,13 @@ class MemoryChain:
             return
         assert self._time is not None
         vset = self.state.vset.hash
+        tree = self.names.preview(self._open)
+        undo = {n: None if (r := self.state.names.get(n)) is None else r.encode() for n in self._open.names}
         new_hash = self.state.commit(self._open)
+        self.names.advance(tree, undo)
         h = make_header(
             self.params.chain_id, len(self.blocks) + 1, self._head, self._time, [t.txid for t in self._txs], new_hash, vset,
+            {ROOT_NAME: tree.root},
         )  # fmt: skip
         sigs = encode_sigs({self.validator.public_key: h.sign(self.validator)})
         self.blocks.append((h.raw, encode_body([t.raw for t in self._txs]), sigs))

@@ -23,7 +23,10 @@ class NodeProc:
         self.data = data
         self.listen = listen
         self.nofile = nofile
-        self.args = args
+        # A bare storage node stores for anyone (these tests drive the storage protocol); nodes
+        # that admit by ticket (the default) say so with their own --storage-admission/--validator.
+        ticketed = "--storage-admission" in args or "--validator" in args or "--role" in args
+        self.args = args if ticketed else ("--storage-admission", "open", *args)
         self.proc: subprocess.Popen[bytes] | None = None
         self.info: NodeInfo | None = None
 

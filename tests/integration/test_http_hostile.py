@@ -37,7 +37,7 @@ class NodeProc:
     def __init__(self, root: Path, limits: list[str], nofile: int | None = None) -> None:
         self.data = root
         args = [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(root),
-                "--listen", "127.0.0.1:0", "--role", "storage"]
+                "--listen", "127.0.0.1:0", "--role", "storage", "--storage-admission", "open"]
         for item in limits:
             args += ["--http-limit", item]
         def lower_nofile() -> None:

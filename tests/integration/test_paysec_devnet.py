@@ -20,7 +20,7 @@ from devnet_helpers import RunningDevnet, put
 
 from veil.client.channels import PayerChannels
 from veil.client.locate import locate
-from veil.client.network import load_network
+from veil.client.network import NodeInfo, load_network
 from veil.client.wallet import Wallet, create_wallet
 from veil.crypto.sign import node_id
 from veil.devnet.ledger import DEVNET_CHAIN, devnet_ledger_client, faucet
@@ -91,7 +91,10 @@ def paid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paid]:
     home = tmp_path_factory.mktemp("veil-paysec")
     d = Paid(home / "devnet", home)
     # Nodes' repairers do not pay (--repair-wallet none), so the tests below choose who repairs.
-    d.net, _ = d.devnet.up(5, ["storage"], ["--repair-wallet", "none"], params=PARAMS, charge=CHARGE)
+    # Storage is open here (admission=False): `veil repair` below pays from a wallet with no stake
+    # (so no free allowance), which admitting nodes would refuse tickets from; admission on a
+    # charging network is tested in test_repair_churn_paid.py and test_repair_escrow_devnet.py.
+    d.net, _ = d.devnet.up(5, ["storage"], ["--repair-wallet", "none"], params=PARAMS, charge=CHARGE, admission=False)
     try:
         yield d
     finally:
@@ -310,9 +313,9 @@ def test_a_charging_network_heals_and_the_repairer_pays(paid: Paid, tmp_path: Pa
     # The healer must be the file's repair leader (the first holder in placement order): only the
     # leader repairs (docs/specs/repair.md, "The leader"); the victim is any other holder.
     by_id = {node_id(paid.key_of(s)): s for s in holders}
-    first = leader(cap2.storage_index, list(by_id))
+    first = leader(cap2.storage_index, [NodeInfo("127.0.0.1", s.port, nid) for nid, s in by_id.items()])
     assert first is not None
-    healer = by_id[first]
+    healer = by_id[first.node_id]
     victim = next(s for s in holders if s is not healer)
     # Every visit of every file it holds (--repair-interval 1) pays for the blocks it samples, so
     # on a slow run the checks alone can use up a small budget before the new node has joined:

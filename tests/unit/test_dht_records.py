@@ -16,6 +16,7 @@ from veil.dht.records import (
     MAX_TTL,
     NodeRecord,
     ProviderRecord,
+    check_operator,
     decode_node_record,
     decode_provider_record,
     decode_record,
@@ -170,3 +171,22 @@ def test_a_float_or_a_tag_in_any_field_is_refused(make: Any) -> None:
         for bad in (float(1), cbor2.CBORTag(24, b"x")):
             with pytest.raises(IntegrityError):
                 decode_record(cbor2.dumps({**m, field: bad}, canonical=True), NOW)
+
+
+def test_a_node_record_carries_its_declared_operator_signed() -> None:
+    """Issue 18: `veil node run --operator LABEL` declares the node's family in its signed record
+    (field ``op``); a changed or malformed label does not verify, and a record without one is
+    still valid (no label)."""
+    rec = sign_node_record(KEY, "127.0.0.1:4001", NOW + 3600, "acme-storage")
+    assert decode_node_record(rec.raw, NOW).operator == "acme-storage"
+    assert decode_node_record(node_rec().raw, NOW).operator == ""
+    m = cbor2.loads(rec.raw)
+    m["op"] = "mallory"  # relabelled by whoever passes the record on: the signature no longer holds
+    with pytest.raises(IntegrityError, match="signature"):
+        decode_node_record(cbor.encode(m), NOW)
+    for bad in ("", "Acme", "a b", "x" * 65, "évil"):
+        with pytest.raises(ValueError, match="operator label"):
+            sign_node_record(KEY, "127.0.0.1:4001", NOW + 3600, bad) if bad else check_operator(bad)
+    m["op"] = "UPPER"
+    with pytest.raises(IntegrityError, match="operator label"):
+        decode_node_record(cbor.encode(m), NOW)

@@ -142,3 +142,35 @@ def test_a_share_whose_node_fails_goes_to_a_family_without_one(tmp_path: Path) -
         assert len(ops) == 10 and set(ops.values()) == {1}
     finally:
         grid.close()
+
+
+def test_declared_operator_labels_are_used_unless_the_network_file_pins_one() -> None:
+    """Issue 18: a node's label comes from its signed node record (`veil node run --operator`),
+    learnt and verified by the DHT driver; a network file that names the node's operator pins it."""
+    from veil.client.network import Network
+    from veil.dht.config import DhtConfig
+    from veil.dht.records import sign_node_record
+    from veil.errors import IntegrityError
+    from veil.net.dht_driver import DhtDriver
+
+    a, b, c = (SigningKey(bytes([i]) * 32) for i in (41, 42, 43))
+    drv = DhtDriver(SigningKey.generate(), "127.0.0.1:1", config=DhtConfig(id_bits=0), announce=False)
+    try:
+        now = int(drv.clock())
+        for k, label in ((a, "acme"), (b, "acme")):
+            assert drv.learn_node_record(sign_node_record(k, "10.0.0.1:1", now + 600, label).raw,
+                                         node_id(k.public_key)) == label  # fmt: skip
+        with pytest.raises(IntegrityError):  # a record is believed only for the node it names
+            drv.learn_node_record(sign_node_record(c, "10.0.0.1:1", now + 600, "acme").raw, node_id(a.public_key))
+        pinned = NodeInfo("127.0.0.1", 2, node_id(b.public_key), "b", operator="b-corp")
+        net = Network(nodes=[pinned], dht=drv)
+        plain = [NodeInfo("127.0.0.1", i, node_id(k.public_key), str(i)) for i, k in enumerate((a, b, c))]
+        got = {n.name: n.operator for n in net.labelled(plain)}
+        assert got == {"0": "acme", "1": "b-corp", "2": ""}
+        # Two nodes declaring one operator are one family: spread puts one of them first.
+        # (pinned apart above; declared alone, a and b are one family: spread puts c before b)
+        order = spread(Network(nodes=[], dht=drv).labelled(plain))
+        assert [n.name for n in order] == ["0", "2", "1"]
+        assert [n.name for n in spread(net.labelled(plain))] == ["0", "1", "2"]
+    finally:
+        drv.stop()

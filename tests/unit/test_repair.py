@@ -14,7 +14,9 @@ from veil.client.network import Network, NodeInfo, network_from_json
 from veil.client.repair import next_target
 from veil.errors import UsageError
 from veil.format.manifest import Manifest
-from veil.node.repair_role import leader, parse_threshold, threshold_for
+from veil.node.repair_limits import parse_threshold, threshold_for
+from veil.node.repair_role import leader
+from veil.protocol.family import leader_order
 from veil.protocol.placement import dht_key, permuted
 
 
@@ -72,10 +74,37 @@ def test_thresholds() -> None:
 def test_leader_is_the_same_for_every_holder_and_follows_placement() -> None:
     si = os.urandom(16)
     ids = [n.node_id for n in NODES]
-    first = leader(si, ids)
-    assert first == ids[permuted(si, ids)[0]]
-    assert leader(si, list(reversed(ids))) == first
+    first = leader(si, NODES)
+    assert first is not None and first.node_id == ids[permuted(si, ids)[0]]  # no families: placement
+    assert leader(si, list(reversed(NODES))) == first
     assert leader(si, []) is None
+
+
+def test_one_family_cannot_capture_the_lead_by_numbers_or_ground_ids() -> None:
+    """Issue 18: the leader is drawn among families, not nodes. A family of 30 nodes (one operator,
+    one /24) among 10 single-node families leads about 1 file in 11, not 30 in 40; and ids ground
+    to come first in placement order lead only when their family's block ranks first."""
+    honest = [NodeInfo(f"198.51.{i}.7", 1, bytes([i + 1]) * 32, f"h{i}") for i in range(10)]
+    crowd = [NodeInfo(f"203.0.113.{i}", 1, bytes([100 + i]) * 32, f"a{i}", operator="mallory") for i in range(30)]
+    files = [i.to_bytes(2, "big") * 8 for i in range(600)]
+    led = sum(1 for si in files if (w := leader(si, honest + crowd)) is not None and w.operator == "mallory")
+    assert 600 / 11 * 0.5 < led < 600 / 11 * 1.6, led  # ~55; by node count it would be ~450
+    # A file mallory's family does not lead, and an id of mallory's ground to rank first in its
+    # placement order: the id gets a share at upload, but not the lead.
+    si = next(si for si in files if (w := leader(si, honest + crowd)) is not None and w.operator != "mallory")
+    forged = None
+    for g in range(4096):
+        cand = NodeInfo("203.0.113.200", 1, g.to_bytes(2, "big") * 16, "g", operator="mallory")
+        ids = [n.node_id for n in honest + crowd + [cand]]
+        if ids[permuted(si, ids)[0]] == cand.node_id:
+            forged = cand
+            break
+    assert forged is not None  # deterministic: about 1 id in 41 ranks first
+    w = leader(si, honest + crowd + [forged])
+    assert w is not None and w.operator != "mallory" and w in honest
+    # Within one family (one block), the node ids' placement order decides.
+    same = leader_order(si, crowd)
+    assert same == [crowd[i] for i in permuted(si, [n.node_id for n in crowd])]
 
 
 def test_dht_key_is_a_256_bit_id_bound_to_the_index() -> None:
@@ -109,7 +138,8 @@ def test_repairer_status_is_cbor_and_its_options_are_checked(tmp_path: Path) -> 
     from veil.format import cbor
     from veil.net.server import Router
     from veil.node.context import NodeConfig, NodeContext
-    from veil.node.repair_role import RepairerRole, parse_sweep_rate
+    from veil.node.repair_limits import parse_sweep_rate
+    from veil.node.repair_role import RepairerRole
     from veil.node.repair_schedule import RepairSchedule
 
     role = RepairerRole()

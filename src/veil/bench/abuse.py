@@ -86,7 +86,8 @@ def start_node(data: Path, nofile: int = NODE_NOFILE) -> Node:
     log = open(data.parent / "node.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(data),
-         "--listen", "127.0.0.1:0", "--role", "storage", "--id-bits", str(DEVNET_ID_BITS)],  # a throwaway node
+         "--listen", "127.0.0.1:0", "--role", "storage", "--id-bits", str(DEVNET_ID_BITS),
+         "--storage-admission", "open"],  # a throwaway node: the transport under load, not admission
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=limit)
     log.close()
     deadline = time.monotonic() + 60

@@ -48,7 +48,10 @@ def open_network(path: Path | None, anon: bool | None = None, hops: int | None =
     DHT request goes over onion circuits (TooFewRelays at once if the file lists too few relays)."""
     from veil.client.config import anon_setting
 
+    from .signer import ticket_signer
+
     net = load_network(path)
+    net.tickets = ticket_signer(None, net)  # nodes that admit by ticket: the wallet, if one asks (signer.py)
     use, n = anon_setting(anon, hops)  # None: VEIL_ANON / [anon] in config.toml decide
     if use:  # VEIL_ANON_SOURCE: the local address circuits leave from (multi-homed hosts, the tests)
         net.use_circuits(n, source=os.environ.get("VEIL_ANON_SOURCE") or None)

@@ -49,9 +49,10 @@ def devnet() -> None:
               help="Ledger validators to create (a Raft cluster; for a new devnet).")
 @click.option("--relays", default=6, show_default=True, type=click.IntRange(0, 64),
               help="Onion relays to create (for a new devnet): `veil get --anon` needs --hops of them (3).")
-@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
-              help="New devnet: storage nodes take shares from anyone, or only with a storage ticket within "
-                   "the uploader's free storage quota (stake); `veil put` then needs a staked wallet.")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="ticket", show_default=True,
+              help="New devnet: storage nodes take shares only with a storage ticket within the uploader's free "
+                   "storage quota (stake; `veil put` without a wallet signs with the devnet's staked uploader "
+                   "key), or from anyone ('open').")
 @click.option("--s3", "with_s3", is_flag=True,
               help="Also start an S3 endpoint (`veil s3 serve`) and print its URL and key pairs.")
 @_node_options

@@ -49,18 +49,23 @@ def _warn(lines: list[str]) -> None:
                    "(it is public: it links your uploads). Default: none, or [payments] payout / $VEIL_PAYOUT.")
 @click.option("--lease", "lease_days", type=int, default=None, metavar="DAYS",
               help="Pay the nodes holding the shares to keep them DAYS days (escrow, audited).")
+@click.option("--lease-auditor", default=None, metavar="leader|ADDR",
+              help="With --lease: who besides you may audit the leases and move a failed node's to the share's "
+                   "new holder, the repair's cost paid back from the escrow: 'leader' (the node expected to lead "
+                   "the file's repair) or an address.")
 @click.option("--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).")
 @anon_options
 @network_option
 def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int | None, quiet: bool,
-        payout: str | None, lease_days: int | None, wallet_path: Path | None, network_path: Path | None,
-        anon: bool | None, hops: int | None) -> None:  # fmt: skip
+        payout: str | None, lease_days: int | None, lease_auditor: str | None, wallet_path: Path | None,
+        network_path: Path | None, anon: bool | None, hops: int | None) -> None:  # fmt: skip
     """Encrypt FILE, erasure-code it k-of-n and upload the shares; print its read cap and share link.
 
     With -r, upload the directory FILE as a folder (many files at once, one progress bar) and
     print the folder's caps and link."""
-    from .pay_opts import payout_address, ticket_signer
+    from .pay_opts import payout_address
+    from .signer import ticket_signer
 
     if recursive:
         _anon_for_folders(anon, hops)
@@ -68,8 +73,14 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
 
         if payout is not None or lease_days is not None:
             raise UsageError("--payout and --lease are not supported with -r yet")
-        put_r(file, to, quiet, network_path, k, n, happy, ticket_signer(wallet_path))
+        put_r(file, to, quiet, network_path, k, n, happy, wallet_path)
         return
+    if lease_auditor is not None and lease_days is None:
+        raise UsageError("--lease-auditor needs --lease DAYS")
+    if lease_auditor is not None and lease_auditor != "leader":
+        from veil.ledger.address import decode_address
+
+        decode_address(lease_auditor)  # a bad address is refused before anything is uploaded
     if to is not None:
         raise UsageError("--to needs -r (a single file is linked into a folder with `veil ln CAP FOLDER/name`)")
     if file.is_dir():
@@ -79,7 +90,7 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
     net = open_network(network_path, anon, hops)
     if lease_days is not None and net.anon is not None:
         raise UsageError("--lease talks to the nodes directly; it is not available with --anon yet")
-    net.tickets = ticket_signer(wallet_path)  # nodes that admit by ticket: signed by the wallet
+    net.tickets = ticket_signer(wallet_path, net)  # nodes that admit by ticket: signed by the wallet
     size = file.stat().st_size
     payout_addr = payout_address(payout, wallet_path)
     with progress_bar(f"uploading {file.name}", size, quiet) as bar:
@@ -88,7 +99,7 @@ def put(file: Path, recursive: bool, to: str | None, k: int, n: int, happy: int 
     if lease_days is not None:
         from .lease import lease_after_upload
 
-        lease_after_upload(net, res, lease_days, wallet_path, quiet)
+        lease_after_upload(net, res, lease_days, wallet_path, quiet, lease_auditor)
     if quiet:
         click.echo(res.cap.to_string())
         return
@@ -261,7 +272,8 @@ def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, w
     current version put back on those missing it), then every file, page and subfolder under it."""
     from veil.client.payer import stop_reason
 
-    from .pay_opts import make_payer, spend_summary, ticket_signer
+    from .pay_opts import make_payer, spend_summary
+    from .signer import ticket_signer
 
     if recursive:
         _anon_for_folders(anon, hops)
@@ -272,7 +284,7 @@ def repair(verifycap: str, recursive: bool, full: bool, max_spend: str | None, w
 
     vc = parse_verify_cap(verifycap)
     net = open_network(network_path, anon, hops)
-    net.tickets = ticket_signer(wallet_path)  # new holders that admit by ticket: charged to the wallet
+    net.tickets = ticket_signer(wallet_path, net)  # new holders that admit by ticket: charged to the wallet
     payer = make_payer(net, max_spend, wallet_path)
     try:
         res = repair_mod.repair(net, vc, full=full, payer=payer)

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 
 from veil.client.lease import audit as run_audit
-from veil.client.lease import open_leases
+from veil.client.lease import open_leases, repair_leader_account
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.client.tickets import Tickets
 from veil.client.upload import UploadResult
 from veil.errors import UsageError
 from veil.format.caps import parse_verify_cap
+from veil.ledger.address import decode_address, encode_address
 from veil.ledger.amount import format_amount
 
 from .common import direct_only, network_option, open_network
@@ -28,18 +29,24 @@ def _ledger(net: Network) -> LedgerClient:
     raise UsageError("the network lists no validator: leases need the ledger")
 
 
-def lease_after_upload(net: Network, res: UploadResult, days: int, wallet_path: Path | None, quiet: bool) -> None:
-    """Pay the nodes holding ``res``'s shares to keep them ``days`` days (one escrow per share)."""
+def lease_after_upload(net: Network, res: UploadResult, days: int, wallet_path: Path | None, quiet: bool,
+                       auditor: str | None = None) -> None:  # fmt: skip
+    """Pay the nodes holding ``res``'s shares to keep them ``days`` days (one escrow per share);
+    ``auditor``: ``leader`` (the node expected to lead the file's repair) or an address."""
     ledger = _ledger(net)
     try:
-        receipts = open_leases(net, ledger, unlock(wallet_path), res, days)
+        who = None
+        if auditor is not None:
+            who = repair_leader_account(net, res) if auditor == "leader" else decode_address(auditor)
+        receipts = open_leases(net, ledger, unlock(wallet_path), res, days, who)
     finally:
         ledger.close()
     total = sum(r.amount for r in receipts)
     leased = [r for r in receipts if r.lease is not None]
     if not quiet:
         click.echo(f"leases:     {len(leased)} of {len(receipts)} shares for {days} days, "
-                   f"{format_amount(total)} VEIL in escrow")  # fmt: skip
+                   f"{format_amount(total)} VEIL in escrow"
+                   + (f", audited by {encode_address(who)}" if who is not None else ""))  # fmt: skip
     for r in receipts:
         if r.note:
             click.echo(f"veil: warning: share {r.shnum} on {r.node.label}: {r.note}", err=True)

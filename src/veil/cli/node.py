@@ -85,7 +85,7 @@ def _advertise(text: str | None) -> str | None:
 def _sweep_rate(text: str | None) -> float | None:
     if not text:
         return None
-    from veil.node.repair_role import parse_sweep_rate
+    from veil.node.repair_limits import parse_sweep_rate
 
     return parse_sweep_rate(text)
 
@@ -108,9 +108,16 @@ def node() -> None:
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to serve on.")
 @click.option("--role", "roles", default="storage", show_default=True, help="Comma-separated roles to run.")
 @click.option("--capacity", default=None, help="Most bytes of shares to keep (e.g. 10GB; default: the disk's free space).")
-@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="open", show_default=True,
-              help="Who may store: anyone, or only uploads with a storage ticket within the account's free "
-                   "storage quota on the ledger (needs --validator).")
+@click.option("--storage-admission", type=click.Choice(["open", "ticket"]), default="ticket", show_default=True,
+              help="Who may store: only uploads with a storage ticket within the account's free storage quota "
+                   "on the ledger (needs --validator), or anyone ('open': one client can fill the disk).")
+@click.option("--operator", default=None, metavar="LABEL",
+              help="The operator (family) this node declares in its signed node record, 1-64 of a-z 0-9 . _ -: "
+                   "placement and repair put one share per family first, and a network file's label for the "
+                   "node overrides it.")
+@click.option("--account-quota", default=None, metavar="SIZE",
+              help="Storage role, ticket admission: most bytes one account may keep on this node, whatever its "
+                   "stake buys (e.g. 50GB; default: a quarter of --capacity, else no cap beyond the ledger's).")
 @click.option("--gateway-listen", default=None, help="Gateway role: HOST:PORT for browsers (plain HTTP; default 127.0.0.1:8080).")
 @click.option("--tenants", default=None, help="Gateway role: white-label tenants file (TOML).")
 @click.option("--network", "network_path", default=None, help="Gateway role: the network file (default: the devnet's).")
@@ -168,7 +175,8 @@ def node() -> None:
 @metrics_options
 @trusted_proxy_option
 @log_options
-def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str, gateway_listen: str | None, tenants: str | None,
+def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_admission: str,
+        operator: str | None, account_quota: str | None, gateway_listen: str | None, tenants: str | None,
         network_path: str | None, gateway_wallet: str | None, gateway_max_spend: str | None,
         gateway_max_price: str | None, gateway_visitor_budget: str | None, gateway_file_budget: str | None,
         bootstrap: str | None, advertise: str | None, dht_peer_rate: float | None, id_bits: int, repair_interval: float | None, repair_sweep_rate: str | None,
@@ -220,18 +228,34 @@ def run(data_dir: Path, listen: str, roles: str, capacity: str | None, storage_a
         metrics_listen=check_metrics_listen(metrics_listen, metrics_public),
         gateway_trusted_proxies=tuple(trusted_proxies),
     )
-    if storage_admission == "ticket":
+    role_list = [r.strip() for r in roles.split(",") if r.strip()]
+    if operator is not None:
+        from veil.dht.records import check_operator
+
+        try:
+            config = replace(config, operator=check_operator(operator))
+        except ValueError as e:
+            raise click.UsageError(f"--operator: {e}") from e
+    if storage_admission == "ticket" and "storage" in role_list:
         if not validator:
-            raise click.UsageError("--storage-admission ticket needs --validator NODEID@HOST:PORT[,...]")
+            raise click.UsageError(
+                "a storage node admits shares only with storage tickets (the default), which needs the ledger "
+                "holding the quotas: pass --validator NODEID@HOST:PORT[,...], or --storage-admission open to "
+                "store for anyone"
+            )
         from veil.client.ledger_client import parse_endpoints
 
         parse_endpoints(validator)  # pinned, or refused here
-        config = replace(config, storage_admission="ticket", validator=validator)
+        config = replace(config, storage_admission="ticket", validator=validator,
+                         account_quota=parse_size(account_quota) if account_quota else None)
+    elif account_quota:
+        raise click.UsageError("--account-quota needs storage ticket admission (--storage-admission ticket)")
+    else:
+        config = replace(config, storage_admission="open")
     if repair_threshold:
-        from veil.node.repair_role import parse_threshold
+        from veil.node.repair_limits import parse_threshold
 
         parse_threshold(repair_threshold)
-    role_list = [r.strip() for r in roles.split(",") if r.strip()]
     if "relay" in role_list and not (network_path or relay_announce or bootstrap):
         raise click.UsageError("the relay role needs --network FILE or --relay-announce HOST:PORT "
                                "(it extends circuits only to nodes it knows from them)")

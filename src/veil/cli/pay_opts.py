@@ -10,9 +10,7 @@ from veil.client.config import payment_setting, payout_setting
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import Network
 from veil.client.payer import Payer
-from veil.client.tickets import Tickets
 from veil.client.wallet import Wallet, default_wallet_path, open_wallet, wallet_address
-from veil.crypto.sign import SigningKey
 from veil.ledger.address import decode_address
 from veil.ledger.amount import format_amount, parse_amount
 
@@ -53,17 +51,6 @@ def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Paye
         max_spend=limit,
         deposit=max(1, min(limit, payment_setting("deposit"))),
     )
-
-
-def ticket_signer(wallet: Path | None) -> Tickets:
-    """Storage tickets signed by the wallet's key, unlocked only when a node asks for one."""
-    path = wallet or default_wallet_path()
-
-    def unlock() -> SigningKey:
-        wallet_address(path)  # a clear "no wallet, create one" before any passphrase prompt
-        return open_wallet(path, passphrase()).key
-
-    return Tickets(unlock)
 
 
 def download_bar(label: str, quiet: bool, payer: Payer | None) -> contextlib.AbstractContextManager[Bar]:

@@ -13,7 +13,6 @@ from veil.client.aliases import parse_folder_path
 from veil.client.folder_health import Health, walk_health
 from veil.client.folder_tree import Plan, get_tree, plan_tree, put_tree, scan
 from veil.client.folders import add_entry, child_caps, folder_at, folder_entry, read_folder, walk, writable
-from veil.client.tickets import Tickets
 from veil.errors import UsageError, VeilError
 from veil.format.folder import FOLDER
 from veil.format.folder_caps import verify_cap_of
@@ -21,6 +20,7 @@ from veil.format.names import local_names, normalise
 from veil.format.remote_text import clean
 
 from .common import human, open_network, progress_bar
+from .signer import ticket_signer
 
 
 def _warn(lines: list[str]) -> None:
@@ -29,7 +29,7 @@ def _warn(lines: list[str]) -> None:
 
 
 def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: int = 3, n: int = 10,
-          happy: int | None = None, tickets: Tickets | None = None) -> None:  # fmt: skip
+          happy: int | None = None, wallet: Path | None = None) -> None:  # fmt: skip
     if not src.is_dir():
         raise UsageError(f"{src}: not a directory (put -r uploads a directory tree)")
     warnings: list[str] = []
@@ -40,7 +40,7 @@ def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: 
         name = normalise(fp.parts[-1]) if fp.parts else normalise(tree.name or "folder")
         parents = fp.parts[:-1] if fp.parts else []
     net = open_network(network_path)
-    net.tickets = tickets  # nodes that admit storage by ticket: signed by the wallet, if asked
+    net.tickets = ticket_signer(wallet, net)  # nodes that admit storage by ticket: the wallet, if asked
     if to is not None:
         dest = folder_at(net, fp.cap, parents)
         writable(dest)

@@ -33,6 +33,7 @@ from veil.ledger import tx as txm
 from veil.ledger.lease import ACTIVE, MAX_LEASE_BLOCK, Lease, lease_id
 from veil.ledger.rules_lease import CHALLENGE_FEE_FACTOR
 from veil.protocol import payments as pay
+from veil.protocol.family import leader_order
 
 from .check import check
 from .ledger_client import LedgerClient
@@ -57,9 +58,9 @@ class LeaseReceipt:
 
 
 def _lease_open(wallet: Wallet, chain: str, fee: int, payee: bytes, man: Manifest, shnum: int, size: int, expires: int,
-                amount: int, nonce: int) -> bytes:  # fmt: skip
+                amount: int, auditor: bytes | None, nonce: int) -> bytes:  # fmt: skip
     return txm.lease_open(wallet.key, chain, nonce, fee, payee, man.roots[shnum], man.nseg, _bsize(man), size, expires,
-                          amount)  # fmt: skip
+                          amount, auditor)  # fmt: skip
 
 
 def _bsize(man: Manifest) -> int:
@@ -78,8 +79,22 @@ def node_terms(net: Network, node: NodeInfo) -> pay.Terms | None:
         return None
 
 
-def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadResult, days: int) -> list[LeaseReceipt]:
-    """One lease per share placed on a node that leases storage; paid from ``wallet``."""
+def repair_leader_account(net: Network, res: UploadResult) -> bytes:
+    """The account of the node expected to lead the file's repair (the first of its holders in
+    leader order, protocol/family.py): named as the leases' auditor, its repairer is paid back
+    from the escrow when it repairs a share whose node failed (node/repair_escrow.py)."""
+    for node in leader_order(res.manifest.si, list(res.placement.values())):
+        t = node_terms(net, node)
+        if t is not None:
+            return t.payee
+    raise PaymentRequiredError("no holder of the file tells its account (GET /v1/pay/terms): "
+                               "name the auditor with --lease-auditor ADDRESS")
+
+
+def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadResult, days: int,
+                auditor: bytes | None = None) -> list[LeaseReceipt]:  # fmt: skip
+    """One lease per share placed on a node that leases storage; paid from ``wallet``; ``auditor``
+    (an account) may challenge them and move them to a repaired share's new holder."""
     if days <= 0:
         raise PaymentRequiredError("--lease needs a positive number of days")
     params = ledger.genesis().params
@@ -103,7 +118,7 @@ def open_leases(net: Network, ledger: LedgerClient, wallet: Wallet, res: UploadR
             continue
         amount = max(1, pay.lease_cost(size, days, terms.lease_price_per_gb_day))
         build = functools.partial(_lease_open, wallet, params.chain_id, params.min_fee, terms.payee, man, shnum, size,
-                                  expires, amount)  # fmt: skip
+                                  expires, amount, auditor)  # fmt: skip
         _txid, nonce = ledger.submit_with_nonce(wallet.key, build)
         lid = lease_id(wallet.address, nonce)
         note = ""

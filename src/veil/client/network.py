@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.placement import dht_key, permuted, relay_directory_key
 from veil.protocol.transport import StorageTransport
 
-from .tickets import Tickets
+from .tickets import Tickets, read_uploader_key
 
 __all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
 
@@ -150,6 +150,7 @@ class Network:
             nodes = [node_from_address(c.address, c.node_id) for c in closest if c.node_id != drv.node.node_id]
             if drv.node.announce:  # a node's own Network: it is a candidate too
                 nodes.append(node_from_address(drv.node.contact.address, drv.node.node_id))
+            nodes = self.labelled(nodes)
         if not nodes:
             raise UnavailableError(
                 "the network lists no storage nodes" if self.discovery == "static"
@@ -159,6 +160,17 @@ class Network:
         if not nodes:
             raise UnavailableError(f"no candidate node solves the network's {self.id_bits}-bit id puzzle")
         return spread([nodes[i] for i in permuted(si, [n.node_id for n in nodes])])
+
+    def labelled(self, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        """``nodes`` with their operator labels: the one this network file pins for a node, else
+        the one the node declares in its signed node record, where the DHT driver holds it."""
+        pins = {n.node_id: n.operator for n in self.nodes if n.operator}
+        drv = self.dht
+        out = []
+        for n in nodes:
+            label = n.operator or pins.get(n.node_id) or (drv.operator_of(n.node_id) if drv is not None else "")
+            out.append(n if label == n.operator else replace(n, operator=label))
+        return out
 
     def providers_of(self, si: bytes, want: int = 20) -> list[tuple[NodeInfo, tuple[int, ...]]]:
         """Nodes whose signed provider records say they hold shares of ``si`` (DHT mode only).
@@ -245,4 +257,8 @@ def load_network(path: Path | None = None) -> Network:
     net = network_from_json(value, str(p))
     if gw := os.environ.get("VEIL_GATEWAY"):
         net.gateway = gw
+    uploader = net.extra.get("devnet_uploader")
+    if isinstance(uploader, str) and uploader:  # a devnet's staked key signs storage tickets
+        key_file = Path(uploader)  # (the CLI puts the user's wallet first: cli/signer.py)
+        net.tickets = Tickets(lambda: read_uploader_key(key_file))
     return net

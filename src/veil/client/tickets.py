@@ -9,7 +9,12 @@ this network has answered 402 (a node whose policy is ``ticket``), with a fresh 
 request after that (a node takes each ticket once). Every uploader of the data path goes through
 it: the one-shot and streaming uploads, repair and drain.
 
-Imports from: veil.crypto, veil.errors, veil.protocol, veil.client.
+A devnet's uploader key (``devnet_uploader`` in its network file; payments.md, "Storage
+admission"): a plain key file the devnet stakes for, so that `veil put` on a devnet that admits
+by ticket works without a wallet. ``write_uploader_key`` / ``read_uploader_key`` keep it as
+``VLUK\x01`` ‖ 32-byte seed, mode 0600.
+
+Imports from: veil.crypto, veil.durable, veil.errors, veil.protocol, veil.client.
 """
 
 from __future__ import annotations
@@ -17,15 +22,37 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from veil.crypto.sign import SigningKey
-from veil.errors import PaymentRequiredError, VeilError
+from veil.durable import write_atomic
+from veil.errors import IntegrityError, PaymentRequiredError, UsageError, VeilError
 from veil.protocol.nodeinfo import NodeInfo
 from veil.protocol.tickets import make_ticket
 
 T = TypeVar("T")
 TICKET_LIFE = 3600  # seconds; nodes refuse more than protocol.tickets.MAX_TICKET_LIFE
+UPLOADER_MAGIC = b"VLUK\x01"
+
+
+def write_uploader_key(path: Path) -> SigningKey:
+    """The uploader key at ``path``, made if there is none (a devnet's; never a user's wallet)."""
+    if path.exists():
+        return read_uploader_key(path)
+    key = SigningKey.generate()
+    write_atomic(path, UPLOADER_MAGIC + key.seed, 0o600, exclusive=True)
+    return key
+
+
+def read_uploader_key(path: Path) -> SigningKey:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the devnet's uploader key {path}: {e.strerror}") from e
+    if len(raw) != len(UPLOADER_MAGIC) + 32 or not raw.startswith(UPLOADER_MAGIC):
+        raise IntegrityError(f"{path} is not a Veil uploader key file")
+    return SigningKey(raw[len(UPLOADER_MAGIC):])
 
 
 class Tickets:

@@ -20,6 +20,7 @@ from typing import Any
 
 from veil.client.ledger_client import LedgerClient
 from veil.client.network import load_network
+from veil.client.tickets import read_uploader_key
 from veil.crypto.idpuzzle import DEVNET_ID_BITS
 from veil.crypto.sign import SigningKey, node_id
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
@@ -204,6 +205,23 @@ def sponsor_nodes(devnet: DevnetFiles, amount: int = NODE_FUNDS) -> int:
         return done
     finally:
         client.close()
+
+
+UPLOADER_FUNDS = 100 * UNIT
+
+
+def sponsor_uploader(devnet: DevnetFiles, path: Path) -> bool:
+    """Stake for the devnet's uploader key (client/tickets.py), once, so the tickets `veil put`
+    signs with it when there is no wallet are within a quota (the allowance stake's)."""
+    addr = address_of(read_uploader_key(path).public_key)
+    client = devnet_ledger_client(devnet)
+    try:
+        if client.account(addr)["stake"]:
+            return False
+    finally:
+        client.close()
+    faucet(devnet, addr, UPLOADER_FUNDS)
+    return True
 
 
 def _register(key: SigningKey, chain: str, fee: int, pub: bytes, bond: int, proof: bytes, nonce: int) -> bytes:

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from veil.client.network import Network, NodeInfo, load_network
+from veil.client.tickets import write_uploader_key
 from veil.crypto.idpuzzle import DEVNET_ID_BITS
-from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes
+from veil.devnet.ledger import add_validators, register_nodes, sponsor_nodes, sponsor_uploader
 from veil.devnet.payments import admit_new_nodes, admit_storage_nodes, charge_new_nodes, charge_storage_nodes
 from veil.devnet.specs import DevnetFiles, NodeSpec, free_port
 from veil.durable import write_json_atomic
@@ -171,7 +172,7 @@ class Devnet(DevnetFiles):
                       id_bits=DEVNET_ID_BITS)
         cfg = self.config()
         net.gateway = cfg.get("gateway") or old_gateway or net.gateway
-        net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis")}
+        net.extra = {k: v for k, v in cfg.items() if k in ("chain_id", "genesis", "devnet_uploader")}
         _write_json(self.static_network_path, net.to_json())
         if net.bootstrap:
             others = [n for n in nodes if "storage" not in n.roles]
@@ -224,8 +225,10 @@ class Devnet(DevnetFiles):
         cfg = self.config()
         if cfg.get("charging"):
             register_nodes(self)
-        if cfg.get("charging") or cfg.get("admission"):
+        if cfg.get("charging") or cfg.get("admission") == "ticket":
             sponsor_nodes(self)
+        if cfg.get("devnet_uploader"):
+            sponsor_uploader(self, self.uploader_path)
 
     def kill(self, name: str, wipe: bool = False) -> bool:
         """SIGKILL node ``name`` (a crash). Its data stays (and `up` restarts it) unless ``wipe``:
@@ -252,13 +255,15 @@ class Devnet(DevnetFiles):
 
     def up(
         self, nodes: int, roles: list[str], args: list[str], params: Params | None = None, charge: list[str] | None = None,
-        validators: int = 1, admission: bool = False, relays: int = 0,
+        validators: int = 1, admission: bool = True, relays: int = 0,
     ) -> tuple[Network, list[str]]:
         """Start the devnet (creating ``nodes`` nodes if there is none). Returns (network, started).
 
         When creating: ``params`` are the ledger's genesis parameters; ``charge`` (`veil node run`
         payment options, e.g. ``["--price-per-gb", "0.1"]``) makes every storage node charge;
-        ``admission`` makes every storage node admit storage only by ticket; ``relays`` relays are
+        ``admission`` (default) makes every storage node admit storage only by ticket, and makes
+        the devnet's uploader key (staked, named in the network file) that `veil put` signs with
+        when the user has no wallet; ``False``: nodes store for anyone; ``relays`` relays are
         added when creating (`veil devnet up` asks for 6).
         """
         if not self.exists():
@@ -271,8 +276,10 @@ class Devnet(DevnetFiles):
                 self.add_relay_specs(relays)
             if charge is not None:
                 charge_storage_nodes(self, charge)
-            if admission:
-                admit_storage_nodes(self)
+            admit_storage_nodes(self, "ticket" if admission else "open")
+            if admission:  # `veil put` without a wallet signs with this staked key (cli/signer.py)
+                write_uploader_key(self.uploader_path)
+                self._save_specs(self.specs(), {"devnet_uploader": str(self.uploader_path.resolve())})
         if not any("gateway" in s.roles for s in self.specs()):
             self.add_gateway()
         specs = self.specs()

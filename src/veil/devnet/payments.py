@@ -6,17 +6,17 @@ each storage node's arguments; called by ``Devnet.up`` when it creates a devnet 
 The options are kept in the devnet's config, so nodes added later (``Devnet.add``, `veil devnet
 add`) charge like the others: ``charge_new_nodes`` applies them and registers the new nodes.
 
-``admit_storage_nodes(devnet)`` makes every storage node admit storage by ticket
-(``--storage-admission ticket --validator ...``; payments.md, "Storage admission"), kept in the
-config as ``admission`` so added nodes do the same (``admit_new_nodes``).
+``admit_storage_nodes(devnet, policy)`` makes every storage node admit storage by ticket
+(``--storage-admission ticket --validator ...``, the devnet's default; payments.md, "Storage
+admission") or openly (``--storage-admission open``), kept in the config as ``admission`` so
+added nodes do the same (``admit_new_nodes``; a devnet made before the default changed has no
+``admission`` and stays open).
 """
 
 from __future__ import annotations
 
 from veil.devnet.ledger import validator_endpoints
 from veil.devnet.specs import DevnetFiles
-
-ADMISSION = ["--storage-admission", "ticket"]
 
 
 def charge_storage_nodes(devnet: DevnetFiles, options: list[str]) -> None:
@@ -35,16 +35,19 @@ def charge_new_nodes(devnet: DevnetFiles) -> None:
         charge_storage_nodes(devnet, [str(o) for o in options])
 
 
-def admit_storage_nodes(devnet: DevnetFiles) -> None:
-    """Storage nodes take shares only with a storage ticket within the account's quota."""
-    endpoint = validator_endpoints(devnet)
+def admit_storage_nodes(devnet: DevnetFiles, policy: str = "ticket") -> None:
+    """Storage nodes take shares only with a storage ticket within the account's quota
+    (``ticket``, the default), or from anyone (``open``); either way it is explicit in their args."""
+    endpoint = validator_endpoints(devnet) if policy == "ticket" else ""
     specs = devnet.specs()
     for s in specs:
         if "storage" in s.roles and "--storage-admission" not in s.args:
-            s.args = [*s.args, *ADMISSION] + ([] if "--validator" in s.args else ["--validator", endpoint])
-    devnet._save_specs(specs, {"admission": "ticket"})
+            s.args = [*s.args, "--storage-admission", policy]
+            if policy == "ticket" and "--validator" not in s.args:
+                s.args += ["--validator", endpoint]
+    devnet._save_specs(specs, {"admission": policy})
 
 
 def admit_new_nodes(devnet: DevnetFiles) -> None:
-    if devnet.config().get("admission") == "ticket":
-        admit_storage_nodes(devnet)
+    policy = devnet.config().get("admission")
+    admit_storage_nodes(devnet, policy if policy in ("ticket", "open") else "open")

@@ -50,6 +50,7 @@ class DevnetFiles:
         self.network_path = self.root / "network.json"
         self.dht_network_path = self.root / "network-dht.json"
         self.static_network_path = self.root / "nodes.json"
+        self.uploader_path = self.root / "uploader.key"  # staked; signs `veil put`'s tickets without a wallet
 
     # -- config ---------------------------------------------------------------------------
     def exists(self) -> bool:

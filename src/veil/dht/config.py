@@ -17,6 +17,7 @@ class DhtConfig:
     alpha: int = 3
     paths: int = 3  # disjoint lookup paths; 1 is plain Kademlia
     record_ttl: int = 24 * 3600
+    operator: str = ""  # the operator label this node declares in its signed node record ("op")
     republish_interval: float = 12 * 3600
     refresh_interval: float = 3600
     refresh_per_tick: int = 2

@@ -282,7 +282,7 @@ class DhtNode:
         return ops
 
     def _own_node_record(self, now: float) -> NodeRecord:
-        return sign_node_record(self.key, self.contact.address, int(now) + self.config.record_ttl)
+        return sign_node_record(self.key, self.contact.address, int(now) + self.config.record_ttl, self.config.operator)
 
     def _own_provider_record(self, si: bytes, now: float) -> ProviderRecord:
         rec = sign_provider_record(self.key, si, self.contact.address, self._provided[si], int(now) + self.config.record_ttl)

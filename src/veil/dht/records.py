@@ -35,6 +35,15 @@ _NODE_HASH = TaggedHash(labels.DHT_NODE_RECORD)
 _PROVIDER_HASH = TaggedHash(labels.DHT_PROVIDER_RECORD)
 _NODE_FIELDS = {"magic", "v", "kind", "id", "pk", "addr", "exp", "sig"}
 _PROVIDER_FIELDS = _NODE_FIELDS | {"key", "shares"}
+MAX_OPERATOR_LEN = 64
+_OPERATOR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+
+
+def check_operator(label: str) -> str:
+    """An operator label as nodes declare and network files name it: 1..64 of [a-z0-9._-]."""
+    if not 0 < len(label) <= MAX_OPERATOR_LEN or not set(label) <= _OPERATOR_CHARS:
+        raise ValueError(f"an operator label is 1..{MAX_OPERATOR_LEN} characters of a-z 0-9 . _ -: {label[:80]!r}")
+    return label
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,7 @@ class NodeRecord:
     expires: int
     signature: bytes
     raw: bytes  # the exact signed encoding, passed on unchanged
+    operator: str = ""  # the operator/family label the node declares (``op``; empty: none)
 
     @property
     def contact(self) -> Contact:
@@ -94,14 +104,17 @@ def _check_shares(shares: tuple[int, ...]) -> None:
         raise ValueError("shares must be distinct sorted share numbers in [0, 256)")
 
 
-def sign_node_record(key: SigningKey, address: str, expires: int) -> NodeRecord:
+def sign_node_record(key: SigningKey, address: str, expires: int, operator: str = "") -> NodeRecord:
+    """The node's signed record; ``operator`` (optional, field ``op``): the family it declares."""
     _check_address(address)
     body = _body_node(key.public_key, address, expires)
+    if operator:
+        body["op"] = check_operator(operator)
     sig = key.sign(_NODE_HASH(cbor.encode(body)))
     raw = cbor.encode({**body, "sig": sig})
     if len(raw) > MAX_RECORD_SIZE:
         raise ValueError("record too large")
-    return NodeRecord(body["id"], key.public_key, address, expires, sig, raw)
+    return NodeRecord(body["id"], key.public_key, address, expires, sig, raw, operator)
 
 
 def sign_provider_record(
@@ -140,7 +153,7 @@ def decode_record(data: bytes, now: float, id_bits: int = 0) -> Record:
         raise IntegrityError(f"DHT record version {m.get('v')!r} is not supported")
     kind = m.get("kind")
     if kind == "node":
-        m = require_map(m, "node record", _NODE_FIELDS)
+        m = require_map(m, "node record", _NODE_FIELDS | {"op"})
     elif kind == "provider":
         m = require_map(m, "provider record", _PROVIDER_FIELDS)
     else:
@@ -163,8 +176,14 @@ def decode_record(data: bytes, now: float, id_bits: int = 0) -> Record:
         raise IntegrityError(f"{what} claims to live longer than {MAX_TTL} seconds")
     body = {k: v for k, v in m.items() if k != "sig"}
     if kind == "node":
+        op = ""
+        if "op" in m:
+            try:
+                op = check_operator(get_str(m, "op", what, MAX_OPERATOR_LEN))
+            except ValueError as e:
+                raise IntegrityError(f"{what}: {e}") from e
         _check_signature(pk, _NODE_HASH(cbor.encode_decoded(body)), sig)
-        return NodeRecord(rid, pk, address, expires, sig, bytes(data))
+        return NodeRecord(rid, pk, address, expires, sig, bytes(data), op)
     key = get_bytes(m, "key", what, ID_BYTES)
     raw_shares = m.get("shares")
     if not isinstance(raw_shares, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw_shares):

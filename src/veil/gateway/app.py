@@ -109,7 +109,7 @@ class NetworkSource:
                 net = load_network(p)
                 if self.anon_hops:  # (TooFewRelays here is the request's error, one line)
                     net.use_circuits(self.anon_hops)
-                net.tickets = self.tickets
+                net.tickets = self.tickets or net.tickets  # (a devnet's uploader key: load_network)
                 self._net = net
                 self._stamp = stamp
                 if old is not None:

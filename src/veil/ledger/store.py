@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS names (name TEXT PRIMARY KEY, owner BLOB NOT NULL, da
 CREATE INDEX IF NOT EXISTS names_owner ON names (owner);
 CREATE TABLE IF NOT EXISTS name_commits (hash BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS name_auctions (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lease_auditors (auditor BLOB NOT NULL, id BLOB NOT NULL, PRIMARY KEY (auditor, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lease_auditors_id ON lease_auditors (id);
 """
 
 
@@ -156,8 +158,8 @@ class LedgerStore:
         return None if row is None else Lease.from_wire(cbor.decode(row[0], 1 << 16))
 
     def leases_of(self, addr: bytes) -> list[bytes]:
-        rows = self.db.execute("SELECT id FROM leases WHERE payer = ? UNION SELECT id FROM leases WHERE payee = ?",
-                               (addr, addr))  # fmt: skip
+        rows = self.db.execute("SELECT id FROM leases WHERE payer = ? UNION SELECT id FROM leases WHERE payee = ? "
+                               "UNION SELECT id FROM lease_auditors WHERE auditor = ?", (addr, addr, addr))  # fmt: skip
         return [bytes(r[0]) for r in rows]
 
     def channels_of(self, addr: bytes) -> list[tuple[bytes, Channel]]:
@@ -216,9 +218,12 @@ class LedgerStore:
                     (cid, ch.payer, ch.payee, cbor.encode(ch.to_wire())),
                 )
         for lid, le in ov.leases.items():
+            self.db.execute("DELETE FROM lease_auditors WHERE id = ?", (lid,))
             if le is None:
                 self.db.execute("DELETE FROM leases WHERE id = ?", (lid,))
             else:
+                if le.auditor and le.auditor != le.payer:  # so an auditor finds the leases it audits
+                    self.db.execute("INSERT OR IGNORE INTO lease_auditors VALUES (?, ?)", (le.auditor, lid))
                 self.db.execute(
                     "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (lid, le.payer, le.payee, cbor.encode(le.to_wire()))
                 )

@@ -32,8 +32,8 @@ from veil.dht.messages import (
     encode_response,
 )
 from veil.dht.node import DhtConfig, DhtNode, OpDone, Send
-from veil.dht.records import NodeRecord, ProviderRecord
-from veil.errors import RemoteError, UnavailableError, VeilError
+from veil.dht.records import NodeRecord, ProviderRecord, decode_node_record
+from veil.errors import IntegrityError, RemoteError, UnavailableError, VeilError
 from veil.format.textparse import parse_hostport
 from veil.net.client import Dial, PeerClient
 
@@ -168,6 +168,26 @@ class DhtDriver:
 
     def find_node_record(self, nid: bytes, timeout: float = 30.0) -> NodeRecord | None:
         return self._run(lambda n, now: n.find_value(nid, now), timeout).record
+
+    def operator_of(self, nid: bytes) -> str:
+        """The operator label node ``nid`` declares in its signed node record, if this node holds
+        that record (it stores those of nodes near its id, and those ``learn_node_record`` kept)."""
+        with self._lock:
+            if nid == self.node.node_id:
+                return self.node.config.operator
+            rec = self.node.store.node_record(nid, self.clock())
+            return rec.operator if rec is not None else ""
+
+    def learn_node_record(self, raw: bytes, nid: bytes) -> str:
+        """Verify node ``nid``'s signed record (say from its ``GET /v1/node``) and keep it; returns
+        the operator label it declares. IntegrityError if it does not verify or is another node's."""
+        now = self.clock()
+        rec = decode_node_record(raw, now, self.node.config.id_bits)
+        if rec.node_id != nid:
+            raise IntegrityError("the node record is another node's")
+        with self._lock:
+            self.node.store.put_node_record(rec, now)
+        return rec.operator
 
     def provide(self, storage_index: bytes, shares: tuple[int, ...]) -> None:
         """Announce (and keep republishing) that this node holds ``shares`` of ``storage_index``."""

@@ -29,9 +29,12 @@ from veil.storage.store import ShareStore
 class NodeConfig:
     """Every role's settings, from the options of `veil node run`; ``None`` means the default."""
 
+    # identity
+    operator: str | None = None  # the operator/family label declared in the node's signed DHT record
     # storage
     capacity: int | None = None  # most bytes of shares to keep; None: the disk's free space
-    storage_admission: str = "open"  # or "ticket": storage tickets within quota (needs ``validator``)
+    storage_admission: str = "ticket"  # storage tickets within quota (needs ``validator``), or "open"
+    account_quota: int | None = None  # most bytes one account keeps here; None: capacity / 4, else the ledger's
     # mutable (folders)
     folder_versions: int | None = None  # versions kept per folder slot; None: storage/mutable.py's default
     # gateway (and the repairer/drain's view of the network without the dht role)

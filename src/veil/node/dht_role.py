@@ -33,7 +33,7 @@ PEER_LOG_MAX = 20  # peers named per look; the rest are counted
 def dht_config(config: NodeConfig) -> DhtConfig:
     """The DHT parameters for a node's config: the defaults, with ``dht_peer_rate`` if set."""
     rate = config.dht_peer_rate
-    base = DhtConfig(id_bits=config.id_bits)
+    base = DhtConfig(id_bits=config.id_bits, operator=config.operator or "")
     if not rate:
         return base
     r = float(rate)

@@ -16,11 +16,13 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from veil import __version__
+from veil.dht.records import sign_node_record
 from veil.durable import write_json_atomic
 from veil.errors import UsageError
 from veil.format.textparse import parse_hostport
@@ -33,6 +35,7 @@ from veil.node.metrics import Metrics
 from veil.node.metrics_http import MetricsListener, health_response
 from veil.node.metrics_roles import role_metrics
 
+RECORD_TTL = 3600  # seconds the node record in GET /v1/node is valid
 log = logging.getLogger("veil.node")
 
 RoleFactory = Callable[[], Role]
@@ -121,10 +124,16 @@ class Node:
         return cbor_response(self.status())
 
     def status(self) -> dict[str, Any]:
+        op = self.ctx.config.operator or ""
         return {
             "node_id": self.ctx.node_id,
             "public_key": self.ctx.key.public_key,
             "version": __version__,
+            # Its signed node record (dht/records.py), the declared operator label in it: a peer
+            # that verifies it learns the label (node/repair_role.py, client/network.py: labelled).
+            "operator": op,
+            "record": sign_node_record(self.ctx.key, self.ctx.config.dht_advertise or f"{self.ctx.host}:{self.ctx.port}",
+                                       int(time.time()) + RECORD_TTL, op).raw,
             "roles": {r.name: r.status() for r in self.roles},
             # connections by state (as of the server's last tick), queued heads, worker threads
             "http": self.server.stats() if self.server is not None else {},
@@ -180,6 +189,7 @@ class Node:
             "node_id": self.ctx.node_id.hex(),
             "roles": [r.name for r in self.roles],
             "pid": os.getpid(),
+            **({"operator": self.ctx.config.operator} if self.ctx.config.operator else {}),
         }
         for role in self.roles:
             if role.name == "relay":  # clients need the relay listener's port (network files list it)

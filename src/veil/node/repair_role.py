@@ -3,8 +3,8 @@ that does not grow with how many it stores (docs/specs/repair.md, "Automatic rep
 
 A node holds each such file's manifest, and a manifest plus its storage index is all a verify
 cap contains, so it needs no registration and never sees a key. Each file has one repair
-*leader*: the first node, in the placement order for its storage index, among the nodes that
-claim a share, answer, and run this role. Only the leader locates, checks and repairs the file.
+*leader*: the first node, in leader order for its storage index (families ranked first, then
+placement: protocol/family.py), among the nodes that claim a share, answer, and run this role. Only the leader locates, checks and repairs the file.
 
 What this node does, from one thread, as repair_schedule.RepairSchedule says:
 - a file it has not placed yet (``new``): *elect* — ask the candidates ahead of this node in
@@ -54,12 +54,15 @@ from veil.client.wallet import Wallet, open_wallet
 from veil.crypto.idpuzzle import valid_id
 from veil.errors import UsageError, VeilError
 from veil.format.caps import SI_SIZE, VerifyCap
-from veil.format.manifest import Manifest, manifest_hash, parse_manifest
+from veil.format.manifest import manifest_hash, parse_manifest
 from veil.ledger.amount import parse_amount
 from veil.net.server import Router
 from veil.node.context import NodeContext
 from veil.node.netview import node_network
+from veil.node.repair_escrow import EscrowRepairs
+from veil.node.repair_limits import parse_threshold, threshold_for
 from veil.node.repair_schedule import NEW, RepairSchedule, Visit
+from veil.protocol.family import leader_order
 from veil.protocol.placement import dht_key, permuted
 from veil.storage.store import ShareStore
 
@@ -72,43 +75,15 @@ PROBE_TIMEOUT = 5.0
 RETRY_AFTER_ERROR = 60.0
 
 
-def parse_threshold(text: str) -> str | int:
-    t = str(text).strip().lower()
-    if t in ("happy", "n"):
-        return t
-    if t.isdigit() and 1 <= int(t) <= 255:
-        return int(t)
-    raise UsageError(f"bad repair threshold {text!r}: use happy, n, or a share count 1..255")
-
-
-def parse_sweep_rate(text: str) -> float:
-    try:
-        r = float(text)
-    except ValueError:
-        r = -1.0
-    if not 0 < r <= 1_000_000:
-        raise UsageError(f"bad repair sweep rate {text!r}: give files per minute, more than 0")
-    return r
-
-
-def threshold_for(man: Manifest, threshold: str | int) -> int:
-    """Repair when fewer shares than this are healthy (never asks for more than n)."""
-    if threshold == "happy":
-        return man.happy
-    if threshold == "n":
-        return man.n
-    assert isinstance(threshold, int)
-    return max(man.k, min(man.n, threshold))
-
-
 def split_key(key: bytes) -> tuple[bytes, bytes]:
     """A schedule key (storage index + manifest hash: a slot, which is one file) split in two."""
     return key[:SI_SIZE], key[SI_SIZE:]
 
 
-def leader(si: bytes, holders: list[bytes]) -> bytes | None:
-    """The first claimed holder in placement order (the leader, if it answers and repairs)."""
-    return holders[permuted(si, holders)[0]] if holders else None
+def leader(si: bytes, holders: list[NodeInfo]) -> NodeInfo | None:
+    """The first claimed holder in leader order (the leader, if it answers and repairs):
+    families ranked first, then placement (protocol/family.py, ``leader_order``)."""
+    return leader_order(si, holders)[0] if holders else None
 
 
 @dataclass
@@ -141,6 +116,7 @@ class RepairerRole:
         self._wallet: Wallet | None = None
         self._max_spend = 0
         self._payer: Payer | None = None
+        self.escrow: EscrowRepairs | None = None
 
     def attach(self, ctx: NodeContext, router: Router) -> None:
         self.ctx = ctx
@@ -179,6 +155,19 @@ class RepairerRole:
                                 deposit=max(1, min(self._max_spend, payment_setting("deposit"))))  # fmt: skip
         return self._payer
 
+    def _escrow_of(self, payer: Payer | None) -> EscrowRepairs | None:
+        if self.escrow is None and payer is not None and self._wallet is not None:
+            self.escrow = EscrowRepairs(self._network(), payer.ledger, self._wallet)
+        return self.escrow
+
+    def _settle(self) -> None:
+        """Lease escrows owed to this repairer whose challenge ran out: move them (repair_escrow)."""
+        if self.escrow is not None and self.escrow.owed:
+            try:
+                self.escrow.settle()
+            except VeilError as e:
+                self.stats.last_error = f"lease escrow: {e}"
+
     @property
     def spent(self) -> int:
         return self._payer.spent if self._payer is not None else 0
@@ -206,6 +195,10 @@ class RepairerRole:
             "repaired_files": s.repaired_files, "repaired_shares": s.repaired_shares, "probes": s.probes,
             "last_error": s.last_error[:200], "spent": self.spent,
         }
+        if self.escrow is not None:
+            e = self.escrow.stats
+            out["escrow"] = {"owed": len(self.escrow.owed), "challenged": e.challenged, "moved": e.moved,
+                             "failed": e.failed, "answered": e.answered, "repaid": e.repaid}  # fmt: skip
         if sch is not None:
             out |= {"files": len(sch.files), "leading": sch.leading, "queue": sch.queued(time.monotonic()),
                     "sweep_visits": sch.stats.sweep_visits,
@@ -233,6 +226,7 @@ class RepairerRole:
                     self._scan(now)
                     next_scan = time.monotonic() + self.interval
                 self._take_departures()
+                self._settle()
                 draining = ctx.services.draining
                 if draining is not None and draining():  # the node is leaving: nothing to do but wait
                     self._stop.wait(1.0)
@@ -240,7 +234,10 @@ class RepairerRole:
                 visit = self.schedule.next(time.monotonic())
                 if visit is None:
                     now = time.monotonic()
-                    self._wake.wait(min(self.schedule.wait_hint(now), max(0.0, next_scan - now)) + 0.01)
+                    hint = min(self.schedule.wait_hint(now), max(0.0, next_scan - now))
+                    if self.escrow is not None and self.escrow.owed:
+                        hint = min(hint, 1.0)  # a challenge window may run out: settle soon
+                    self._wake.wait(hint + 0.01)
                     self._wake.clear()
                     continue
                 self._visit(visit)
@@ -297,8 +294,19 @@ class RepairerRole:
                 st = self._network().client(node, PROBE_TIMEOUT).call("GET", "/v1/node")
             except VeilError:
                 continue
+            self._learn_label(node, st)
             return isinstance(st, dict) and isinstance(st.get("roles"), dict) and "repairer" in st["roles"]
         return None
+
+    def _learn_label(self, node: NodeInfo, st: object) -> None:
+        """Keep the operator label ``node`` declares in its signed record (GET /v1/node), verified."""
+        dht = self.ctx.services.dht if self.ctx is not None else None
+        raw = st.get("record") if isinstance(st, dict) else None
+        if dht is not None and isinstance(raw, bytes):
+            try:
+                dht.learn_node_record(raw, node.node_id)
+            except VeilError:
+                log.info("repairer: %s sent a node record that does not verify", node.label)
 
     def _learn_roles(self, node: NodeInfo, runs: bool | None) -> None:
         assert self.schedule is not None
@@ -374,15 +382,24 @@ class RepairerRole:
         ctx = self.ctx
         assert ctx is not None
         dht = ctx.services.dht
-        me = NodeInfo(ctx.host, ctx.port, ctx.node_id)
+        me = self._me()
         if dht is None:
             nodes = [n for n in self._network().storage_nodes() if n.node_id != ctx.node_id] + [me]
         else:
             nodes = [node_from_address(c.address, c.node_id) for c in dht.closest_known(dht_key(si), CANDIDATES)]
-            nodes = [n for n in nodes if n.node_id != ctx.node_id] + [me]
+            nodes = [*self._network().labelled([n for n in nodes if n.node_id != ctx.node_id]), me]
         # Ids that skip the network's puzzle are no candidates (the DHT's table holds none).
         nodes = [n for n in nodes if n is me or valid_id(n.node_id, ctx.config.id_bits)]
         return [nodes[i] for i in permuted(si, [n.node_id for n in nodes])]
+
+    def _leader_candidates(self, si: bytes) -> list[NodeInfo]:
+        """The candidates in leader order (families first: one family cannot capture the lead)."""
+        return leader_order(si, self._candidates(si))
+
+    def _me(self) -> NodeInfo:
+        ctx = self.ctx
+        assert ctx is not None
+        return NodeInfo(ctx.host, ctx.port, ctx.node_id, operator=ctx.config.operator or "")
 
     def _predict(self, store: ShareStore, key: bytes) -> None:
         """A new file's leader and holders as placement predicts them, from local knowledge only:
@@ -401,7 +418,7 @@ class RepairerRole:
         placed = self._candidates(si)[:n]
         for node in placed:
             self._peers.setdefault(node.node_id, node)
-        self.schedule.predicted(key, placed[0].node_id, [x.node_id for x in placed])
+        self.schedule.predicted(key, leader_order(si, placed)[0].node_id, [x.node_id for x in placed])
 
     def _elect(self, key: bytes, mbytes: bytes) -> None:
         """Find the leader: the first node ahead of this one that answers, repairs and holds a share."""
@@ -409,7 +426,7 @@ class RepairerRole:
         assert ctx is not None and sch is not None
         si, mhash = split_key(key)
         self.stats.elections += 1
-        for node in self._candidates(si):
+        for node in self._leader_candidates(si):
             if node.node_id == ctx.node_id:
                 break
             if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
@@ -429,13 +446,13 @@ class RepairerRole:
         man = parse_manifest(mbytes)
         vcap = VerifyCap(si, manifest_hash(mbytes))
         payer = self._payer_for(net)
+        spent_before = self.spent
         rep = check(net, vcap, payer=payer)
         self.stats.checked += 1
         claimed = {s.node.node_id: s.node for s in rep.shares}
-        claimed[ctx.node_id] = NodeInfo(ctx.host, ctx.port, ctx.node_id)
+        claimed[ctx.node_id] = self._me()
         ids = list(claimed)
-        for i in permuted(si, ids):
-            node = claimed[ids[i]]
+        for node in leader_order(si, list(claimed.values())):
             if node.node_id == ctx.node_id:
                 break
             if sch.is_departed(node.node_id, time.monotonic()) or self._runs_repairer(node) is not True:
@@ -455,6 +472,9 @@ class RepairerRole:
             log.info("repairer: %s: %d -> %d healthy shares", si.hex()[:16], res.healthy_before, res.healthy_after)
             for node in res.placed.values():
                 self._peers.setdefault(node.node_id, node)
+            escrow = self._escrow_of(payer)
+            if escrow is not None:  # leases it audits pay the repair back once their node fails
+                escrow.repaired(man, rep, res.placed, self.spent - spent_before)
             sch.learnt(key, ctx.node_id, ids + [n.node_id for n in res.placed.values()], time.monotonic())
         if res.problems:
             self.stats.last_error = "; ".join(res.problems[:3])

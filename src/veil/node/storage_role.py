@@ -4,8 +4,9 @@ with Merkle proofs. Every check lives in the ShareStore (storage/); this module 
 to it and its errors to statuses (503 + Retry-After when the session bounds are hit).
 
 Config keys (from `veil node run`): ``capacity`` (bytes; None = the disk's free space);
-``storage_admission``: ``open`` (default: anyone may store) or ``ticket`` (only with a storage
-ticket within the account's free storage quota on the ledger at ``validator``; storage/admission.py).
+``storage_admission``: ``ticket`` (default: only with a storage ticket within the account's free
+storage quota on the ledger at ``validator``, and within ``account_quota`` — default a quarter of
+``capacity`` — whatever the stake; storage/admission.py) or ``open`` (anyone may store).
 
 With the ``dht`` role on the same node, every committed share is announced with a signed
 provider record (republished until withdrawn) and, once the node has joined, every storage
@@ -57,6 +58,7 @@ from veil.storage.sessions import SessionsFull
 from veil.storage.store import ConflictError, ShareStore
 
 CHUNK = 1 << 20
+ACCOUNT_SHARE = 4  # without --account-quota, one account keeps at most capacity / 4 here
 CONTROL_HEADER = "X-Veil-Control"
 _local = threading.local()
 log = logging.getLogger("veil.storage")
@@ -222,15 +224,25 @@ class StorageRole:
             assert self.ctx is not None
             assert self.ctx.config.validator is not None
             self._ledger = LedgerClient.from_endpoint(self.ctx.config.validator)
-        quota = int(self._ledger.account(account)["storage_quota"])
+        quota = min(int(self._ledger.account(account)["storage_quota"]), self._node_cap())
         if len(self._quotas) > 4096:
             self._quotas.clear()
         self._quotas[account] = (now, quota)
         return quota
 
+    def _node_cap(self) -> int:
+        """This node's own bound on one account's bytes here (``--account-quota``; default a quarter
+        of ``--capacity``), whatever stake the account has: one staked client cannot fill the disk."""
+        assert self.ctx is not None
+        cfg = self.ctx.config
+        if cfg.account_quota is not None:
+            return cfg.account_quota
+        return cfg.capacity // ACCOUNT_SHARE if cfg.capacity else 2**63
+
     def _admit(self, req: Request, si: bytes, nbytes: int) -> Hold | None:
         if self.admission is None:
             return None
+        self._store.check_room(nbytes)  # "no space" (507) before "who are you" (402)
         return self.admission.admit(req.headers.get(TICKET_HEADER), si, nbytes)
 
     def _release(self, hold: Hold | None) -> None:

@@ -20,7 +20,7 @@ carry ``stale: true`` when it is not in contact with a working majority.
   GET  /v1/ledger/node/{address}            a storage node's registration
   GET  /v1/ledger/channel/{id-hex}          one channel
   GET  /v1/ledger/lease/{id-hex}            one storage lease
-  GET  /v1/ledger/leases/{address}          {"leases": [id, ...]} the address pays or is paid by
+  GET  /v1/ledger/leases/{address}          {"leases": [id, ...]} the address pays, is paid by or audits
   GET  /v1/ledger/block/{height}            {"header", "body", "sigs"}
   GET  /v1/ledger/blocks?from=N&limit=M     {"headers": [...]}
   GET  /v1/ledger/history/{address}?limit=M {"txs": [...]}

@@ -11,7 +11,17 @@ family already appears earlier behind all nodes of fresh families, so the first 
 result span as many families as the candidates allow, and where there is no choice (fewer
 families than shares, as on a devnet on 127.0.0.1 without operator labels) the order is exactly
 the rendezvous order. Everyone who knows the same candidates computes the same order.
-Imports from: veil.dht.subnet, veil.protocol.nodeinfo.
+
+``leader_order(si, nodes)`` is the order in which nodes are taken for a file's repair *leader*
+(node/repair_role.py; docs/specs/repair.md, "The leader"): families first, then nodes. Each
+family is ranked by rendezvous hash of the storage index and its *rank key* — the node's address
+block where it has one, else its operator label, else its node id (a family of one) — and the
+nodes of one family keep their placement order. A family is one ticket in that draw however many
+nodes or shares it has, and ids ground to rank first for a file win nothing unless the family's
+block (or, without one, its label) ranks first: capturing the leadership of a chosen file takes
+owning the best-ranked address block among its holders'. Without labels (a devnet on 127.0.0.1)
+every node is a family of one and the order is exactly the placement order.
+Imports from: veil.crypto, veil.dht.subnet, veil.protocol.nodeinfo, veil.protocol.placement.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from veil.dht.subnet import subnet_of
 from veil.protocol.nodeinfo import NodeInfo
+from veil.protocol.placement import placement_hash
 
 
 def families(node: NodeInfo) -> frozenset[str]:
@@ -48,3 +59,20 @@ def spread(order: Sequence[NodeInfo], taken: Iterable[str] = ()) -> list[NodeInf
             first.append(node)
             used |= fam
     return first + rest
+
+
+def rank_key(node: NodeInfo) -> bytes:
+    """What ranks a node's family in ``leader_order``: its address block, else its operator
+    label, else its node id (the same hash as placement then: a family of one)."""
+    net = subnet_of(node.host)
+    if net is not None:
+        return net.encode()
+    if node.operator:
+        return ("op:" + node.operator).encode()
+    return node.node_id
+
+
+def leader_order(si: bytes, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
+    """``nodes`` ordered for repair leadership of ``si``: by family rank, then placement."""
+    fam = {n.node_id: placement_hash(si, rank_key(n)) for n in nodes}
+    return sorted(nodes, key=lambda n: (fam[n.node_id], placement_hash(si, n.node_id)))

@@ -22,6 +22,11 @@ _dht = TaggedHash(labels.DHT_STORAGE_KEY)
 T = TypeVar("T")
 
 
+def placement_hash(si: bytes, key: bytes) -> bytes:
+    """The rendezvous hash ranking ``key`` (a node id; protocol/family.py: a family) for ``si``."""
+    return _h(si, key)
+
+
 def permuted(si: bytes, node_ids: Sequence[bytes]) -> list[int]:
     """Indices into ``node_ids`` in the placement order for storage index ``si``."""
     return sorted(range(len(node_ids)), key=lambda i: _h(si, node_ids[i]))

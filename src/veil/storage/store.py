@@ -143,17 +143,26 @@ class ShareStore(SlotReader):
         return {"used": self._used, "capacity": self.capacity or 0, "disk_free": free, "shares": shares,
                 "uploads_open": len(self.sessions)}
 
+    def check_room(self, nbytes: int) -> None:
+        """StorageFullError now if a share of ``nbytes`` would not fit (reserves nothing): a node
+        says "no space" before it looks at who asks (admission)."""
+        with self._lock:
+            self._room_locked(nbytes)
+
     def _reserve(self, nbytes: int) -> None:
         with self._lock:
-            if self.capacity is not None and self._used + self._reserved + nbytes > self.capacity:
-                raise StorageFullError(
-                    f"no space: share of {nbytes} bytes exceeds this node's remaining capacity "
-                    f"({max(0, self.capacity - self._used - self._reserved)} bytes)"
-                )
-            st = os.statvfs(self.root)
-            if st.f_bavail * st.f_frsize - self._reserved - nbytes < RESERVE_FREE_BYTES:
-                raise StorageFullError("no space: the node's disk is full")
+            self._room_locked(nbytes)
             self._reserved += nbytes
+
+    def _room_locked(self, nbytes: int) -> None:
+        if self.capacity is not None and self._used + self._reserved + nbytes > self.capacity:
+            raise StorageFullError(
+                f"no space: share of {nbytes} bytes exceeds this node's remaining capacity "
+                f"({max(0, self.capacity - self._used - self._reserved)} bytes)"
+            )
+        st = os.statvfs(self.root)
+        if st.f_bavail * st.f_frsize - self._reserved - nbytes < RESERVE_FREE_BYTES:
+            raise StorageFullError("no space: the node's disk is full")
 
     def _unreserve(self, nbytes: int) -> None:
         with self._lock:

@@ -33,7 +33,14 @@ from veil.devnet.manager import Devnet
 from veil.errors import UsageError
 from veil.s3.keys import S3Key
 
-SUITE = Path(__file__).resolve().parents[3].parent / "shared" / "peers" / "s3-tests"
+def default_suite() -> Path:
+    """``shared/peers/s3-tests`` beside the repository or a directory above it (worktrees nest)."""
+    repo = Path(__file__).resolve().parents[3]
+    for up in repo.parents:
+        if (up / "shared" / "peers" / "s3-tests" / "s3tests").is_dir():
+            return up / "shared" / "peers" / "s3-tests"
+    return repo.parent / "shared" / "peers" / "s3-tests"
+
 K = ("(bucket_list or bucket_create or bucket_delete or bucket_head or bucket_notexist or bucketv2_notexist or "
      "buckets_create or list_buckets or object_write or object_read or object_head or multi_object or multipart or "
      "ranged_request or object_raw or presigned or get_object_if or object_set_get_metadata or basic_key_count or "
@@ -74,7 +81,7 @@ def _client(url: str, key: S3Key) -> Any:
               help="The s3-tests checkout (default: ../shared/peers/s3-tests beside the repository).")
 def s3_cmd(size_mib: int, small_count: int, threads: int, nodes: int, conformance: bool, suite: Path | None) -> None:
     """S3 endpoint (boto3) vs `veil put`/`veil get`, small objects/s; or --conformance (Ceph s3-tests)."""
-    suite = suite or SUITE
+    suite = suite or default_suite()
     if conformance and not (suite / "s3tests").is_dir():
         raise UsageError(f"no s3-tests checkout at {suite} (--suite PATH)")
     with tempfile.TemporaryDirectory(prefix="veil-bench-s3-") as tmp:

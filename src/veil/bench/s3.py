@@ -33,6 +33,7 @@ from veil.devnet.manager import Devnet
 from veil.errors import UsageError
 from veil.s3.keys import S3Key
 
+
 def default_suite() -> Path:
     """``shared/peers/s3-tests`` beside the repository or a directory above it (worktrees nest)."""
     repo = Path(__file__).resolve().parents[3]

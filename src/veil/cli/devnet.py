@@ -57,10 +57,12 @@ def devnet() -> None:
                    "key), or from anyone ('open').")
 @click.option("--tenants", "tenants_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="White-label tenants file (TOML) for the devnet's gateway (kept for later `up`s).")
+@click.option("--s3", "with_s3", is_flag=True,
+              help="Also start an S3 endpoint (`veil s3 serve`) and print its URL and key pairs.")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, validators: int, relays: int, storage_admission: str, capacity: str | None,
+def up(nodes: int, validators: int, relays: int, storage_admission: str, with_s3: bool, capacity: str | None,
        repair_interval: float | None,
        repair_threshold: str | None, root: Path | None, tenants_path: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
@@ -89,6 +91,13 @@ def up(nodes: int, validators: int, relays: int, storage_admission: str, capacit
     nval = sum(1 for n in net.nodes if "validator" in n.roles)
     click.echo(f"ledger:       {nval} validator{'s' if nval != 1 else ''}, genesis {net.extra.get('genesis', '?')}"
                "  (`veil ledger status`)")  # fmt: skip
+    if with_s3:
+        from veil.devnet import s3
+
+        url, keys = s3.start(d)
+        click.echo(f"s3:           {url}  (keys sealed in {s3.s3_dir(d) / 'keys.sealed'})")
+        for k in keys:
+            click.echo(f"s3 key {k.name + ':':<8} AWS_ACCESS_KEY_ID={k.access_key} AWS_SECRET_ACCESS_KEY={k.secret}")
 
 
 @devnet.command()

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "veil.cli.circuits",
     "veil.cli.config",
     "veil.cli.completion",
+    "veil.cli.s3",
 ]
 
 

@@ -85,3 +85,7 @@ FOLDER_LISTING_AAD = b"veil/folder-listing/v1"
 FOLDER_INDEX_AAD = b"veil/folder-index/v1"
 FOLDER_CHILD_WRITE_KEY = b"veil/folder-child-write-key/v1"  # HKDF(write seed, salt, label)
 FOLDER_CHILD_WRITE_AAD = b"veil/folder-child-write/v1"
+
+# The S3 endpoint (docs/specs/s3.md).
+S3_META_ID = b"veil/s3-meta-id/v1"  # the local metadata table's key: H(label, file read cap)
+S3_KEYS = b"veil/s3-keys/v1"  # passphrase-sealing context of the endpoint's keys file

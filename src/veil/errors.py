@@ -84,3 +84,10 @@ class WriteConflictError(VeilError):
     """
 
     exit_code = 9
+
+
+class NotAllowedError(VeilError):
+    """You may not do this: only the file's uploader can delete it (with the deletion secret the
+    upload was made with), and a file uploaded without one cannot be deleted at all."""
+
+    exit_code = 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import struct
 import subprocess
@@ -47,8 +48,9 @@ class Env:
 
     def put(self, path: Path) -> str:
         """`veil put` a file; returns its share link."""
-        out = self.veil("put", str(path)).stdout.decode()
-        return next(line.split()[1] for line in out.splitlines() if line.startswith("link:"))
+        link = json.loads(self.veil("put", "--json", str(path)).stdout.decode())["link"]
+        assert isinstance(link, str)
+        return link
 
     def host_url(self, host: str) -> str:
         return f"http://{host}:{self.branded_port}"

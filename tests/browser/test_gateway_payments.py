@@ -76,10 +76,10 @@ def charging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Charging]:
         env = {**os.environ, "VEIL_HOME": str(home), "VEIL_DEVNET": str(home / "devnet"), "VEIL_PASSPHRASE": PASS,
                "VEIL_DEPOSIT": "0.1"}
         src = random_file(home / "paid.bin", 2 * (1 << 20) + 99, seed=7)
-        put = subprocess.run([sys.executable, "-m", "veil.cli.main", "put", str(src), "--payout", "wallet"],
+        put = subprocess.run([sys.executable, "-m", "veil.cli.main", "put", "--json", str(src), "--payout", "wallet"],
                              env={**env, "VEIL_WALLET": str(uploader.path)}, capture_output=True, timeout=120)
         assert put.returncode == 0, put.stderr.decode()
-        link = next(x.split()[1] for x in put.stdout.decode().splitlines() if x.startswith("link:"))
+        link = json.loads(put.stdout)["link"]
         p1, paying = _gateway(devnet, env, home / "paying.log", "--wallet", str(gw_wallet.path), "--max-spend", "1")
         procs.append(p1)
         p2, walletless = _gateway(devnet, {k: v for k, v in env.items() if k != "VEIL_PASSPHRASE"},

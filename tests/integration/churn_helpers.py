@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from devnet_helpers import put_json
+
 from veil.client.check import CheckReport, check
 from veil.client.network import Network, load_network
 from veil.devnet.manager import Devnet
@@ -34,11 +36,7 @@ class ChurnDevnet:
         return p
 
     def put(self, path: Path) -> dict[str, str]:
-        out = {}
-        for line in self.veil("put", str(path)).stdout.decode().splitlines():
-            key, _, value = line.partition(":")
-            out[key.strip()] = value.strip()
-        return out
+        return put_json(self.veil("put", "--json", str(path)))
 
     def network(self) -> Network:
         """A DHT-backed client network (bootstrap addresses only)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,11 +38,12 @@ class RunningDevnet:
         return next(s for s in self.devnet.specs() if s.name == name)
 
 
+def put_json(p: subprocess.CompletedProcess[bytes]) -> dict[str, str]:
+    """The caps of a `veil put --json` run, under the names text mode prints (read cap, verify cap, link)."""
+    v = json.loads(p.stdout.decode().splitlines()[-1])
+    return {"read cap": v["read_cap"], "verify cap": v["verify_cap"], "link": v["link"] or ""}
+
+
 def put(d: RunningDevnet, path: Path, *extra: str) -> dict[str, str]:
-    """`veil put` a file; returns the printed fields (read cap, verify cap, link)."""
-    p = d.veil("put", str(path), *extra, check=True)
-    out = {}
-    for line in p.stdout.decode().splitlines():
-        key, _, value = line.partition(":")
-        out[key.strip()] = value.strip()
-    return out
+    """`veil put --json` a file; returns its read cap, verify cap and link."""
+    return put_json(d.veil("put", "--json", str(path), *extra, check=True))

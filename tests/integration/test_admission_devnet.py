@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devnet_helpers import RunningDevnet
+from devnet_helpers import RunningDevnet, put_json
 
 from veil.client.network import load_network
 from veil.client.wallet import Wallet, create_wallet
@@ -49,7 +49,7 @@ class Admitting(RunningDevnet):
     def put_as(self, w: Wallet | None, path: Path) -> subprocess.CompletedProcess[bytes]:
         env = {**self.env, "VEIL_PASSPHRASE": PASS,
                "VEIL_WALLET": str(w.path) if w is not None else str(self.home / "none.wallet")}  # fmt: skip
-        return subprocess.run([sys.executable, "-m", "veil.cli.main", "put", str(path), *SHAPE], env=env,
+        return subprocess.run([sys.executable, "-m", "veil.cli.main", "put", "--json", str(path), *SHAPE], env=env,
                               capture_output=True, timeout=300)  # fmt: skip
 
     def shares_stored(self) -> int:
@@ -73,7 +73,7 @@ def adm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admitting]:
 
 
 def _cap(p: subprocess.CompletedProcess[bytes]) -> str:
-    return next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
+    return put_json(p)["read cap"]
 
 
 def test_uploads_without_a_ticket_or_quota_are_refused(adm: Admitting, tmp_path: Path) -> None:

@@ -350,7 +350,7 @@ def test_a_node_that_cannot_join_is_unhealthy_and_says_why(d: RunningDevnet, tmp
     log_file = tmp_path / "lonely.log"
     cmd = [sys.executable, "-m", "veil.cli.main", "node", "run", "--data", str(tmp_path / "lonely"),
            "--listen", "127.0.0.1:0", "--bootstrap", f"127.0.0.1:{dead_port}", "--metrics-listen", "127.0.0.1:0",
-           "--log-file", str(log_file), "--log-level", "warning"]  # fmt: skip
+           "--log-file", str(log_file), "--log-level", "warning", "--storage-admission", "open"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=d.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     try:

@@ -6,6 +6,7 @@ pool pays for free bytes, so every expected balance below is exact integer arith
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from devnet_helpers import RunningDevnet, put
+from devnet_helpers import RunningDevnet, put, put_json
 
 from veil.client.channels import PayerChannels
 from veil.client.ledger_client import LedgerClient
@@ -103,8 +104,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     b = paid.wallet("b", fund=10 * UNIT)
     src = tmp_path / "movie.bin"
     src.write_bytes(os.urandom(12_000_000))
-    p = paid.as_user(a, "put", str(src), "--payout", "wallet", check=True)
-    cap = next(x.split()[-1] for x in p.stdout.decode().splitlines() if x.startswith("read cap"))
+    cap = put_json(paid.as_user(a, "put", "--json", str(src), "--payout", "wallet", check=True))["read cap"]
     c = paid.ledger()
     info0 = c.info()
     a_before = c.account(a.address)["balance"]
@@ -125,6 +125,9 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     assert free == ALLOWANCE
     assert c.account(b.address)["allowance_left"] == 0
     assert paid_bytes > 0 and paid_amount == paid_bytes
+    # Deposits were sized to what the downloads would spend (payments.md, "Deposits"), not a flat
+    # VEIL_DEPOSIT (0.1 VEIL = 10^8 units) per node: a few times the bytes fetched, at 1 unit per byte.
+    assert sum(ch.total_deposit for _, ch in chans) <= 3 * (free + paid_amount) < len(chans) * 10**8
     assert free + paid_bytes >= 12_000_000  # at least k shares' worth of blocks
     # Everything B paid is attributed to A, and A got exactly the uploader share of it.
     for _, ch in chans:
@@ -166,6 +169,7 @@ def test_download_spends_allowance_then_pays_and_rewards_uploader(paid: PaidDevn
     v = paid.veil("ledger", "verify", check=True)
     assert b"intact" in v.stdout
     c.close()
+
 
 
 def test_downloading_own_file_earns_nothing(paid: PaidDevnet, tmp_path: Path) -> None:
@@ -391,8 +395,7 @@ def test_payer_closes_a_channel_cooperatively_with_the_cli(paid: PaidDevnet, tmp
     dl = paid.wallet("coop-dl", fund=10 * UNIT)
     src = tmp_path / "coop.bin"
     src.write_bytes(os.urandom(10_000_000))  # more than the allowance: paid bytes too
-    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
-               if x.startswith("read cap"))  # fmt: skip
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), check=True))["read cap"]
     paid.as_user(dl, "get", cap, "-o", str(tmp_path / "o.bin"), "--max-spend", "5", check=True)
     c = paid.ledger()
     book = PayerChannels(dl.channels_path, dl.key)
@@ -436,8 +439,7 @@ def test_a_downloader_with_no_funds_uses_its_free_allowance(paid: PaidDevnet, tm
     assert acct["balance"] == 0 and acct["allowance_left"] == ALLOWANCE
     src = tmp_path / "small.bin"
     src.write_bytes(os.urandom(1_000_000))
-    cap = next(x.split()[-1] for x in paid.as_user(up, "put", str(src), check=True).stdout.decode().splitlines()
-               if x.startswith("read cap"))  # fmt: skip
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), check=True))["read cap"]
     out = tmp_path / "small.out"
     paid.as_user(poor, "get", cap, "-o", str(out), check=True)
     assert out.read_bytes() == src.read_bytes()
@@ -448,3 +450,35 @@ def test_a_downloader_with_no_funds_uses_its_free_allowance(paid: PaidDevnet, tm
     paid.settle_all()
     assert c.account(poor.address)["allowance_left"] < ALLOWANCE  # the nodes were paid from the allowance
     c.close()
+
+
+@pytest.mark.timeout(900)  # ten `node earnings` settlements on a loaded machine
+def test_get_and_account_agree_to_the_byte_in_json(paid: PaidDevnet, tmp_path: Path) -> None:
+    """`veil get --json` (allowance used, money spent), `veil account --json` and `veil node earnings
+    --json` tell the same story as the ledger, to the byte and the unit (docs/specs/cli-json.md)."""
+    up = paid.wallet("json-up", fund=2 * UNIT)
+    dl = paid.wallet("json-dl", fund=5 * UNIT)
+    src = tmp_path / "agree.bin"
+    src.write_bytes(os.urandom(10_000_000))  # past the 8 MB allowance: free bytes, then paid ones
+    cap = put_json(paid.as_user(up, "put", "--json", str(src), "--payout", "wallet", check=True))["read cap"]
+    before = json.loads(paid.as_user(dl, "account", "--json", check=True).stdout)
+    got = json.loads(paid.as_user(dl, "get", cap, "-o", str(tmp_path / "agree.out"), "--json", "--max-spend", "5",
+                                  check=True).stdout)  # fmt: skip
+    assert got["v"] == 1 and got["written"] == 10_000_000 and got["resumed_from"] == 0
+    assert got["free_used"] > 0 and got["paid_bytes"] > 0 and got["spent"] == got["paid_bytes"]  # 1 unit per byte
+    paid.settle_all()
+    after = json.loads(paid.as_user(dl, "account", "--json", "--unlock", check=True).stdout)
+    assert before["allowance_left"] - after["allowance_left"] == got["free_used"]
+    assert after["spent_settled"] == after["spent_in_cheques"] == got["spent"]
+    c = paid.ledger()
+    try:
+        chans = channels_of(c, dl.address)
+        assert after["locked"] == sum(ch.deposit for _, ch in chans) and len(after["channels"]) == len(chans)
+        for s in paid.storage():
+            st = paid.veil("node", "earnings", "--data", str(paid.devnet.node_dir(s)), "--no-settle", "--json")
+            assert st.returncode == 0, st.stderr.decode()
+            e = json.loads(st.stdout)
+            assert e["v"] == 1 and e["payee"] == encode_address(paid.node_addr(s))
+            assert isinstance(e["balance"], int) and isinstance(e["channels"], list)
+    finally:
+        c.close()

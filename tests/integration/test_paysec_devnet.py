@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from devnet_helpers import RunningDevnet, put
+from devnet_helpers import RunningDevnet, put, put_json
 
 from veil.client.channels import PayerChannels
 from veil.client.locate import locate
@@ -109,18 +109,14 @@ def test_default_put_writes_no_address_linkable_to_the_wallet(paid: Paid, tmp_pa
     a = paid.wallet("uploader", fund=UNIT)
     src = tmp_path / "private.bin"
     src.write_bytes(os.urandom(200_000))
-    fields = {}
-    for line in paid.as_user(a, "put", str(src), *SHAPE, check=True).stdout.decode().splitlines():
-        k, _, v = line.partition(":")
-        fields[k.strip()] = v.strip()
-    cap = _read_cap(fields)
+    cap = _read_cap(put_json(paid.as_user(a, "put", "--json", str(src), *SHAPE, check=True)))
     man = locate(load_network(paid.devnet.network_path), cap.storage_index, cap.manifest_hash).manifest
     assert man.payout is None
     served = paid.served_manifests(cap)
     assert len(served) == 5 and all(a.address not in m for m in served)
     # Opting in still works.
-    out = paid.as_user(a, "put", str(src), *SHAPE, "--payout", "wallet", check=True).stdout.decode()
-    cap2 = parse_read_cap(next(x.split()[-1] for x in out.splitlines() if x.startswith("read cap")))
+    out = paid.as_user(a, "put", "--json", str(src), *SHAPE, "--payout", "wallet", check=True)
+    cap2 = parse_read_cap(put_json(out)["read cap"])
     man2 = locate(load_network(paid.devnet.network_path), cap2.storage_index, cap2.manifest_hash).manifest
     assert man2.payout == a.address
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from churn_helpers import ChurnDevnet, assert_restored, wait_for
+from devnet_helpers import put_json
 
 from veil.client.check import CheckReport, check
 from veil.client.ledger_client import LedgerClient
@@ -72,11 +73,7 @@ def test_a_charging_admitting_network_heals_after_30_percent_churn(net: PaidChur
     for i in range(FILES):
         p = tmp_path / f"f{i}.bin"
         p.write_bytes(os.urandom(150_000 + 120_000 * i))
-        out = {}
-        for line in net.veil("put", str(p), *SHAPE).stdout.decode().splitlines():
-            key, _, value = line.partition(":")
-            out[key.strip()] = value.strip()
-        files.append((p, out))
+        files.append((p, put_json(net.veil("put", "--json", str(p), *SHAPE))))
     for _, caps in files:
         assert net.checked(caps["verify cap"]).healthy
 

@@ -153,10 +153,9 @@ def test_upload_puts_one_share_per_operator_a_network_file_names(net: ChurnDevne
     path = tmp_path / "operators.json"
     path.write_text(json.dumps(static))
     src = _file(tmp_path, "ops.bin", 300_000)
-    out = net.veil("put", str(src), "-k", "2", "-n", "5", "--network", str(path))
+    out = net.veil("put", "--json", str(src), "-k", "2", "-n", "5", "--network", str(path))
     assert out.returncode == 0, out.stderr.decode()
-    vcap = next(line.split(":", 1)[1].strip() for line in out.stdout.decode().splitlines()
-                if line.startswith("verify cap"))
+    vcap = json.loads(out.stdout)["verify_cap"]
     ops = network_from_json(static)
     assert ops.id_bits == DEVNET_ID_BITS
     cap = parse_verify_cap(vcap)

@@ -61,7 +61,7 @@ class FakeSink:
     def abort(self) -> None:
         self.aborted = True
 
-    def finish(self, meta: bytes) -> tuple[Any, list[str]]:
+    def finish(self, meta: bytes, payout: bytes | None = None, delete: bytes | None = None) -> tuple[Any, list[str]]:
         self.finishing.set()
         if self.hold is not None:
             self.hold.wait(30)

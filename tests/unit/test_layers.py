@@ -17,7 +17,7 @@ LAYERS = {
     "storage": 5, "net": 5,
     "client": 6, "testing": 6,
     "node": 7,
-    "devnet": 8, "gateway": 8, "sim": 8,
+    "devnet": 8, "gateway": 8, "s3": 8, "sim": 8,
     "cli": 9, "bench": 9,
 }
 # Only these packages may import the third-party crypto libraries or open sockets.

@@ -17,8 +17,10 @@ def _register() -> None:
     from veil.bench.datapath import datapath_cmd
     from veil.bench.folders import folders_cmd
     from veil.bench.gateway import gateway_cmd
+    from veil.bench.invoices import invoices_cmd
     from veil.bench.ledger import ledger_cmd
     from veil.bench.names import names_cmd
+    from veil.bench.s3 import s3_cmd
     from veil.bench.small import small_cmd
     from veil.bench.store import store_cmd
 
@@ -30,8 +32,10 @@ def _register() -> None:
     bench.add_command(abuse_cmd)
     bench.add_command(anon_cmd)
     bench.add_command(folders_cmd)
+    bench.add_command(invoices_cmd)
     bench.add_command(names_cmd)
     bench.add_command(browser_upload_cmd)
+    bench.add_command(s3_cmd)
 
 
 _register()

@@ -28,6 +28,7 @@ from veil.ledger.cheque import Cheque, decode_cheque
 from veil.ledger.state import CLOSING, OPEN, Channel, channel_id
 
 from .common import human
+from .jsonout import channel_row, emit, json_option
 from .ledger_opts import (
     addr_text,
     connect,
@@ -100,9 +101,10 @@ def open_cmd(
 
 
 @channel.command("list")
+@json_option
 @wallet_option
 @validator_option
-def list_cmd(wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
+def list_cmd(as_json: bool, wallet_path: Path | None, validator: str | None, network_path: Path | None) -> None:
     """Open channels this wallet pays into or is paid from."""
     from veil.client.wallet import wallet_address
 
@@ -112,6 +114,9 @@ def list_cmd(wallet_path: Path | None, validator: str | None, network_path: Path
         chans = c.account(addr)["channels"]
     finally:
         c.close()
+    if as_json:
+        emit({"address": addr_text(addr), "channels": [channel_row(cid, ch, addr) for cid, ch in chans]})
+        return
     if not chans:
         click.echo("no open channels")
     for cid, ch in chans:

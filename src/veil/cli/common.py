@@ -17,15 +17,19 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     TaskID,
+    TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
 
 from veil.client.network import Network, load_network
 from veil.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
+WALLET_HELP = "Wallet file (default: $VEIL_WALLET, else $VEIL_HOME/wallet)."
+PAY_WALLET_HELP = "Wallet that pays nodes that charge (default: $VEIL_WALLET, else $VEIL_HOME/wallet)."
 
 
 def network_option(f: F) -> F:
@@ -46,11 +50,12 @@ def anon_options(f: F) -> F:
 def open_network(path: Path | None, anon: bool | None = None, hops: int | None = None) -> Network:
     """The network file's nodes; with ``anon`` (or the anon setting when None) every storage and
     DHT request goes over onion circuits (TooFewRelays at once if the file lists too few relays)."""
-    from veil.client.config import anon_setting
+    from veil.client.config import anon_setting, gateway_setting
 
     from .signer import ticket_signer
 
     net = load_network(path)
+    net.gateway = gateway_setting(net.gateway)
     net.tickets = ticket_signer(None, net)  # nodes that admit by ticket: the wallet, if one asks (signer.py)
     use, n = anon_setting(anon, hops)  # None: VEIL_ANON / [anon] in config.toml decide
     if use:  # VEIL_ANON_SOURCE: the local address circuits leave from (multi-homed hosts, the tests)
@@ -89,11 +94,23 @@ def progress_bar(
     if quiet or not sys.stderr.isatty():
         yield Bar()
         return
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
-    ) as p:
+    with make_progress(err_console) as p:
         yield Bar(p, p.add_task(label, total=total), describe)
+
+
+def make_progress(console: Console) -> Progress:
+    """The bar every transfer shows: it fits the terminal (80 columns too): the description is
+    cut with an ellipsis rather than wrapped, and the bar takes only what is left."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}", table_column=Column(ratio=2, no_wrap=True,
+                                                                                   overflow="ellipsis")),
+        BarColumn(bar_width=None, table_column=Column(ratio=1)), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=console, transient=True, expand=True,
+    )
+
+
+def link_text(link: str | None) -> str:
+    return link or "(no gateway configured: `veil config set gateway URL` to get share links)"
 
 
 def human(n: float) -> str:

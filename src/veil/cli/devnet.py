@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from veil.devnet.manager import Devnet
+from veil.format.remote_text import clean
 
 from .common import human
 from .devnet_pay import pay_options, pay_settings
+from .jsonout import emit, json_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,10 +57,12 @@ def devnet() -> None:
                    "key), or from anyone ('open').")
 @click.option("--tenants", "tenants_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="White-label tenants file (TOML) for the devnet's gateway (kept for later `up`s).")
+@click.option("--s3", "with_s3", is_flag=True,
+              help="Also start an S3 endpoint (`veil s3 serve`) and print its URL and key pairs.")
 @_node_options
 @pay_options
 @_dir_option
-def up(nodes: int, validators: int, relays: int, storage_admission: str, capacity: str | None,
+def up(nodes: int, validators: int, relays: int, storage_admission: str, with_s3: bool, capacity: str | None,
        repair_interval: float | None,
        repair_threshold: str | None, root: Path | None, tenants_path: Path | None, **pay: str | None) -> None:
     """Start the devnet; an existing one restarts with all its data.
@@ -74,18 +78,26 @@ def up(nodes: int, validators: int, relays: int, storage_admission: str, capacit
     net, started = d.up(nodes, ["storage"], _node_args(capacity, repair_interval, repair_threshold), params=params,
                         charge=charge, validators=validators, admission=storage_admission == "ticket",
                         relays=relays, tenants=tenants_path)  # fmt: skip
-    click.echo(f"devnet: {len(net.nodes)} nodes up ({len(started)} started) in {d.root}")
+    click.echo(f"devnet: {up_summary(net.nodes)} up ({len(started)} processes started) in {d.root}")
     click.echo(f"network file: {d.network_path}  (clients find storage nodes through the DHT)")
     click.echo(f"node list:    {d.static_network_path}  (every node; --network for the static fast path)")
     if net.bootstrap:
         click.echo(f"DHT, small:   {d.dht_network_path}  (bootstrap {', '.join(net.bootstrap)})")
-    click.echo(f"gateway:      {net.gateway}  (open in a browser to share files"
-               + (f"; tenants from {tenants_path})" if tenants_path is not None else ")"))
+    if net.gateway:
+        click.echo(f"gateway:      {net.gateway}  (open in a browser to share files"
+                   + (f"; tenants from {tenants_path})" if tenants_path is not None else ")"))
     nrel = len(net.relay_ports)
     click.echo(f"relays:       {nrel}  (`veil get --anon`, `veil put --anon`: {min(3, nrel)}-hop circuits)")
     nval = sum(1 for n in net.nodes if "validator" in n.roles)
     click.echo(f"ledger:       {nval} validator{'s' if nval != 1 else ''}, genesis {net.extra.get('genesis', '?')}"
                "  (`veil ledger status`)")  # fmt: skip
+    if with_s3:
+        from veil.devnet import s3
+
+        url, keys = s3.start(d)
+        click.echo(f"s3:           {url}  (keys sealed in {s3.s3_dir(d) / 'keys.sealed'})")
+        for k in keys:
+            click.echo(f"s3 key {k.name + ':':<8} AWS_ACCESS_KEY_ID={k.access_key} AWS_SECRET_ACCESS_KEY={k.secret}")
 
 
 @devnet.command()
@@ -113,32 +125,77 @@ def kill(name: str, wipe: bool, root: Path | None) -> None:
 @devnet.command()
 @_dir_option
 def down(root: Path | None) -> None:
-    """Stop every node of the devnet (data is kept)."""
-    stopped = Devnet(root).down()
+    """Stop every node of the devnet (data is kept). With no devnet there is nothing to stop: exit 0."""
+    d = Devnet(root)
+    if not d.exists():
+        click.echo(f"devnet: none at {d.root}; nothing to stop")
+        return
+    stopped = d.down()
     click.echo(f"devnet: stopped {len(stopped)} nodes")
+
+
+def _what(r: dict[str, Any]) -> str:
+    st = r.get("roles_status", {}).get("storage", {})
+    space = f"{st.get('shares', 0)} shares, {human(st.get('used', 0))}" if st else ""
+    rl = r.get("roles_status", {}).get("relay", {})
+    if rl:
+        space = (f"relay :{rl.get('port', '?')}, {rl.get('open', 0)} open / {rl.get('circuits', 0)} circuits, "
+                 f"{human(rl.get('bytes_forwarded', 0))} forwarded")  # fmt: skip
+    return space
 
 
 @devnet.command()
 @click.option("--metrics", "show_metrics", is_flag=True,
               help="Also show each node's Prometheus numbers (its /metrics on a loopback port): bytes stored and "
                    "served, requests, DHT contacts, repair queue, earnings.")
+@json_option
 @_dir_option
-def status(show_metrics: bool, root: Path | None) -> None:
-    """List the nodes with their health and the space they hold."""
+def status(show_metrics: bool, as_json: bool, root: Path | None) -> None:
+    """List the nodes with their roles, health and the space they hold."""
     d = Devnet(root)
     rows = d.status()
+    if as_json:
+        emit({"nodes": [{"name": r["name"], "addr": r["addr"], "roles": r["roles"], "pid": r["pid"],
+                         "node_id": r.get("node_id"), "health": r["health"], "status": r.get("roles_status", {})}
+                        for r in rows]})  # fmt: skip
+        return
+    table = [("NAME", "ADDRESS", "ROLES", "NODE ID", "HEALTH", "HOLDS")]
+    table += [(r["name"], r["addr"], ",".join(r["roles"]), r.get("node_id", "?")[:16],
+               r["health"] if r["health"] in ("up", "down") else "unhealthy", _what(r)) for r in rows]  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        click.echo(clean("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[5]).rstrip())
     for r in rows:
-        st = r.get("roles_status", {}).get("storage", {})
-        space = f"{st.get('shares', 0)} shares, {human(st.get('used', 0))}" if st else ""
-        rl = r.get("roles_status", {}).get("relay", {})
-        if rl:
-            space = (f"relay :{rl.get('port', '?')}, {rl.get('open', 0)} open / {rl.get('circuits', 0)} circuits, "
-                     f"{human(rl.get('bytes_forwarded', 0))} forwarded")  # fmt: skip
-        click.echo(f"{r['name']:<10} {r['addr']:<17} {r.get('node_id', '?')[:16]:<17} {r['health']:<8} {space}")
+        if r["health"] not in ("up", "down"):
+            click.echo(clean(f"{r['name']}: {r['health']}"))
     up_count = sum(1 for r in rows if r["health"] == "up")
-    click.echo(f"{up_count} of {len(rows)} nodes up")
+    click.echo(f"{up_count} of {len(rows)} node processes up: {up_summary([_Roles(r['roles']) for r in rows])}")
     if show_metrics:
         _metrics_table(d)
+
+
+class _Roles:
+    def __init__(self, roles: list[str]) -> None:
+        self.roles = roles
+
+
+def up_summary(nodes: Sequence[Any]) -> str:
+    """'10 storage nodes + 1 validator + 6 relays + gateway': what a devnet runs, by role."""
+    def count(role: str) -> int:
+        return sum(1 for n in nodes if role in n.roles)
+
+    def only(role: str) -> int:
+        return sum(1 for n in nodes if list(n.roles) == [role])
+
+    parts = [f"{count('storage')} storage node{'s' if count('storage') != 1 else ''}"]
+    nval, nrel, ngw = count("validator"), only("relay"), count("gateway")
+    if nval:
+        parts.append(f"{nval} validator{'s' if nval != 1 else ''}" if nval > 1 else "validator")
+    if nrel:
+        parts.append(f"{nrel} relay{'s' if nrel != 1 else ''}")
+    if ngw:
+        parts.append("gateway" if ngw == 1 else f"{ngw} gateways")
+    return " + ".join(parts)
 
 
 def _metrics_table(d: Devnet) -> None:

@@ -41,15 +41,17 @@ from veil.format.folder_seal import open_child_write_cap
 from veil.format.names import normalise, shown
 from veil.format.remote_text import clean
 
-from .common import human, network_option, open_network
+from .common import human, link_text, network_option, open_network
+from .jsonout import json_option
 
 
 def _caps(net: Network, w: FolderWriteCap) -> None:
     click.echo(f"write cap:  {w.to_string()}")
     click.echo(f"read cap:   {w.read_cap().to_string()}")
     click.echo(f"verify cap: {w.verify_cap().to_string()}")
-    click.echo(f"link:       {w.read_cap().link(net.gateway)}")
-    click.echo(f"write link: {w.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
+    click.echo(f"link:       {link_text(w.read_cap().link(net.gateway) if net.gateway else None)}")
+    if net.gateway:
+        click.echo(f"write link: {w.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
 
 
 def _parent_and_name(fp: FolderPath) -> tuple[list[str], str]:
@@ -139,10 +141,25 @@ def ls(folder: str, long: bool, as_json: bool, versions: bool, seq: int | None, 
 
 
 @click.command()
-@click.argument("path")
+@click.argument("path", metavar="FOLDER/name|CAP")
+@click.option("--key", "key_hex", default=None, metavar="HEX",
+              help="With a file CAP: its deletion key (`veil put --json`: delete_key) instead of $VEIL_HOME/delete.key.")
+@json_option
 @network_option
-def rm(path: str, network_path: Path | None) -> None:
-    """Remove the entry FOLDER/name (a subfolder is unlinked, its contents are not touched)."""
+def rm(path: str, key_hex: str | None, as_json: bool, network_path: Path | None) -> None:
+    """Remove the entry FOLDER/name (a subfolder is unlinked, its contents are not touched), or
+    delete the file behind CAP (a read cap, verify cap or share link) from the nodes.
+
+    Deleting a file needs its deletion key: derived from $VEIL_HOME/delete.key for files uploaded
+    from here, or --key. Nodes refuse anyone else; a deleted file cannot be read back."""
+    from .delete import file_cap, rm_file
+
+    vc = file_cap(path)
+    if vc is not None:
+        rm_file(vc, key_hex, as_json, network_path)
+        return
+    if key_hex is not None or as_json:
+        raise UsageError("--key and --json are for deleting a file CAP, not a folder entry")
     net = open_network(network_path)
     snap, e = _existing_entry(net, parse_folder_path(path))
     edit_folder(net, snap, [Remove(e)])

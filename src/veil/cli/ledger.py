@@ -16,6 +16,7 @@ from veil.ledger.params import Params
 from veil.ledger.tx import decode_tx
 
 from .common import err_console
+from .jsonout import emit, json_option
 from .ledger_opts import addr_text, connect, money, parse_duration, validator_option, when
 from .wallet import describe
 
@@ -26,8 +27,9 @@ def ledger() -> None:
 
 
 @ledger.command()
+@json_option
 @validator_option
-def info(validator: str | None, network_path: Path | None) -> None:
+def info(as_json: bool, validator: str | None, network_path: Path | None) -> None:
     """Chain id, height, state hash, supply and network parameters."""
     c = connect(validator, network_path)
     try:
@@ -35,8 +37,14 @@ def info(validator: str | None, network_path: Path | None) -> None:
     finally:
         c.close()
     p = i["params"]
+    if as_json:
+        emit({"chain": i["chain"], "genesis": i["genesis_hash"].hex(), "height": i["height"], "final": i["final"],
+              "head_hash": i["head_hash"].hex(), "state_hash": i["state_hash"].hex(), "minted": i["minted"],
+              "pool": i["pool"], "bonded": i["bonded"], "validators": len(i["validators"]),
+              "params": {k: v.hex() if isinstance(v, bytes) else v for k, v in p.items()}})  # fmt: skip
+        return
     click.echo(f"chain:      {i['chain']} (genesis {i['genesis_hash'].hex()[:16]})")
-    click.echo(f"height:     {i['height']}  ({i['pending']} pending)")
+    click.echo(f"height:     {i['height']}  (final {i['final']})")
     click.echo(f"state hash: {i['state_hash'].hex()}")
     click.echo(f"supply:     {money(i['minted'])} minted, {money(i['pool'])} in the allowance pool")
     click.echo(

@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def wallet_option(f: F) -> F:
     return click.option(
         "--wallet", "wallet_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-        help="Wallet file (default: $VEIL_WALLET, else ~/.veil/wallet).",
+        help="Wallet file (default: $VEIL_WALLET, else $VEIL_HOME/wallet).",
     )(f)  # fmt: skip
 
 

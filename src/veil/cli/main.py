@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "veil.cli.bench",
     "veil.cli.sim",
     "veil.cli.wallet",
+    "veil.cli.invoice",
     "veil.cli.channel",
     "veil.cli.ledger",
     "veil.cli.names",
@@ -31,6 +32,8 @@ COMMAND_MODULES = [
     "veil.cli.lease",
     "veil.cli.circuits",
     "veil.cli.config",
+    "veil.cli.completion",
+    "veil.cli.s3",
 ]
 
 

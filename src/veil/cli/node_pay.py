@@ -20,6 +20,7 @@ from veil.node.context import NodeConfig
 from veil.node.identity import load_or_create
 
 from .common import human
+from .jsonout import emit, json_option
 from .ledger_opts import addr_text, connect, money, validator_option
 
 
@@ -49,8 +50,9 @@ def _running(data_dir: Path) -> PeerClient:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Data directory of the node.")
 @click.option("--no-settle", is_flag=True, help="Only show; do not settle open channels first.")
+@json_option
 @validator_option
-def earnings(data_dir: Path, no_settle: bool, validator: str | None, network_path: Path | None) -> None:
+def earnings(data_dir: Path, no_settle: bool, as_json: bool, validator: str | None, network_path: Path | None) -> None:
     """A node's earnings from serving (per channel, settled or not); settles its channels first."""
     if not (data_dir / "identity.key").exists():
         raise UsageError(f"{data_dir} is not a node's data directory")
@@ -60,7 +62,8 @@ def earnings(data_dir: Path, no_settle: bool, validator: str | None, network_pat
         if not no_settle:
             done = peer.call("POST", "/v1/pay/settle")
             n = len(done.get("settled", [])) if isinstance(done, dict) else 0
-            click.echo(f"settled {n} channel{'s' if n != 1 else ''}")
+            if not as_json:
+                click.echo(f"settled {n} channel{'s' if n != 1 else ''}")
         rep = peer.call("GET", "/v1/pay/earnings")
     except VeilError as e:
         raise UnavailableError(f"the node does not answer its payments API (is it charging?): {e}") from e
@@ -78,6 +81,14 @@ def earnings(data_dir: Path, no_settle: bool, validator: str | None, network_pat
     gross = sum(int(r["amount"]) for r in rows)
     to_up = sum(int(r["uploaders"]) for r in rows)
     unsettled = sum(1 for r in rows if r["seq"] > r["settled_seq"])
+    if as_json:
+        emit({"payee": addr_text(addr), "balance": acct["balance"], "settle_txs": acct["nonce"],
+              "free_bytes": free, "free_worth": params.free_payout(free), "paid_bytes": paid_bytes, "gross": gross,
+              "to_uploaders": to_up, "unsettled_channels": unsettled,
+              "channels": [{"id": r["channel"].hex(), "payer": addr_text(r["payer"]), "seq": r["seq"],
+                            "settled_seq": r["settled_seq"], "free_bytes": r["free_bytes"],
+                            "paid_bytes": r["paid_bytes"], "amount": r["amount"]} for r in rows]})  # fmt: skip
+        return
     click.echo(f"payee:     {addr_text(addr)}")
     click.echo(f"balance:   {money(acct['balance'])}  ({acct['nonce']} settle transactions sent)")
     click.echo(f"serving:   {human(free)} free-tier (worth {money(params.free_payout(free))} from the pool), "

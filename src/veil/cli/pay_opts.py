@@ -50,6 +50,7 @@ def make_payer(net: Network, max_spend: str | None, wallet: Path | None) -> Paye
         LedgerClient([(v.host, v.port, v.node_id) for v in validators], _genesis_pin(net)),
         max_spend=limit,
         deposit=max(1, min(limit, payment_setting("deposit"))),
+        deposit_floor=payment_setting("deposit_floor"),
     )
 
 

@@ -3,7 +3,6 @@ files.py's commands call these when given -r."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from veil.format.folder_caps import verify_cap_of
 from veil.format.names import local_names, normalise
 from veil.format.remote_text import clean
 
-from .common import human, open_network, progress_bar
+from .common import human, link_text, open_network, progress_bar
+from .jsonout import emit
 from .signer import ticket_signer
 
 
@@ -61,8 +61,9 @@ def put_r(src: Path, to: str | None, quiet: bool, network_path: Path | None, k: 
     click.echo(f"write cap:  {wcap.to_string()}")
     click.echo(f"read cap:   {wcap.read_cap().to_string()}")
     click.echo(f"verify cap: {wcap.verify_cap().to_string()}")
-    click.echo(f"link:       {wcap.read_cap().link(net.gateway)}")
-    click.echo(f"write link: {wcap.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
+    click.echo(f"link:       {link_text(wcap.read_cap().link(net.gateway) if net.gateway else None)}")
+    if net.gateway:
+        click.echo(f"write link: {wcap.write_link(net.gateway)}  (secret, as the write cap: lets a browser add files)")
 
 
 def get_r(folder: str, output: str | None, force: bool, quiet: bool, seq: int | None,
@@ -122,7 +123,7 @@ def health_r(cap: str, fix: bool, full: bool, as_json: bool, network_path: Path 
     walk_health(net, vcap, report, fix=fix, full=full)
     bad = [h for h in items if not h.ok]
     if as_json:
-        click.echo(json.dumps([h.__dict__ | {"ok": h.ok} for h in items], indent=2))
+        emit({"repaired" if fix else "checked": [h.__dict__ | {"ok": h.ok} for h in items], "not_healthy": len(bad)})
     else:
         kinds = {k: sum(1 for h in items if h.kind == k) for k in ("folder", "page", "file")}
         click.echo(f"{'repaired' if fix else 'checked'}: {kinds['folder']} folders, {kinds['page']} pages, "

@@ -24,6 +24,7 @@ from .ranges import read_blocks
 
 SAMPLES = 4
 RANGE_BYTES = 4 << 20
+CHECK_GRACE = 3.0  # seconds to wait for more holders after k answered (a read waits locate.GRACE)
 
 
 @dataclass
@@ -81,7 +82,9 @@ def sample_ranges(man: Manifest, full: bool, rng: random.Random) -> list[tuple[i
 
 def check(net: Network, vcap: VerifyCap, full: bool = False, rng: random.Random | None = None,
           payer: Paying | None = None) -> CheckReport:  # fmt: skip
-    loc = locate(net, vcap.storage_index, vcap.manifest_hash)
+    # A check counts shares, so it gives slow holders longer than a read does (still bounded:
+    # a node that never answers costs at most CHECK_GRACE, or locate's deadline).
+    loc = locate(net, vcap.storage_index, vcap.manifest_hash, grace=CHECK_GRACE)
     man = loc.manifest
     # Which blocks are sampled must not be predictable by a node (it would keep just those).
     rng = rng or secrets.SystemRandom()

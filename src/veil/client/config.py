@@ -2,7 +2,11 @@
 
     [payments]
     max_spend = "1"          # VEIL one `veil get` may spend past the free allowance ($VEIL_MAX_SPEND)
-    deposit = "1"            # VEIL locked per new channel to a node ($VEIL_DEPOSIT)
+    deposit = "1"            # the most VEIL a new channel to a node locks ($VEIL_DEPOSIT)
+    deposit_floor = "0.001"  # the least: a download locks its expected spend per node, within these ($VEIL_DEPOSIT_FLOOR)
+
+    [client]
+    gateway = "https://veil.example"  # gateway URL in share links ($VEIL_GATEWAY; else the network file's)
 
     [anon]
     enabled = true           # every transfer over onion circuits ($VEIL_ANON=1; --anon/--direct)
@@ -20,7 +24,7 @@ from veil.ledger.amount import parse_amount
 
 from .network import veil_home
 
-DEFAULTS = {"max_spend": "1", "deposit": "1"}
+DEFAULTS = {"max_spend": "1", "deposit": "1", "deposit_floor": "0.001"}
 
 
 def _file() -> dict[str, Any]:
@@ -35,7 +39,7 @@ def _file() -> dict[str, Any]:
 
 
 def payment_setting(name: str) -> int:
-    """``max_spend`` or ``deposit`` in units: env ``VEIL_<NAME>``, else config.toml, else the default."""
+    """``max_spend``, ``deposit`` or ``deposit_floor`` in units: env ``VEIL_<NAME>``, else config.toml, else the default."""
     env = os.environ.get(f"VEIL_{name.upper()}")
     if env:
         return parse_amount(env)
@@ -53,6 +57,18 @@ def payout_setting() -> str:
     section = _file().get("payments", {})
     value = section.get("payout", "none") if isinstance(section, dict) else "none"
     return str(value)
+
+
+def gateway_setting(from_network: str) -> str:
+    """The gateway URL share links name: env ``VEIL_GATEWAY``, else ``[client] gateway`` in
+    config.toml, else the network file's ``gateway``, else "" (no link is printed: a link to a
+    gateway nobody configured would be a guess)."""
+    env = os.environ.get("VEIL_GATEWAY")
+    if env:
+        return env.rstrip("/")
+    section = _file().get("client", {})
+    value = section.get("gateway") if isinstance(section, dict) else None
+    return str(value or from_network or "").rstrip("/")
 
 
 def anon_setting(flag: bool | None, hops: int | None) -> tuple[bool, int]:

@@ -54,6 +54,14 @@ def _payout(text: str) -> str:
     return v
 
 
+def _url(text: str) -> str:
+    v = text.strip().rstrip("/")
+    scheme, sep, rest = v.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c.isspace() for c in v):
+        raise UsageError(f"expected a gateway URL such as https://veil.example, not {text!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Setting:
     section: str
@@ -66,7 +74,10 @@ SETTINGS = {
     "anon": Setting("anon", "enabled", _bool, "every transfer over onion circuits (true/false; $VEIL_ANON)"),
     "hops": Setting("anon", "hops", _hops, "relays per circuit, 1-5 ($VEIL_HOPS)"),
     "max-spend": Setting("payments", "max_spend", _amount, "VEIL one `veil get` may spend past the allowance"),
-    "deposit": Setting("payments", "deposit", _amount, "VEIL locked per new payment channel"),
+    "deposit": Setting("payments", "deposit", _amount, "most VEIL a new payment channel locks"),
+    "deposit-floor": Setting("payments", "deposit_floor", _amount,
+                             "least VEIL a new channel locks (else: the download's expected spend there)"),
+    "gateway": Setting("client", "gateway", _url, "gateway URL share links name ($VEIL_GATEWAY)"),
     "payout": Setting("payments", "payout", _payout, "where uploads' rewards go: none, wallet or an address"),
 }
 

@@ -35,7 +35,7 @@ from veil.protocol.storage import range_reply_max
 
 from .locate import Located, locate
 from .network import Network
-from .payer import Paying
+from .payer import Payer, Paying
 from .progress import Progress, nothing
 from .quick import quick_fetch
 from .ranges import fetch_range, range_bytes, verify_blocks
@@ -154,6 +154,8 @@ def download(
         return DownloadResult(meta, man, 0, warnings)
     s0 = start // man.segsize
     s1 = max(s0, (end - 1) // man.segsize) if end > start else s0
+    if isinstance(payer, Payer):  # channels lock what this download will spend, not a flat deposit
+        payer.plan((s1 - s0 + 1) * (man.segsize + 16), man.k)  # (an upper bound: the last segment is shorter)
     cipher = SegmentCipher(cap.file_key, man.nseg)
     pbuf = bytearray(man.segsize)
     written = 0

@@ -45,10 +45,11 @@ class Located:
 
 
 def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCATE_TIMEOUT,
-           order: list[NodeInfo] | None = None) -> Located:  # fmt: skip
+           order: list[NodeInfo] | None = None, grace: float = GRACE) -> Located:  # fmt: skip
     """``order``: the rendezvous candidates when the caller already has them. Provider records
     (DHT mode) are looked up alongside the first asks; their nodes are asked as they arrive,
-    and not waited for once enough holders have answered."""
+    and not waited for once enough holders have answered. ``grace``: the least time to wait for
+    more holders after k were found (a check, which counts shares, waits longer than a read)."""
     order = list(net.storage_nodes_for(si) if order is None else order)
     t0 = time.monotonic()
     deadline = t0 + timeout
@@ -85,7 +86,7 @@ def locate(net: Network, si: bytes, manifest_hash: bytes, timeout: float = LOCAT
         now = time.monotonic()
         wake = deadline
         if enough_at is not None:
-            wake = min(wake, enough_at + max(GRACE, enough_at - t0))
+            wake = min(wake, enough_at + max(grace, enough_at - t0))
         if full_at is not None:
             wake = min(wake, full_at + SETTLE)
         if now >= wake:

@@ -49,7 +49,7 @@ from .tickets import Tickets, read_uploader_key
 
 __all__ = ["Network", "NodeInfo", "load_network", "network_from_json", "node_from_address"]
 
-DEFAULT_GATEWAY = "https://127.0.0.1:8080"
+DEFAULT_GATEWAY = ""  # none: a share link needs a gateway someone configured (client/config.py)
 
 
 def veil_home() -> Path:

@@ -38,7 +38,19 @@ from .channels import PayerChannels
 from .ledger_client import LedgerClient
 from .wallet import Wallet
 
-DEFAULT_DEPOSIT = 1 * UNIT
+DEFAULT_DEPOSIT = 1 * UNIT  # the most a new channel locks
+DEFAULT_DEPOSIT_FLOOR = UNIT // 1000  # the least it locks (a channel costs a fee: not worth opening for less)
+HEADROOM = 8  # a planned deposit covers the expected bytes plus 1/HEADROOM of them (hedges, retries)
+
+
+def sized_deposit(expected_bytes: int | None, price_per_gb: int, floor: int, cap: int) -> int:
+    """What a new channel to a node should lock: the expected spend there (its share of the bytes
+    still to fetch, at its price, with headroom), at least ``floor``, at most ``cap``; ``cap``
+    when nothing is known about the download (docs/specs/payments.md, "Deposits")."""
+    if expected_bytes is None:
+        return cap
+    cost = pay.paid_cost(expected_bytes + expected_bytes // HEADROOM, price_per_gb)
+    return max(1, min(cap, max(floor, cost)))
 DEFAULT_CHANNEL_LIFE = 7 * 86_400
 MAX_ATTEMPTS = 6
 
@@ -88,11 +100,14 @@ class Payer:
         deposit: int = DEFAULT_DEPOSIT,
         channel_life: int = DEFAULT_CHANNEL_LIFE,
         on_change: Callable[[], None] | None = None,
+        deposit_floor: int = DEFAULT_DEPOSIT_FLOOR,
     ) -> None:
         self._unlock = unlock
         self.ledger = ledger
         self.max_spend = max_spend
         self.deposit = max(1, deposit)
+        self.deposit_floor = max(1, min(deposit_floor, self.deposit))
+        self.per_node: int | None = None  # bytes expected from each source (plan()); None: unknown
         self.channel_life = channel_life
         self.on_change = on_change
         self.spent = 0  # money signed away in cheques by this payer
@@ -106,6 +121,11 @@ class Payer:
         self._lock = threading.Lock()  # counters, wallet, free budget
         self._tx_lock = threading.Lock()  # nonce order of this wallet's transactions
         self._sessions: dict[bytes, _Session] = {}
+
+    def plan(self, nbytes: int, sources: int) -> None:
+        """The download will read about ``nbytes`` of blocks, spread over ``sources`` nodes: new
+        channels lock what that costs (sized_deposit), not the flat ``deposit``."""
+        self.per_node = -(-max(0, nbytes) // max(1, sources))
 
     def close(self) -> None:
         if self._book is not None:
@@ -276,7 +296,8 @@ class Payer:
         if s.cid is None:
             params = self.ledger.genesis().params
             expires = now + max(self.channel_life, 2 * terms.min_life)
-            deposit, fee = self.deposit, params.min_fee
+            deposit = sized_deposit(self.per_node, terms.price_per_gb, self.deposit_floor, self.deposit)
+            fee = params.min_fee
             acct = self.ledger.account(w.address)
             if acct["balance"] < deposit + fee and acct["allowance_left"] > 0 and acct.get("free_opens_left", 0) > 0:
                 deposit, fee = 0, 0  # a free-tier channel: free bytes need no deposit and no fee
@@ -301,7 +322,7 @@ class Payer:
         chain = self.ledger.chain
         params = self.ledger.genesis().params
         need = pay.paid_cost(nbytes, s.terms.price_per_gb) + 1
-        amount = max(self.deposit, need)
+        amount = max(sized_deposit(self.per_node, s.terms.price_per_gb, self.deposit_floor, self.deposit), need)
         cid = s.cid
         self._submit(lambda n: txm.channel_topup(w.key, chain, n, params.min_fee, cid, amount))
         ch = self.ledger.channel(cid)

@@ -55,7 +55,7 @@ def fits_oneshot(size: int, k: int, n: int, segment_size: int) -> bool:
 
 
 def upload_small(net: Network, key: bytes, data: bytes, meta: bytes, k: int, n: int, happy: int | None,
-                 segment_size: int, payout: bytes | None) -> SmallResult:  # fmt: skip
+                 segment_size: int, payout: bytes | None, delete: bytes | None = None) -> SmallResult:  # fmt: skip
     happy = check_params(k, n, happy)
     size = len(data)
     si = caps.storage_index(key)
@@ -79,7 +79,7 @@ def upload_small(net: Network, key: bytes, data: bytes, meta: bytes, k: int, n: 
     roots = tuple(Levels.build(BLOCK_TREE, [BLOCK_TREE.leaf(b) for b in shares[s][1::2]]).root() for s in range(n))
     segroot = Levels.build(SEGMENT_TREE, seg_leaves).root()
     man = Manifest(si=si, k=k, n=n, happy=happy, segsize=segment_size, size=size, bsize=bsize, lbsize=lbsize,
-                   roots=roots, segroot=segroot, meta=meta, payout=payout, codec=CODEC)  # fmt: skip
+                   roots=roots, segroot=segroot, meta=meta, payout=payout, codec=CODEC, delete=delete)  # fmt: skip
     mbytes = man.to_bytes()
     bodies = [encode_oneshot_head(nseg, bsize, lbsize, roots[s], segroot, mbytes) + b"".join(shares[s])
               for s in range(n)]  # fmt: skip

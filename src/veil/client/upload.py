@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from veil.erasure import CODEC, Codec
 from veil.errors import UnavailableError, UsageError, VeilError
 from veil.format import caps
+from veil.format.deletion import deletion_commitment, deletion_key
 from veil.format.manifest import Manifest
 from veil.format.merkle import Levels
 from veil.format.segments import SegmentCipher, seal_metadata, segment_count
@@ -174,7 +175,7 @@ class ShareUploader:
             snd.q.put(None)
         _abort_all(self.senders.values())
 
-    def finish(self, meta: bytes, payout: bytes | None = None) -> tuple[Manifest, list[str]]:
+    def finish(self, meta: bytes, payout: bytes | None = None, delete: bytes | None = None) -> tuple[Manifest, list[str]]:
         """Commit every share, then publish the manifest; returns it and any warnings."""
         if len(self.seg_leaves) != self.nseg:
             raise UsageError(f"upload incomplete: {len(self.seg_leaves)} of {self.nseg} segments")
@@ -190,7 +191,7 @@ class ShareUploader:
         man = Manifest(
             si=self.si, k=self.k, n=self.n, happy=self.happy, segsize=self.segment_size, size=self.size,
             bsize=self.bsize, lbsize=self.lbsize, roots=tuple(roots[i] for i in range(self.n)), segroot=segroot,
-            meta=meta, payout=payout, codec=CODEC,
+            meta=meta, payout=payout, codec=CODEC, delete=delete,
         )
         mbytes = man.to_bytes()
 
@@ -235,12 +236,17 @@ def upload(
     payout: bytes | None = None,
     progress: Progress = nothing,
     mtime: int | None = None,
+    deletion: bytes | None = None,
 ) -> UploadResult:
     """Encrypt ``size`` bytes from ``src`` under a fresh key and upload them; returns the read cap.
+
+    ``deletion``: the uploader's deletion secret; the manifest then commits to this file's
+    deletion key (format/deletion.py), so `veil rm` can later remove its shares.
 
     The key is always new: segment nonces are the segment index, so a key used twice would
     reuse AES-GCM nonces. No caller can pass one in."""
     key = caps.new_file_key()
+    dcommit = deletion_commitment(deletion_key(deletion, caps.storage_index(key))) if deletion else None
     meta: dict[str, Any] = {
         "name": name, "type": mime or mimetypes.guess_type(name)[0] or "application/octet-stream", "size": size,
     }
@@ -249,7 +255,8 @@ def upload(
     if size <= SMALL_FILE and fits_oneshot(size, k, n, segment_size):
         data = bytearray(size)
         _read_exact(src, memoryview(data), 0)
-        small = upload_small(net, key, bytes(data), seal_metadata(key, meta), k, n, happy, segment_size, payout)
+        small = upload_small(net, key, bytes(data), seal_metadata(key, meta), k, n, happy, segment_size, payout,
+                             dcommit)
         progress(size)
         return UploadResult(caps.ReadCap(key, small.manifest.hash()), small.manifest, small.placement,
                             small.warnings)  # fmt: skip
@@ -267,7 +274,7 @@ def upload(
     except BaseException:
         up.abort()
         raise
-    man, warnings = up.finish(seal_metadata(key, meta), payout)
+    man, warnings = up.finish(seal_metadata(key, meta), payout, dcommit)
     return UploadResult(caps.ReadCap(key, man.hash()), man, up.placement, warnings)
 
 

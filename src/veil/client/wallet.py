@@ -7,7 +7,11 @@ public key is in the clear so ``address`` and ``balance`` need no passphrase; it
 into the AEAD, and the opened seed must yield it, so swapping it is detected. The file is written to a
 temporary name, fsynced and renamed, mode 0600; an existing wallet is never overwritten.
 
-Where: ``--wallet``, else ``$VEIL_WALLET``, else ``~/.veil/wallet``. Passphrase:
+The browser's web wallet (docs/specs/wallet.md) writes and reads this same file, so a key moves
+between them as the file: ``export_wallet`` copies it out as it is (still sealed), and
+``import_wallet`` checks that a file opens with its passphrase before it becomes the wallet.
+
+Where: ``--wallet``, else ``$VEIL_WALLET``, else ``$VEIL_HOME/wallet``. Passphrase:
 ``$VEIL_PASSPHRASE`` for scripts, else the caller prompts.
 """
 
@@ -102,3 +106,26 @@ def open_wallet(path: Path, secret: str) -> Wallet:
     if key.public_key != pub:
         raise IntegrityError(f"{path}: wallet is damaged (key does not match)")
     return Wallet(path, key)
+
+
+def import_wallet(source: Path, path: Path, secret: str) -> Wallet:
+    """Make the key file ``source`` (from `veil wallet export` or a browser's export) the wallet at
+    ``path``: it must open with ``secret``; an existing wallet is never overwritten."""
+    if source.resolve() == path.resolve():
+        raise UsageError(f"{source} is already the wallet at {path}")
+    w = open_wallet(source, secret)
+    raw = source.read_bytes()
+    if path.exists():
+        raise UsageError(f"a wallet already exists at {path}; move it away first (it may hold money)")
+    try:
+        write_atomic(path, raw, 0o600, exclusive=True)
+    except FileExistsError as e:
+        raise UsageError(f"a wallet already exists at {path}; move it away first (it may hold money)") from e
+    return Wallet(path, w.key)
+
+
+def export_wallet(path: Path) -> bytes:
+    """The wallet's key file as it is on disk (sealed under its passphrase), checked to be a wallet."""
+    _read(path)
+    with open(path, "rb") as f:
+        return f.read(MAX_WALLET_FILE + 1)

@@ -28,6 +28,12 @@ PLACEMENT = b"veil/placement/v1"
 # S/Kademlia static puzzle: a node id counts only if this hash of it has enough leading zeros.
 NODE_ID_PUZZLE = b"veil/node-id-puzzle/v1"
 CONVERGENCE = b"veil/convergence/v1"
+# Deletion (docs/specs/caps.md, "Deletion keys"): the uploader's per-file key, derived from its
+# deletion secret and the storage index; the manifest holds only the commitment (a hash of it).
+DELETE_KEY = b"veil/delete-key/v1"
+DELETE_COMMITMENT = b"veil/delete-commitment/v1"
+# A resumable download's journal names its file by this hash of the read cap (client/output.py).
+DOWNLOAD_RESUME = b"veil/download-resume/v1"
 
 # Ledger ("Bitcache", docs/specs/ledger.md).
 ADDRESS = b"veil/address/v1"
@@ -51,6 +57,7 @@ WALLET_AAD = b"veil/wallet/v1"
 LEASE_ID = b"veil/lease-id/v1"
 LEASE_CHALLENGE = b"veil/lease-challenge/v1"  # which block a lease challenge asks for
 CHANNEL_CLOSE_SIG = b"veil/channel-close-sig/v1"  # a payee's consent to a payer's cooperative close
+PAY_URI_CHECKSUM = b"veil/pay-uri-checksum/v1"  # the checksum of a veil:pay URI (docs/specs/invoices.md)
 # Names (docs/specs/names.md).
 NAME_COMMIT = b"veil/name-commit/v1"  # commit = H(label, name, owner, salt): the hidden half of commit-reveal
 NAME_KEY = b"veil/name-key/v1"  # a name's 256-bit key (its path) in the names tree
@@ -78,3 +85,7 @@ FOLDER_LISTING_AAD = b"veil/folder-listing/v1"
 FOLDER_INDEX_AAD = b"veil/folder-index/v1"
 FOLDER_CHILD_WRITE_KEY = b"veil/folder-child-write-key/v1"  # HKDF(write seed, salt, label)
 FOLDER_CHILD_WRITE_AAD = b"veil/folder-child-write/v1"
+
+# The S3 endpoint (docs/specs/s3.md).
+S3_META_ID = b"veil/s3-meta-id/v1"  # the local metadata table's key: H(label, file read cap)
+S3_KEYS = b"veil/s3-keys/v1"  # passphrase-sealing context of the endpoint's keys file

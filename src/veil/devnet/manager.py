@@ -358,7 +358,10 @@ class Devnet(DevnetFiles):
         return list(pids)
 
     def down(self) -> list[str]:
-        return self.stop_nodes(self.specs())
+        from veil.devnet import s3
+
+        stopped = ["s3"] if s3.stop(self) else []  # the S3 endpoint first: it talks to the nodes
+        return stopped + self.stop_nodes(self.specs())
 
     def status(self) -> list[dict[str, Any]]:
         net = load_network(self.static_network_path) if self.static_network_path.exists() else Network(nodes=[])

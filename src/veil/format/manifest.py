@@ -31,7 +31,7 @@ _hash = TaggedHash(labels.MANIFEST)
 
 FIELDS = {
     "si", "codec", "aead", "k", "n", "happy", "segsize", "size", "nseg",
-    "bsize", "lbsize", "roots", "segroot", "meta", "payout",
+    "bsize", "lbsize", "roots", "segroot", "meta", "payout", "delete",
 }
 
 
@@ -49,6 +49,7 @@ class Manifest:
     segroot: bytes
     meta: bytes
     payout: bytes | None = None
+    delete: bytes | None = None  # commitment to the uploader's deletion key (format/deletion.py)
     codec: str = CODEC
     aead: str = AEAD
 
@@ -77,6 +78,8 @@ class Manifest:
         }
         if self.payout is not None:
             m["payout"] = self.payout
+        if self.delete is not None:
+            m["delete"] = self.delete
         return MAGIC + bytes([VERSION]) + cbor.encode(m)
 
     def hash(self) -> bytes:
@@ -124,8 +127,10 @@ def parse_manifest(data: bytes, expected_hash: bytes | None = None, expected_si:
         si=get_bytes(m, "si", w, SI_SIZE), k=k, n=n, happy=happy, segsize=segsize, size=size,
         bsize=get_int(m, "bsize", w, 1, 2 * MAX_SEGMENT), lbsize=get_int(m, "lbsize", w, 1, 2 * MAX_SEGMENT),
         roots=tuple(roots_v), segroot=get_bytes(m, "segroot", w, 32), meta=get_bytes(m, "meta", w, max_size=16384),
-        payout=get_opt_bytes(m, "payout", w), codec=codec,
+        payout=get_opt_bytes(m, "payout", w), codec=codec, delete=get_opt_bytes(m, "delete", w),
     )
+    if man.delete is not None and len(man.delete) != 32:
+        raise IntegrityError("manifest: field 'delete' must be a 32-byte commitment")
     if man.to_bytes() != data:
         raise IntegrityError("manifest is not in canonical form")
     if expected_si is not None and man.si != expected_si:

@@ -12,10 +12,7 @@ request id and the access log are gateway/access.py's; metrics are node/metrics.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
-import json
 import logging
 import os
 import threading
@@ -27,12 +24,18 @@ from typing import Any
 
 from veil.client.network import Network, load_network
 from veil.client.tickets import Tickets
-from veil.errors import CapError, NotFoundError, UsageError, VeilError
-from veil.format.caps import SI_SIZE, VerifyCap, parse_verify_cap
+from veil.errors import NotFoundError, VeilError
+from veil.format.caps import SI_SIZE
 from veil.gateway import openapi
+from veil.gateway import wallet as wallet_pages
 from veil.gateway.access import REQUEST_ID_HEADER, access_observer, begin, client_of, logged_path
 from veil.gateway.files import FileReader
 from veil.gateway.folders import SlotGateway
+from veil.gateway.jsonapi import b64_field as _b64
+from veil.gateway.jsonapi import hex_field as _hex
+from veil.gateway.jsonapi import int_field as _int
+from veil.gateway.jsonapi import json_error, json_response, read_json
+from veil.gateway.jsonapi import verify_param as _verify
 from veil.gateway.pay import GatewayWallet, TermsCache, download_cost, holder_nodes
 from veil.gateway.proxies import TrustedProxies
 from veil.gateway.security import security_headers
@@ -49,7 +52,6 @@ from veil.node.metrics_roles import role_metrics
 log = logging.getLogger("veil.gateway")
 access_log = logging.getLogger("veil.gateway.access")
 
-MAX_JSON = 64 * 1024
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                 ".svg": "image/svg+xml", ".html": "text/html; charset=utf-8", ".png": "image/png",
                 ".json": "application/json"}
@@ -129,7 +131,7 @@ class Gateway:
         self.files = FileReader(self.network, wallet=config.wallet)
         self.slots = SlotGateway(self.network)
         self.terms = TermsCache()
-        self.static = {name: _static_bytes(name) for name in STATIC_FILES}
+        self.static = {name: _static_bytes(name) for name in STATIC_FILES} | wallet_pages.static_files()
         self.sw = _static_bytes("sw.js")
         self.template = _static_bytes("app.html").decode()
         params = Params("veil")
@@ -168,9 +170,11 @@ class Gateway:
         r.add("GET", "/api/files/{verify}/manifest", self._wrap(self.manifest))
         r.add("GET", "/api/files/{verify}/segments", self._wrap(self.segments))
         r.add("GET", "/api/files/{verify}/cost", self._wrap(self.cost))
+        r.add("POST", "/api/files/{verify}/delete", self._wrap(self.delete_file))
         r.add("GET", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.get_handler(req)))
         r.add("PUT", "/api/mutable/{slot}", self._wrap(lambda req, _t: self.slots.put_handler(req)))
         SiteRoutes(self._wrap, self.network, self.config.network_path).add_to(r.add)  # /n/alice.veil/...
+        self.wallet_api = wallet_pages.WalletApi(self.network, json_response, r.add, self._wrap, self._page)
 
     def tenant(self, req: Request) -> Tenant:
         t = self.config.tenants.for_host(req.headers.get("Host"))
@@ -216,7 +220,7 @@ class Gateway:
             f'<li><a href="{esc(f.url)}" rel="noopener noreferrer">{esc(f.label)}</a></li>' for f in tenant.footer
         )
         body = (
-            self.template.replace("{{name}}", esc(tenant.name))
+            self.wallet_api.templates.get(mode, self.template).replace("{{name}}", esc(tenant.name))
             .replace("{{mode}}", esc(mode))
             .replace("{{tenant}}", esc(tenant.id))
             .replace("{{footer}}", footer)
@@ -269,11 +273,12 @@ class Gateway:
         k = _int(m, "k", 1, 255) if "k" in m else self.config.k
         n = _int(m, "n", 1, 255) if "n" in m else self.config.n
         meta = _b64(m, "meta")
-        if extra := set(m) - {"si", "size", "segsize", "k", "n", "meta"}:
+        delete = _hex(m, "delete", 32) if "delete" in m else None  # the browser's deletion commitment
+        if extra := set(m) - {"si", "size", "segsize", "k", "n", "meta", "delete"}:
             raise HTTPError(400, "bad_request", f"unknown fields {sorted(extra)}")
         if size > tenant.max_file_size:
             raise HTTPError(413, "too_large", f"{tenant.name} accepts files of at most {tenant.max_file_size} bytes")
-        s = self.uploads.begin(tenant.id, si, size, segsize, k, n, self.config.happy, meta)
+        s = self.uploads.begin(tenant.id, si, size, segsize, k, n, self.config.happy, meta, delete)
         return json_response({"id": s.id, "nseg": s.nseg, "k": s.uploader.k, "n": s.uploader.n,
                               "max_batch_bytes": MAX_BATCH_BYTES}, 201)
 
@@ -320,6 +325,16 @@ class Gateway:
         except NotFoundError as e:
             raise HTTPError(404, "not_found", "no node has this file") from e
         return Response(body=loc.manifest.to_bytes(), content_type="application/vnd.veil.manifest")
+
+    def delete_file(self, req: Request, tenant: Tenant) -> Response:
+        """The uploader's delete (caps.md, "Deletion keys"): the nodes check the key, not the gateway."""
+        from veil.client.deletion import delete_file
+
+        vcap = _verify(req.params["verify"])
+        key = _hex(read_json(req), "key", 32)
+        gone = delete_file(self.network(), vcap, key)  # NotAllowedError -> 403, NotFoundError -> 404
+        self.files.forget(vcap)
+        return json_response({"deleted": gone.shares, "nodes": len(gone.removed), "unreachable": len(gone.unreachable)})
 
     def cost(self, req: Request, tenant: Tenant) -> Response:
         """What downloading the file costs: the holders' highest advertised price over the bytes fetched."""
@@ -404,6 +419,7 @@ class Gateway:
             self.server = None
         self.uploads.close()
         self.slots.close()
+        self.wallet_api.close()
         if self.config.wallet is not None:
             self.config.wallet.close()
 
@@ -429,67 +445,6 @@ class GatewayRouter(Router):
             return resp
 
         return self._gw._wrap(miss), {}
-
-
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(status=status, body=json.dumps(value).encode(), content_type="application/json")
-
-
-def json_error(status: int, code: str, message: str, rid: str | None = None) -> Response:
-    body: dict[str, str] = {"error": code, "message": message}
-    if rid is not None:
-        body["request_id"] = rid
-    return json_response(body, status)
-
-
-def read_json(req: Request) -> dict[str, Any]:
-    ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise HTTPError(415, "unsupported_media_type", "send application/json")
-    raw = req.read_body(MAX_JSON)
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise HTTPError(400, "bad_request", "body is not valid JSON") from e
-    if not isinstance(value, dict):
-        raise HTTPError(400, "bad_request", "body must be a JSON object")
-    return value
-
-
-def _int(m: dict[str, Any], key: str, lo: int, hi: int) -> int:
-    v = m.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise HTTPError(400, "bad_request", f"field {key!r} must be an integer in [{lo}, {hi}]")
-    return v
-
-
-def _hex(m: dict[str, Any], key: str, size: int) -> bytes:
-    v = m.get(key)
-    if not isinstance(v, str) or len(v) != 2 * size:
-        raise HTTPError(400, "bad_request", f"field {key!r} must be {size} bytes in hex")
-    try:
-        return bytes.fromhex(v)
-    except ValueError as e:
-        raise HTTPError(400, "bad_request", f"field {key!r} must be {size} bytes in hex") from e
-
-
-def _b64(m: dict[str, Any], key: str) -> bytes:
-    v = m.get(key)
-    if not isinstance(v, str) or len(v) > 32 * 1024:
-        raise HTTPError(400, "bad_request", f"field {key!r} must be base64")
-    try:
-        return base64.b64decode(v, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise HTTPError(400, "bad_request", f"field {key!r} must be base64") from e
-
-
-def _verify(text: str) -> VerifyCap:
-    if len(text) > 200:
-        raise HTTPError(400, "bad_request", "file id is too long")
-    try:
-        return parse_verify_cap("veil:v1:" + text)
-    except (CapError, UsageError) as e:
-        raise HTTPError(400, "bad_link", str(e)) from e
 
 
 def _batch_buffer(n: int) -> memoryview:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from veil.gateway import wallet_openapi
 from veil.gateway.uploads import MAX_BATCH_BYTES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -31,7 +32,7 @@ def _err(desc: str) -> dict[str, Any]:
 
 def spec() -> dict[str, Any]:
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
             "title": "Veil gateway API",
@@ -127,6 +128,20 @@ def spec() -> dict[str, Any]:
                                           "(no wallet, or its spending limit is reached)"),
                               "404": _err("no node has this file"), "503": _err("too few shares reachable")},
             }},
+            "/api/files/{verify}/delete": {"post": {
+                "operationId": "deleteFile",
+                "summary": "Delete the file's shares from the nodes, with its deletion key (only its uploader has it).",
+                "parameters": [_VERIFY],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["key"], "additionalProperties": False,
+                    "properties": {"key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}}}},
+                "responses": {"200": {"description": "shares deleted", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"deleted": {"type": "integer"}, "nodes": {"type": "integer"},
+                                                     "unreachable": {"type": "integer"}}}}}},
+                              "400": _err("garbled link or key"), "403": _err("the key does not open this file's "
+                                                                              "deletion commitment"),
+                              "404": _err("no node has this file"), "503": _err("nodes unreachable")},
+            }},
             "/api/files/{verify}/cost": {"get": {
                 "operationId": "getCost",
                 "summary": "What downloading the file costs, from the holders' advertised prices.",
@@ -189,6 +204,8 @@ def spec() -> dict[str, Any]:
                     "k": {"type": "integer", "minimum": 1, "maximum": 255},
                     "n": {"type": "integer", "minimum": 1, "maximum": 255},
                     "meta": {"type": "string", "format": "byte", "description": "sealed metadata, base64"},
+                    "delete": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                               "description": "H('veil/delete-commitment/v1', deletion key): the manifest's `delete`"},
                 },
             },
             "UploadSession": {"type": "object", "required": ["id", "nseg", "k", "n", "max_batch_bytes"], "properties": {
@@ -225,3 +242,6 @@ def spec() -> dict[str, Any]:
                 "max_batch_bytes": {"type": "integer"}}},
         }},
     }
+    doc["paths"].update(wallet_openapi.PATHS)
+    doc["components"]["schemas"].update(wallet_openapi.SCHEMAS)
+    return doc

@@ -105,7 +105,8 @@ class SegmentSink(Protocol):
 
     def abort(self) -> None: ...
 
-    def finish(self, meta: bytes) -> tuple[Manifest, list[str]]: ...
+    def finish(self, meta: bytes, payout: bytes | None = None,
+               delete: bytes | None = None) -> tuple[Manifest, list[str]]: ...  # fmt: skip
 
 
 # (network, storage index, size, k, n, happy, segsize) -> the sink of one upload
@@ -129,6 +130,7 @@ class UploadSession:
     error: str | None = None
     manifest: bytes | None = None  # once done
     repeats: int = 0  # segments sent again after a resume (already received, skipped)
+    delete: bytes | None = None  # the browser's deletion commitment, for the manifest (caps.md)
 
     def ciphertext_len(self, index: int) -> int:
         return self.uploader.ciphertext_len(index)
@@ -157,7 +159,7 @@ class UploadManager:
         self._sessions: dict[str, UploadSession] = {}
 
     def begin(self, tenant: str, si: bytes, size: int, segsize: int, k: int, n: int, happy: int | None,
-              meta: bytes) -> UploadSession:
+              meta: bytes, delete: bytes | None = None) -> UploadSession:
         if not MIN_SEGMENT <= segsize <= MAX_SEGMENT:
             raise UsageError(f"segsize must be in [{MIN_SEGMENT}, {MAX_SEGMENT}]")
         if len(meta) > MAX_META or len(meta) < 16 + 128:
@@ -169,7 +171,7 @@ class UploadManager:
         up = self._make_sink(self._network(), si, size, k, n, happy, segsize)
         now = self.clock()
         s = UploadSession(secrets.token_hex(16), tenant, size, segsize, meta, up, segment_count(size, segsize),
-                          touched=now, created=now)
+                          touched=now, created=now, delete=delete)
         with self._lock:
             self._sessions[s.id] = s
         return s
@@ -245,7 +247,7 @@ class UploadManager:
                 )
             s.move(UploadEvent.FINISH, self.clock())
         try:
-            man, _warnings = s.uploader.finish(s.meta)
+            man, _warnings = s.uploader.finish(s.meta, delete=s.delete)
         except VeilError as e:
             self._fail(s, str(e))
             raise

@@ -7,7 +7,8 @@ hash), ``nonce`` (the sender's next nonce) and ``fee``; the other keys depend on
 =====================  ========================================================
 type                   fields
 =====================  ========================================================
-transfer               to (address), amount, memo (optional text <= 256)
+transfer               to (address), amount, memo (optional text <= 256), invoice (optional 16 bytes:
+                       the payee's invoice id, docs/specs/invoices.md; carried, not interpreted)
 channel_open           payee (address), deposit, expires (unix seconds)
 channel_topup          channel (id), amount, expires (optional; may only grow)
 channel_settle         channel, cheque (bytes, optional), close (bool)
@@ -79,6 +80,7 @@ MAX_TX_SIZE = MAX_CHEQUE_SIZE + 1024
 MAX_ANSWER_SIZE = MAX_LEASE_BLOCK + 8192  # a lease_answer carries one share block and its proof
 MAX_PROOF = 128
 MAX_MEMO = 256
+INVOICE_ID_SIZE = 16
 MAX_EXPIRY = 2**40
 _SIG_PREFIX = sig_prefix(labels.TX_SIG)
 _H_TXID = TaggedHash(labels.TX_ID)
@@ -119,7 +121,7 @@ MAX_HOSTPORT = 255
 
 _COMMON = frozenset({"chain", "type", "pub", "nonce", "fee"})
 _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    TRANSFER: (_COMMON | {"to", "amount"}, frozenset({"memo"})),
+    TRANSFER: (_COMMON | {"to", "amount"}, frozenset({"memo", "invoice"})),
     CHANNEL_OPEN: (_COMMON | {"payee", "deposit", "expires"}, frozenset()),
     CHANNEL_TOPUP: (_COMMON | {"channel", "amount"}, frozenset({"expires"})),
     CHANNEL_SETTLE: (_COMMON | {"channel", "close"}, frozenset({"cheque"})),
@@ -168,6 +170,7 @@ class Tx:
     to: bytes = b""  # transfer: recipient; channel_open: payee
     amount: int = 0  # transfer / topup amount; channel_open deposit
     memo: str | None = None
+    invoice: bytes = b""  # transfer: the invoice it pays (empty: none)
     channel: bytes = b""
     expires: int = 0  # channel_open; channel_topup (0 = unchanged)
     cheque: Cheque | None = None
@@ -252,6 +255,8 @@ def decode_tx(raw: bytes) -> Tx:
         if memo is not None and (not isinstance(memo, str) or len(memo) > MAX_MEMO):
             raise LedgerError(f"transaction: memo must be text of at most {MAX_MEMO} characters", "malformed")
         tx.memo = memo
+        if "invoice" in m:
+            tx.invoice = want_bytes(m, "invoice", what, INVOICE_ID_SIZE)
     elif kind == CHANNEL_OPEN:
         tx.to = want_bytes(m, "payee", what, ADDRESS_SIZE)
         tx.amount = want_amount(m, "deposit", what, allow_zero=True)  # 0: a free-tier channel
@@ -376,8 +381,9 @@ def build_tx(signer: SigningKey, chain: str, kind: str, nonce: int, fee: int, **
     return raw
 
 
-def transfer(key: SigningKey, chain: str, nonce: int, fee: int, to: bytes, amount: int, memo: str | None = None) -> bytes:
-    return build_tx(key, chain, TRANSFER, nonce, fee, to=to, amount=amount, memo=memo)
+def transfer(key: SigningKey, chain: str, nonce: int, fee: int, to: bytes, amount: int, memo: str | None = None,
+             invoice: bytes | None = None) -> bytes:  # fmt: skip
+    return build_tx(key, chain, TRANSFER, nonce, fee, to=to, amount=amount, memo=memo, invoice=invoice)
 
 
 def channel_open(key: SigningKey, chain: str, nonce: int, fee: int, payee: bytes, deposit: int, expires: int) -> bytes:

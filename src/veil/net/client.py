@@ -22,6 +22,7 @@ from typing import Any
 
 from veil.errors import (
     LedgerError,
+    NotAllowedError,
     NotFoundError,
     PaymentRequiredError,
     RemoteError,
@@ -115,6 +116,8 @@ def raise_for_reply(status: int, body: bytes, where: str) -> None:
         raise StorageFullError(text)
     if status == 402:
         raise PaymentRequiredError(text)
+    if status == 403:
+        raise NotAllowedError(text)
     if status == 400 and code not in ("bad_request", "error", "too_large"):
         raise LedgerError(text, code)
     raise RemoteError(f"{text} ({code})")

@@ -24,6 +24,7 @@ from veil.errors import (
     CapError,
     IntegrityError,
     LedgerError,
+    NotAllowedError,
     NotFoundError,
     PaymentRequiredError,
     StorageFullError,
@@ -168,6 +169,8 @@ def error_status(e: VeilError) -> tuple[int, str]:
         return 507, "storage_full"
     if isinstance(e, PaymentRequiredError):
         return 402, "payment_required"
+    if isinstance(e, NotAllowedError):
+        return 403, "not_allowed"
     if isinstance(e, IntegrityError | CapError | UsageError):
         return 400, "bad_request"
     if isinstance(e, UnavailableError):

@@ -133,6 +133,17 @@ class TlsTransport:
     def list_slot(self, node: NodeInfo, si: bytes, mhash: bytes, timeout: float = CONTROL_TIMEOUT) -> SlotListing:
         return parse_listing(self._call(node, "GET", sp.slot_path(si, mhash), None, timeout))
 
+    def delete_slot(self, node: NodeInfo, si: bytes, mhash: bytes, key: bytes,
+                    timeout: float = CONTROL_TIMEOUT) -> list[int]:  # fmt: skip
+        with self._slot(node):
+            r = self.peer(node).request("DELETE", sp.delete_path(si, mhash), sp.encode_delete(key), _CBOR,
+                                        deadline=timeout)  # fmt: skip
+        v = r.cbor()
+        gone = v.get("deleted") if isinstance(v, dict) else None
+        if not isinstance(gone, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in gone):
+            raise RemoteError(f"{node.label}: bad reply to a delete")
+        return gone
+
     def read_range(
         self, node: NodeInfo, si: bytes, mhash: bytes, shnum: int, start: int, count: int, *,
         timeout: float, into: memoryview | None = None, max_size: int = 0, manifest: bool = False,

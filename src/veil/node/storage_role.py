@@ -31,7 +31,7 @@ from typing import Any
 
 from veil.client.ledger_client import LedgerClient
 from veil.durable import write_atomic
-from veil.errors import IntegrityError, UsageError, VeilError
+from veil.errors import IntegrityError, NotAllowedError, UsageError, VeilError
 from veil.format import cbor
 from veil.format.manifest import MAX_MANIFEST, manifest_hash
 from veil.format.merkle import Levels
@@ -45,9 +45,11 @@ from veil.node.metrics import Metrics
 from veil.node.netview import node_network
 from veil.protocol.storage import (
     MAX_CONTROL,
+    MAX_DELETE_BODY,
     MAX_ONESHOT_BODY,
     MAX_UPLOAD_BODY,
     parse_commit,
+    parse_delete,
     parse_mhash,
     parse_si,
     parse_upload_request,
@@ -126,6 +128,7 @@ class StorageRole:
         router.add("DELETE", "/v1/uploads/{uid}", self.abort)
         router.add("PUT", "/v1/shares/{si}/{shnum}", self.oneshot)
         router.add("GET", "/v1/shares/{si}", self.list_shares)
+        router.add("DELETE", "/v1/shares/{si}", self.delete_slot)
         router.add("GET", "/v1/shares/{si}/{shnum}", self.read)
 
     def start(self) -> None:
@@ -340,6 +343,20 @@ class StorageRole:
         si = parse_si(req.params["si"])
         shnums, manifest = self._store.list_shares(si, parse_mhash(req.query.get("m")))
         return cbor_response({"shares": shnums, "manifest": manifest})
+
+    def delete_slot(self, req: Request) -> Response:
+        si = parse_si(req.params["si"])
+        mhash = parse_mhash(req.query.get("m"))
+        if req.content_length > MAX_DELETE_BODY:
+            raise HTTPError(413, "too_large", f"a delete request is at most {MAX_DELETE_BODY} bytes")
+        key = parse_delete(cbor.decode(req.read_body(MAX_DELETE_BODY), MAX_DELETE_BODY))
+        try:
+            gone = self._store.delete_slot(si, mhash, key)
+        except NotAllowedError as e:
+            raise HTTPError(403, "not_yours", str(e)) from e
+        if gone:
+            log.info("deleted %d shares of %s at its uploader's request", len(gone), si.hex()[:16])
+        return cbor_response({"deleted": gone})
 
     def read(self, req: Request) -> Response:
         si = parse_si(req.params["si"])

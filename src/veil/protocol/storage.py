@@ -113,6 +113,23 @@ def slot_path(si: bytes, mhash: bytes) -> str:
     return f"/v1/shares/{si.hex()}?m={mhash.hex()}"
 
 
+def delete_path(si: bytes, mhash: bytes) -> str:
+    """``DELETE`` here with ``encode_delete(key)``: remove every share of the slot (caps.md, "Deletion keys")."""
+    return slot_path(si, mhash)
+
+
+MAX_DELETE_BODY = 128
+
+
+def encode_delete(key: bytes) -> bytes:
+    return cbor.encode({"key": key})
+
+
+def parse_delete(value: Any) -> bytes:
+    """The deletion key of a ``DELETE /v1/shares/{si}?m=M`` body (32 bytes)."""
+    return get_bytes(require_map(value, "delete request", {"key"}), "key", "delete request", 32)
+
+
 def range_path(si: bytes, mhash: bytes, shnum: int, start: int, count: int, manifest: bool = False) -> str:
     return (f"/v1/shares/{si.hex()}/{shnum}?m={mhash.hex()}&start={start}&count={count}"
             + ("&manifest=1" if manifest else ""))

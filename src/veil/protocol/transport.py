@@ -100,6 +100,13 @@ class StorageTransport(Protocol):
         """Which shares of slot (si, mhash) the node holds, and the slot's manifest."""
         ...
 
+    def delete_slot(self, node: NodeInfo, si: bytes, mhash: bytes, key: bytes,
+                    timeout: float = CONTROL_TIMEOUT) -> list[int]:  # fmt: skip
+        """Remove every share of slot (si, mhash) with the file's deletion key; the share numbers
+        removed ([] if the node held none). NotAllowedError if the key does not open the
+        manifest's deletion commitment (or the manifest has none)."""
+        ...
+
     def read_range(
         self, node: NodeInfo, si: bytes, mhash: bytes, shnum: int, start: int, count: int, *,
         timeout: float, into: memoryview | None = None, max_size: int = 0, manifest: bool = False,

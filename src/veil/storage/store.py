@@ -37,7 +37,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from veil.errors import IntegrityError, NotFoundError, StorageFullError, UsageError, VeilError
+from veil.errors import (
+    IntegrityError,
+    NotAllowedError,
+    NotFoundError,
+    StorageFullError,
+    UsageError,
+    VeilError,
+)
+from veil.format.deletion import key_matches
+from veil.format.manifest import parse_manifest
 from veil.format.merkle import Levels
 from veil.format.share import BLOCK_TREE, HEADER_SIZE, SEGMENT_TREE, ShareHeader
 from veil.protocol.storage import (
@@ -421,6 +430,19 @@ class ShareStore(SlotReader):
                     d.parent.rmdir()
                 except OSError:
                     pass
+
+    def delete_slot(self, si: bytes, mhash: bytes, key: bytes) -> list[int]:
+        """Remove every share of slot (si, mhash) if ``key`` opens the deletion commitment in its
+        manifest (NotAllowedError otherwise); the share numbers removed, [] when none are here."""
+        shnums, manifest = self.list_shares(si, mhash)
+        if manifest is None:
+            return []
+        if not key_matches(key, parse_manifest(manifest).delete):
+            raise NotAllowedError("that deletion key does not open this file's deletion commitment "
+                                  "(only its uploader can delete it)")  # fmt: skip
+        for shnum in shnums:
+            self.delete_share(si, mhash, shnum)
+        return shnums
 
     def share_blocks(self, si: bytes, mhash: bytes, shnum: int) -> tuple[ShareHeader, Iterator[tuple[bytes, bytes]]]:
         """A stored share's header and its (segment leaf, block) pairs in order, read from disk

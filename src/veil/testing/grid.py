@@ -216,6 +216,11 @@ class GridTransport:
         shnums, man = g.store.list_shares(si, mhash)
         return SlotListing(tuple(shnums), man)
 
+    def delete_slot(self, node: NodeInfo, si: bytes, mhash: bytes, key: bytes,
+                    timeout: float = CONTROL_TIMEOUT) -> list[int]:  # fmt: skip
+        g = self._enter(node, "delete", timeout)
+        return g.store.delete_slot(si, mhash, key)
+
     def read_range(
         self, node: NodeInfo, si: bytes, mhash: bytes, shnum: int, start: int, count: int, *,
         timeout: float, into: memoryview | None = None, max_size: int = 0, manifest: bool = False,

@@ -5,7 +5,7 @@
 
 import * as vf from "./veil-format.js";
 import { $, Meter, call, el, human, runWorkerJob, saveBlob, showMessage, streamingDownloads, visitorText } from "./common.js";
-import { encryptAndUpload, typeAllowed } from "./upload.js";
+import { deleteFile, encryptAndUpload, typeAllowed } from "./upload.js";
 import * as myfiles from "./myfiles.js";
 
 const mode = document.body.dataset.mode;
@@ -93,7 +93,7 @@ function uploadItem(file) {
       status.textContent = `Failed: ${visitorText(e)}` + (e && e.requestId ? ` (reference ${e.requestId})` : "");
       li.dataset.state = "failed";
     },
-    done(link) {
+    done(link, verify, deleteKey) {
       progress.value = progress.max;
       status.textContent = "Encrypted and uploaded. Anyone with this link can open the file:";
       const box = el("input", { class: "link", type: "text", readOnly: true, value: link, "aria-label": `Share link for ${file.name}` });
@@ -103,7 +103,20 @@ function uploadItem(file) {
         try { await navigator.clipboard.writeText(link); copy.textContent = "Copied"; } catch { copy.textContent = "Press Ctrl+C"; }
       });
       const open = el("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, "Open");
-      li.append(el("div", { class: "row" }, box, copy, open));
+      const del = el("button", { type: "button", class: "button secondary" }, "Delete from the network");
+      del.addEventListener("click", async () => {
+        del.disabled = true;
+        try {
+          const r = await deleteFile(verify, deleteKey);
+          status.textContent = `Deleted from the network (${r.deleted} shares): the link no longer opens the file.`;
+          box.parentElement.remove();
+          li.dataset.state = "deleted";
+        } catch (e) {
+          del.disabled = false;
+          status.textContent = `Could not delete: ${e.message || e}`;
+        }
+      });
+      li.append(el("div", { class: "row" }, box, copy, open, del));
       li.dataset.state = "done";
       li.dataset.link = link;
     },
@@ -111,15 +124,23 @@ function uploadItem(file) {
 }
 
 async function uploadFile(file, ui) {
-  const { link } = await encryptAndUpload(file, tenant, ui);
-  ui.done(link);
+  const { link, verify, deleteKey } = await encryptAndUpload(file, tenant, ui);
+  ui.done(link, verify, deleteKey);
   announce(file, link);
-  if (mode === "upload") await myfiles.addFile({ name: file.name, size: file.size, link }).catch(() => {});
+  if (mode === "upload") {
+    const entry = { name: file.name, size: file.size, link, verify, deleteKey: Array.from(deleteKey) };
+    await myfiles.addFile(entry).catch(() => {});
+  }
 }
 
 // -- my files (kept in this browser, encrypted: myfiles.js) ---------------------------------------
 function setupMyFiles() {
   $("myfiles-view").hidden = false;
+  // Entries kept since the upload carry the file's deletion key (encrypted with the list).
+  myfiles.setDeleteAction(async (entry) => {
+    if (!entry.verify || !entry.deleteKey) throw new Error("this browser did not keep the key to delete this file");
+    return deleteFile(entry.verify, Uint8Array.from(entry.deleteKey));
+  });
   myfiles.onChange(() => renderMyFiles().catch(() => {}));
   renderMyFiles().catch(() => { $("myfiles-empty").textContent = "This browser does not keep a list here (private mode?)."; });
 }

@@ -96,7 +96,9 @@ class BodySlots {
 /**
  * Encrypt ``file`` in the page and upload it through the gateway as sealed segments; check the
  * manifest the gateway returns and compute the cap ourselves.
- * ``ui``: { status(text), advance(bytes), reconnecting(bool) }. Returns { key, mhash, link, type, size, mtime }.
+ * ``ui``: { status(text), advance(bytes), reconnecting(bool) }.
+ * Returns { key, mhash, link, verify, deleteKey, type, size, mtime }: ``deleteKey`` (random, made
+ * here for this upload) is what `deleteFile` needs; the manifest holds only its commitment.
  */
 export async function encryptAndUpload(file, tenant, ui) {
   const type = file.type || "application/octet-stream";
@@ -112,7 +114,9 @@ export async function encryptAndUpload(file, tenant, ui) {
   const meta = { name: file.name, type, size: file.size, mtime: Math.max(0, Math.floor(file.lastModified / 1000)) };
   const sealedMeta = await vf.sealMetadata(key, meta);
   const { k, n } = tenant.defaults || { k: 3, n: 10 };
-  const session = await beginSession(JSON.stringify({ si: vf.hex(si), size: file.size, segsize, k, n, meta: vf.toBase64(sealedMeta) }), ui);
+  const deleteKey = crypto.getRandomValues(new Uint8Array(32));
+  const commitment = await vf.deletionCommitment(deleteKey);
+  const session = await beginSession(JSON.stringify({ si: vf.hex(si), size: file.size, segsize, k, n, meta: vf.toBase64(sealedMeta), delete: vf.hex(commitment) }), ui);
   const base = `/api/uploads/${encodeURIComponent(session.id)}`;
   const cipher = await vf.SegmentCipher.create(key, nseg);
   const tree = new vf.SegmentTree();
@@ -214,11 +218,12 @@ export async function encryptAndUpload(file, tenant, ui) {
     // Never trust the gateway for the cap: check the manifest describes what we sent, and hash it ourselves.
     const man = vf.parseManifest(mbytes);
     const ok = vf.equal(man.si, si) && man.size === file.size && man.segsize === segsize && man.nseg === nseg &&
-      vf.equal(man.meta, sealedMeta) && vf.equal(man.segroot, await tree.root()) && man.k === session.k && man.n === session.n;
+      vf.equal(man.meta, sealedMeta) && vf.equal(man.segroot, await tree.root()) && man.k === session.k && man.n === session.n &&
+      man.delete instanceof Uint8Array && vf.equal(man.delete, commitment);
     if (!ok) throw new vf.VeilError("integrity", "the gateway returned a manifest that does not match the upload");
     const mhash = await vf.manifestHash(mbytes);
     const link = await vf.shareLink(location.origin, key, mhash);
-    return { key, mhash, link, type, size: file.size, mtime: meta.mtime };
+    return { key, mhash, link, verify: await vf.verifyPart(si, mhash), deleteKey, type, size: file.size, mtime: meta.mtime };
   } catch (e) {
     for (const x of xhrs) x.abort();
     fetch(base, { method: "DELETE", credentials: "omit" }).catch(() => {});
@@ -253,4 +258,16 @@ async function finishWithRetry(base, ui) {
       await sleep(RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)]);
     }
   }
+}
+
+/**
+ * Delete an uploaded file's shares from the network: ``verify`` is the link's verify part,
+ * ``deleteKey`` the bytes `encryptAndUpload` returned. The nodes check the key; anyone else is refused.
+ * Resolves to { deleted, nodes, unreachable }.
+ */
+export async function deleteFile(verify, deleteKey) {
+  const r = await call(`/api/files/${encodeURIComponent(verify)}/delete`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key: vf.hex(deleteKey) }),
+  });
+  return r.json();
 }

@@ -18,6 +18,7 @@ export const LABELS = {
   capChecksum: enc.encode("veil/cap-checksum/v1"),
   segmentLeaf: enc.encode("veil/segment-leaf/v1"),
   segmentNode: enc.encode("veil/segment-node/v1"),
+  deleteCommitment: enc.encode("veil/delete-commitment/v1"),
 };
 export const AEAD_NAME = "aes256gcm-stream/v1";
 
@@ -103,6 +104,8 @@ export async function checksum(kind, payload) {
 export async function storageIndex(key) { return (await taggedHash(LABELS.storageIndex, key)).subarray(0, SI_SIZE); }
 
 export async function manifestHash(bytes) { return taggedHash(LABELS.manifest, bytes); }
+/** What the manifest's `delete` field holds for a deletion key (docs/specs/caps.md, "Deletion keys"). */
+export async function deletionCommitment(deleteKey) { return taggedHash(LABELS.deleteCommitment, deleteKey); }
 
 export async function pack(kind, payload) { return b32encode(concat(payload, await checksum(kind, payload))); }
 
@@ -237,6 +240,10 @@ export const LEAF_ROOM = 1 + LABELS.segmentLeaf.length;
 
 // -- canonical CBOR (the subset Veil uses: int, bytes, text, array, map, bool, null) ----------
 function head(major, n) {
+  if (typeof n === "bigint") {
+    if (n >= 0x100000000n) { const b = new Uint8Array(9); b[0] = (major << 5) | 27; new DataView(b.buffer).setBigUint64(1, n); return b; }
+    n = Number(n);
+  }
   if (n < 24) return Uint8Array.of((major << 5) | n);
   if (n < 0x100) return Uint8Array.of((major << 5) | 24, n);
   if (n < 0x10000) return Uint8Array.of((major << 5) | 25, n >> 8, n & 0xff);
@@ -256,6 +263,10 @@ export function cborEncode(v) {
   if (typeof v === "number") {
     if (!Number.isSafeInteger(v)) throw new Error("only safe integers are encoded");
     return v < 0 ? head(1, -1 - v) : head(0, v);
+  }
+  if (typeof v === "bigint") {  // amounts and nonces (money is never a float: docs/specs/wallet.md)
+    if (v < -(1n << 64n) || v >= 1n << 64n) throw new Error("integer out of CBOR's range");
+    return v < 0n ? head(1, -1n - v) : head(0, v);
   }
   if (typeof v === "string") { const b = enc.encode(v); return concat(head(3, b.length), b); }
   if (v instanceof Uint8Array) return concat(head(2, v.length), v);

@@ -132,3 +132,15 @@ def direct_only(what: str) -> None:
     if anon_setting(None, None)[0]:
         raise UsageError(f"{what} talks to the nodes directly, not over onion circuits yet: "
                          "unset VEIL_ANON / [anon] enabled for it")
+
+
+def wait_for_stop_signal() -> None:
+    """Block until SIGTERM or SIGINT (a `serve`-style command's main loop; the caller then stops
+    what it started)."""
+    import signal
+    import threading
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopped.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stopped.set())
+    stopped.wait()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
 from veil.errors import UsageError
 
-from .common import network_option
+from .common import network_option, wait_for_stop_signal
 from .logopts import log_options, setup_service_logging
 from .node import check_metrics_listen, metrics_options, parse_listen, trusted_proxy_option
 
@@ -101,14 +98,7 @@ def gateway(listen: str, tls_listen: str | None, tenants_path: Path | None, k: i
             gw.stop()
             raise UsageError(f"cannot listen on {mhost}:{mport} (--metrics-listen): {e.strerror or e}") from e
         click.echo(f"gateway: metrics on {metrics.url}/metrics", err=True)
-    stopped = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
+    wait_for_stop_signal()
     if metrics is not None:
         metrics.stop()
     gw.stop()

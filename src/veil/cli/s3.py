@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import click
 from veil.client.network import veil_home
 from veil.errors import UsageError
 
-from .common import network_option, open_network, setup_logging
+from .common import network_option, open_network, setup_logging, wait_for_stop_signal
 from .node import parse_listen
 
 
@@ -156,14 +154,7 @@ def serve(listen: str, root: str | None, domains: tuple[str, ...], k: int, n: in
     except OSError as e:
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     click.echo(f"s3: serving {ep.url} ({len(ks)} key{'s' if len(ks) != 1 else ''})", err=True)
-    stopped = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
+    wait_for_stop_signal()
     ep.stop()
     net.close()
 

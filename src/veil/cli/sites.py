@@ -3,10 +3,7 @@ browser through a local proxy (docs/specs/sites.md)."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,7 +14,7 @@ from veil.errors import UsageError
 from veil.format.remote_text import clean
 from veil.ledger.names import SITE, parse_name
 
-from .common import human, open_network, progress_bar
+from .common import human, open_network, progress_bar, wait_for_stop_signal
 from .ledger_opts import connect, unlock, validator_option, wallet_option
 from .node import parse_listen
 
@@ -110,14 +107,7 @@ def proxy(listen: str, pass_through: bool, direct: bool, validator: str | None, 
     a, p = srv.server_address
     click.echo(f"proxy: serving .veil sites on http://{a}:{p} ({how}"
                f"{'; other hosts passed through' if pass_through else ''})", err=True)  # fmt: skip
-    stopped = threading.Event()
-
-    def _stop(signum: int, frame: Any) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
+    wait_for_stop_signal()
     srv.shutdown()
     srv.server_close()
     c.close()

@@ -176,8 +176,9 @@ def test_my_files_survive_a_reload_sealed_and_can_be_removed(env: Env, page: Pag
     page.reload()
     page.wait_for_selector("body[data-myfiles='1']", timeout=30_000)
     assert page.locator("#myfiles li.myfile").first.get_attribute("data-link") == lb
-    assert page.locator("#myfiles button.delete").count() == 0  # no delete action registered
-    # The hook for "delete from the network": a registered action gets a button per row.
+    # The page registers a delete action (rows keep the file's deletion key, sealed with the list),
+    # so each row has a "Delete from the network" button; another action can replace it.
+    assert page.locator("#myfiles button.delete").count() == 1
     page.evaluate("""async () => {
         const m = await import('/static/myfiles.js');
         m.setDeleteAction(async (entry) => { window.deletedLink = entry.link; });

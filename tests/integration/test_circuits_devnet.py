@@ -222,10 +222,18 @@ def test_cli_anon_with_one_and_five_hops(env: Env, tmp_path: Path) -> None:
     assert pe.returncode == 0 and b"size:        700000 bytes" in pe.stdout, pe.stderr.decode()
 
 
+def _dht_only(env: Env) -> dict[str, object]:
+    """A network file with bootstrap addresses only, and the devnet's staked uploader key (its
+    nodes admit storage by ticket)."""
+    listed = json.loads(env.network.read_text())
+    return {"bootstrap": env.devnet.bootstrap_addresses(), "id_bits": DEVNET_ID_BITS,
+            **{k: listed[k] for k in ("devnet_uploader", "chain_id", "genesis", "validators") if k in listed}}
+
+
 def test_relays_found_in_the_dht_directory(env: Env, tmp_path: Path) -> None:
     # A network file with bootstrap addresses only: storage nodes and relays both come from the DHT.
     boot = tmp_path / "boot.json"
-    boot.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(), "id_bits": DEVNET_ID_BITS}))
+    boot.write_text(json.dumps(_dht_only(env)))
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(300_000))
     p = env.veil("put", "--anon", "--network", str(boot), "-q", "-n", "5", "--happy", "5", str(src))
@@ -284,8 +292,7 @@ def test_dht_lookups_go_over_circuits_too(env: Env, tmp_path: Path) -> None:
     # finds storage nodes and share holders with DHT lookups, and those must not reach a node directly.
     listed = json.loads(env.network.read_text())
     dht_net = tmp_path / "dht.json"
-    dht_net.write_text(json.dumps({"bootstrap": env.devnet.bootstrap_addresses(), "id_bits": DEVNET_ID_BITS,
-                                   "nodes": [n for n in listed["nodes"] if "relay_port" in n]}))  # fmt: skip
+    dht_net.write_text(json.dumps({**_dht_only(env), "nodes": [n for n in listed["nodes"] if "relay_port" in n]}))
     src = tmp_path / "f.bin"
     src.write_bytes(os.urandom(250_000))
     for p in env.trace.glob("*.jsonl"):

@@ -52,7 +52,7 @@ def create_cmd(wallet_path: Path | None) -> None:
     click.echo(f"address: {w.address_text}")
 
 
-@wallet.command("import")
+@wallet.command("import", short_help="Use a key file (exported by the CLI or a web wallet).")
 @click.argument("key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @wallet_option
 def import_cmd(key_file: Path, wallet_path: Path | None) -> None:
@@ -66,7 +66,7 @@ def import_cmd(key_file: Path, wallet_path: Path | None) -> None:
     click.echo(f"address: {w.address_text}")
 
 
-@wallet.command("export")
+@wallet.command("export", short_help="Write the key file (still encrypted) for a web wallet.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), required=True,
               help="Where to write the key file ('-' for stdout).")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")

@@ -17,6 +17,7 @@ from veil.client.payer import BudgetError, PriceCeilingError
 from veil.errors import (
     CapError,
     IntegrityError,
+    NotAllowedError,
     NotFoundError,
     PaymentRequiredError,
     StorageFullError,
@@ -76,6 +77,8 @@ def answer_for(e: BaseException) -> Answer:
             return Answer(402, "payment_required", str(e))  # written by the gateway, for visitors
         return Answer(402, "payment_required", "the nodes holding this file did not accept this gateway's "
                                                "payment; try again later")
+    if isinstance(e, NotAllowedError):
+        return Answer(403, "not_allowed", "only the person who uploaded this file can delete it")
     if isinstance(e, NotFoundError):
         return Answer(404, "not_found", "no node on the network has this file")
     if isinstance(e, StorageFullError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from gateway_browser import ARGS, CHROMIUM
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Playwright
 
 from veil.client.wallet import Wallet, create_wallet
 from veil.devnet.ledger import faucet
@@ -125,13 +125,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
 
 
 @pytest.fixture(scope="module")
-def browser(sites: Sites) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"--proxy-server={sites.proxy}"])
-        try:
-            yield b
-        finally:
-            b.close()
+def browser(sites: Sites, playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"--proxy-server={sites.proxy}"])
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 def _one_error(p: subprocess.CompletedProcess[bytes], *words: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,33 @@ def devnet_dir(path: Path | None = None) -> Path:
     return path or Path(os.environ.get("VEIL_DEVNET") or veil_home() / "devnet")
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port for a devnet process to listen on later, picked below the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` lies in the ephemeral range, which outgoing
+    connections and other programs' ``bind(0)`` draw from too. Between this pick and the node's own
+    bind, one of them could take it ("Address already in use": a devnet test saw it under load).
+    Below the range only another explicit pick can collide, and the bind test here catches a port
+    in use."""
+    hi = max(2048, _ephemeral_low())
+    lo = max(1024, hi - 12000)
+    rng = random.SystemRandom()
+    for _ in range(64):
+        port = rng.randrange(lo, hi)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: take what the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

@@ -390,8 +390,7 @@ def test_gateway_behind_nginx_as_documented(d: RunningDevnet, tmp_path: Path) ->
     address is the one nginx saw (a forged X-Forwarded-For is not), nginx's request id is the
     gateway's; a visitor going around the proxy cannot name itself."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
-        pytest.skip("nginx is not installed (dev/test.sh installs Debian's nginx)")
+    assert nginx is not None, "nginx is not installed: dev/test.sh installs Debian's nginx"
     from veil.devnet.specs import free_port
 
     log_file = tmp_path / "gw.log"

@@ -105,8 +105,8 @@ def _rclone_conf(ep: Endpoint, home: Path) -> Path:
     return conf
 
 
-@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is installed by dev/test.sh (Debian)")
 def test_rclone_copy_sync_check_lsf(ep: Endpoint, home: Path, tmp_path: Path) -> None:
+    assert shutil.which("rclone") is not None, "rclone is not installed: dev/test.sh installs Debian's rclone"
     env = tool_env(ep, home)
     rc = ["rclone", "--config", str(_rclone_conf(ep, home)), "--low-level-retries", "2", "--retries", "1"]
     _run([*rc, "mkdir", "veil:rclone"], env)

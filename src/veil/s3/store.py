@@ -202,7 +202,7 @@ class Store:
         """The write cap of the folder holding ``key``, making the missing folders on the way."""
         net = self.network()
         if not folders:
-            rc, wc, _ = self._bucket_caps(root, bucket)
+            _, wc, _ = self._bucket_caps(root, bucket)
             if wc is None:
                 raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
             return wc
@@ -212,14 +212,8 @@ class Store:
             if e is None:
                 with self._lock(root, bucket):  # one creator per bucket; others see its folder
                     return self._make_path(root, bucket, key, folders)
-            if e.kind != FOLDER:
-                raise S3Error("InvalidArgument", "this endpoint cannot store the key: an object named "
-                              f"{name[:60]!r} is in its path (keys are folder paths)", resource=key)  # fmt: skip
-            rc, wc = child_caps(snap, e)
-            snap = read_folder(net, wc or rc)
-        if snap.wcap is None:
-            raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
-        return snap.wcap
+            snap = _into(net, snap, e, name, key)
+        return _writable(snap, key)
 
     def _make_path(self, root: FolderWriteCap, bucket: str, key: str, folders: list[str]) -> FolderWriteCap:
         def once() -> FolderWriteCap:
@@ -230,14 +224,8 @@ class Store:
                 if e is None:
                     snap = read_folder(net, make_folder(net, snap, name))
                     continue
-                if e.kind != FOLDER:
-                    raise S3Error("InvalidArgument", "this endpoint cannot store the key: an object named "
-                                  f"{name[:60]!r} is in its path (keys are folder paths)", resource=key)  # fmt: skip
-                rc, wc = child_caps(snap, e)
-                snap = read_folder(net, wc or rc)
-            if snap.wcap is None:
-                raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
-            return snap.wcap
+                snap = _into(net, snap, e, name, key)
+            return _writable(snap, key)
 
         try:
             return _retry(once)
@@ -302,3 +290,18 @@ class Store:
                 continue
             rc, wc = child_caps(snap, e)
             yield from self.walk(read_folder(self.network(), wc or rc), p, prefix, delimiter, after)
+
+
+def _into(net: Network, snap: Snapshot, e: Entry, name: str, key: str) -> Snapshot:
+    """The folder entry ``e`` (named ``name``) on the path of object ``key``, read."""
+    if e.kind != FOLDER:
+        raise S3Error("InvalidArgument", "this endpoint cannot store the key: an object named "
+                      f"{name[:60]!r} is in its path (keys are folder paths)", resource=key)  # fmt: skip
+    rc, wc = child_caps(snap, e)
+    return read_folder(net, wc or rc)
+
+
+def _writable(snap: Snapshot, key: str) -> FolderWriteCap:
+    if snap.wcap is None:
+        raise S3Error("AccessDenied", "this bucket is read-only here", resource=key)
+    return snap.wcap
